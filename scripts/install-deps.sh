@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every system dependency of moe with apt-get. Idempotent: exits at once
+# when everything is present. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libdnnl-dev            # oneDNN 2.6: GEMM fp32 / bf16
+  nlohmann-json3-dev     # JSON (safetensors headers, configs)
+  libcli11-dev           # command line
+  libgtest-dev           # tests
+  libbenchmark-dev       # bench/
+  python3-torch python3-numpy   # the PyTorch oracle, run as /usr/bin/python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

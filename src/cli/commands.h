@@ -1,0 +1,13 @@
+// Subcommand registration. Each register_X adds one subcommand to the app; its
+// callback does the work and sets the exit code through set_exit_code.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace moe::cli {
+
+void register_bench(CLI::App& app);  // cmd_bench.cpp
+
+void set_exit_code(int code);
+int exit_code();
+
+}  // namespace moe::cli

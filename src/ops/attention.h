@@ -1,0 +1,22 @@
+// Causal multi-head self-attention with grouped-query heads (GQA; Hkv == H is MHA,
+// Hkv == 1 is MQA). Query head h reads key/value head h / (H / Hkv).
+//   q (B,T,H,D), k (B,T,Hkv,D), v (B,T,Hkv,D)  ->  out (B,T,H,D)
+//   att (B,H,T,T): saved softmax probabilities, row t holds s <= t, zeros above.
+// Scores are scaled by 1/sqrt(D); the softmax subtracts the row max (stable).
+// Backward: dq, dk, dv assigned.
+#pragma once
+
+namespace moe {
+
+template <typename S>
+void attention_forward_ref(S* out, S* att, const S* q, const S* k, const S* v, int B, int T, int H, int Hkv, int D);
+template <typename S>
+void attention_backward_ref(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* att,
+                            int B, int T, int H, int Hkv, int D);
+
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
+                       int Hkv, int D);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* att, int B, int T, int H, int Hkv, int D);
+
+}  // namespace moe

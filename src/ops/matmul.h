@@ -1,0 +1,18 @@
+// Matrix multiply, row-major:  C (M,N) [+]= op(A) (M,K) · op(B) (K,N)
+//   transA: A is stored (K,M);  transB: B is stored (N,K);  accumulate: C += instead of C =.
+// The fast path is oneDNN (primitives cached per shape); bf16 takes bf16 A and B and
+// accumulates and writes in fp32.
+#pragma once
+#include "tensor/dtype.h"
+
+namespace moe {
+
+template <typename S>
+void matmul_ref(S* C, const S* A, const S* B, int M, int N, int K, bool transA, bool transB, bool accumulate);
+
+void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA, bool transB,
+            bool accumulate);
+void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
+                 bool accumulate);
+
+}  // namespace moe
