@@ -5,6 +5,7 @@
 // Scores are scaled by 1/sqrt(D); the softmax subtracts the row max (stable).
 // Backward: dq, dk, dv assigned.
 #pragma once
+#include <cstddef>
 
 namespace moe {
 

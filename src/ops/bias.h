@@ -1,6 +1,7 @@
 // Bias add over rows:  out (N,C) += b (C);   backward: db (C) += sum_n dout (N,C).
 // (The activation gradient of a bias add is dout itself: nothing to compute.)
 #pragma once
+#include <cstddef>
 
 namespace moe {
 

@@ -6,6 +6,7 @@
 // dlogits may alias logits (in place, saving an (N,V) buffer).
 // Targets >= V are a caller bug (validated at the data edge).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace moe {

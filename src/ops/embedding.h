@@ -2,6 +2,7 @@
 //   out (B,T,C) = wte[tokens[b,t]] (V,C) + wpe[t] (maxT,C)     wpe == nullptr: no positions
 // Token ids must lie in [0, V): callers validate data at the edge (loaders).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace moe {

@@ -3,6 +3,7 @@
 // mean (N) and rstd (N) are saved for the backward. b may be null.
 // Backward: dinp assigned; dw, db accumulate.
 #pragma once
+#include <cstddef>
 
 namespace moe {
 

@@ -3,6 +3,7 @@
 //   dinp (N,IC) = dout · W          (assigned; skipped when dinp is null)
 //   dW  (OC,IC) += dout^T · inp      db (OC) += sum_n dout
 #pragma once
+#include <cstddef>
 #include "tensor/dtype.h"
 
 namespace moe {

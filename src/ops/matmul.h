@@ -3,6 +3,7 @@
 // The fast path is oneDNN (primitives cached per shape); bf16 takes bf16 A and B and
 // accumulates and writes in fp32.
 #pragma once
+#include <cstddef>
 #include "tensor/dtype.h"
 
 namespace moe {

@@ -1,6 +1,7 @@
 // RMSNorm (Llama):  out (N,C) = inp * rstd * w,  rstd (N) = 1/sqrt(mean(inp^2) + eps), saved.
 // Backward: dinp assigned; dw accumulates.
 #pragma once
+#include <cstddef>
 
 namespace moe {
 

@@ -6,6 +6,7 @@
 // Angles are computed in double and rounded once. out may alias inp (in place).
 // Backward is the inverse rotation: dinp assigned (may alias dout). D must be even.
 #pragma once
+#include <cstddef>
 
 namespace moe {
 

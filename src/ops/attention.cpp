@@ -1,0 +1,178 @@
+#include "ops/attention.h"
+
+#include <cmath>
+#include <vector>
+
+namespace moe {
+
+// Index helpers: q/out (B,T,H,D), k/v (B,T,Hkv,D), att (B,H,T,T).
+#define QIDX(b, t, h) ((((size_t)(b) * T + (t)) * H + (h)) * D)
+#define KIDX(b, t, h) ((((size_t)(b) * T + (t)) * Hkv + (h)) * D)
+#define AIDX(b, h, t) ((((size_t)(b) * H + (h)) * T + (t)) * T)
+
+template <typename S>
+void attention_forward_ref(S* out, S* att, const S* q, const S* k, const S* v, int B, int T, int H, int Hkv, int D) {
+  const int group = H / Hkv;
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> sc(T);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      int kh = h / group;
+      for (int t = 0; t < T; t++) {
+        double mx = -INFINITY;
+        for (int s = 0; s <= t; s++) {
+          double d = 0;
+          for (int i = 0; i < D; i++) d += double(q[QIDX(b, t, h) + i]) * k[KIDX(b, s, kh) + i];
+          sc[s] = d * scale;
+          mx = std::max(mx, sc[s]);
+        }
+        double sum = 0;
+        for (int s = 0; s <= t; s++) sum += (sc[s] = std::exp(sc[s] - mx));
+        S* a = att + AIDX(b, h, t);
+        for (int s = 0; s < T; s++) a[s] = s <= t ? S(sc[s] / sum) : S(0);
+        for (int i = 0; i < D; i++) {
+          double o = 0;
+          for (int s = 0; s <= t; s++) o += double(a[s]) * v[KIDX(b, s, kh) + i];
+          out[QIDX(b, t, h) + i] = S(o);
+        }
+      }
+    }
+}
+
+// With P = att, dP[t,s] = dout[t]·v[s]; dS = P (dP - sum_s P dP); dq = scale dS k; dk = scale dS^T q; dv = P^T dout.
+template <typename S>
+void attention_backward_ref(S* dq, S* dk, S* dv, const S* dout, const S* q, const S* k, const S* v, const S* att,
+                            int B, int T, int H, int Hkv, int D) {
+  const int group = H / Hkv;
+  const double scale = 1.0 / std::sqrt(double(D));
+  for (size_t i = 0; i < size_t(B) * T * H * D; i++) dq[i] = 0;
+  for (size_t i = 0; i < size_t(B) * T * Hkv * D; i++) dk[i] = 0, dv[i] = 0;
+  std::vector<double> dp(T);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      int kh = h / group;
+      for (int t = 0; t < T; t++) {
+        const S* a = att + AIDX(b, h, t);
+        double dot = 0;
+        for (int s = 0; s <= t; s++) {
+          double d = 0;
+          for (int i = 0; i < D; i++) d += double(dout[QIDX(b, t, h) + i]) * v[KIDX(b, s, kh) + i];
+          dp[s] = d;
+          dot += a[s] * d;
+        }
+        for (int s = 0; s <= t; s++) {
+          double ds = a[s] * (dp[s] - dot) * scale;
+          for (int i = 0; i < D; i++) {
+            dq[QIDX(b, t, h) + i] += S(ds * k[KIDX(b, s, kh) + i]);
+            dk[KIDX(b, s, kh) + i] += S(ds * q[QIDX(b, t, h) + i]);
+            dv[KIDX(b, s, kh) + i] += S(double(a[s]) * dout[QIDX(b, t, h) + i]);
+          }
+        }
+      }
+    }
+}
+
+template void attention_forward_ref<float>(float*, float*, const float*, const float*, const float*, int, int, int,
+                                           int, int);
+template void attention_forward_ref<double>(double*, double*, const double*, const double*, const double*, int, int,
+                                            int, int, int);
+template void attention_backward_ref<float>(float*, float*, float*, const float*, const float*, const float*,
+                                            const float*, const float*, int, int, int, int, int);
+template void attention_backward_ref<double>(double*, double*, double*, const double*, const double*, const double*,
+                                             const double*, const double*, int, int, int, int, int);
+
+// Fast path: every (b, h, t) row is independent in the forward; vectorised dot
+// products over D and axpy over D.
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
+                       int Hkv, int D) {
+  const int group = H / Hkv;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+#pragma omp parallel for collapse(3) schedule(dynamic, 8)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < T; t++) {
+        const int kh = h / group;
+        const float* qt = q + QIDX(b, t, h);
+        float* a = att + AIDX(b, h, t);
+        float mx = -INFINITY;
+        for (int s = 0; s <= t; s++) {
+          const float* ks = k + KIDX(b, s, kh);
+          float d = 0;
+#pragma omp simd reduction(+ : d)
+          for (int i = 0; i < D; i++) d += qt[i] * ks[i];
+          a[s] = d * scale;
+          mx = a[s] > mx ? a[s] : mx;
+        }
+        float sum = 0;
+        for (int s = 0; s <= t; s++) sum += (a[s] = std::exp(a[s] - mx));
+        float inv = 1.0f / sum;
+        for (int s = 0; s <= t; s++) a[s] *= inv;
+        for (int s = t + 1; s < T; s++) a[s] = 0.0f;
+        float* o = out + QIDX(b, t, h);
+        for (int i = 0; i < D; i++) o[i] = 0.0f;
+        for (int s = 0; s <= t; s++) {
+          const float* vs = v + KIDX(b, s, kh);
+          const float w = a[s];
+#pragma omp simd
+          for (int i = 0; i < D; i++) o[i] += w * vs[i];
+        }
+      }
+}
+
+// Backward: a (b, kv-head) pair owns dk/dv of its keys, so threads split over
+// those pairs and never write the same element; inside, the group's query heads
+// and all t are walked in a fixed order (deterministic sums).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* att, int B, int T, int H, int Hkv, int D) {
+  const int group = H / Hkv;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+#pragma omp parallel
+  {
+    std::vector<float> dp(T);
+#pragma omp for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+      for (int kh = 0; kh < Hkv; kh++) {
+        for (int t = 0; t < T; t++) {
+          float* dks = dk + KIDX(b, t, kh);
+          float* dvs = dv + KIDX(b, t, kh);
+          for (int i = 0; i < D; i++) dks[i] = 0.0f, dvs[i] = 0.0f;
+        }
+        for (int h = kh * group; h < (kh + 1) * group; h++)
+          for (int t = 0; t < T; t++) {
+            const float* a = att + AIDX(b, h, t);
+            const float* dot_ = dout + QIDX(b, t, h);
+            const float* qt = q + QIDX(b, t, h);
+            float* dqt = dq + QIDX(b, t, h);
+            float dot = 0;
+            for (int s = 0; s <= t; s++) {
+              const float* vs = v + KIDX(b, s, kh);
+              float d = 0;
+#pragma omp simd reduction(+ : d)
+              for (int i = 0; i < D; i++) d += dot_[i] * vs[i];
+              dp[s] = d;
+              dot += a[s] * d;
+            }
+            for (int i = 0; i < D; i++) dqt[i] = 0.0f;
+            for (int s = 0; s <= t; s++) {
+              const float ds = a[s] * (dp[s] - dot) * scale;
+              const float as = a[s];
+              const float* ks = k + KIDX(b, s, kh);
+              float* dks = dk + KIDX(b, s, kh);
+              float* dvs = dv + KIDX(b, s, kh);
+#pragma omp simd
+              for (int i = 0; i < D; i++) {
+                dqt[i] += ds * ks[i];
+                dks[i] += ds * qt[i];
+                dvs[i] += as * dot_[i];
+              }
+            }
+          }
+      }
+  }
+}
+
+#undef QIDX
+#undef KIDX
+#undef AIDX
+
+}  // namespace moe

@@ -1,0 +1,141 @@
+// Fast path vs reference: LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, dropout.
+#include <cmath>
+
+#include "ops/dropout.h"
+#include "ops/gelu.h"
+#include "ops/layernorm.h"
+#include "ops/rmsnorm.h"
+#include "ops/swiglu.h"
+#include "tensor/cpu.h"
+#include "testutil.h"
+
+namespace moe::test {
+namespace {
+
+// Row reductions over C in fp32 (fast) vs double (reference): error ~ C eps32
+// relative to the row's scale; 1e-5 absolute plus 1e-5 relative covers C <= 1000.
+constexpr double kRowTol = 1e-5;
+
+TEST(Fast, LayerNorm) {
+  for (int N : {1, 3, 65})
+    for (int C : {1, 7, 17, 130, 768})
+      for (bool bias : {true, false}) {
+        auto x = randn<float>(N * C, 1, 3.0), w = randn<float>(C, 2), b = randn<float>(C, 3),
+             g = randn<float>(N * C, 4);
+        for (auto& v : x) v += 5.0f;  // an offset mean: checks the two-pass variance
+        const float* bp = bias ? b.data() : nullptr;
+        Guarded out(N * C), mean(N), rstd(N), dx(N * C), dw(C, 1.0f), db(C, 1.0f);
+        std::vector<float> ro(N * C), rm(N), rr(N), rdx(N * C), rdw(C, 1.0f), rdb(C, 1.0f);
+        layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bp, N, C, 1e-5f);
+        layernorm_forward_ref(ro.data(), rm.data(), rr.data(), x.data(), w.data(), bp, N, C, 1e-5f);
+        layernorm_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, g.data(), x.data(), w.data(),
+                           mean.data(), rstd.data(), N, C);
+        layernorm_backward_ref(rdx.data(), rdw.data(), bias ? rdb.data() : nullptr, g.data(), x.data(), w.data(),
+                               rm.data(), rr.data(), N, C);
+        for (auto* b : {&out, &mean, &rstd, &dx, &dw, &db}) ASSERT_TRUE(b->intact("layernorm"));
+        ASSERT_TRUE(all_finite(dx.data(), dx.size(), "layernorm dinp"));
+        EXPECT_TRUE(all_close(out.vec(), ro, kRowTol, kRowTol, "layernorm out"));
+        EXPECT_TRUE(all_close(mean.vec(), rm, kRowTol, kRowTol, "layernorm mean"));
+        // C=1 has variance 0: rstd = 1/sqrt(eps) ~ 316, relative tolerance applies.
+        EXPECT_TRUE(all_close(rstd.vec(), rr, kRowTol, kRowTol, "layernorm rstd"));
+        EXPECT_TRUE(all_close(dx.vec(), rdx, 10 * kRowTol, kRowTol, "layernorm dinp (scaled by rstd)"));
+        EXPECT_TRUE(all_close(dw.vec(), rdw, kRowTol * N, kRowTol, "layernorm dw (sum over N rows)"));
+        EXPECT_TRUE(all_close(db.vec(), rdb, kRowTol * N, kRowTol, "layernorm db (sum over N rows)"));
+      }
+}
+
+TEST(Fast, RMSNorm) {
+  for (int N : {1, 3, 65})
+    for (int C : {1, 7, 17, 130, 768}) {
+      auto x = randn<float>(N * C, 1, 3.0), w = randn<float>(C, 2), g = randn<float>(N * C, 4);
+      Guarded out(N * C), rstd(N), dx(N * C), dw(C, 1.0f);
+      std::vector<float> ro(N * C), rr(N), rdx(N * C), rdw(C, 1.0f);
+      rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-6f);
+      rmsnorm_forward_ref(ro.data(), rr.data(), x.data(), w.data(), N, C, 1e-6f);
+      rmsnorm_backward(dx.data(), dw.data(), g.data(), x.data(), w.data(), rstd.data(), N, C);
+      rmsnorm_backward_ref(rdx.data(), rdw.data(), g.data(), x.data(), w.data(), rr.data(), N, C);
+      for (auto* b : {&out, &rstd, &dx, &dw}) ASSERT_TRUE(b->intact("rmsnorm"));
+      EXPECT_TRUE(all_close(out.vec(), ro, kRowTol, kRowTol, "rmsnorm out"));
+      EXPECT_TRUE(all_close(rstd.vec(), rr, kRowTol, kRowTol, "rmsnorm rstd"));
+      EXPECT_TRUE(all_close(dx.vec(), rdx, kRowTol, kRowTol, "rmsnorm dinp"));
+      EXPECT_TRUE(all_close(dw.vec(), rdw, kRowTol * N, kRowTol, "rmsnorm dw (sum over N rows)"));
+    }
+}
+
+// Elementwise ops: fp32 tanh/exp vs double, a few ulps: 1e-6 abs + 1e-6 rel.
+// Inputs include large magnitudes (saturation) and exact zeros.
+std::vector<float> act_inputs(size_t n) {
+  auto x = randn<float>(n, 7, 4.0);
+  if (n > 4) x[0] = 0.0f, x[1] = 30.0f, x[2] = -30.0f, x[3] = 1e-7f;
+  return x;
+}
+
+TEST(Fast, Activations) {
+  for (size_t n : {1, 3, 7, 17, 65, 1000, 100003}) {
+    auto x = act_inputs(n), u = randn<float>(n, 8), g = randn<float>(n, 9);
+    Guarded o(n), d(n), d2(n);
+    std::vector<float> ro(n), rd(n), rd2(n);
+    gelu_forward(o.data(), x.data(), n);
+    gelu_forward_ref(ro.data(), x.data(), n);
+    gelu_backward(d.data(), x.data(), g.data(), n);
+    gelu_backward_ref(rd.data(), x.data(), g.data(), n);
+    ASSERT_TRUE(o.intact("gelu") && d.intact("gelu d"));
+    EXPECT_TRUE(all_close(o.vec(), ro, 1e-6, 1e-6, "gelu out"));
+    EXPECT_TRUE(all_close(d.vec(), rd, 1e-6, 1e-6, "gelu dinp"));
+
+    silu_forward(o.data(), x.data(), n);
+    silu_forward_ref(ro.data(), x.data(), n);
+    silu_backward(d.data(), x.data(), g.data(), n);
+    silu_backward_ref(rd.data(), x.data(), g.data(), n);
+    EXPECT_TRUE(all_close(o.vec(), ro, 1e-6, 1e-6, "silu out"));
+    EXPECT_TRUE(all_close(d.vec(), rd, 1e-6, 1e-6, "silu dinp"));
+
+    swiglu_forward(o.data(), x.data(), u.data(), n);
+    swiglu_forward_ref(ro.data(), x.data(), u.data(), n);
+    swiglu_backward(d.data(), d2.data(), g.data(), x.data(), u.data(), n);
+    swiglu_backward_ref(rd.data(), rd2.data(), g.data(), x.data(), u.data(), n);
+    ASSERT_TRUE(o.intact("swiglu") && d.intact("swiglu dgate") && d2.intact("swiglu dup"));
+    EXPECT_TRUE(all_close(o.vec(), ro, 1e-6, 1e-6, "swiglu out"));
+    EXPECT_TRUE(all_close(d.vec(), rd, 1e-6, 1e-6, "swiglu dgate"));
+    EXPECT_TRUE(all_close(d2.vec(), rd2, 1e-6, 1e-6, "swiglu dup"));
+    ASSERT_TRUE(all_finite(d.data(), n, "swiglu dgate"));
+  }
+}
+
+TEST(Fast, DropoutMatchesReferenceAndIsDeterministic) {
+  for (size_t n : {1, 17, 100003})
+    for (float p : {0.0f, 0.1f, 0.5f, 0.9f}) {
+      auto x = randn<float>(n, 1), g = randn<float>(n, 2);
+      Guarded o(n), d(n);
+      std::vector<float> ro(n), rd(n);
+      dropout_forward(o.data(), x.data(), n, p, 1234);
+      dropout_forward_ref(ro.data(), x.data(), n, p, 1234);
+      dropout_backward(d.data(), g.data(), n, p, 1234);
+      dropout_backward_ref(rd.data(), g.data(), n, p, 1234);
+      ASSERT_TRUE(o.intact("dropout") && d.intact("dropout d"));
+      // the scale 1/(1-p) is rounded to fp32 in the fast path: 1 ulp.
+      EXPECT_TRUE(all_close(o.vec(), ro, 0, 2e-7, "dropout out"));
+      EXPECT_TRUE(all_close(d.vec(), rd, 0, 2e-7, "dropout dinp"));
+      if (n == 100003) {
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) kept += o.data()[i] != 0.0f;
+        double frac = double(kept) / n;  // binomial: 5 sigma is < 0.008 at this n
+        EXPECT_NEAR(frac, 1.0 - p, 0.008) << "dropout keep fraction, p=" << p;
+      }
+    }
+  // The mask depends on (seed, index) only: one thread gives the same bits.
+  const size_t n = 50001;
+  auto x = randn<float>(n, 3);
+  std::vector<float> a(n), b(n), c(n);
+  dropout_forward(a.data(), x.data(), n, 0.3f, 99);
+  int saved = threads_get();
+  threads_set(1);
+  dropout_forward(b.data(), x.data(), n, 0.3f, 99);
+  threads_set(saved);
+  EXPECT_EQ(a, b);
+  dropout_forward(c.data(), x.data(), n, 0.3f, 100);
+  EXPECT_NE(a, c) << "another seed must give another mask";
+}
+
+}  // namespace
+}  // namespace moe::test
