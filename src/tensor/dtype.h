@@ -33,7 +33,7 @@ inline float bf16_to_f32(bf16 h) {
   return f;
 }
 
-// Array conversions. The fast versions use AVX512_BF16 when the CPU has it and
+// Array conversions. The fast versions use AVX-512 when the CPU has it and
 // match the scalar ones above bit for bit (tests/test_tensor.cpp checks this).
 void f32_to_bf16_ref(bf16* out, const float* in, size_t n);
 void f32_to_bf16(bf16* out, const float* in, size_t n);
