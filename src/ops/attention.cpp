@@ -1,6 +1,8 @@
 #include "ops/attention.h"
 
 #include <cmath>
+
+#include "ops/vecmath.h"
 #include <vector>
 
 namespace moe {
@@ -104,7 +106,8 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
           mx = a[s] > mx ? a[s] : mx;
         }
         float sum = 0;
-        for (int s = 0; s <= t; s++) sum += (a[s] = std::exp(a[s] - mx));
+#pragma omp simd reduction(+ : sum)
+        for (int s = 0; s <= t; s++) sum += (a[s] = vexp(a[s] - mx));
         float inv = 1.0f / sum;
         for (int s = 0; s <= t; s++) a[s] *= inv;
         for (int s = t + 1; s < T; s++) a[s] = 0.0f;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/vecmath.h"
+
 namespace moe {
 
 template <typename S>
@@ -48,7 +50,7 @@ void crossentropy_forward(float* losses, float* lse, const float* logits, const 
     for (int j = 0; j < V; j++) mx = x[j] > mx ? x[j] : mx;
     float sum = 0;
 #pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < V; j++) sum += std::exp(x[j] - mx);
+    for (int j = 0; j < V; j++) sum += vexp(x[j] - mx);
     float l = mx + std::log(sum);
     lse[n] = l;
     losses[n] = targets[n] < 0 ? 0.0f : l - x[targets[n]];
@@ -68,7 +70,7 @@ void crossentropy_backward(float* dlogits, const float* dlosses, const float* lo
     }
     const float l = lse[n], g = dlosses[n];
 #pragma omp simd
-    for (int j = 0; j < V; j++) d[j] = std::exp(x[j] - l) * g;  // in place when d == x
+    for (int j = 0; j < V; j++) d[j] = vexp(x[j] - l) * g;  // in place when d == x
     d[tgt] -= g;
   }
 }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/vecmath.h"
+
 namespace moe {
 
 namespace {
@@ -42,7 +44,7 @@ void gelu_forward(float* out, const float* inp, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
     float u = s * (x + a * x * x * x);
-    out[i] = x / (1.0f + std::exp(-2.0f * u));
+    out[i] = x / (1.0f + vexp(-2.0f * u));
   }
 }
 
@@ -52,8 +54,8 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
     float u = s * (x + a * x * x * x);
-    float sp = 1.0f / (1.0f + std::exp(-2.0f * u));
-    float sm = 1.0f / (1.0f + std::exp(2.0f * u));
+    float sp = 1.0f / (1.0f + vexp(-2.0f * u));
+    float sm = 1.0f / (1.0f + vexp(2.0f * u));
     float du = s * (1.0f + 3.0f * a * x * x);
     dinp[i] = dout[i] * (sp + 2.0f * x * sp * sm * du);
   }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "ops/vecmath.h"
+
 namespace moe {
 
 template <typename S>
@@ -51,28 +53,28 @@ template void swiglu_backward_ref<double>(double*, double*, const double*, const
 
 void silu_forward(float* out, const float* inp, size_t n) {
 #pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + std::exp(-inp[i]));
+  for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + vexp(-inp[i]));
 }
 
 void silu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
-    float sg = 1.0f / (1.0f + std::exp(-x));
+    float sg = 1.0f / (1.0f + vexp(-x));
     dinp[i] = dout[i] * sg * (1.0f + x * (1.0f - sg));
   }
 }
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
 #pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + vexp(-gate[i])) * up[i];
 }
 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; i++) {
     float g = gate[i], u = up[i], d = dout[i];
-    float sg = 1.0f / (1.0f + std::exp(-g));
+    float sg = 1.0f / (1.0f + vexp(-g));
     float dg = d * u * sg * (1.0f + g * (1.0f - sg));
     dup[i] = d * g * sg;
     dgate[i] = dg;

@@ -6,6 +6,7 @@
 #include "ops/layernorm.h"
 #include "ops/rmsnorm.h"
 #include "ops/swiglu.h"
+#include "ops/vecmath.h"
 #include "tensor/cpu.h"
 #include "testutil.h"
 
@@ -60,6 +61,36 @@ TEST(Fast, RMSNorm) {
       EXPECT_TRUE(all_close(dx.vec(), rdx, kRowTol, kRowTol, "rmsnorm dinp"));
       EXPECT_TRUE(all_close(dw.vec(), rdw, kRowTol * N, kRowTol, "rmsnorm dw (sum over N rows)"));
     }
+}
+
+// vexp, the vectorisable exp under the fast activations, softmax and cross-entropy.
+TEST(Fast, VexpWithinTwoUlp) {
+  double worst = 0;
+  float worst_x = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.000731f) {
+    double ref = std::exp(double(x));
+    double ulp = std::nextafter(float(ref), INFINITY) - float(ref);
+    double err = std::fabs(double(vexp(x)) - ref) / ulp;
+    if (err > worst) worst = err, worst_x = x;
+  }
+  EXPECT_LE(worst, 2.0) << "at x = " << worst_x;
+  EXPECT_EQ(vexp(0.0f), 1.0f);
+  EXPECT_EQ(vexp(-INFINITY), 0.0f);
+  EXPECT_EQ(vexp(-100.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(vexp(100.0f)));
+  EXPECT_TRUE(std::isinf(vexp(INFINITY)));
+  EXPECT_TRUE(std::isnan(vexp(NAN)));
+  // The same bound in a vectorised loop, the way the ops call it (the compiler may
+  // contract multiply-adds differently there, so bits can differ from the scalar call).
+  std::vector<float> xs(100000), ys(100000);
+  for (int i = 0; i < 100000; i++) xs[i] = -87.0f + 0.00175f * i;
+#pragma omp simd
+  for (int i = 0; i < 100000; i++) ys[i] = vexp(xs[i]);
+  for (int i = 0; i < 100000; i++) {
+    double ref = std::exp(double(xs[i]));
+    double ulp = std::nextafter(float(ref), INFINITY) - float(ref);
+    ASSERT_LE(std::fabs(ys[i] - ref) / ulp, 2.0) << "vectorised at x = " << xs[i];
+  }
 }
 
 // Elementwise ops: fp32 tanh/exp vs double, a few ulps: 1e-6 abs + 1e-6 rel.

@@ -1,0 +1,115 @@
+// Microbenchmarks of each op's fast path against its reference, at transformer
+// sizes (Google Benchmark). Not a test: nothing here asserts a time.
+//   build/bench/bench_ops --benchmark_filter=LayerNorm
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/gelu.h"
+#include "ops/layernorm.h"
+#include "ops/rmsnorm.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
+
+namespace {
+
+std::vector<float> rnd(size_t n, unsigned seed = 1) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+constexpr int kN = 2048, kC = 512;  // tokens, model width
+
+void LayerNormFwdBwd(benchmark::State& st) {
+  auto x = rnd(size_t(kN) * kC), w = rnd(kC), b = rnd(kC), g = rnd(size_t(kN) * kC);
+  std::vector<float> out(x.size()), m(kN), r(kN), dx(x.size()), dw(kC), db(kC);
+  for (auto _ : st) {
+    moe::layernorm_forward(out.data(), m.data(), r.data(), x.data(), w.data(), b.data(), kN, kC, 1e-5f);
+    moe::layernorm_backward(dx.data(), dw.data(), db.data(), g.data(), x.data(), w.data(), m.data(), r.data(), kN,
+                            kC);
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * kN * kC * 4 * 5);
+}
+BENCHMARK(LayerNormFwdBwd)->Unit(benchmark::kMicrosecond);
+
+void RMSNormFwdBwd(benchmark::State& st) {
+  auto x = rnd(size_t(kN) * kC), w = rnd(kC), g = rnd(size_t(kN) * kC);
+  std::vector<float> out(x.size()), r(kN), dx(x.size()), dw(kC);
+  for (auto _ : st) {
+    moe::rmsnorm_forward(out.data(), r.data(), x.data(), w.data(), kN, kC, 1e-6f);
+    moe::rmsnorm_backward(dx.data(), dw.data(), g.data(), x.data(), w.data(), r.data(), kN, kC);
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * kN * kC * 4 * 5);
+}
+BENCHMARK(RMSNormFwdBwd)->Unit(benchmark::kMicrosecond);
+
+void GeluFwdBwd(benchmark::State& st) {
+  size_t n = size_t(kN) * 4 * kC;
+  auto x = rnd(n), g = rnd(n);
+  std::vector<float> o(n), d(n);
+  for (auto _ : st) {
+    moe::gelu_forward(o.data(), x.data(), n);
+    moe::gelu_backward(d.data(), x.data(), g.data(), n);
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(GeluFwdBwd)->Unit(benchmark::kMicrosecond);
+
+void SwigluFwdBwd(benchmark::State& st) {
+  size_t n = size_t(kN) * 4 * kC;
+  auto a = rnd(n), b = rnd(n, 2), g = rnd(n, 3);
+  std::vector<float> o(n), da(n), db(n);
+  for (auto _ : st) {
+    moe::swiglu_forward(o.data(), a.data(), b.data(), n);
+    moe::swiglu_backward(da.data(), db.data(), g.data(), a.data(), b.data(), n);
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(SwigluFwdBwd)->Unit(benchmark::kMicrosecond);
+
+void RopeFwd(benchmark::State& st) {
+  const int B = 8, T = 256, H = 8, D = 64;
+  auto x = rnd(size_t(B) * T * H * D);
+  for (auto _ : st) moe::rope_forward(x.data(), x.data(), B, T, H, D, 10000.0f, 0);
+  st.SetItemsProcessed(int64_t(st.iterations()) * x.size());
+}
+BENCHMARK(RopeFwd)->Unit(benchmark::kMicrosecond);
+
+// Attention at B=8, T=256, H=8, Hkv=arg, D=64: flops 2 (QK^T) + 2 (PV) per causal pair.
+void AttentionFwdBwd(benchmark::State& st) {
+  const int B = 8, T = 256, H = 8, Hkv = int(st.range(0)), D = 64;
+  auto q = rnd(size_t(B) * T * H * D), k = rnd(size_t(B) * T * Hkv * D, 2), v = rnd(size_t(B) * T * Hkv * D, 3);
+  std::vector<float> out(q.size()), att(size_t(B) * H * T * T), dq(q.size()), dk(k.size()), dv(v.size());
+  for (auto _ : st) {
+    moe::attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D);
+    moe::attention_backward(dq.data(), dk.data(), dv.data(), out.data(), q.data(), k.data(), v.data(), att.data(),
+                            B, T, H, Hkv, D);
+  }
+  double pairs = double(B) * H * T * (T + 1) / 2;
+  st.counters["GFLOP/s"] = benchmark::Counter(pairs * D * 12 * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(AttentionFwdBwd)->Arg(8)->Arg(2)->Unit(benchmark::kMillisecond);
+
+void CrossEntropyFwdBwd(benchmark::State& st) {
+  const int N = 512, V = 8192;
+  auto logits = rnd(size_t(N) * V), dl = rnd(N);
+  std::vector<int32_t> tgt(N);
+  for (int i = 0; i < N; i++) tgt[i] = (i * 7919) % V;
+  std::vector<float> loss(N), lse(N), d(logits.size());
+  for (auto _ : st) {
+    moe::crossentropy_forward(loss.data(), lse.data(), logits.data(), tgt.data(), N, V);
+    moe::crossentropy_backward(d.data(), dl.data(), logits.data(), lse.data(), tgt.data(), N, V);
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * N * V);
+}
+BENCHMARK(CrossEntropyFwdBwd)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
