@@ -1,32 +1,45 @@
 #include "ops/matmul.h"
 
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <vector>
 
 namespace moe {
 
 // ---------------------------------------------------------------- reference
 
 template <typename S>
-void matmul_ref(S* C, const S* A, const S* B, int M, int N, int K, bool transA, bool transB, bool accumulate) {
+void matmul_ld_ref(S* C, int ldc, const S* A, int lda, const S* B, int ldb, int M, int N, int K, bool transA,
+                   bool transB, bool accumulate) {
   for (int m = 0; m < M; m++) {
     for (int n = 0; n < N; n++) {
       double acc = 0.0;
       for (int k = 0; k < K; k++) {
-        double a = transA ? A[size_t(k) * M + m] : A[size_t(m) * K + k];
-        double b = transB ? B[size_t(n) * K + k] : B[size_t(k) * N + n];
+        double a = transA ? A[size_t(k) * lda + m] : A[size_t(m) * lda + k];
+        double b = transB ? B[size_t(n) * ldb + k] : B[size_t(k) * ldb + n];
         acc += a * b;
       }
-      S* c = &C[size_t(m) * N + n];
+      S* c = &C[size_t(m) * ldc + n];
       *c = accumulate ? S(*c + acc) : S(acc);
     }
   }
 }
+
+template <typename S>
+void matmul_ref(S* C, const S* A, const S* B, int M, int N, int K, bool transA, bool transB, bool accumulate) {
+  matmul_ld_ref(C, N, A, transA ? M : K, B, transB ? K : N, M, N, K, transA, transB, accumulate);
+}
+
 template void matmul_ref<float>(float*, const float*, const float*, int, int, int, bool, bool, bool);
 template void matmul_ref<double>(double*, const double*, const double*, int, int, int, bool, bool, bool);
+template void matmul_ld_ref<float>(float*, int, const float*, int, const float*, int, int, int, int, bool, bool,
+                                   bool);
+template void matmul_ld_ref<double>(double*, int, const double*, int, const double*, int, int, int, int, bool, bool,
+                                    bool);
 
 // ---------------------------------------------------------------- oneDNN
 
@@ -35,81 +48,85 @@ namespace {
 using dnnl::memory;
 using Dt = memory::data_type;
 
-struct Engine {
-  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream{eng};
-};
-
-Engine& engine() {
-  static Engine e;
+dnnl::engine& engine() {
+  static dnnl::engine e{dnnl::engine::kind::cpu, 0};
   return e;
 }
 
-// A primitive per (dtype, shape, transposes, accumulate). Creating one costs
-// micro- to milliseconds (JIT); the training loop repeats the same few shapes.
-using Key = std::tuple<int, int, int, int, bool, bool, bool>;
+// A primitive per (dtype, shape, strides, transposes, accumulate): creating one
+// costs micro- to milliseconds (JIT), and training repeats the same few shapes.
+// Primitives use a user scratchpad and each calling thread brings its own
+// scratchpad and stream, so one primitive can run on several threads at once.
+using Key = std::tuple<int, int, int, int, int, int, int, bool, bool, bool>;
 
-struct Cache {
-  std::mutex mu;
-  std::map<Key, std::pair<dnnl::matmul, memory::desc[3]>> prims;
+struct Prim {
+  dnnl::matmul prim;
+  memory::desc a, b, c, scratch;
 };
 
-Cache& cache() {
-  static Cache c;
-  return c;
+std::mutex g_mu;
+std::map<Key, Prim> g_prims;
+
+const Prim& lookup(Dt dt, int M, int N, int K, int lda, int ldb, int ldc, bool transA, bool transB, bool acc) {
+  Key key{int(dt), M, N, K, lda, ldb, ldc, transA, transB, acc};
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_prims.find(key);
+  if (it != g_prims.end()) return it->second;
+  // Transposed operands are the same bytes with swapped strides: no copies.
+  Prim p;
+  p.a = memory::desc({M, K}, dt, transA ? memory::dims{1, lda} : memory::dims{lda, 1});
+  p.b = memory::desc({K, N}, dt, transB ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+  p.c = memory::desc({M, N}, Dt::f32, memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (acc) {
+    dnnl::post_ops po;
+    po.append_sum(1.0f);
+    attr.set_post_ops(po);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine());
+  p.scratch = pd.scratchpad_desc();
+  p.prim = dnnl::matmul(pd);
+  return g_prims.emplace(key, std::move(p)).first->second;
 }
 
-void run(void* C, const void* A, const void* B, Dt dt, int M, int N, int K, bool transA, bool transB,
-         bool accumulate) {
+void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt, int M, int N, int K, bool transA,
+         bool transB, bool accumulate) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // an empty sum: C = 0, or C unchanged
-    if (!accumulate) std::memset(C, 0, size_t(M) * N * sizeof(float));
+    if (!accumulate)
+      for (int m = 0; m < M; m++) std::memset(static_cast<float*>(C) + size_t(m) * ldc, 0, size_t(N) * 4);
     return;
   }
-  Engine& e = engine();
-  Key key{int(dt), M, N, K, transA, transB, accumulate};
-  dnnl::matmul prim;
-  memory::desc a_md, b_md, c_md;
-  {
-    std::lock_guard<std::mutex> lock(cache().mu);
-    auto it = cache().prims.find(key);
-    if (it == cache().prims.end()) {
-      // Transposed operands are the same bytes with swapped strides: no copies.
-      a_md = memory::desc({M, K}, dt, transA ? memory::dims{1, M} : memory::dims{K, 1});
-      b_md = memory::desc({K, N}, dt, transB ? memory::dims{1, K} : memory::dims{N, 1});
-      c_md = memory::desc({M, N}, Dt::f32, memory::dims{N, 1});
-      dnnl::primitive_attr attr;
-      if (accumulate) {
-        dnnl::post_ops po;
-        po.append_sum(1.0f);
-        attr.set_post_ops(po);
-      }
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, e.eng);
-      auto& slot = cache().prims[key];
-      slot.first = dnnl::matmul(pd);
-      slot.second[0] = a_md, slot.second[1] = b_md, slot.second[2] = c_md;
-      it = cache().prims.find(key);
-    }
-    prim = it->second.first;
-    a_md = it->second.second[0], b_md = it->second.second[1], c_md = it->second.second[2];
-  }
-  memory a(a_md, e.eng, const_cast<void*>(A));
-  memory b(b_md, e.eng, const_cast<void*>(B));
-  memory c(c_md, e.eng, C);
-  prim.execute(e.stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-  e.stream.wait();
+  const Prim& p = lookup(dt, M, N, K, lda, ldb, ldc, transA, transB, accumulate);
+  thread_local dnnl::stream stream{engine()};
+  thread_local std::vector<char> scratch;
+  size_t need = p.scratch.get_size() + 64;  // + room to align the start to 64 bytes
+  if (scratch.size() < need) scratch.resize(need);
+  void* sp = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  memory a(p.a, engine(), const_cast<void*>(A));
+  memory b(p.b, engine(), const_cast<void*>(B));
+  memory c(p.c, engine(), C);
+  memory s(p.scratch, engine(), sp);
+  p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
+  stream.wait();
 }
 
 }  // namespace
 
 void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool transA, bool transB,
             bool accumulate) {
-  run(C, A, B, Dt::f32, M, N, K, transA, transB, accumulate);
+  run(C, N, A, transA ? M : K, B, transB ? K : N, Dt::f32, M, N, K, transA, transB, accumulate);
 }
 
 void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
                  bool accumulate) {
-  run(C, A, B, Dt::bf16, M, N, K, transA, transB, accumulate);
+  run(C, N, A, transA ? M : K, B, transB ? K : N, Dt::bf16, M, N, K, transA, transB, accumulate);
+}
+
+void matmul_ld(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int M, int N, int K, bool transA,
+               bool transB, bool accumulate) {
+  run(C, ldc, A, lda, B, ldb, Dt::f32, M, N, K, transA, transB, accumulate);
 }
 
 }  // namespace moe

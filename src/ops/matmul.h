@@ -16,4 +16,13 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool 
 void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
                  bool accumulate);
 
+// Strided fp32 form: rows of A, B and C start lda, ldb, ldc floats apart (e.g. one
+// head's slice of a (T, H, D) tensor has ld = H*D). Safe to call from inside an
+// OpenMP parallel region: each thread then runs its own GEMM single-threaded.
+template <typename S>
+void matmul_ld_ref(S* C, int ldc, const S* A, int lda, const S* B, int ldb, int M, int N, int K, bool transA,
+                   bool transB, bool accumulate);
+void matmul_ld(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int M, int N, int K, bool transA,
+               bool transB, bool accumulate);
+
 }  // namespace moe

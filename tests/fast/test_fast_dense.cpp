@@ -40,6 +40,29 @@ TEST(Fast, MatmulFp32) {
             }
 }
 
+// Strided operands (a head's slice of a (T, H, D) tensor), also called from
+// inside a parallel region the way attention calls it.
+TEST(Fast, MatmulStridedInParallel) {
+  const int T = 33, H = 3, D = 8;
+  auto q = randn<float>(T * H * D, 1), k = randn<float>(T * H * D, 2);
+  std::vector<float> fast(size_t(H) * T * T), ref(size_t(H) * T * T);
+#pragma omp parallel for
+  for (int h = 0; h < H; h++)
+    matmul_ld(fast.data() + size_t(h) * T * T, T, q.data() + h * D, H * D, k.data() + h * D, H * D, T, T, D, false,
+              true, false);
+  for (int h = 0; h < H; h++)
+    matmul_ld_ref(ref.data() + size_t(h) * T * T, T, q.data() + h * D, H * D, k.data() + h * D, H * D, T, T, D, false,
+                  true, false);
+  EXPECT_TRUE(all_close(fast, ref, gemm_tol(D), 1e-5, "strided matmul"));
+  // transA with accumulate, strided output
+  Guarded C(T * H * D, 1.0f);
+  std::vector<float> R(T * H * D, 1.0f);
+  matmul_ld(C.data() + D, H * D, fast.data(), T, k.data(), H * D, T, D, T, true, false, true);
+  matmul_ld_ref(R.data() + D, H * D, fast.data(), T, k.data(), H * D, T, D, T, true, false, true);
+  ASSERT_TRUE(C.intact("strided C"));
+  EXPECT_TRUE(all_close(C.vec(), R, gemm_tol(T) * 10, 1e-5, "strided transA accumulate (untouched columns stay 1)"));
+}
+
 TEST(Fast, MatmulBf16) {
   for (int M : {1, 17, 128})
     for (int N : {3, 64})
