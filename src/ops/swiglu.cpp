@@ -61,7 +61,8 @@ void silu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
   for (size_t i = 0; i < n; i++) {
     float x = inp[i];
     float sg = 1.0f / (1.0f + vexp(-x));
-    dinp[i] = dout[i] * sg * (1.0f + x * (1.0f - sg));
+    float sm = 1.0f / (1.0f + vexp(x));  // 1 - sg without the cancellation at large x
+    dinp[i] = dout[i] * sg * (1.0f + x * sm);
   }
 }
 
@@ -75,7 +76,8 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
   for (size_t i = 0; i < n; i++) {
     float g = gate[i], u = up[i], d = dout[i];
     float sg = 1.0f / (1.0f + vexp(-g));
-    float dg = d * u * sg * (1.0f + g * (1.0f - sg));
+    float sm = 1.0f / (1.0f + vexp(g));  // 1 - sg without the cancellation at large g
+    float dg = d * u * sg * (1.0f + g * sm);
     dup[i] = d * g * sg;
     dgate[i] = dg;
   }

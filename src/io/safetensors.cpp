@@ -1,0 +1,451 @@
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace moe {
+
+static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian; so is this code");
+
+using json = nlohmann::json;
+
+// The Rust reference implementation refuses headers above 100 MB; a bigger one is
+// a corrupt or hostile file, not a model.
+static constexpr uint64_t kMaxHeader = 100u << 20;
+
+// ---------------------------------------------------------------- dtypes
+
+namespace {
+struct DTypeInfo {
+  STDType t;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {STDType::F32, "F32", 4}, {STDType::F16, "F16", 2}, {STDType::BF16, "BF16", 2}, {STDType::F64, "F64", 8},
+    {STDType::I8, "I8", 1},   {STDType::U8, "U8", 1},   {STDType::I16, "I16", 2},   {STDType::I32, "I32", 4},
+    {STDType::I64, "I64", 8}, {STDType::BOOL, "BOOL", 1},
+};
+}  // namespace
+
+size_t st_dtype_size(STDType t) { return kDTypes[size_t(t)].size; }
+const char* st_dtype_name(STDType t) { return kDTypes[size_t(t)].name; }
+
+bool st_dtype_parse(std::string_view s, STDType* out) {
+  for (const auto& d : kDTypes)
+    if (s == d.name) {
+      *out = d.t;
+      return true;
+    }
+  return false;
+}
+
+STDType st_dtype_of(DType t) { return t == DType::F32 ? STDType::F32 : STDType::BF16; }
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);  // inf, or NaN with its payload
+  } else if (exp != 0) {
+    u = sign | ((exp + 112) << 23) | (man << 13);  // normal: rebias 15 -> 127
+  } else if (man == 0) {
+    u = sign;  // signed zero
+  } else {
+    // Subnormal half: man * 2^-24, normalise into a float.
+    int e = -1;
+    do {
+      e++;
+      man <<= 1;
+    } while ((man & 0x400u) == 0);
+    u = sign | uint32_t(112 - e) << 23 | ((man & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// ---------------------------------------------------------------- entries
+
+int64_t STEntry::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;  // overflow excluded when the header was validated
+  return n;
+}
+
+static std::string shape_string(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+std::string STEntry::shape_str() const { return shape_string(shape); }
+
+// ---------------------------------------------------------------- reader
+
+void SafeTensorsFile::fail(const std::string& what) const {
+  throw std::runtime_error("safetensors: " + path_ + ": " + what);
+}
+
+void SafeTensorsFile::fail(const STEntry& e, const std::string& what) const {
+  throw std::runtime_error("safetensors: " + path_ + ": tensor '" + e.name + "': " + what);
+}
+
+SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
+  SafeTensorsFile f;
+  f.path_ = path;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) f.fail(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    f.fail(std::string("cannot stat: ") + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    f.fail("not a regular file");
+  }
+  size_t size = size_t(st.st_size);
+  if (size < 8) {
+    ::close(fd);
+    f.fail("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int err = errno;
+  ::close(fd);  // the mapping keeps the file alive
+  if (p == MAP_FAILED) f.fail(std::string("cannot mmap: ") + std::strerror(err));
+  f.map_ = static_cast<const unsigned char*>(p);
+  f.map_size_ = size;  // from here on the destructor unmaps, also when we throw
+
+  uint64_t n;
+  std::memcpy(&n, f.map_, 8);
+  if (n > size - 8)
+    f.fail("header length " + std::to_string(n) + " is larger than the " + std::to_string(size - 8) +
+           " bytes after the length field");
+  if (n > kMaxHeader)
+    f.fail("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeader) + " bytes");
+  f.data_begin_ = f.map_ + 8 + n;
+  f.parse_header(reinterpret_cast<const char*>(f.map_ + 8), size_t(n), size - 8 - n);
+  return f;
+}
+
+// Parses the JSON and fills entries_, index_, metadata_. data_size: bytes after the header.
+void SafeTensorsFile::parse_header(const char* text, size_t n, uint64_t data_size) {
+  // nlohmann keeps the last of duplicate keys silently; a duplicate tensor name or
+  // field is ambiguous, so record the first one the parser sees and refuse it.
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  auto cb = [&](int /*depth*/, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (ev == json::parse_event_t::key && !open_objects.empty()) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      if (!open_objects.back().insert(k).second && duplicate.empty()) duplicate = k;
+    }
+    return true;
+  };
+  json h;
+  try {
+    h = json::parse(text, text + n, cb);
+  } catch (const json::exception& e) {
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    fail("header is not valid JSON (" + msg + ")");
+  }
+  if (!h.is_object()) fail(std::string("header must be a JSON object, got ") + h.type_name());
+  if (!duplicate.empty()) fail("header has the key '" + duplicate + "' more than once");
+
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) fail(std::string("__metadata__ must be an object of strings, got ") + v.type_name());
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string())
+          fail("__metadata__ key '" + m.key() + "' must be a string, got " + m.value().type_name());
+        metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    STEntry e;
+    e.name = name;
+    if (!v.is_object()) fail(e, std::string("entry must be an object, got ") + v.type_name());
+    for (auto f = v.begin(); f != v.end(); ++f)
+      if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
+        fail(e, "unexpected field '" + f.key() + "' (expected dtype, shape, data_offsets)");
+
+    auto dt = v.find("dtype");
+    if (dt == v.end() || !dt->is_string()) fail(e, "missing or non-string 'dtype'");
+    if (!st_dtype_parse(dt->get_ref<const std::string&>(), &e.dtype))
+      fail(e, "unknown dtype '" + dt->get<std::string>() +
+                  "' (expected one of F32, F16, BF16, F64, I8, U8, I16, I32, I64, BOOL)");
+
+    auto sh = v.find("shape");
+    if (sh == v.end() || !sh->is_array()) fail(e, "missing or non-array 'shape'");
+    uint64_t numel = 1;
+    for (const json& d : *sh) {
+      if (!d.is_number_unsigned())  // parsed non-negative integers are unsigned
+        fail(e, "shape " + sh->dump() + " must hold non-negative integers");
+      uint64_t x = d.get<uint64_t>();
+      if (x > uint64_t(INT64_MAX) || __builtin_mul_overflow(numel, x, &numel) || numel > uint64_t(INT64_MAX))
+        fail(e, "shape " + sh->dump() + " has too many elements");
+      e.shape.push_back(int64_t(x));
+    }
+
+    auto off = v.find("data_offsets");
+    if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
+        !(*off)[1].is_number_unsigned())
+      fail(e, "'data_offsets' must be [begin, end] of non-negative integers");
+    uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
+    if (begin > end)
+      fail(e, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] has begin > end");
+    if (end > data_size)
+      fail(e, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                  "] extend past the data region of " + std::to_string(data_size) + " bytes");
+    e.offset = begin;
+    e.nbytes = end - begin;
+    uint64_t want;
+    bool overflow = __builtin_mul_overflow(numel, uint64_t(st_dtype_size(e.dtype)), &want);
+    if (overflow || want != e.nbytes)
+      fail(e, "data_offsets span " + std::to_string(e.nbytes) + " bytes, expected " +
+                  (overflow ? std::string("more than 2^64") : std::to_string(want)) + " for " +
+                  st_dtype_name(e.dtype) + " " + e.shape_str());
+    entries_.push_back(std::move(e));
+  }
+
+  // Data order; ties (empty tensors) by name so the order is deterministic.
+  std::sort(entries_.begin(), entries_.end(), [](const STEntry& a, const STEntry& b) {
+    return a.offset != b.offset ? a.offset < b.offset : a.name < b.name;
+  });
+  // Non-empty byte ranges [offset, offset + nbytes) must be disjoint. Sorted by start,
+  // each one must begin at or after the furthest end seen so far.
+  const STEntry* furthest = nullptr;
+  for (const STEntry& e : entries_) {
+    if (e.nbytes == 0) continue;
+    if (furthest && e.offset < furthest->offset + furthest->nbytes)
+      fail(e, "bytes [" + std::to_string(e.offset) + ", " + std::to_string(e.offset + e.nbytes) +
+                  ") overlap tensor '" + furthest->name + "' at [" + std::to_string(furthest->offset) + ", " +
+                  std::to_string(furthest->offset + furthest->nbytes) + ")");
+    if (!furthest || e.offset + e.nbytes > furthest->offset + furthest->nbytes) furthest = &e;
+  }
+  for (size_t i = 0; i < entries_.size(); i++) index_[entries_[i].name] = i;
+}
+
+SafeTensorsFile::SafeTensorsFile(SafeTensorsFile&& o) noexcept { *this = std::move(o); }
+
+SafeTensorsFile& SafeTensorsFile::operator=(SafeTensorsFile&& o) noexcept {
+  if (this != &o) {
+    if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+    path_ = std::move(o.path_);
+    map_ = o.map_;
+    map_size_ = o.map_size_;
+    data_begin_ = o.data_begin_;
+    entries_ = std::move(o.entries_);
+    index_ = std::move(o.index_);
+    metadata_ = std::move(o.metadata_);
+    o.map_ = nullptr;
+    o.map_size_ = 0;
+    o.data_begin_ = nullptr;
+  }
+  return *this;
+}
+
+SafeTensorsFile::~SafeTensorsFile() {
+  if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+}
+
+const STEntry* SafeTensorsFile::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+const STEntry& SafeTensorsFile::at(const std::string& name) const {
+  const STEntry* e = find(name);
+  if (!e) fail("no tensor '" + name + "'");
+  return *e;
+}
+
+const STEntry& SafeTensorsFile::expect(const std::string& name, const std::vector<int64_t>& shape) const {
+  const STEntry& e = at(name);
+  if (e.shape != shape) fail(e, "has shape " + e.shape_str() + ", expected " + shape_string(shape));
+  return e;
+}
+
+const void* SafeTensorsFile::data(const STEntry& e) const { return data_begin_ + e.offset; }
+
+void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
+  if (uint64_t(e.numel()) != n)
+    fail(e, "has " + std::to_string(e.numel()) + " elements, the caller expected " + std::to_string(n));
+  const unsigned char* p = data_begin_ + e.offset;
+  switch (e.dtype) {
+    case STDType::F32:
+      std::memcpy(out, p, n * 4);
+      break;
+    case STDType::BF16:
+      for (size_t i = 0; i < n; i++) {
+        bf16 h;
+        std::memcpy(&h.bits, p + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+      }
+      break;
+    case STDType::F16:
+      for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = f16_to_f32(h);
+      }
+      break;
+    default:
+      fail(e, std::string("dtype ") + st_dtype_name(e.dtype) + " cannot be read as float32 (expected F32, BF16 or F16)");
+  }
+}
+
+std::vector<float> SafeTensorsFile::read_f32(const STEntry& e) const {
+  std::vector<float> v(size_t(e.numel()));
+  read_f32(e, v.data(), v.size());
+  return v;
+}
+
+std::vector<int32_t> SafeTensorsFile::read_i32(const STEntry& e) const {
+  size_t n = size_t(e.numel());
+  std::vector<int32_t> v(n);
+  const unsigned char* p = data_begin_ + e.offset;
+  if (e.dtype == STDType::I32) {
+    std::memcpy(v.data(), p, n * 4);
+  } else if (e.dtype == STDType::I64) {
+    for (size_t i = 0; i < n; i++) {
+      int64_t x;
+      std::memcpy(&x, p + 8 * i, 8);
+      if (x < INT32_MIN || x > INT32_MAX)
+        fail(e, "value " + std::to_string(x) + " at index " + std::to_string(i) + " does not fit in int32");
+      v[i] = int32_t(x);
+    }
+  } else {
+    fail(e, std::string("dtype ") + st_dtype_name(e.dtype) + " cannot be read as int32 (expected I32 or I64)");
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- writer
+
+void SafeTensorsWriter::add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape,
+                            const void* data) {
+  auto err = [&](const std::string& what) {
+    throw std::runtime_error("safetensors writer: tensor '" + name + "': " + what);
+  };
+  if (name.empty() || name == "__metadata__") err("reserved name");
+  for (const Item& it : items_)
+    if (it.e.name == name) err("added twice");
+  uint64_t numel = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(numel, uint64_t(d), &numel)) err("bad shape " + shape_string(shape));
+  STEntry e;
+  e.name = name;
+  e.dtype = dtype;
+  e.shape = shape;
+  e.nbytes = numel * st_dtype_size(dtype);
+  if (e.nbytes && !data) err("null data");
+  items_.push_back({std::move(e), data});
+}
+
+namespace {
+// Closes fd (if open) and removes the temp file unless release() was called.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  bool keep = false;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!keep) ::unlink(path.c_str());
+  }
+};
+
+bool write_all(int fd, const void* buf, size_t n) {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t(1) << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+}  // namespace
+
+void SafeTensorsWriter::write(const std::string& path) const {
+  auto fail = [&](const std::string& what, int err) {
+    throw std::runtime_error("safetensors: cannot write " + path + ": " + what +
+                             (err ? std::string(": ") + std::strerror(err) : std::string()));
+  };
+
+  // Layout: descending element size, then name; contiguous.
+  std::vector<const Item*> order;
+  for (const Item& it : items_) order.push_back(&it);
+  std::sort(order.begin(), order.end(), [](const Item* a, const Item* b) {
+    size_t sa = st_dtype_size(a->e.dtype), sb = st_dtype_size(b->e.dtype);
+    return sa != sb ? sa > sb : a->e.name < b->e.name;
+  });
+  json h = json::object();  // std::map underneath: keys come out sorted
+  uint64_t pos = 0;
+  for (const Item* it : order) {
+    h[it->e.name] = {{"dtype", st_dtype_name(it->e.dtype)},
+                     {"shape", it->e.shape},
+                     {"data_offsets", {pos, pos + it->e.nbytes}}};
+    pos += it->e.nbytes;
+  }
+  if (!metadata_.empty()) h["__metadata__"] = metadata_;
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // 8 + N is then a multiple of 8
+  uint64_t n = header.size();
+
+  TempFile tmp;
+  tmp.path = path + ".tmp." + std::to_string(::getpid());
+  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (tmp.fd < 0) {
+    int err = errno;
+    tmp.keep = true;  // we did not create it
+    fail("cannot create " + tmp.path, err);
+  }
+  if (!write_all(tmp.fd, &n, 8) || !write_all(tmp.fd, header.data(), header.size())) fail("write", errno);
+  for (const Item* it : order)
+    if (it->e.nbytes && !write_all(tmp.fd, it->data, it->e.nbytes)) fail("write of '" + it->e.name + "'", errno);
+  if (::fsync(tmp.fd) != 0) fail("fsync", errno);
+  int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::close(fd) != 0) fail("close", errno);
+  if (::rename(tmp.path.c_str(), path.c_str()) != 0) fail("rename from " + tmp.path, errno);
+  tmp.keep = true;  // it is the target now
+
+  // Make the rename itself durable.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) fail("open directory " + dir + " for fsync", errno);
+  int rc = ::fsync(dfd);
+  int err = errno;
+  ::close(dfd);
+  if (rc != 0) fail("fsync of directory " + dir, err);
+}
+
+}  // namespace moe

@@ -1,0 +1,119 @@
+// safetensors: read (memory-mapped, every field of the untrusted file validated) and
+// write (atomically: temp file, fsync, rename, fsync of the directory).
+//
+// Format: 8-byte little-endian u64 N, N bytes of JSON header, then the data region.
+// The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end]}
+// (offsets relative to the start of the data region) plus an optional "__metadata__"
+// object of string -> string. Data is raw little-endian, row-major.
+//
+// Every error is a std::runtime_error with one line naming the file, the tensor
+// (when there is one) and what was expected.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/dtype.h"
+
+namespace moe {
+
+// The safetensors dtypes this project knows (a subset of the format's list).
+enum class STDType : uint8_t { F32, F16, BF16, F64, I8, U8, I16, I32, I64, BOOL };
+
+size_t st_dtype_size(STDType t);
+const char* st_dtype_name(STDType t);                 // the header spelling: "F32", "BF16", ...
+bool st_dtype_parse(std::string_view s, STDType* out);  // false when unknown
+STDType st_dtype_of(DType t);                          // F32 -> F32, BF16 -> BF16
+
+// IEEE half -> float32 (exact: every half is a float).
+float f16_to_f32(uint16_t h);
+
+struct STEntry {
+  std::string name;
+  STDType dtype = STDType::F32;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;  // data_offsets[0]: bytes from the start of the data region
+  uint64_t nbytes = 0;  // data_offsets[1] - data_offsets[0] == numel * dtype size
+  int64_t numel() const;
+  std::string shape_str() const;  // "[2, 3]"
+};
+
+class SafeTensorsFile {
+ public:
+  // Maps `path` read-only and validates the whole header. Throws on any problem.
+  static SafeTensorsFile open(const std::string& path);
+
+  SafeTensorsFile(SafeTensorsFile&& o) noexcept;
+  SafeTensorsFile& operator=(SafeTensorsFile&& o) noexcept;
+  SafeTensorsFile(const SafeTensorsFile&) = delete;
+  SafeTensorsFile& operator=(const SafeTensorsFile&) = delete;
+  ~SafeTensorsFile();
+
+  const std::string& path() const { return path_; }
+  // All tensors, in the order of their data in the file.
+  const std::vector<STEntry>& tensors() const { return entries_; }
+  const STEntry* find(const std::string& name) const;  // nullptr when absent
+  const STEntry& at(const std::string& name) const;    // throws naming file and tensor
+  // at() plus a shape check: throws "... has shape [a, b], expected [c, d]".
+  const STEntry& expect(const std::string& name, const std::vector<int64_t>& shape) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // The tensor's bytes inside the mapping (valid while this object lives). Aligned to
+  // the element size when the writer aligned the data region (ours and HF's do);
+  // the read_* helpers below never assume alignment.
+  const void* data(const STEntry& e) const;
+
+  // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
+  void read_f32(const STEntry& e, float* out, size_t n) const;
+  std::vector<float> read_f32(const STEntry& e) const;
+  // An I32 tensor, or an I64 one whose values all fit in int32.
+  std::vector<int32_t> read_i32(const STEntry& e) const;
+
+ private:
+  SafeTensorsFile() = default;
+  [[noreturn]] void fail(const std::string& what) const;
+  [[noreturn]] void fail(const STEntry& e, const std::string& what) const;
+  void parse_header(const char* json, size_t n, uint64_t data_size);
+
+  std::string path_;
+  const unsigned char* map_ = nullptr;  // whole file
+  size_t map_size_ = 0;
+  const unsigned char* data_begin_ = nullptr;  // map_ + 8 + N
+  std::vector<STEntry> entries_;
+  std::unordered_map<std::string, size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Collects tensors (pointers to caller-owned bytes, which must stay valid until
+// write() returns) and writes one file. Header keys sorted; the data region starts
+// 8-byte aligned (the header is padded with spaces) and tensors are laid out by
+// descending element size then name, back to back, so each one is aligned to its
+// element size and the offsets are contiguous (as the Rust reader requires).
+class SafeTensorsWriter {
+ public:
+  // Throws on a duplicate or reserved name ("__metadata__", empty) or a negative dim.
+  void add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape, const void* data);
+  void add_f32(const std::string& name, const std::vector<int64_t>& shape, const float* data) {
+    add(name, STDType::F32, shape, data);
+  }
+  void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  size_t size() const { return items_.size(); }
+
+  // Writes "<path>.tmp.<pid>", fsyncs it, renames it over `path`, fsyncs the
+  // directory. On error the temp file is removed and the error names `path`.
+  void write(const std::string& path) const;
+
+ private:
+  struct Item {
+    STEntry e;
+    const void* data;
+  };
+  std::vector<Item> items_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace moe
