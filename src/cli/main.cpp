@@ -11,10 +11,9 @@
 int main(int argc, char** argv) {
   CLI::App app{"moe: train Mixture-of-Experts language models and upcycle dense checkpoints into them"};
   app.set_version_flag("--version", std::string("moe ") + MOE_VERSION);
-  app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "threads to use (default: all cores; never more than the cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 4096));
   app.parse_complete_callback([&] { moe::threads_set(threads); });
 
   moe::cli::register_bench(app);
@@ -34,6 +33,12 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moe: error: %s\n", e.what());
     return 1;
+  }
+  if (app.get_subcommands().empty()) {
+    // Checked after parsing (not with require_subcommand) so that an unknown flag
+    // is reported as itself rather than as a missing subcommand.
+    std::fprintf(stderr, "moe: a subcommand is required (see moe --help)\n");
+    return 2;
   }
   return moe::cli::exit_code();
 }

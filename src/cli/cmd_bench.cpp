@@ -1,0 +1,148 @@
+// moe bench gemm: GEMM GFLOP/s of our matmul against the machine's measured peak.
+//   --json: one JSON object per line; first {"kind":"peak",...}, then one
+//   {"kind":"gemm",...} per (shape, dtype). Otherwise a table.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "perf/gemm_bench.h"
+#include "perf/peak.h"
+#include "tensor/cpu.h"
+
+namespace moe::cli {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+struct GemmOpts {
+  bool json = false;
+  double min_time = 0.5;
+  double peak_time = 0.3;
+  std::string shapes = "all";
+  std::string dtype = "both";
+};
+
+// Rounded to `digits` decimals so that the JSON shows 444.9, not 444.90000000000003
+// (n / 10^d is the double nearest the decimal, which prints shortest).
+double round_to(double x, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(x * scale) / scale;
+}
+
+// A finite number of seconds > 0 (CLI::PositiveNumber prints DBL_MAX in full).
+const CLI::Validator kSeconds(
+    [](std::string& s) -> std::string {
+      double v = 0;
+      if (!CLI::detail::lexical_cast(s, v) || !std::isfinite(v) || v <= 0 || v > 1e6)
+        return "expected a positive number of seconds, got '" + s + "'";
+      return {};
+    },
+    "SECONDS");
+
+// 1-minute load average, or -1. Printed with the peak: figures measured while other
+// jobs keep the cores busy are low (and a GEMM may then even beat the peak).
+double load_average() {
+  double l = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+void run_gemm(const GemmOpts& o) {
+  const int threads = threads_get();
+  const Peak peak = peak_measure(threads, o.peak_time);
+  const std::string cpu = cpu_model_name();
+  const std::vector<GemmShape> shapes = gemm_shapes(o.shapes);
+  std::vector<DType> dtypes;
+  if (o.dtype != "bf16") dtypes.push_back(DType::F32);
+  if (o.dtype != "fp32") dtypes.push_back(DType::BF16);
+
+  if (o.json) {
+    ojson j;
+    j["kind"] = "peak";
+    j["threads"] = peak.threads;
+    j["cpu"] = cpu;
+    j["fp32_isa"] = peak.fp32_isa;
+    j["fp32_gflops"] = round_to(peak.fp32_gflops, 1);
+    j["bf16_gflops"] = peak.bf16_gflops ? ojson(round_to(*peak.bf16_gflops, 1)) : ojson(nullptr);
+    j["loadavg"] = load_average();
+    std::cout << j.dump() << std::endl;
+  } else {
+    std::printf("cpu: %s, threads: %d, load average: %.2f\n", cpu.c_str(), peak.threads, load_average());
+    std::printf("measured peak: fp32 (%s FMA) %.1f GFLOP/s, bf16 ", peak.fp32_isa, peak.fp32_gflops);
+    if (peak.bf16_gflops)
+      std::printf("(vdpbf16ps) %.1f GFLOP/s\n\n", *peak.bf16_gflops);
+    else
+      std::printf("absent (no AVX512_BF16)\n\n");
+    std::printf("%-5s %-14s %5s %5s %5s %2s %2s %9s %9s %6s %5s\n", "dtype", "shape", "M", "N", "K", "tA", "tB",
+                "GFLOP/s", "median", "%peak", "reps");
+    std::fflush(stdout);
+  }
+
+  for (DType dt : dtypes) {
+    // 0 when there is no peak to compare with (bf16 on a CPU without AVX512_BF16).
+    const double pk = dt == DType::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
+    const char* dname = dt == DType::F32 ? "fp32" : "bf16";
+    for (const GemmShape& s : shapes) {
+      const GemmResult r = gemm_bench(s, dt, o.min_time);
+      const double frac = pk > 0 ? r.gflops() / pk : 0.0;
+      if (o.json) {
+        ojson j;
+        j["kind"] = "gemm";
+        j["dtype"] = dname;
+        j["name"] = s.name;
+        j["M"] = s.M;
+        j["N"] = s.N;
+        j["K"] = s.K;
+        j["transA"] = s.transA;
+        j["transB"] = s.transB;
+        j["threads"] = threads;
+        j["gflops"] = round_to(r.gflops(), 1);
+        j["gflops_median"] = round_to(r.gflops_median(), 1);
+        j["frac_peak"] = pk > 0 ? ojson(round_to(frac, 4)) : ojson(nullptr);
+        j["reps"] = r.reps;
+        std::cout << j.dump() << std::endl;
+      } else {
+        std::printf("%-5s %-14s %5d %5d %5d %2s %2s %9.1f %9.1f ", dname, s.name.c_str(), s.M, s.N, s.K,
+                    s.transA ? "T" : "-", s.transB ? "T" : "-", r.gflops(), r.gflops_median());
+        if (pk > 0)
+          std::printf("%5.1f%% %5d\n", 100.0 * frac, r.reps);
+        else
+          std::printf("%6s %5d\n", "-", r.reps);
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "Measure performance against the machine's measured peak");
+  bench->require_subcommand(1);
+  bench->fallthrough();  // global options (--threads) may follow the subcommand
+
+  auto o = std::make_shared<GemmOpts>();
+  CLI::App* gemm = bench->add_subcommand("gemm", "GEMM GFLOP/s of matmul (fp32) and matmul_bf16 on training shapes");
+  gemm->fallthrough();
+  gemm->add_flag("--json", o->json, "one JSON object per line: the peak, then one per GEMM");
+  gemm->add_option("--min-time", o->min_time, "seconds to time each GEMM, at least (default 0.5)")
+      ->check(kSeconds);
+  gemm->add_option("--peak-time", o->peak_time, "seconds to measure each peak (default 0.3)")
+      ->check(kSeconds);
+  gemm->add_option("--shapes", o->shapes, "shape set: small (quick), square, mlp (a transformer MLP, forward and backward), all (default)")
+      ->check(CLI::IsMember(gemm_shape_sets()));
+  gemm->add_option("--dtype", o->dtype, "which matmul to time (default both)")
+      ->check(CLI::IsMember({"fp32", "bf16", "both"}));
+  gemm->callback([o] { run_gemm(*o); });
+}
+
+}  // namespace moe::cli
