@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libdnnl-dev            # oneDNN 2.6: GEMM fp32 / bf16
+  ocl-icd-opencl-dev     # (only a "recommends" of libdnnl-dev, but its CMake config needs OpenCL)
   nlohmann-json3-dev     # JSON (safetensors headers, configs)
   libcli11-dev           # command line
   libgtest-dev           # tests
