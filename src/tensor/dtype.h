@@ -33,6 +33,9 @@ inline float bf16_to_f32(bf16 h) {
   return f;
 }
 
+// float32 -> IEEE half bits, round to nearest even; overflow to inf, NaN kept.
+uint16_t f32_to_f16_bits(float f);
+
 // Array conversions. The fast versions use AVX-512 when the CPU has it and
 // match the scalar ones above bit for bit (tests/test_tensor.cpp checks this).
 void f32_to_bf16_ref(bf16* out, const float* in, size_t n);

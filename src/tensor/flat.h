@@ -37,6 +37,7 @@ class FlatBuffer {
  public:
   explicit FlatBuffer(const ParamLayout& layout);
   FlatBuffer(FlatBuffer&&) noexcept = default;
+  FlatBuffer& operator=(FlatBuffer&&) noexcept = default;
   float* data() { return data_.get(); }
   const float* data() const { return data_.get(); }
   size_t numel() const { return layout_->numel(); }

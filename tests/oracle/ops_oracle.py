@@ -14,13 +14,11 @@ the C++ test tolerances measure only our fp32/bf16 error. Hyperparameters (eps,
 lr, betas, theta, p) are rounded to float32 first, as the C++ API takes floats.
 
 Needs Debian's python3-torch (1.13): run with /usr/bin/python3. No safetensors
-package: the file is written here with json + numpy.
+package: files are written by st_io.py (json + numpy).
 """
 import argparse
-import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
@@ -31,36 +29,8 @@ torch.set_num_threads(1)  # small problems; the machine is shared
 F64 = torch.float64
 
 
-# ------------------------------------------------------------------ file writing
-
-_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int32): "I32",
-           np.dtype(np.int64): "I64", np.dtype(np.uint8): "U8"}
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: name -> np.ndarray (little-endian); metadata: str -> str. Atomic."""
-    header, blobs, pos = {}, [], 0
-    # Descending element size then name: every tensor aligned to its element size.
-    for name in sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n)):
-        a = np.ascontiguousarray(tensors[name])
-        dt = _DTYPES[a.dtype]
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [pos, pos + len(b)]}
-        blobs.append(b)
-        pos += len(b)
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from st_io import write_safetensors  # noqa: E402  (shared with model_oracle.py)
 
 
 class Case:

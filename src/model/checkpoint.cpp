@@ -1,0 +1,173 @@
+#include "model/checkpoint.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "io/files.h"
+
+namespace moe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Role of each tensor name, to know which ones HF stores transposed.
+std::map<std::string, Role> roles_by_name(const Model& m) {
+  std::map<std::string, Role> out;
+  const ModelConfig& c = m.config();
+  for (Role r : {Role::Embed, Role::Pos, Role::FinalNorm, Role::FinalNormBias, Role::LMHead}) {
+    try {
+      out.emplace(m.name(r), r);
+    } catch (const std::logic_error&) {
+    }
+  }
+  for (int l = 0; l < c.n_layer; l++)
+    for (Role r : {Role::Norm1, Role::Norm1Bias, Role::QKV, Role::QKVBias, Role::Q, Role::K, Role::V, Role::O,
+                   Role::OBias, Role::Norm2, Role::Norm2Bias, Role::Up, Role::UpBias, Role::Gate, Role::Down,
+                   Role::DownBias}) {
+      try {
+        out.emplace(m.name(r, l), r);
+      } catch (const std::logic_error&) {
+      }
+    }
+  return out;
+}
+
+std::vector<int64_t> dims(const Shape& s) { return std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim); }
+
+void transpose(float* out, const float* in, int64_t rows, int64_t cols) {  // in (rows, cols) -> out (cols, rows)
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) out[c * rows + r] = in[r * cols + c];
+}
+
+}  // namespace
+
+void model_save(const Model& m, const std::string& dir, STDType dtype) {
+  if (dtype != STDType::F32 && dtype != STDType::BF16 && dtype != STDType::F16)
+    throw std::invalid_argument("model_save: dtype must be F32, BF16 or F16");
+  auto roles = roles_by_name(m);
+  nlohmann::json cfg = config_to_hf(m.config());
+  cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
+  SafeTensorsWriter w;
+  std::vector<std::vector<char>> store;  // converted / transposed bytes, alive until write()
+  for (const ParamSpec& s : m.layout().specs()) {
+    const float* src = m.params().data() + s.offset;
+    std::vector<int64_t> shape = dims(s.shape);
+    std::vector<float> tmp;
+    auto it = roles.find(s.name);
+    if (it != roles.end() && m.family().hf_transposed(it->second)) {
+      tmp.resize(size_t(s.shape.numel()));
+      transpose(tmp.data(), src, shape[0], shape[1]);
+      std::swap(shape[0], shape[1]);
+      src = tmp.data();
+    }
+    size_t n = size_t(s.shape.numel());
+    store.emplace_back(n * st_dtype_size(dtype));
+    char* dst = store.back().data();
+    if (dtype == STDType::F32) std::memcpy(dst, src, n * 4);
+    else if (dtype == STDType::BF16) f32_to_bf16(reinterpret_cast<bf16*>(dst), src, n);
+    else
+      for (size_t i = 0; i < n; i++) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(src[i]);
+    w.add(s.name, dtype, shape, dst);
+  }
+  w.set_metadata("format", "pt");
+  file_write_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+  w.write(dir + "/model.safetensors");
+}
+
+void model_load_weights(Model& m, const std::string& dir) {
+  // The files: one model.safetensors, or an index naming the shard of each tensor.
+  std::vector<SafeTensorsFile> files;
+  std::map<std::string, size_t> where;  // tensor -> file index
+  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  if (path_exists(index)) {
+    nlohmann::json j = nlohmann::json::parse(file_read(index), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw std::runtime_error(index + ": expected a JSON object with a \"weight_map\" object");
+    std::map<std::string, size_t> file_ids;
+    for (auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
+        throw std::runtime_error(index + ": weight_map entry '" + name + "' must name a file in the directory");
+      auto [it, fresh] = file_ids.emplace(file.get<std::string>(), files.size());
+      if (fresh) files.push_back(SafeTensorsFile::open(dir + "/" + file.get<std::string>()));
+      where[name] = it->second;
+    }
+    for (size_t f = 0; f < files.size(); f++)
+      for (const STEntry& e : files[f].tensors()) {
+        auto it = where.find(e.name);
+        if (it == where.end() || it->second != f)
+          throw std::runtime_error(files[f].path() + ": tensor '" + e.name + "' is not mapped to this file by " +
+                                   index);
+      }
+    for (auto& [name, f] : where)
+      if (!files[f].find(name))
+        throw std::runtime_error(files[f].path() + ": tensor '" + name + "' listed in " + index + " is missing");
+  } else if (path_exists(single)) {
+    files.push_back(SafeTensorsFile::open(single));
+    for (const STEntry& e : files[0].tensors()) where[e.name] = 0;
+  } else {
+    throw std::runtime_error(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+
+  auto roles = roles_by_name(m);
+  std::set<std::string> used;
+  for (const ParamSpec& s : m.layout().specs()) {
+    auto it = where.find(s.name);
+    if (it == where.end())
+      throw std::runtime_error(files.empty() ? dir : (files.size() == 1 ? files[0].path() : index) +
+                               ": missing tensor '" + s.name + "' (config.json " + m.config().family +
+                               " model needs it)");
+    const SafeTensorsFile& f = files[it->second];
+    std::vector<int64_t> want = dims(s.shape);
+    auto r = roles.find(s.name);
+    const bool tr = r != roles.end() && m.family().hf_transposed(r->second);
+    if (tr) std::swap(want[0], want[1]);
+    const STEntry& e = f.expect(s.name, want);
+    if (e.dtype != STDType::F32 && e.dtype != STDType::BF16 && e.dtype != STDType::F16)
+      throw std::runtime_error(f.path() + ": tensor '" + s.name + "' has dtype " + st_dtype_name(e.dtype) +
+                               ", expected F32, BF16 or F16");
+    float* dst = m.params().data() + s.offset;
+    if (tr) {
+      std::vector<float> tmp = f.read_f32(e);
+      transpose(dst, tmp.data(), want[0], want[1]);
+    } else {
+      f.read_f32(e, dst, size_t(s.shape.numel()));
+    }
+    used.insert(s.name);
+  }
+  for (auto& [name, fi] : where) {
+    if (used.count(name) || m.family().is_buffer(name)) continue;
+    if (m.config().tied && name == m.name(Role::LMHead)) continue;  // a tied head saved anyway: same tensor
+    throw std::runtime_error(files[fi].path() + ": unexpected tensor '" + name + "' (not part of a " +
+                             m.config().family + " model with this config.json)");
+  }
+}
+
+std::unique_ptr<Model> model_load(const std::string& dir) {
+  auto m = std::make_unique<Model>(config_load(dir + "/config.json"));
+  model_load_weights(*m, dir);
+  return m;
+}
+
+std::string resolve_model_dir(const std::string& path) {
+  if (path_exists(path + "/config.json")) return path;
+  if (!is_dir(path)) throw std::runtime_error(path + ": no such model or run directory");
+  long best = -1;
+  std::string found;
+  for (const auto& e : fs::directory_iterator(path)) {
+    std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.rfind("checkpoint-", 0) != 0) continue;
+    char* end = nullptr;
+    long step = std::strtol(n.c_str() + 11, &end, 10);
+    if (*end || !path_exists(e.path().string() + "/config.json")) continue;
+    if (step > best) best = step, found = e.path().string();
+  }
+  if (found.empty())
+    throw std::runtime_error(path + ": not a model directory (no config.json) and no checkpoint-N inside");
+  return found;
+}
+
+}  // namespace moe

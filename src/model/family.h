@@ -1,0 +1,41 @@
+// A model family: its Hugging Face config fields and tensor names. The model asks
+// for tensors by role; only the family knows what HF calls them and whether HF
+// stores them transposed (GPT-2's Conv1D keeps [in, out]; we keep every linear
+// weight as [out, in], like torch.nn.Linear).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/config.h"
+
+namespace moe {
+
+enum class Role {
+  // model-wide
+  Embed, Pos, FinalNorm, FinalNormBias, LMHead,
+  // per layer
+  Norm1, Norm1Bias, QKV, QKVBias, Q, K, V, O, OBias, Norm2, Norm2Bias,
+  Up, UpBias, Gate, Down, DownBias,
+};
+
+struct Family {
+  const char* model_type;  // "gpt2", "llama"
+  const char* architecture;  // "GPT2LMHeadModel", "LlamaForCausalLM"
+  // HF tensor name of a role (layer ignored for model-wide roles).
+  std::string (*name)(Role r, int layer);
+  // True when HF stores this 2-D weight as [in, out] (we store [out, in]).
+  bool (*hf_transposed)(Role r);
+  // Config fields: fill c from j (throwing naming `path` and the field), and back.
+  void (*from_hf)(ModelConfig& c, const nlohmann::json& j, const std::string& path);
+  void (*to_hf)(const ModelConfig& c, nlohmann::json& j);
+  // Sets the part flags (norm, mlp, positions, bias, fused qkv) of this family.
+  void (*set_parts)(ModelConfig& c);
+  // HF buffers that are not parameters and may appear in a checkpoint (ignored).
+  bool (*is_buffer)(const std::string& name);
+};
+
+const Family& family_of(const std::string& model_type);  // throws listing the known ones
+const Family& family_gpt2();
+const Family& family_llama();
+
+}  // namespace moe

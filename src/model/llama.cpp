@@ -1,0 +1,96 @@
+// The Llama family: RMSNorm, SwiGLU MLP, RoPE, no biases, grouped-query attention,
+// untied lm_head. HF names of LlamaForCausalLM; every weight [out, in].
+#include <stdexcept>
+
+#include "model/family.h"
+#include "model/hf_json.h"
+
+namespace moe {
+
+namespace {
+
+std::string llama_name(Role r, int l) {
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  switch (r) {
+    case Role::Embed: return "model.embed_tokens.weight";
+    case Role::FinalNorm: return "model.norm.weight";
+    case Role::LMHead: return "lm_head.weight";
+    case Role::Norm1: return p + "input_layernorm.weight";
+    case Role::Q: return p + "self_attn.q_proj.weight";
+    case Role::K: return p + "self_attn.k_proj.weight";
+    case Role::V: return p + "self_attn.v_proj.weight";
+    case Role::O: return p + "self_attn.o_proj.weight";
+    case Role::Norm2: return p + "post_attention_layernorm.weight";
+    case Role::Gate: return p + "mlp.gate_proj.weight";
+    case Role::Up: return p + "mlp.up_proj.weight";
+    case Role::Down: return p + "mlp.down_proj.weight";
+    default: throw std::logic_error("llama: no tensor for this role");
+  }
+}
+
+bool llama_transposed(Role) { return false; }
+
+void llama_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+  c.vocab_size = hf::req_int(j, "vocab_size", path);
+  c.n_ctx = hf::opt_int(j, "max_position_embeddings", 2048, path);
+  c.n_embd = hf::req_int(j, "hidden_size", path);
+  c.n_layer = hf::req_int(j, "num_hidden_layers", path);
+  c.n_head = hf::req_int(j, "num_attention_heads", path);
+  c.n_kv_head = hf::opt_int(j, "num_key_value_heads", c.n_head, path);
+  c.n_inner = hf::req_int(j, "intermediate_size", path);
+  c.norm_eps = hf::opt_float(j, "rms_norm_eps", 1e-6f, path);
+  c.rope_theta = hf::opt_float(j, "rope_theta", 10000.0f, path);
+  c.tied = hf::opt_bool(j, "tie_word_embeddings", false, path);
+  c.bos_id = hf::opt_int(j, "bos_token_id", c.bos_id, path);
+  c.eos_id = hf::opt_int(j, "eos_token_id", c.eos_id, path);
+  auto act = hf::opt_string(j, "hidden_act", path).value_or("silu");
+  if (act != "silu") hf::fail(path, "field 'hidden_act' must be \"silu\" (SwiGLU MLP), got \"" + act + "\"");
+  if (hf::opt_bool(j, "attention_bias", false, path)) hf::fail(path, "field 'attention_bias' must be false");
+  if (hf::opt_bool(j, "mlp_bias", false, path)) hf::fail(path, "field 'mlp_bias' must be false");
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
+    hf::fail(path, "field 'rope_scaling' is not supported (expected null)");
+  int head_dim = hf::opt_int(j, "head_dim", 0, path);
+  if (head_dim != 0 && head_dim * c.n_head != c.n_embd)
+    hf::fail(path, "field 'head_dim' must equal hidden_size / num_attention_heads = " +
+                       std::to_string(c.n_embd / c.n_head) + ", got " + std::to_string(head_dim));
+}
+
+void llama_to_hf(const ModelConfig& c, nlohmann::json& j) {
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.n_ctx;
+  j["hidden_size"] = c.n_embd;
+  j["num_hidden_layers"] = c.n_layer;
+  j["num_attention_heads"] = c.n_head;
+  j["num_key_value_heads"] = c.n_kv_head;
+  j["intermediate_size"] = c.n_inner;
+  j["rms_norm_eps"] = c.norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = c.tied;
+  j["attention_bias"] = false;
+  j["mlp_bias"] = false;
+  j["rope_scaling"] = nullptr;
+  j["head_dim"] = c.head_dim();
+  j["bos_token_id"] = c.bos_id;
+  j["eos_token_id"] = c.eos_id;
+}
+
+void llama_parts(ModelConfig& c) {
+  c.norm = NormKind::RMSNorm;
+  c.mlp = MlpKind::SwiGLU;
+  c.pos = PosKind::Rope;
+  c.bias = false;
+  c.fused_qkv = false;
+}
+
+bool llama_is_buffer(const std::string& n) { return n.find("rotary_emb.inv_freq") != std::string::npos; }
+
+}  // namespace
+
+const Family& family_llama() {
+  static const Family f{"llama", "LlamaForCausalLM", llama_name, llama_transposed, llama_from_hf, llama_to_hf,
+                        llama_parts, llama_is_buffer};
+  return f;
+}
+
+}  // namespace moe

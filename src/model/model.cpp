@@ -1,0 +1,146 @@
+// Model construction: the parameter layout (HF names, our [out, in] shapes), the
+// role offsets, weight init, and the activation arena.
+#include "model/model.h"
+
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include "model/acts.h"
+
+namespace moe {
+
+namespace {
+
+// Counts bytes (base == nullptr) or hands out 64-byte aligned slices of a block.
+struct Carver {
+  char* base = nullptr;
+  size_t used = 0;
+  template <typename T>
+  T* take(size_t n) {
+    used = (used + 63) / 64 * 64;
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += n * sizeof(T);
+    return p;
+  }
+};
+
+}  // namespace
+
+Model::Model(const ModelConfig& cfg)
+    : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
+  cfg_.validate();
+  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, D = cfg_.head_dim();
+  const int Cq = cfg_.n_head * D, Ckv = cfg_.n_kv_head * D;
+  auto add = [&](Role r, int l, Shape s) { return layout_.add(family_->name(r, l), s); };
+  off_embed_ = add(Role::Embed, 0, {V, C});
+  if (cfg_.pos == PosKind::Learned) off_pos_ = add(Role::Pos, 0, {cfg_.n_ctx, C});
+  lay_.resize(cfg_.n_layer);
+  for (int l = 0; l < cfg_.n_layer; l++) {
+    LayerOffsets& o = lay_[l];
+    o.norm1 = add(Role::Norm1, l, {C});
+    if (cfg_.bias) o.norm1_b = add(Role::Norm1Bias, l, {C});
+    if (cfg_.fused_qkv) {
+      o.qkv = add(Role::QKV, l, {3 * C, C});
+      if (cfg_.bias) o.qkv_b = add(Role::QKVBias, l, {3 * C});
+    } else {
+      o.q = add(Role::Q, l, {Cq, C});
+      o.k = add(Role::K, l, {Ckv, C});
+      o.v = add(Role::V, l, {Ckv, C});
+    }
+    o.o = add(Role::O, l, {C, Cq});
+    if (cfg_.bias) o.o_b = add(Role::OBias, l, {C});
+    o.norm2 = add(Role::Norm2, l, {C});
+    if (cfg_.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
+    if (cfg_.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
+    o.up = add(Role::Up, l, {F, C});
+    if (cfg_.bias) o.up_b = add(Role::UpBias, l, {F});
+    o.down = add(Role::Down, l, {C, F});
+    if (cfg_.bias) o.down_b = add(Role::DownBias, l, {C});
+  }
+  off_lnf_ = add(Role::FinalNorm, 0, {C});
+  if (cfg_.bias) off_lnf_b_ = add(Role::FinalNormBias, 0, {C});
+  off_head_ = cfg_.tied ? off_embed_ : add(Role::LMHead, 0, {V, C});
+  // The buffers were built over the empty layout: size them now.
+  params_ = FlatBuffer(layout_);
+  grads_ = FlatBuffer(layout_);
+}
+
+Model::~Model() = default;
+
+void Model::init_weights(uint64_t seed) {
+  const double std_w = 0.02, std_res = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
+  size_t index = 0;
+  for (const ParamSpec& s : layout_.specs()) {
+    float* p = params_.data() + s.offset;
+    size_t n = size_t(s.shape.numel());
+    bool is_norm = s.name.find("norm") != std::string::npos || s.name.find("ln_") != std::string::npos;
+    if (s.shape.ndim == 1) {
+      for (size_t i = 0; i < n; i++) p[i] = is_norm && s.name.ends_with("weight") ? 1.0f : 0.0f;
+    } else {
+      bool residual_out = false;
+      for (int l = 0; l < cfg_.n_layer; l++)
+        residual_out |= s.offset == lay_[l].o || s.offset == lay_[l].down;
+      std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + index);
+      std::normal_distribution<double> d(0.0, residual_out ? std_res : std_w);
+      for (size_t i = 0; i < n; i++) p[i] = float(d(rng));
+    }
+    index++;
+  }
+}
+
+void Model::ensure_acts(int B, int T) {
+  if (acts_ && B == B_ && T == T_) return;
+  if (T > cfg_.n_ctx)
+    throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +
+                                std::to_string(cfg_.n_ctx) + " positions");
+  const size_t N = size_t(B) * T, C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size;
+  const size_t D = cfg_.head_dim(), Cq = cfg_.n_head * D, Ckv = cfg_.n_kv_head * D;
+  const size_t A = size_t(B) * cfg_.n_head * T * T;
+  const bool bf = true;  // bf16 copies are small next to the fp32 activations: always carve them
+  auto carve = [&](Carver& cv, Acts& a) {
+    a.L.resize(cfg_.n_layer);
+    a.xs.resize(cfg_.n_layer + 1);
+    for (auto& x : a.xs) x = cv.take<float>(N * C);
+    for (auto& l : a.L) {
+      l.ln1 = cv.take<float>(N * C), l.ln1_mean = cv.take<float>(N), l.ln1_rstd = cv.take<float>(N);
+      l.qkv = cfg_.fused_qkv ? cv.take<float>(N * 3 * C) : nullptr;
+      l.q = cv.take<float>(N * Cq), l.k = cv.take<float>(N * Ckv), l.v = cv.take<float>(N * Ckv);
+      l.att = cv.take<float>(A);
+      l.atty = cv.take<float>(N * Cq);
+      l.x_mid = cv.take<float>(N * C);
+      l.ln2 = cv.take<float>(N * C), l.ln2_mean = cv.take<float>(N), l.ln2_rstd = cv.take<float>(N);
+      l.h1 = cv.take<float>(N * F);
+      l.h2 = cfg_.mlp == MlpKind::SwiGLU ? cv.take<float>(N * F) : nullptr;
+      l.act = cfg_.mlp == MlpKind::SwiGLU ? cv.take<float>(N * F) : cv.take<float>(N * F);
+      l.ln1_bf = bf ? cv.take<bf16>(N * C) : nullptr;
+      l.atty_bf = bf ? cv.take<bf16>(N * Cq) : nullptr;
+      l.ln2_bf = bf ? cv.take<bf16>(N * C) : nullptr;
+      l.act_bf = bf ? cv.take<bf16>(N * F) : nullptr;
+    }
+    a.lnf = cv.take<float>(N * C), a.lnf_mean = cv.take<float>(N), a.lnf_rstd = cv.take<float>(N);
+    a.lnf_bf = cv.take<bf16>(N * C);
+    a.logits = cv.take<float>(N * V), a.losses = cv.take<float>(N), a.lse = cv.take<float>(N);
+    a.dlosses = cv.take<float>(N);
+    a.branch = cv.take<float>(N * C);
+    a.dres = cv.take<float>(N * C), a.dtmp = cv.take<float>(N * C), a.dln = cv.take<float>(N * C);
+    a.datty = cv.take<float>(N * Cq);
+    a.dq = cv.take<float>(N * Cq), a.dk = cv.take<float>(N * Ckv), a.dv = cv.take<float>(N * Ckv);
+    a.dqkv = cfg_.fused_qkv ? cv.take<float>(N * 3 * C) : nullptr;
+    a.dact = cv.take<float>(N * F), a.dh1 = cv.take<float>(N * F);
+    a.dh2 = cfg_.mlp == MlpKind::SwiGLU ? cv.take<float>(N * F) : nullptr;
+    a.dout_bf = cv.take<bf16>(N * std::max({V, 3 * C, F, C}));
+  };
+  acts_.reset();
+  arena_.reset();
+  Acts probe;
+  Carver count;
+  carve(count, probe);
+  arena_ = std::make_unique<Arena>(count.used + 64);
+  acts_ = std::make_unique<Acts>();
+  Carver real{static_cast<char*>(arena_->alloc_bytes(count.used)), 0};
+  carve(real, *acts_);
+  B_ = B, T_ = T;
+}
+
+}  // namespace moe

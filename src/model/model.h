@@ -1,0 +1,96 @@
+// The decoder-only transformer: parameters in one flat buffer with HF tensor
+// names, explicit forward and backward over the ops (no tape), activations kept in
+// an arena sized for the batch. GPT-2 and Llama families share this code; the
+// config's part flags choose norm, MLP, positions, biases and qkv fusion.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/family.h"
+#include "tensor/arena.h"
+#include "tensor/dtype.h"
+#include "tensor/flat.h"
+
+namespace moe {
+
+enum class Compute { F32, BF16 };  // bf16: GEMM operands in bf16, fp32 accumulation and master weights
+
+// Offsets (in floats) of one layer's tensors in the flat buffers; npos when absent.
+struct LayerOffsets {
+  static constexpr size_t npos = size_t(-1);
+  size_t norm1 = npos, norm1_b = npos, qkv = npos, qkv_b = npos, q = npos, k = npos, v = npos, o = npos,
+         o_b = npos, norm2 = npos, norm2_b = npos, up = npos, up_b = npos, gate = npos, down = npos,
+         down_b = npos;
+};
+
+struct ForwardOptions {
+  Compute compute = Compute::F32;
+  float dropout = 0.0f;       // on the embedding output and both residual branches
+  uint64_t dropout_seed = 0;  // with dropout > 0: one mask per (seed, layer, site)
+};
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& cfg);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const Family& family() const { return *family_; }
+  const ParamLayout& layout() const { return layout_; }
+  FlatBuffer& params() { return params_; }
+  FlatBuffer& grads() { return grads_; }
+  const FlatBuffer& params() const { return params_; }
+  // Role -> tensor name, and the tensor of a role (nullptr when the config has none).
+  std::string name(Role r, int layer = 0) const { return family_->name(r, layer); }
+  size_t num_params() const { return layout_.num_params(); }
+
+  // GPT-2-style init: N(0, 0.02) weights, residual projections N(0, 0.02/sqrt(2L)),
+  // norm weights 1, biases 0. Deterministic in `seed`.
+  void init_weights(uint64_t seed);
+
+  // inputs (B,T) token ids in [0, V); targets (B,T) with -1 = ignored, or null for
+  // logits only. Returns the mean cross-entropy over the valid targets (0 when
+  // none or no targets). Keeps the activations the backward needs.
+  float forward(const int32_t* inputs, const int32_t* targets, int B, int T, const ForwardOptions& opt = {});
+  // Gradients of (loss_scale x the last forward's mean loss), accumulated into grads().
+  void backward(float loss_scale = 1.0f);
+  const float* logits() const { return logits_; }  // (B,T,V) of the last forward
+  int valid_targets() const { return n_valid_; }
+
+  // Per-token losses of the last forward (B*T; 0 where ignored).
+  const float* token_losses() const { return losses_; }
+
+ private:
+  struct Acts;
+  void ensure_acts(int B, int T);
+  void lin_fwd(float* out, const float* inp, const bf16* inp_bf, size_t W, size_t b, int N, int IC, int OC);
+  void lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* inp, const bf16* inp_bf, size_t W,
+               size_t b, int N, int IC, int OC);
+  const bf16* to_bf16(bf16* dst, const float* src, size_t n);
+
+  ModelConfig cfg_;
+  const Family* family_;
+  ParamLayout layout_;
+  FlatBuffer params_, grads_;
+  size_t off_embed_ = 0, off_pos_ = LayerOffsets::npos, off_lnf_ = 0, off_lnf_b_ = LayerOffsets::npos,
+         off_head_ = 0;
+  std::vector<LayerOffsets> lay_;
+
+  // bf16 copy of the parameters (same layout), refreshed at every forward in bf16 mode.
+  std::vector<bf16> params_bf_;
+  std::unique_ptr<Arena> arena_;
+  std::unique_ptr<Acts> acts_;
+  int B_ = 0, T_ = 0, n_valid_ = 0;
+  ForwardOptions fopt_;
+  const int32_t* inputs_ = nullptr;
+  std::vector<int32_t> inputs_copy_, targets_copy_;
+  float* logits_ = nullptr;
+  float* losses_ = nullptr;
+};
+
+}  // namespace moe

@@ -1,0 +1,231 @@
+// The model's forward and backward: the ops composed in order, then in reverse.
+// Shapes: N = B*T tokens, C model width, F MLP width, V vocabulary,
+// H heads, Hkv key/value heads, D head size.
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "model/acts.h"
+#include "model/model.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/embedding.h"
+#include "ops/gelu.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+#include "ops/matmul.h"
+#include "ops/bias.h"
+#include "ops/residual.h"
+#include "ops/rmsnorm.h"
+#include "ops/rope.h"
+#include "ops/swiglu.h"
+
+namespace moe {
+
+namespace {
+constexpr size_t npos = LayerOffsets::npos;
+
+// One dropout mask per (run seed, layer, site); layer -1 is the embedding.
+uint64_t site_seed(uint64_t seed, int layer, int site) {
+  return seed * 0x9E3779B97F4A7C15ull + uint64_t(layer + 1) * 0xD1B54A32D192ED03ull + uint64_t(site);
+}
+
+// Copies column block [c0, c0+w) of each row of src (N, ld) to dst (N, w), or back.
+void copy_cols(float* dst, size_t ldd, const float* src, size_t lds, size_t N, size_t w) {
+#pragma omp parallel for schedule(static)
+  for (size_t n = 0; n < N; n++) std::memcpy(dst + n * ldd, src + n * lds, w * sizeof(float));
+}
+}  // namespace
+
+const bf16* Model::to_bf16(bf16* dst, const float* src, size_t n) {
+  f32_to_bf16(dst, src, n);
+  return dst;
+}
+
+void Model::lin_fwd(float* out, const float* inp, const bf16* inp_bf, size_t W, size_t b, int N, int IC, int OC) {
+  const float* bias = b == npos ? nullptr : params_.data() + b;
+  if (fopt_.compute == Compute::BF16) linear_forward_bf16(out, inp_bf, params_bf_.data() + W, bias, N, IC, OC);
+  else linear_forward(out, inp, params_.data() + W, bias, N, IC, OC);
+}
+
+// dinp (N,IC) = dout · W (assigned, or added when acc_dinp); dW += dout^T · inp; db += sum dout.
+void Model::lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* inp, const bf16* inp_bf, size_t W,
+                    size_t b, int N, int IC, int OC) {
+  float* dW = grads_.data() + W;
+  if (fopt_.compute == Compute::BF16) {
+    const bf16* dout_bf = to_bf16(acts_->dout_bf, dout, size_t(N) * OC);
+    if (dinp) matmul_bf16(dinp, dout_bf, params_bf_.data() + W, N, IC, OC, false, false, acc_dinp);
+    matmul_bf16(dW, dout_bf, inp_bf, OC, IC, N, true, false, true);
+  } else {
+    if (dinp) matmul(dinp, dout, params_.data() + W, N, IC, OC, false, false, acc_dinp);
+    matmul(dW, dout, inp, OC, IC, N, true, false, true);
+  }
+  if (b != npos) bias_backward(grads_.data() + b, dout, N, OC);
+}
+
+float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T, const ForwardOptions& opt) {
+  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
+  const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;
+  const size_t N = size_t(B) * T;
+  for (size_t i = 0; i < N; i++)
+    if (inputs[i] < 0 || inputs[i] >= V)
+      throw std::invalid_argument("token id " + std::to_string(inputs[i]) + " at position " + std::to_string(i) +
+                                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  ensure_acts(B, T);
+  fopt_ = opt;
+  Acts& a = *acts_;
+  inputs_copy_.assign(inputs, inputs + N);
+  targets_copy_.clear();
+  if (targets) targets_copy_.assign(targets, targets + N);
+  const bool bf = opt.compute == Compute::BF16;
+  if (bf) {
+    params_bf_.resize(params_.numel());
+    f32_to_bf16(params_bf_.data(), params_.data(), params_.numel());
+  }
+  const float* P = params_.data();
+  const bool ln = cfg_.norm == NormKind::LayerNorm;
+  auto norm_fwd = [&](float* out, float* mean, float* rstd, const float* inp, size_t w, size_t b) {
+    if (ln) layernorm_forward(out, mean, rstd, inp, P + w, b == npos ? nullptr : P + b, int(N), C, cfg_.norm_eps);
+    else rmsnorm_forward(out, rstd, inp, P + w, int(N), C, cfg_.norm_eps);
+  };
+  auto drop = [&](float* x, size_t n, int layer, int site) {
+    if (opt.dropout > 0) dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, layer, site));
+  };
+
+  embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
+  drop(a.xs[0], N * C, -1, 0);
+  for (int l = 0; l < cfg_.n_layer; l++) {
+    LayerActs& la = a.L[l];
+    const LayerOffsets& o = lay_[l];
+    // attention: x_mid = x + drop(o(attn(rope(q), rope(k), v)))
+    norm_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, a.xs[l], o.norm1, o.norm1_b);
+    if (bf) to_bf16(la.ln1_bf, la.ln1, N * C);
+    if (cfg_.fused_qkv) {
+      lin_fwd(la.qkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
+      copy_cols(la.q, Cq, la.qkv, 3 * C, N, Cq);
+      copy_cols(la.k, Ckv, la.qkv + C, 3 * C, N, Ckv);
+      copy_cols(la.v, Ckv, la.qkv + 2 * C, 3 * C, N, Ckv);
+    } else {
+      lin_fwd(la.q, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
+      lin_fwd(la.k, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
+      lin_fwd(la.v, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
+    }
+    if (cfg_.pos == PosKind::Rope) {
+      rope_forward(la.q, la.q, B, T, H, D, cfg_.rope_theta, 0);
+      rope_forward(la.k, la.k, B, T, Hkv, D, cfg_.rope_theta, 0);
+    }
+    attention_forward(la.atty, la.att, la.q, la.k, la.v, B, T, H, Hkv, D);
+    if (bf) to_bf16(la.atty_bf, la.atty, N * Cq);
+    lin_fwd(a.branch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
+    drop(a.branch, N * C, l, 1);
+    residual_forward(la.x_mid, a.xs[l], a.branch, N * C);
+    // MLP: x_out = x_mid + drop(down(act(ln2(x_mid))))
+    norm_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.x_mid, o.norm2, o.norm2_b);
+    if (bf) to_bf16(la.ln2_bf, la.ln2, N * C);
+    if (cfg_.mlp == MlpKind::Gelu) {
+      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+      gelu_forward(la.act, la.h1, N * F);
+    } else {
+      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+      lin_fwd(la.h2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+      swiglu_forward(la.act, la.h1, la.h2, N * F);
+    }
+    if (bf) to_bf16(la.act_bf, la.act, N * F);
+    lin_fwd(a.branch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
+    drop(a.branch, N * C, l, 2);
+    residual_forward(a.xs[l + 1], la.x_mid, a.branch, N * C);
+  }
+  norm_fwd(a.lnf, a.lnf_mean, a.lnf_rstd, a.xs[cfg_.n_layer], off_lnf_, off_lnf_b_);
+  if (bf) to_bf16(a.lnf_bf, a.lnf, N * C);
+  lin_fwd(a.logits, a.lnf, a.lnf_bf, off_head_, npos, int(N), C, V);
+  logits_ = a.logits;
+  losses_ = a.losses;
+  n_valid_ = 0;
+  if (!targets) return 0.0f;
+  for (size_t i = 0; i < N; i++)
+    if (targets[i] >= V)
+      throw std::invalid_argument("target id " + std::to_string(targets[i]) + " at position " + std::to_string(i) +
+                                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  crossentropy_forward(a.losses, a.lse, a.logits, targets, int(N), V);
+  double sum = 0;
+  for (size_t i = 0; i < N; i++)
+    if (targets[i] >= 0) sum += a.losses[i], n_valid_++;
+  return n_valid_ ? float(sum / n_valid_) : 0.0f;
+}
+
+void Model::backward(float loss_scale) {
+  if (!acts_ || targets_copy_.empty()) throw std::logic_error("Model::backward without a forward with targets");
+  const int B = B_, T = T_;
+  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
+  const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;
+  const size_t N = size_t(B) * T;
+  Acts& a = *acts_;
+  const float* P = params_.data();
+  float* G = grads_.data();
+  const int32_t* targets = targets_copy_.data();
+  const bool ln = cfg_.norm == NormKind::LayerNorm;
+  // dinp (assigned) of a norm whose input was `inp`; weight/bias gradients accumulate.
+  auto norm_backward = [&](float* dinp, const float* dout, const float* inp, size_t w, size_t b, const float* mean,
+                           const float* rstd) {
+    if (ln)
+      layernorm_backward(dinp, G + w, b == npos ? nullptr : G + b, dout, inp, P + w, mean, rstd, int(N), C);
+    else
+      rmsnorm_backward(dinp, G + w, dout, inp, P + w, rstd, int(N), C);
+  };
+  // The gradient of a dropped-out branch: the mask again, into dtmp.
+  auto undrop = [&](const float* d, int layer, int site) -> const float* {
+    if (fopt_.dropout <= 0) return d;
+    dropout_backward(a.dtmp, d, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, layer, site));
+    return a.dtmp;
+  };
+
+  // loss = scale * mean over valid targets of the token losses
+  for (size_t i = 0; i < N; i++) a.dlosses[i] = targets[i] >= 0 ? loss_scale / float(n_valid_) : 0.0f;
+  crossentropy_backward(a.logits, a.dlosses, a.logits, a.lse, targets, int(N), V);  // in place: logits -> dlogits
+  lin_bwd(a.dln, false, a.logits, a.lnf, a.lnf_bf, off_head_, npos, int(N), C, V);
+  norm_backward(a.dres, a.dln, a.xs[cfg_.n_layer], off_lnf_, off_lnf_b_, a.lnf_mean, a.lnf_rstd);
+
+  for (int l = cfg_.n_layer - 1; l >= 0; l--) {
+    LayerActs& la = a.L[l];
+    const LayerOffsets& o = lay_[l];
+    // MLP branch
+    const float* dbranch = undrop(a.dres, l, 2);
+    lin_bwd(a.dact, false, dbranch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
+    if (cfg_.mlp == MlpKind::Gelu) {
+      gelu_backward(a.dh1, la.h1, a.dact, N * F);
+      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+    } else {
+      swiglu_backward(a.dh1, a.dh2, a.dact, la.h1, la.h2, N * F);
+      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+      lin_bwd(a.dln, true, a.dh2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+    }
+    norm_backward(a.dtmp, a.dln, la.x_mid, o.norm2, o.norm2_b, la.ln2_mean, la.ln2_rstd);
+    residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_mid = d x_out + through the MLP
+    // attention branch
+    dbranch = undrop(a.dres, l, 1);
+    lin_bwd(a.datty, false, dbranch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
+    attention_backward(a.dq, a.dk, a.dv, a.datty, la.q, la.k, la.v, la.att, B, T, H, Hkv, D);
+    if (cfg_.pos == PosKind::Rope) {
+      rope_backward(a.dq, a.dq, B, T, H, D, cfg_.rope_theta, 0);
+      rope_backward(a.dk, a.dk, B, T, Hkv, D, cfg_.rope_theta, 0);
+    }
+    if (cfg_.fused_qkv) {
+      copy_cols(a.dqkv, 3 * C, a.dq, Cq, N, Cq);
+      copy_cols(a.dqkv + C, 3 * C, a.dk, Ckv, N, Ckv);
+      copy_cols(a.dqkv + 2 * C, 3 * C, a.dv, Ckv, N, Ckv);
+      lin_bwd(a.dln, false, a.dqkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
+    } else {
+      lin_bwd(a.dln, false, a.dq, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
+      lin_bwd(a.dln, true, a.dk, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
+      lin_bwd(a.dln, true, a.dv, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
+    }
+    norm_backward(a.dtmp, a.dln, a.xs[l], o.norm1, o.norm1_b, la.ln1_mean, la.ln1_rstd);
+    residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_in = d x_mid + through attention
+  }
+  const float* demb = undrop(a.dres, -1, 0);
+  embedding_backward(G + off_embed_, off_pos_ == npos ? nullptr : G + off_pos_, demb, inputs_copy_.data(), B, T, C);
+  logits_ = nullptr;  // the logits buffer now holds their gradient
+}
+
+}  // namespace moe

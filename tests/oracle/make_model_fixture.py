@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""Writes a small random Hugging Face checkpoint directory (GPT-2 or Llama family) and,
+optionally, a random batch file, so model_oracle.py can be run without the C++ side.
+
+  /usr/bin/python3 tests/oracle/make_model_fixture.py --family gpt2|llama --out DIR
+      [--batch FILE] [--dtype F32|BF16|F16] [--shards N] [--seed S]
+      [--layers 2] [--hidden 32] [--heads 4] [--kv-heads H] [--ffn F] [--vocab 64]
+      [--max-pos 64] [--tie 0|1] [--batch-size 2] [--seq 16] [--ignore-frac 0.125]
+
+DIR gets config.json (HF fields, "architectures", "torch_dtype") and model.safetensors
+(HF names and layouts), or with --shards N > 1 model-0000i-of-0000N.safetensors plus
+model.safetensors.index.json. Values are drawn in float32 from the seed alone, then
+stored in --dtype, so the same seed gives the same model in every dtype and shard
+count (up to the dtype's rounding). Unlike HF's init, biases and norm weights are
+random too (around 0 and 1), so every parameter's gradient is exercised.
+
+FILE gets "inputs" (B,T) I32 in [0,V) and "targets" (B,T) I32 (the next token, or -1
+= ignored for about --ignore-frac of the positions; at least one target is kept).
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st_io  # noqa: E402
+
+TORCH_DTYPE = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+
+
+def gpt2_config(vocab=64, hidden=32, layers=2, heads=4, ffn=None, max_pos=64, tie=True, dtype="F32"):
+    return {
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "torch_dtype": TORCH_DTYPE[dtype],
+        "vocab_size": vocab, "n_positions": max_pos, "n_ctx": max_pos, "n_embd": hidden, "n_layer": layers,
+        "n_head": heads, "n_inner": ffn, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+        "initializer_range": 0.02, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+        "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+        "bos_token_id": vocab - 1, "eos_token_id": vocab - 1, "tie_word_embeddings": bool(tie), "use_cache": True,
+    }
+
+
+def llama_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None, max_pos=64, tie=False,
+                 dtype="F32", theta=10000.0, eps=1e-5):
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": TORCH_DTYPE[dtype],
+        "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": ffn or 3 * hidden,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+        "hidden_act": "silu", "max_position_embeddings": max_pos, "rms_norm_eps": eps, "rope_theta": theta,
+        "rope_scaling": None, "attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False,
+        "initializer_range": 0.02, "tie_word_embeddings": bool(tie), "bos_token_id": 1, "eos_token_id": 2,
+        "pretraining_tp": 1, "use_cache": True,
+    }
+
+
+def random_params(config, seed):
+    """name -> float32 ndarray in HF layout, in model order."""
+    rng = np.random.default_rng(seed)
+    std = config.get("initializer_range", 0.02)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    def bias(n):
+        return (rng.standard_normal(n) * 0.02).astype(np.float32)
+
+    def norm(n):
+        return (1.0 + rng.standard_normal(n) * 0.1).astype(np.float32)
+
+    p = {}
+    if config["model_type"] == "gpt2":
+        V, C, L, P = config["vocab_size"], config["n_embd"], config["n_layer"], config["n_positions"]
+        F = config.get("n_inner") or 4 * C
+        p["transformer.wte.weight"] = w(V, C)
+        p["transformer.wpe.weight"] = (rng.standard_normal((P, C)) * 0.01).astype(np.float32)
+        for i in range(L):
+            h = "transformer.h.%d." % i
+            p[h + "ln_1.weight"], p[h + "ln_1.bias"] = norm(C), bias(C)
+            p[h + "attn.c_attn.weight"], p[h + "attn.c_attn.bias"] = w(C, 3 * C), bias(3 * C)  # Conv1D [in, out]
+            p[h + "attn.c_proj.weight"], p[h + "attn.c_proj.bias"] = w(C, C), bias(C)
+            p[h + "ln_2.weight"], p[h + "ln_2.bias"] = norm(C), bias(C)
+            p[h + "mlp.c_fc.weight"], p[h + "mlp.c_fc.bias"] = w(C, F), bias(F)
+            p[h + "mlp.c_proj.weight"], p[h + "mlp.c_proj.bias"] = w(F, C), bias(C)
+        p["transformer.ln_f.weight"], p["transformer.ln_f.bias"] = norm(C), bias(C)
+        if not config.get("tie_word_embeddings", True):
+            p["lm_head.weight"] = w(V, C)
+    elif config["model_type"] == "llama":
+        V, C, L = config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]
+        F, H = config["intermediate_size"], config["num_attention_heads"]
+        Hkv = config.get("num_key_value_heads") or H
+        D = config.get("head_dim") or C // H
+        p["model.embed_tokens.weight"] = w(V, C)
+        for i in range(L):
+            h = "model.layers.%d." % i
+            p[h + "input_layernorm.weight"] = norm(C)
+            p[h + "self_attn.q_proj.weight"] = w(H * D, C)  # nn.Linear [out, in]
+            p[h + "self_attn.k_proj.weight"] = w(Hkv * D, C)
+            p[h + "self_attn.v_proj.weight"] = w(Hkv * D, C)
+            p[h + "self_attn.o_proj.weight"] = w(C, H * D)
+            p[h + "post_attention_layernorm.weight"] = norm(C)
+            p[h + "mlp.gate_proj.weight"] = w(F, C)
+            p[h + "mlp.up_proj.weight"] = w(F, C)
+            p[h + "mlp.down_proj.weight"] = w(C, F)
+        p["model.norm.weight"] = norm(C)
+        if not config.get("tie_word_embeddings", False):
+            p["lm_head.weight"] = w(V, C)
+    else:
+        raise ValueError("unknown model_type %r" % config["model_type"])
+    return p
+
+
+def encode(params, dtype):
+    if dtype == "F32":
+        return dict(params)
+    if dtype == "BF16":
+        return {n: st_io.BF16(a) for n, a in params.items()}
+    if dtype == "F16":
+        return {n: a.astype(np.float16) for n, a in params.items()}
+    raise ValueError("dtype must be F32, BF16 or F16, not %r" % dtype)
+
+
+def write_model(out_dir, config, seed, dtype="F32", shards=1):
+    params = random_params(config, seed)
+    st_io.save_checkpoint(out_dir, config, encode(params, dtype), shards=shards)
+    return params
+
+
+def make_batch(V, B, T, seed, ignore_frac=0.125):
+    rng = np.random.default_rng(seed + 7919)
+    toks = rng.integers(0, V, size=(B, T + 1)).astype(np.int32)
+    inputs, targets = toks[:, :-1].copy(), toks[:, 1:].copy()
+    ignore = rng.random((B, T)) < ignore_frac
+    ignore.flat[0] = False  # keep at least one target
+    targets[ignore] = -1
+    return inputs, targets
+
+
+def write_batch(path, V, B, T, seed, ignore_frac=0.125):
+    inputs, targets = make_batch(V, B, T, seed, ignore_frac)
+    st_io.write_safetensors(path, {"inputs": inputs, "targets": targets}, {"B": B, "T": T, "V": V})
+    return inputs, targets
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--family", choices=["gpt2", "llama"], required=True)
+    ap.add_argument("--out", required=True, help="checkpoint directory to write")
+    ap.add_argument("--batch", help="batch safetensors file to write (optional)")
+    ap.add_argument("--dtype", choices=["F32", "BF16", "F16"], default="F32")
+    ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=None, help="llama only (default heads/2 if even, else heads)")
+    ap.add_argument("--ffn", type=int, default=None, help="default 4*hidden (gpt2), 3*hidden (llama)")
+    ap.add_argument("--vocab", type=int, default=64)
+    ap.add_argument("--max-pos", type=int, default=64)
+    ap.add_argument("--theta", type=float, default=10000.0, help="llama rope_theta")
+    ap.add_argument("--tie", type=int, choices=[0, 1], default=None, help="default 1 (gpt2), 0 (llama)")
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--seq", type=int, default=16)
+    ap.add_argument("--ignore-frac", type=float, default=0.125)
+    a = ap.parse_args()
+    if a.family == "gpt2":
+        cfg = gpt2_config(a.vocab, a.hidden, a.layers, a.heads, a.ffn, a.max_pos, True if a.tie is None else a.tie,
+                          a.dtype)
+    else:
+        kv = a.kv_heads or (a.heads // 2 if a.heads % 2 == 0 else a.heads)
+        cfg = llama_config(a.vocab, a.hidden, a.layers, a.heads, kv, a.ffn, a.max_pos, bool(a.tie), a.dtype, a.theta)
+    params = write_model(a.out, cfg, a.seed, a.dtype, a.shards)
+    msg = "make_model_fixture: %s, %d tensors, %d params, %s, %d shard(s) -> %s" % (
+        a.family, len(params), sum(x.size for x in params.values()), a.dtype, max(a.shards, 1), a.out)
+    if a.batch:
+        if a.seq > a.max_pos:
+            ap.error("--seq exceeds --max-pos")
+        write_batch(a.batch, a.vocab, a.batch_size, a.seq, a.seed, a.ignore_frac)
+        msg += "; batch (%d,%d) -> %s" % (a.batch_size, a.seq, a.batch)
+    print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,613 @@
+#!/usr/bin/python3
+"""PyTorch oracle for whole models: GPT2LMHeadModel and LlamaForCausalLM semantics.
+
+  /usr/bin/python3 tests/oracle/model_oracle.py --model DIR --batch FILE --out FILE
+      [--steps 10] [--lr 1e-3] [--beta1 0.9] [--beta2 0.95] [--eps 1e-8]
+      [--weight-decay 0.1] [--clip 1.0]
+  /usr/bin/python3 tests/oracle/model_oracle.py --selftest [--keep DIR]
+
+DIR is a Hugging Face model directory: config.json plus model.safetensors, or
+model.safetensors.index.json ("weight_map") and its shards; tensors F32, BF16, F16 or
+F64, all loaded as float64. FILE holds "inputs" (B,T) I32 and "targets" (B,T) I32
+(-1, or HF's -100, = ignored). Everything is computed in float64 and written as float32:
+
+  logits        (B,T,V)  at the initial weights
+  loss          [1]      mean cross-entropy over the non-ignored targets, initial weights
+  grad.<name>            d loss / d parameter at the initial weights (before clipping), for
+                         every parameter, with its name and layout in the checkpoint (tied
+                         embeddings: the wte / embed_tokens grad includes the lm_head part)
+  losses        [steps]  loss before each training step's update   (only when steps > 0)
+  grad_norms    [steps]  global grad L2 norm before clipping, as clip_grad_norm_ returns
+  final.<name>           every parameter after the last step       (only when steps > 0)
+
+A step: forward, loss.backward(), torch.nn.utils.clip_grad_norm_(all params, clip)
+(skipped when clip <= 0; the norm is still recorded), torch.optim.AdamW step with
+weight decay on the parameters with ndim >= 2 and none on the others; constant lr.
+The optimizer hyperparameters and the config's eps / rope_theta are rounded to
+float32 first (the C++ side holds them as floats). No dropout anywhere.
+
+The model is written as one function per block type (norm, attention, MLP) chosen by
+the family table FAMILIES, so a new family (Mixtral's block_sparse_moe) is a new spec
+function and an MLP-block function.
+
+Needs Debian's python3-torch (1.13): run with /usr/bin/python3. safetensors I/O is in
+st_io.py (json + numpy), shared with ops_oracle.py.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st_io  # noqa: E402
+
+F64 = torch.float64
+IGNORE = -1
+
+
+def f32(x):
+    """A Python float rounded to float32 (the value C++ sees), as a double."""
+    return float(np.float32(x))
+
+
+class OracleError(Exception):
+    pass
+
+
+# ================================================================== config -> hyperparameters
+
+class HP:
+    """Normalised hyperparameters of one model (family-independent field names)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return "HP(%s)" % ", ".join("%s=%r" % kv for kv in sorted(self.__dict__.items()))
+
+
+def _get(cfg, key, default=None, required=False):
+    v = cfg.get(key)
+    if v is None:
+        if required:
+            raise OracleError("config.json: missing %r" % key)
+        return default
+    return v
+
+
+def gpt2_hparams(cfg):
+    C = int(_get(cfg, "n_embd", required=True))
+    H = int(_get(cfg, "n_head", required=True))
+    if C % H:
+        raise OracleError("gpt2: n_embd %d not divisible by n_head %d" % (C, H))
+    act = _get(cfg, "activation_function", "gelu_new")
+    if act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu"):
+        raise OracleError("gpt2: activation_function %r not supported" % act)
+    if not _get(cfg, "scale_attn_weights", True) or _get(cfg, "scale_attn_by_inverse_layer_idx", False):
+        raise OracleError("gpt2: only scale_attn_weights=true, scale_attn_by_inverse_layer_idx=false")
+    return HP(family="gpt2", V=int(_get(cfg, "vocab_size", required=True)), C=C, H=H, Hkv=H, D=C // H,
+              L=int(_get(cfg, "n_layer", required=True)), F=int(_get(cfg, "n_inner", 4 * C)),
+              max_pos=int(_get(cfg, "n_positions", required=True)),
+              eps=f32(_get(cfg, "layer_norm_epsilon", 1e-5)), act=act,
+              tie=bool(_get(cfg, "tie_word_embeddings", True)))
+
+
+def llama_hparams(cfg):
+    C = int(_get(cfg, "hidden_size", required=True))
+    H = int(_get(cfg, "num_attention_heads", required=True))
+    Hkv = int(_get(cfg, "num_key_value_heads", H))
+    D = int(_get(cfg, "head_dim", C // H))
+    if H % Hkv:
+        raise OracleError("llama: num_attention_heads %d not a multiple of num_key_value_heads %d" % (H, Hkv))
+    if D % 2:
+        raise OracleError("llama: head_dim %d must be even for RoPE" % D)
+    if _get(cfg, "rope_scaling") is not None:
+        raise OracleError("llama: rope_scaling %r not supported" % cfg["rope_scaling"])
+    if _get(cfg, "hidden_act", "silu") != "silu":
+        raise OracleError("llama: hidden_act %r not supported" % cfg["hidden_act"])
+    return HP(family="llama", V=int(_get(cfg, "vocab_size", required=True)), C=C, H=H, Hkv=Hkv, D=D,
+              L=int(_get(cfg, "num_hidden_layers", required=True)),
+              F=int(_get(cfg, "intermediate_size", required=True)),
+              max_pos=int(_get(cfg, "max_position_embeddings", 1 << 30)),
+              eps=f32(_get(cfg, "rms_norm_eps", 1e-6)), theta=f32(_get(cfg, "rope_theta", 10000.0)),
+              attn_bias=bool(_get(cfg, "attention_bias", False)), mlp_bias=bool(_get(cfg, "mlp_bias", False)),
+              tie=bool(_get(cfg, "tie_word_embeddings", False)))
+
+
+# ================================================================== parameter specs (HF names, layouts)
+# Each returns [(name, shape)] in model order; the checkpoint must hold exactly these.
+
+def gpt2_spec(hp):
+    C, F_, V = hp.C, hp.F, hp.V
+    s = [("transformer.wte.weight", (V, C)), ("transformer.wpe.weight", (hp.max_pos, C))]
+    for i in range(hp.L):
+        h = "transformer.h.%d." % i
+        s += [(h + "ln_1.weight", (C,)), (h + "ln_1.bias", (C,)),
+              (h + "attn.c_attn.weight", (C, 3 * C)), (h + "attn.c_attn.bias", (3 * C,)),  # Conv1D: [in, out]
+              (h + "attn.c_proj.weight", (C, C)), (h + "attn.c_proj.bias", (C,)),
+              (h + "ln_2.weight", (C,)), (h + "ln_2.bias", (C,)),
+              (h + "mlp.c_fc.weight", (C, F_)), (h + "mlp.c_fc.bias", (F_,)),
+              (h + "mlp.c_proj.weight", (F_, C)), (h + "mlp.c_proj.bias", (C,))]
+    s += [("transformer.ln_f.weight", (C,)), ("transformer.ln_f.bias", (C,))]
+    if not hp.tie:
+        s.append(("lm_head.weight", (V, C)))
+    return s
+
+
+def llama_spec(hp):
+    C, F_, V, H, Hkv, D = hp.C, hp.F, hp.V, hp.H, hp.Hkv, hp.D
+    s = [("model.embed_tokens.weight", (V, C))]
+    for i in range(hp.L):
+        h = "model.layers.%d." % i
+        s.append((h + "input_layernorm.weight", (C,)))
+        for proj, rows, cols in (("q_proj", H * D, C), ("k_proj", Hkv * D, C), ("v_proj", Hkv * D, C),
+                                 ("o_proj", C, H * D)):  # nn.Linear: [out, in]
+            s.append((h + "self_attn.%s.weight" % proj, (rows, cols)))
+            if hp.attn_bias:
+                s.append((h + "self_attn.%s.bias" % proj, (rows,)))
+        s.append((h + "post_attention_layernorm.weight", (C,)))
+        s += llama_mlp_spec(hp, h + "mlp.")
+    s.append(("model.norm.weight", (C,)))
+    if not hp.tie:
+        s.append(("lm_head.weight", (V, C)))
+    return s
+
+
+def llama_mlp_spec(hp, pre):
+    s = []
+    for proj, shape in (("gate_proj", (hp.F, hp.C)), ("up_proj", (hp.F, hp.C)), ("down_proj", (hp.C, hp.F))):
+        s.append((pre + proj + ".weight", shape))
+        if hp.mlp_bias:
+            s.append((pre + proj + ".bias", shape[:1]))
+    return s
+
+
+# ================================================================== blocks (one function per block type)
+# P: name -> float64 tensor; x: (B, T, C).
+
+def layernorm(P, pre, x, hp):
+    return F.layer_norm(x, (x.shape[-1],), P[pre + "weight"], P[pre + "bias"], hp.eps)
+
+
+def rmsnorm(P, pre, x, hp):
+    # HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps), then * weight.
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + hp.eps) * P[pre + "weight"]
+
+
+def conv1d(P, pre, x):
+    """HF GPT-2 Conv1D: weight stored [in, out]; y = x @ W + b."""
+    return x @ P[pre + "weight"] + P[pre + "bias"]
+
+
+def linear(P, pre, x, bias=False):
+    """nn.Linear: weight stored [out, in]; y = x @ W^T (+ b)."""
+    y = x @ P[pre + "weight"].T
+    return y + P[pre + "bias"] if bias else y
+
+
+def causal_attention(q, k, v):
+    """q (B,H,T,D), k/v (B,Hkv,T,D) -> (B,T,H*D). repeat_kv for GQA, scale 1/sqrt(D),
+    causal mask, softmax in float64 (as HF, no SDPA, no dropout)."""
+    B, H, T, D = q.shape
+    n_rep = H // k.shape[1]
+    if n_rep > 1:  # HF repeat_kv: kv head j serves query heads j*n_rep .. j*n_rep+n_rep-1
+        k = k[:, :, None].expand(B, k.shape[1], n_rep, T, D).reshape(B, H, T, D)
+        v = v[:, :, None].expand(B, v.shape[1], n_rep, T, D).reshape(B, H, T, D)
+    scores = q @ k.transpose(2, 3) / math.sqrt(D)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    scores = scores.masked_fill(~causal, float("-inf"))  # HF uses finfo.min: same softmax
+    return (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * D)
+
+
+def gelu(x, act):
+    if act == "gelu":  # exact erf GELU (HF "gelu"); the tanh forms below are all the same function
+        return F.gelu(x)
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def gpt2_attention(P, pre, x, hp, ctx):
+    B, T, C = x.shape
+    q, k, v = conv1d(P, pre + "c_attn.", x).split(C, dim=-1)
+    q, k, v = (z.view(B, T, hp.H, hp.D).transpose(1, 2) for z in (q, k, v))
+    return conv1d(P, pre + "c_proj.", causal_attention(q, k, v))
+
+
+def gpt2_mlp(P, pre, x, hp, ctx):
+    return conv1d(P, pre + "c_proj.", gelu(conv1d(P, pre + "c_fc.", x), hp.act))
+
+
+def rope_tables(hp, T):
+    # HF LlamaRotaryEmbedding: inv_freq = 1 / theta^(arange(0, D, 2) / D), angles pos * inv_freq,
+    # emb = cat(freqs, freqs). HF forms inv_freq and the angles in float32; we (and our C++)
+    # form them in float64, which differs from HF-in-float32 at large positions only.
+    inv_freq = 1.0 / (hp.theta ** (torch.arange(0, hp.D, 2, dtype=F64) / hp.D))
+    freqs = torch.outer(torch.arange(T, dtype=F64), inv_freq)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, D)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(z, cos, sin):
+    """z (B, heads, T, D); rotate_half pairs element i with i + D/2."""
+    h = z.shape[-1] // 2
+    rot = torch.cat([-z[..., h:], z[..., :h]], dim=-1)
+    return z * cos + rot * sin
+
+
+def llama_attention(P, pre, x, hp, ctx):
+    B, T, C = x.shape
+    q = linear(P, pre + "q_proj.", x, hp.attn_bias).view(B, T, hp.H, hp.D).transpose(1, 2)
+    k = linear(P, pre + "k_proj.", x, hp.attn_bias).view(B, T, hp.Hkv, hp.D).transpose(1, 2)
+    v = linear(P, pre + "v_proj.", x, hp.attn_bias).view(B, T, hp.Hkv, hp.D).transpose(1, 2)
+    cos, sin = ctx["rope"]
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    return linear(P, pre + "o_proj.", causal_attention(q, k, v), hp.attn_bias)
+
+
+def llama_mlp(P, pre, x, hp, ctx):
+    b = hp.mlp_bias
+    return linear(P, pre + "down_proj.", F.silu(linear(P, pre + "gate_proj.", x, b)) * linear(P, pre + "up_proj.", x, b), b)
+
+
+# ================================================================== families
+
+class Family:
+    def __init__(self, hparams, spec, embed, norm, attn, mlp, layer_prefix, norm_names, final_norm, wte,
+                 aliases=None, buffers=()):
+        self.__dict__.update(locals())
+        del self.__dict__["self"]
+
+
+def gpt2_embed(P, idx, hp):
+    T = idx.shape[1]
+    if T > hp.max_pos:
+        raise OracleError("gpt2: T=%d exceeds n_positions %d" % (T, hp.max_pos))
+    return P["transformer.wte.weight"][idx] + P["transformer.wpe.weight"][:T], {}
+
+
+def llama_embed(P, idx, hp):
+    return P["model.embed_tokens.weight"][idx], {"rope": rope_tables(hp, idx.shape[1])}
+
+
+def gpt2_alias(name):
+    """Original OpenAI-style GPT-2 files name tensors without "transformer."."""
+    return name if name.startswith("transformer.") or name.startswith("lm_head.") else "transformer." + name
+
+
+FAMILIES = {
+    "gpt2": Family(gpt2_hparams, gpt2_spec, gpt2_embed, layernorm, {"attn": gpt2_attention}, {"mlp": gpt2_mlp},
+                   "transformer.h.%d.", ("ln_1.", "ln_2."), "transformer.ln_f.", "transformer.wte.weight",
+                   aliases=gpt2_alias, buffers=(".attn.bias", ".attn.masked_bias")),
+    "llama": Family(llama_hparams, llama_spec, llama_embed, rmsnorm, {"self_attn": llama_attention},
+                    {"mlp": llama_mlp}, "model.layers.%d.", ("input_layernorm.", "post_attention_layernorm."),
+                    "model.norm.", "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",)),
+    # "mixtral": llama's parts with {"block_sparse_moe": mixtral_moe} as the MLP block and
+    # spec entries block_sparse_moe.gate.weight (E,C), experts.{e}.w1/w3 (F,C), w2 (C,F).
+}
+
+
+class Model:
+    def __init__(self, config, tensors, log=None):
+        mt = config.get("model_type")
+        if mt not in FAMILIES:
+            raise OracleError("model_type %r not supported (have %s)" % (mt, sorted(FAMILIES)))
+        self.fam = fam = FAMILIES[mt]
+        self.hp = hp = fam.hparams(config)
+        spec = fam.spec(hp)
+        # Map file names -> canonical names; drop known non-parameter buffers.
+        by_canon = {}
+        for fname in tensors:
+            canon = fam.aliases(fname) if fam.aliases else fname
+            if any(canon.endswith(b) for b in fam.buffers) and canon not in dict(spec):
+                continue
+            if canon in by_canon:
+                raise OracleError("tensor %s appears twice (as %s and %s)" % (canon, by_canon[canon], fname))
+            by_canon[canon] = fname
+        if hp.tie and "lm_head.weight" in by_canon:
+            # HF ties lm_head to the embedding whatever the file holds: the stored copy is unused.
+            (log or sys.stderr.write)("model_oracle: tie_word_embeddings: ignoring lm_head.weight in the file\n")
+            del by_canon["lm_head.weight"]
+        want = [n for n, _ in spec]
+        missing, extra = sorted(set(want) - set(by_canon)), sorted(set(by_canon) - set(want))
+        if missing or extra:
+            raise OracleError("checkpoint does not match %s config: missing %s, unexpected %s" % (mt, missing, extra))
+        self.file_name = {}
+        self.P = {}
+        for name, shape in spec:
+            a = tensors[by_canon[name]]
+            if tuple(a.shape) != tuple(shape):
+                raise OracleError("%s: shape %s, config implies %s" % (name, list(a.shape), list(shape)))
+            self.P[name] = torch.nn.Parameter(torch.tensor(np.asarray(a, dtype=np.float64), dtype=F64))
+            self.file_name[name] = by_canon[name]
+        self.names = want  # model order
+
+    def params(self):
+        return [self.P[n] for n in self.names]
+
+    def forward(self, idx):
+        fam, hp, P = self.fam, self.hp, self.P
+        x, ctx = fam.embed(P, idx, hp)
+        (attn_key, attn), (mlp_key, mlp) = next(iter(fam.attn.items())), next(iter(fam.mlp.items()))
+        for i in range(hp.L):
+            pre = fam.layer_prefix % i
+            x = x + attn(P, pre + attn_key + ".", fam.norm(P, pre + fam.norm_names[0], x, hp), hp, ctx)
+            x = x + mlp(P, pre + mlp_key + ".", fam.norm(P, pre + fam.norm_names[1], x, hp), hp, ctx)
+        x = fam.norm(P, fam.final_norm, x, hp)
+        head = P[fam.wte] if hp.tie else P["lm_head.weight"]
+        return x @ head.T
+
+    def loss(self, idx, targets):
+        logits = self.forward(idx)
+        return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+
+
+def load_model(model_dir):
+    config, tensors, _ = st_io.load_checkpoint(model_dir, floats_as=np.float64)
+    return Model(config, tensors)
+
+
+def load_batch(path, V):
+    b = st_io.read_safetensors(path)
+    for k in ("inputs", "targets"):
+        if k not in b:
+            raise OracleError("%s: no %r tensor" % (path, k))
+    inputs, targets = b["inputs"].astype(np.int64), b["targets"].astype(np.int64)
+    if inputs.ndim != 2 or inputs.shape != targets.shape:
+        raise OracleError("%s: inputs %s and targets %s must both be (B,T)" % (path, inputs.shape, targets.shape))
+    if inputs.min() < 0 or inputs.max() >= V:
+        raise OracleError("%s: inputs outside [0, %d)" % (path, V))
+    targets[targets == -100] = IGNORE  # HF's ignore index, accepted too
+    if ((targets < 0) & (targets != IGNORE)).any() or targets.max() >= V:
+        raise OracleError("%s: targets must be in [0, %d) or -1" % (path, V))
+    if (targets == IGNORE).all():
+        raise OracleError("%s: every target is ignored" % path)
+    return torch.tensor(inputs), torch.tensor(targets)
+
+
+# ================================================================== training run
+
+def make_optimizer(model, lr, beta1, beta2, eps, wd):
+    decay = [p for p in model.params() if p.ndim >= 2]
+    no_decay = [p for p in model.params() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(beta1, beta2), eps=eps)
+
+
+def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
+    """Returns {name: float64 ndarray} with the outputs documented at the top (file names)."""
+    lr, beta1, beta2, eps, wd, clip = (f32(v) for v in (lr, beta1, beta2, eps, wd, clip))
+    params = model.params()
+    opt = make_optimizer(model, lr, beta1, beta2, eps, wd)
+    out, losses, norms = {}, [], []
+    for s in range(max(steps, 1)):
+        opt.zero_grad(set_to_none=True)
+        logits, loss = model.loss(idx, targets)
+        loss.backward()
+        if s == 0:
+            out["logits"] = logits.detach().numpy()
+            out["loss"] = np.array([loss.item()])
+            for n in model.names:
+                out["grad." + model.file_name[n]] = model.P[n].grad.detach().numpy().copy()
+        if steps == 0:
+            break
+        if clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        else:
+            norm = torch.norm(torch.stack([p.grad.detach().norm(2) for p in params]), 2)
+        losses.append(loss.item())
+        norms.append(float(norm))
+        opt.step()
+    if steps > 0:
+        out["losses"] = np.array(losses)
+        out["grad_norms"] = np.array(norms)
+        for n in model.names:
+            out["final." + model.file_name[n]] = model.P[n].detach().numpy().copy()
+    return out
+
+
+def oracle(args):
+    t0 = time.time()
+    model = load_model(args.model)
+    idx, targets = load_batch(args.batch, model.hp.V)
+    out = run(model, idx, targets, args.steps, args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.clip)
+    st_io.write_safetensors(args.out, {k: v.astype(np.float32) for k, v in out.items()}, {
+        "model_type": model.hp.family, "steps": args.steps, "lr": args.lr, "beta1": args.beta1, "beta2": args.beta2,
+        "eps": args.eps, "weight_decay": args.weight_decay, "clip": args.clip, "torch": torch.__version__,
+        "valid_targets": int((targets != IGNORE).sum())})
+    msg = "model_oracle: %s B=%d T=%d loss %.6f" % (model.hp.family, idx.shape[0], idx.shape[1], out["loss"][0])
+    if args.steps > 0:
+        msg += " -> %.6f after %d steps" % (out["losses"][-1], args.steps)
+    print(msg + " (%.2fs) -> %s" % (time.time() - t0, args.out))
+    return 0
+
+
+# ================================================================== self-test
+
+def selftest(keep=None):
+    import shutil
+    import subprocess
+    import tempfile
+    import make_model_fixture as fx
+
+    root = keep or tempfile.mkdtemp(prefix="model_oracle_selftest.")
+    os.makedirs(root, exist_ok=True)
+    ok = True
+
+    def check(cond, what):
+        nonlocal ok
+        print("  %s %s" % ("ok  " if cond else "FAIL", what))
+        ok &= bool(cond)
+
+    B, T, V = 2, 16, 64
+    cases = {  # name -> config
+        "gpt2": fx.gpt2_config(V, 32, 2, 4, None, 32, True),
+        "gpt2_untied": fx.gpt2_config(V, 32, 2, 4, 48, 32, False),
+        "llama_gqa": fx.llama_config(V, 32, 2, 4, 2, 80, 32, False),
+        "llama_tied_mqa": fx.llama_config(V, 32, 2, 4, 1, 64, 32, True, theta=500000.0),
+    }
+    for name, cfg in cases.items():
+        print("[%s]" % name)
+        d = os.path.join(root, name)
+        fx.write_model(d, cfg, seed=3)
+        inp, tgt = fx.make_batch(V, B, T, seed=3)
+        idx, targets = torch.tensor(inp.astype(np.int64)), torch.tensor(tgt.astype(np.int64))
+        m = load_model(d)
+
+        # (a) loss at init ~ ln V
+        _, loss = m.loss(idx, targets)
+        check(abs(loss.item() - math.log(V)) < 0.05, "(a) init loss %.5f vs ln V %.5f" % (loss.item(), math.log(V)))
+
+        # (b) autograd vs central finite differences, 3 random entries of every parameter
+        loss.backward()
+        rng = np.random.default_rng(0)
+        h, worst, worst_abs, n = 1e-5, 0.0, 0.0, 0
+        with torch.no_grad():
+            for pn in m.names:
+                p = m.P[pn]
+                flat = p.view(-1)
+                for j in rng.choice(flat.numel(), size=min(3, flat.numel()), replace=False):
+                    x0 = flat[j].item()
+                    flat[j] = x0 + h
+                    lp = m.loss(idx, targets)[1].item()
+                    flat[j] = x0 - h
+                    lm = m.loss(idx, targets)[1].item()
+                    flat[j] = x0
+                    fd, ag = (lp - lm) / (2 * h), p.grad.view(-1)[j].item()
+                    worst_abs = max(worst_abs, abs(fd - ag))
+                    worst = max(worst, abs(fd - ag) / max(abs(ag), 1e-4))
+                    n += 1
+        check(worst < 1e-5, "(b) %d grad entries over %d params: max |fd-ag| %.2e, max rel (floor 1e-4) %.2e"
+              % (n, len(m.names), worst_abs, worst))
+
+        # (c) 10 AdamW steps with clipping: losses fall; torch AdamW groups == hand-written AdamW
+        hyper = dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, wd=0.1)
+        clips = [0.0, None, 0.05]  # None: the median grad norm of the unclipped run (clips some steps only)
+        for clip in clips:
+            if clip is None:
+                clip = float(np.median(N))
+            m = load_model(d)
+            init = {k: v.detach().clone() for k, v in m.P.items()}
+            out = run(m, idx, targets, 10, clip=clip, **hyper)
+            L, N = out["losses"], out["grad_norms"]
+            clipped = int((N > clip).sum()) if clip > 0 else 0
+            check(L[-1] < L[0] - 0.01 and (np.diff(L) < 0).all(),
+                  "(c) clip=%.4g: losses %.4f -> %.4f, monotone; grad norms %.3f..%.3f (%d/10 clipped)"
+                  % (clip, L[0], L[-1], N.min(), N.max(), clipped))
+            # hand AdamW from the same start: recompute grads on the hand weights each step
+            m2 = load_model(d)
+            with torch.no_grad():
+                for k in m2.P:
+                    m2.P[k].copy_(init[k])
+            st = {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, v in m2.P.items()}
+            lr, b1, b2, e, wd = (f32(hyper[k]) for k in ("lr", "beta1", "beta2", "eps", "wd"))
+            for t in range(1, 11):
+                for p in m2.P.values():
+                    p.grad = None
+                m2.loss(idx, targets)[1].backward()
+                with torch.no_grad():
+                    gn = math.sqrt(sum(float((p.grad ** 2).sum()) for p in m2.P.values()))
+                    scale = min(1.0, f32(clip) / (gn + 1e-6)) if clip > 0 else 1.0
+                    for k, p in m2.P.items():
+                        g = p.grad * scale
+                        mm, vv = st[k]
+                        mm.mul_(b1).add_((1 - b1) * g)
+                        vv.mul_(b2).add_((1 - b2) * g * g)
+                        p.mul_(1 - lr * (wd if p.ndim >= 2 else 0.0))
+                        p.sub_(lr * (mm / (1 - b1 ** t)) / ((vv / (1 - b2 ** t)).sqrt() + e))
+            diff = max(float((m2.P[k] - torch.tensor(out["final." + m.file_name[k]])).abs().max()) for k in m2.P)
+            check(diff < 1e-12, "(c) clip=%.4g: final params vs hand AdamW (decay on ndim>=2 only): max diff %.1e"
+                  % (clip, diff))
+
+    # (d) sharded / BF16 / F16 checkpoints load to the F32 model up to the dtype rounding
+    print("[dtypes and shards]")
+    for name in ("gpt2", "llama_gqa"):
+        cfg = cases[name]
+        ref_p = fx.random_params(cfg, seed=5)
+        fx.write_model(os.path.join(root, name + "_F32"), cfg, 5)
+        base = load_model(os.path.join(root, name + "_F32"))
+        check(all(np.array_equal(base.P[k].detach().numpy(), ref_p[k].astype(np.float64)) for k in ref_p),
+              "%s F32 loads exactly" % name)
+        for dt, sh in (("F32", 3), ("BF16", 1), ("BF16", 4), ("F16", 2)):
+            d = os.path.join(root, "%s_%s_x%d" % (name, dt, sh))
+            fx.write_model(d, cfg, 5, dt, sh)
+            nfiles = len([f for f in os.listdir(d) if f.endswith(".safetensors")])
+            m = load_model(d)
+            if dt == "F32":
+                exp = {k: a.astype(np.float64) for k, a in ref_p.items()}
+            elif dt == "BF16":
+                exp = {k: st_io.bf16_round(a).astype(np.float64) for k, a in ref_p.items()}
+            else:
+                exp = {k: a.astype(np.float16).astype(np.float64) for k, a in ref_p.items()}
+            exact = all(np.array_equal(m.P[k].detach().numpy(), exp[k]) for k in exp)
+            rel = max(float(np.max(np.abs(m.P[k].detach().numpy() - ref_p[k]) / np.maximum(np.abs(ref_p[k]), 1e-3)))
+                      for k in ref_p)
+            torch_rt = True
+            if dt == "BF16":  # our bit rounding == torch's bfloat16 cast
+                torch_rt = all(np.array_equal(st_io.bf16_round(a), torch.tensor(a).bfloat16().float().numpy())
+                               for a in ref_p.values())
+            check(exact and torch_rt and nfiles == sh,
+                  "%s %s in %d file(s): equals F32 rounded to %s; max rel change %.2e" % (name, dt, nfiles, dt, rel))
+
+    # end to end: the CLI on a fixture, timed, outputs named and shaped as documented
+    print("[cli]")
+    here = os.path.dirname(os.path.abspath(__file__))
+    for fam in ("gpt2", "llama"):
+        d, bfile, ofile = (os.path.join(root, "cli_" + fam + s) for s in ("", "_batch.safetensors", "_out.safetensors"))
+        subprocess.run([sys.executable, os.path.join(here, "make_model_fixture.py"), "--family", fam, "--out", d,
+                        "--batch", bfile, "--dtype", "BF16", "--shards", "2"], check=True, stdout=subprocess.DEVNULL)
+        t0 = time.time()
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--model", d, "--batch", bfile, "--out", ofile,
+                        "--steps", "10"], check=True, stdout=subprocess.DEVNULL)
+        dt = time.time() - t0
+        res, dts = st_io.read_safetensors(ofile, with_dtypes=True)
+        _, ck, _ = st_io.load_checkpoint(d)
+        want = {"logits": (2, 16, 64), "loss": (1,), "losses": (10,), "grad_norms": (10,)}
+        for k, a in ck.items():
+            want["grad." + k] = a.shape
+            want["final." + k] = a.shape
+        shapes_ok = set(res) == set(want) and all(tuple(res[k].shape) == tuple(s) for k, s in want.items())
+        check(shapes_ok and set(dts.values()) == {"F32"} and abs(res["loss"][0] - res["losses"][0]) < 1e-6,
+              "%s: %d output tensors named/shaped as documented, all F32; run took %.2fs" % (fam, len(res), dt))
+        check(dt < 3.0, "%s: oracle run under 3 s" % fam)
+    if not keep:
+        shutil.rmtree(root)
+    print("selftest: %s" % ("PASSED" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="HF checkpoint directory")
+    ap.add_argument("--batch", help="safetensors with inputs/targets (B,T) I32")
+    ap.add_argument("--out", help="output safetensors file")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--beta1", type=float, default=0.9)
+    ap.add_argument("--beta2", type=float, default=0.95)
+    ap.add_argument("--eps", type=float, default=1e-8)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--clip", type=float, default=1.0, help="max grad norm; <= 0: no clipping")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny models)")
+    ap.add_argument("--selftest", action="store_true", help="check the oracle itself (fixtures in a temp dir)")
+    ap.add_argument("--keep", help="with --selftest: write the fixtures here and keep them")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, args.threads))
+    if args.selftest:
+        return selftest(args.keep)
+    if not (args.model and args.batch and args.out):
+        ap.error("--model, --batch and --out are required (or --selftest)")
+    if args.steps < 0:
+        ap.error("--steps must be >= 0")
+    try:
+        return oracle(args)
+    except (OracleError, ValueError, FileNotFoundError) as e:
+        sys.stderr.write("model_oracle: error: %s\n" % e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
