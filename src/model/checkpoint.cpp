@@ -45,6 +45,12 @@ void transpose(float* out, const float* in, int64_t rows, int64_t cols) {  // in
 
 }  // namespace
 
+bool hf_transposed(const Model& m, const std::string& name) {
+  auto roles = roles_by_name(m);
+  auto it = roles.find(name);
+  return it != roles.end() && m.family().hf_transposed(it->second);
+}
+
 void model_save(const Model& m, const std::string& dir, STDType dtype) {
   if (dtype != STDType::F32 && dtype != STDType::BF16 && dtype != STDType::F16)
     throw std::invalid_argument("model_save: dtype must be F32, BF16 or F16");

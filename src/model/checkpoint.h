@@ -21,6 +21,9 @@ void model_load_weights(Model& m, const std::string& dir);
 // config.json + weights of a model directory.
 std::unique_ptr<Model> model_load(const std::string& dir);
 
+// True when HF stores this tensor of m transposed ([in, out]: GPT-2's Conv1D).
+bool hf_transposed(const Model& m, const std::string& name);
+
 // A model directory as given, or, for a training run directory, its newest
 // complete checkpoint-N. Throws naming the path when there is neither.
 std::string resolve_model_dir(const std::string& path);
