@@ -12,13 +12,28 @@ PKGS=(
   libgtest-dev           # tests
   libbenchmark-dev       # bench/
   python3-torch python3-numpy   # the PyTorch oracle, run as /usr/bin/python3
+  libsentencepiece-dev   # tokenizer: BPE training and encoding (moe data, moe generate)
+  bible-kjv              # default corpus: the King James Bible (`bible`)
+  r-cran-janeaustenr     # default corpus: Jane Austen's six novels (read with Rscript, from r-base-core)
 )
+
+# Programs the build and `moe data` run, checked after installing.
+check_programs() {
+  local p
+  for p in /usr/bin/bible /usr/bin/Rscript; do
+    if [ ! -x "$p" ]; then
+      echo "install-deps: $p is missing after installing the packages" >&2
+      exit 1
+    fi
+  done
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  check_programs
   exit 0
 fi
 
@@ -28,3 +43,4 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+check_programs

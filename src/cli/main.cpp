@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { moe::threads_set(threads); });
 
   moe::cli::register_bench(app);
+  moe::cli::register_data(app);
+  moe::cli::register_train(app);
+  moe::cli::register_eval(app);
 
   try {
     app.parse(argc, argv);

@@ -62,6 +62,14 @@ class Model {
   const float* logits() const { return logits_; }  // (B,T,V) of the last forward
   int valid_targets() const { return n_valid_; }
 
+  // Where each tensor lives in the flat buffers (for inference paths such as generate.cpp).
+  const LayerOffsets& layer_offsets(int l) const { return lay_[l]; }
+  size_t off_embed() const { return off_embed_; }
+  size_t off_pos() const { return off_pos_; }
+  size_t off_final_norm() const { return off_lnf_; }
+  size_t off_final_norm_bias() const { return off_lnf_b_; }
+  size_t off_head() const { return off_head_; }
+
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }
 

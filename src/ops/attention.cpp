@@ -154,6 +154,43 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   }
 }
 
+void attention_forward_cached(float* out, const float* q, const float* k, const float* v, int n, int pos0, int H,
+                              int Hkv, int D) {
+  const int group = H / Hkv, S = pos0 + n;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+#pragma omp parallel
+  {
+    std::vector<float> a(S);
+#pragma omp for collapse(2) schedule(static)
+    for (int i = 0; i < n; i++)
+      for (int h = 0; h < H; h++) {
+        const int kh = h / group, last = pos0 + i;
+        const float* qi = q + (size_t(i) * H + h) * D;
+        float mx = -INFINITY;
+        for (int s = 0; s <= last; s++) {
+          const float* ks = k + (size_t(s) * Hkv + kh) * D;
+          float d = 0;
+#pragma omp simd reduction(+ : d)
+          for (int j = 0; j < D; j++) d += qi[j] * ks[j];
+          a[s] = d;
+          mx = d > mx ? d : mx;
+        }
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int s = 0; s <= last; s++) sum += (a[s] = vexp((a[s] - mx) * scale));
+        const float inv = 1.0f / sum;
+        float* o = out + (size_t(i) * H + h) * D;
+        for (int j = 0; j < D; j++) o[j] = 0.0f;
+        for (int s = 0; s <= last; s++) {
+          const float w = a[s] * inv;
+          const float* vs = v + (size_t(s) * Hkv + kh) * D;
+#pragma omp simd
+          for (int j = 0; j < D; j++) o[j] += w * vs[j];
+        }
+      }
+  }
+}
+
 #undef QIDX
 #undef KIDX
 #undef AIDX

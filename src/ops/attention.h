@@ -20,4 +20,12 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* att, int B, int T, int H, int Hkv, int D);
 
+// Inference with a key/value cache (forward only: nothing is trained through it).
+// n new queries q (n,H,D) at positions pos0 .. pos0+n-1 attend causally to the
+// cached keys/values k, v (pos0+n, Hkv, D) of the same sequence: out (n,H,D) is
+// exactly the last n rows of attention_forward over the whole sequence (a test
+// checks this against the verified training op).
+void attention_forward_cached(float* out, const float* q, const float* k, const float* v, int n, int pos0, int H,
+                              int Hkv, int D);
+
 }  // namespace moe

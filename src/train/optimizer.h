@@ -16,6 +16,8 @@ class AdamW {
   void set_t(int t) { t_ = t; }
   FlatBuffer& m() { return m_; }
   FlatBuffer& v() { return v_; }
+  const FlatBuffer& m() const { return m_; }
+  const FlatBuffer& v() const { return v_; }
 
  private:
   FlatBuffer m_, v_;

@@ -124,3 +124,25 @@ TEST(Fast, GradClip) {
 
 }  // namespace
 }  // namespace moe::test
+
+namespace moe::test {
+namespace {
+
+// The cached (inference) attention gives the last rows of the verified training op.
+TEST(Fast, AttentionCachedMatchesFullSequence) {
+  for (int pos0 : {0, 1, 9}) {
+    const int n = 4, T = pos0 + n, H = 4, Hkv = 2, D = 8;
+    auto q = randn<float>(size_t(T) * H * D, 1), k = randn<float>(size_t(T) * Hkv * D, 2),
+         v = randn<float>(size_t(T) * Hkv * D, 3);
+    std::vector<float> full(q.size()), att(size_t(H) * T * T);
+    attention_forward_ref(full.data(), att.data(), q.data(), k.data(), v.data(), 1, T, H, Hkv, D);
+    Guarded out(size_t(n) * H * D);
+    attention_forward_cached(out.data(), q.data() + size_t(pos0) * H * D, k.data(), v.data(), n, pos0, H, Hkv, D);
+    ASSERT_TRUE(out.intact("cached attention"));
+    std::vector<float> want(full.begin() + size_t(pos0) * H * D, full.end());
+    EXPECT_TRUE(all_close(out.vec(), want, 2e-6, 1e-5, "cached attention pos0=" + std::to_string(pos0)));
+  }
+}
+
+}  // namespace
+}  // namespace moe::test

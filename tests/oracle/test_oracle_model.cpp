@@ -26,6 +26,7 @@ struct Case {
   const char* dtype;
   int shards;
   int tie;
+  const char* sizes = "--seq 16 --batch-size 2";  // make_model_fixture.py size flags
 };
 
 std::string py(const std::string& script) { return std::string(MOE_TORCH_PYTHON) + " " + MOE_TEST_SRC + "/oracle/" + script; }
@@ -67,7 +68,7 @@ TEST_P(ModelOracle, MatchesTorch) {
   std::string extra = std::string(c.family) == "llama" ? " --kv-heads 2" : "";
   ASSERT_NO_FATAL_FAILURE(sh(py("make_model_fixture.py") + " --family " + c.family + " --out " + ckpt + " --batch " +
                              batch + " --dtype " + c.dtype + " --shards " + std::to_string(c.shards) +
-                             " --tie " + std::to_string(c.tie) + " --seq 16 --batch-size 2" + extra));
+                             " --tie " + std::to_string(c.tie) + " " + c.sizes + extra));
   const int steps = 10;
   const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, wd = 0.1f, clip = 1.0f;
   ASSERT_NO_FATAL_FAILURE(sh(py("model_oracle.py") + " --model " + ckpt + " --batch " + batch + " --out " + out +
@@ -118,16 +119,37 @@ TEST_P(ModelOracle, MatchesTorch) {
     norms.push_back(float(grad_clip(m2.grads().data(), m2.grads().numel(), clip)));
     opt.step(m2.params(), m2.grads(), hp, lr);
   }
-  // Losses and gradient norms drift apart only by the fp32 error of each step: 1e-5.
-  EXPECT_TRUE(all_close(losses, tf.read_f32(tf.at("losses")), 1e-5, 1e-5, std::string(c.name) + " losses"));
-  EXPECT_TRUE(all_close(norms, tf.read_f32(tf.at("grad_norms")), 1e-5, 1e-4, std::string(c.name) + " grad norms"));
-  // Weights after 10 steps: each moved by <= 10 lr = 1e-2; Adam's normalised step turns a
-  // relative gradient error into the same relative error of the step, so 1e-3 of 1e-2.
+  // Losses and gradient norms drift apart by the fp32 error of each step, amplified by
+  // Adam on noise-level gradient entries (see below): 1e-4 relative over 10 steps.
+  EXPECT_TRUE(all_close(losses, tf.read_f32(tf.at("losses")), 1e-5, 1e-4, std::string(c.name) + " losses"));
+  EXPECT_TRUE(all_close(norms, tf.read_f32(tf.at("grad_norms")), 1e-5, 1e-3, std::string(c.name) + " grad norms"));
+  // Weights after 10 steps: each moved by <= 10 lr = 1e-2. Adam divides each gradient by
+  // its own running rms, so an entry whose gradient is near zero (at fp32 noise level)
+  // takes a step of arbitrary relative error: at most 0.1% of the entries may differ
+  // beyond 1e-5, and none by more than a tenth of the largest possible move (1e-3).
   for (const STEntry& e : tf.tensors()) {
     if (e.name.rfind("final.", 0) != 0) continue;
     std::string name = e.name.substr(6);
     auto got = in_hf_layout(m2, m2.params(), name);
-    EXPECT_TRUE(all_close(got, tf.read_f32(e), 1e-5, 1e-5, std::string(c.name) + " final " + name));
+    auto want = tf.read_f32(e);
+    ASSERT_EQ(got.size(), want.size());
+    // GPT-2's key bias has an exactly zero gradient (adding one vector to every key
+    // shifts a query's scores by a constant, which the softmax ignores): what both
+    // sides compute for it is rounding noise, and Adam turns noise into full steps.
+    if (name.ends_with("attn.c_attn.bias")) {
+      const size_t C = got.size() / 3;
+      got.erase(got.begin() + C, got.begin() + 2 * C);
+      want.erase(want.begin() + C, want.begin() + 2 * C);
+    }
+    size_t loose = 0;
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+      double d = std::fabs(double(got[i]) - want[i]);
+      worst = std::max(worst, d);
+      loose += d > 1e-5 + 1e-5 * std::fabs(want[i]);
+    }
+    EXPECT_LE(loose, got.size() / 1000) << c.name << " final " << name << ": " << loose << " entries beyond 1e-5";
+    EXPECT_LE(worst, 0.1 * steps * lr) << c.name << " final " << name;
   }
 }
 
@@ -136,7 +158,14 @@ INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
                                            Case{"gpt2_untied_bf16_sharded", "gpt2", "BF16", 3, 0},
                                            Case{"llama_gqa_f32", "llama", "F32", 1, 0},
                                            Case{"llama_gqa_f16_sharded", "llama", "F16", 2, 0},
-                                           Case{"llama_tied_bf16", "llama", "BF16", 1, 1}),
+                                           Case{"llama_tied_bf16", "llama", "BF16", 1, 1},
+                                           // Widths and lengths where every fast path runs threaded.
+                                           Case{"gpt2_wide", "gpt2", "F32", 1, 1,
+                                                "--hidden 384 --heads 6 --ffn 1536 --vocab 512 --max-pos 256 "
+                                                "--seq 64 --batch-size 2"},
+                                           Case{"llama_wide", "llama", "F32", 1, 0,
+                                                "--hidden 384 --heads 6 --ffn 1024 --vocab 512 --max-pos 256 "
+                                                "--seq 64 --batch-size 2"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -52,9 +52,11 @@ TEST(Bf16, ArrayConversionMatchesScalarBitForBit) {
     }
     std::vector<float> back(n);
     bf16_to_f32(back.data(), fast.data(), n);
-    for (size_t i = 0; i < n; i++)
-      if (std::isfinite(in[i]) && std::fabs(in[i]) > 1e-30f && std::fabs(in[i]) < 1e30f)
+    for (size_t i = 0; i < n; i++) {
+      if (std::isfinite(in[i]) && std::fabs(in[i]) > 1e-30f && std::fabs(in[i]) < 1e30f) {
         ASSERT_LE(std::fabs(back[i] - in[i]), std::fabs(in[i]) * 0x1p-8f) << "half an ulp of bf16 at " << i;
+      }
+    }
   }
 }
 

@@ -1,0 +1,64 @@
+// moe eval: loss and perplexity of a checkpoint on a dataset's validation tokens.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "model/checkpoint.h"
+#include "train/config.h"
+#include "train/eval.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct EvalOpts {
+  std::string model, data, split = "val", compute = "f32";
+  int batches = 0, batch = 8, seq = 0;
+  bool json = false;
+};
+
+void run_eval(const EvalOpts& o) {
+  const std::string dir = resolve_model_dir(o.model);
+  auto m = model_load(dir);
+  DatasetInfo ds = dataset_open(o.data);
+  if (ds.vocab_size > m->config().vocab_size)
+    throw std::invalid_argument(o.data + ": tokenizer has " + std::to_string(ds.vocab_size) +
+                                " tokens but the model's vocabulary is " + std::to_string(m->config().vocab_size));
+  const int seq = o.seq > 0 ? o.seq : std::min(256, m->config().n_ctx);
+  if (seq > m->config().n_ctx)
+    throw std::invalid_argument("--seq " + std::to_string(seq) + " exceeds the model's " +
+                                std::to_string(m->config().n_ctx) + " positions");
+  DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
+                                     uint64_t(ds.vocab_size));
+  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute));
+  if (o.json) {
+    nlohmann::ordered_json j{{"model", dir}, {"data", o.data}, {"split", o.split}, {"loss", r.loss},
+                             {"perplexity", r.perplexity}, {"tokens", r.tokens}, {"batches", r.batches}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s on %s (%s): loss %.4f  perplexity %.2f  (%llu tokens)\n", dir.c_str(), o.data.c_str(),
+                o.split.c_str(), r.loss, r.perplexity, (unsigned long long)r.tokens);
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto o = std::make_shared<EvalOpts>();
+  CLI::App* sub = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on a dataset");
+  sub->add_option("--model", o->model, "checkpoint directory (or a run directory: its newest checkpoint)")
+      ->required();
+  sub->add_option("--data", o->data, "dataset directory made by `moe data`")->required();
+  sub->add_option("--split", o->split, "val | train")->check(CLI::IsMember({"val", "train"}));
+  sub->add_option("--batches", o->batches, "batches to evaluate (default: the whole split)")
+      ->check(CLI::Range(0, 100000000));
+  sub->add_option("--batch", o->batch, "sequences per batch")->check(CLI::Range(1, 65536));
+  sub->add_option("--seq", o->seq, "tokens per sequence (default: min(256, the model's positions))")
+      ->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--compute", o->compute, "f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_flag("--json", o->json, "one JSON object");
+  sub->callback([o] { run_eval(*o); });
+}
+
+}  // namespace moe::cli

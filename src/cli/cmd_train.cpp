@@ -1,0 +1,146 @@
+// moe train: train a dense model from scratch (preset or config.json), from a
+// checkpoint's weights (--init), or continue a run exactly (--resume).
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "io/files.h"
+#include "model/checkpoint.h"
+#include "train/trainer.h"
+
+namespace moe::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_sigint(int) { g_interrupted = 1; }
+
+struct TrainOpts {
+  TrainConfig cfg;
+  std::string preset = "small", family = "llama", config_path, init, compute = "f32";
+  bool resume = false;
+  int stop_at = 0;
+};
+
+// Options that define the run: fixed once it started (trainer_state.json holds them).
+const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--batch", "--seq",
+                                "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
+                                "--compute", "--dropout", "--seed"};
+
+void run_train(CLI::App* sub, TrainOpts& o) {
+  TrainRun run;
+  if (o.resume) {
+    for (const char* flag : kFixedOnResume)
+      if (sub->get_option(flag)->count() > 0)
+        throw std::invalid_argument(std::string(flag) + " cannot change when resuming (the run's settings are in "
+                                    "its trainer_state.json); only --steps and the eval/save/log cadence can");
+    const std::string dir = resolve_model_dir(o.cfg.out_dir);
+    run.model = model_load(dir);
+    run.opt = std::make_unique<AdamW>(run.model->layout());
+    optimizer_load(*run.opt, *run.model, dir);
+    run.state = trainer_state_load(dir);
+    TrainConfig& c = run.state.config;
+    if (sub->get_option("--steps")->count() > 0) c.steps = o.cfg.steps;
+    if (sub->get_option("--eval-every")->count() > 0) c.eval_every = o.cfg.eval_every;
+    if (sub->get_option("--save-every")->count() > 0) c.save_every = o.cfg.save_every;
+    if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
+    if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
+    c.out_dir = o.cfg.out_dir;
+    if (run.state.step >= c.steps)
+      throw std::invalid_argument(dir + " is at step " + std::to_string(run.state.step) +
+                                  ": give a larger --steps to continue");
+    std::fprintf(stderr, "resuming %s at step %d of %d\n", dir.c_str(), run.state.step, c.steps);
+  } else {
+    if (o.cfg.data_dir.empty()) throw std::invalid_argument("--data is required (a dataset made by moe data)");
+    if (path_exists(o.cfg.out_dir)) {
+      try {
+        resolve_model_dir(o.cfg.out_dir);
+        throw std::invalid_argument(o.cfg.out_dir + " already holds a run: use --resume, or another --out");
+      } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
+      }
+    }
+    o.cfg.compute = compute_parse(o.compute);
+    o.cfg.validate();
+    DatasetInfo ds = dataset_open(o.cfg.data_dir);
+    int n_model_flags = (sub->get_option("--preset")->count() > 0) + (!o.config_path.empty()) + (!o.init.empty());
+    if (n_model_flags > 1) throw std::invalid_argument("give one of --preset, --config, --init");
+    if (!o.init.empty()) {
+      const std::string dir = resolve_model_dir(o.init);
+      run.model = model_load(dir);
+      run.state.init_from = dir;
+    } else {
+      ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
+                                             : config_load(o.config_path);
+      if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
+      if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
+      mc.validate();
+      run.model = std::make_unique<Model>(mc);
+      run.model->init_weights(o.cfg.seed);
+    }
+    run.opt = std::make_unique<AdamW>(run.model->layout());
+    run.state.config = o.cfg;
+  }
+  run.stop_at = o.stop_at;
+  const TrainConfig& c = run.state.config;
+  run.tokenizer_path = dataset_open(c.data_dir).tokenizer_path;
+  const ModelConfig& mc = run.model->config();
+  std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
+               mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
+               double(run.model->num_params()) / 1e6);
+  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s\n",
+               c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr, compute_name(c.compute));
+  Progress progress(c.steps, c.log_every);
+  g_interrupted = 0;
+  auto old = std::signal(SIGINT, on_sigint);
+  TrainSummary s = train(run, progress, [] { return g_interrupted != 0; });
+  std::signal(SIGINT, old);
+  std::printf("step %d: train loss %.4f, val loss %.4f, %.0f tokens/s; checkpoint %s\n", s.step, s.train_loss,
+              s.val_loss, s.tokens_per_s, s.checkpoint.c_str());
+  if (g_interrupted) {
+    std::fprintf(stderr, "interrupted: resume with  moe train --out %s --resume\n", c.out_dir.c_str());
+    set_exit_code(130);
+  }
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOpts>();
+  TrainConfig& c = o->cfg;
+  CLI::App* sub = app.add_subcommand("train", "Train a dense model (from scratch, --init CKPT, or --resume)");
+  sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
+  sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
+  sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");
+  sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
+  sub->add_option("--family", o->family, "model family: llama | gpt2")->check(CLI::IsMember({"llama", "gpt2"}));
+  sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");
+  sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
+  sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(CLI::Range(1, 65536));
+  sub->add_option("--seq", c.seq, "tokens per sequence")->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(CLI::Range(1, 4096));
+  sub->add_option("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-9, 10.0));
+  sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
+  sub->add_option("--warmup", c.warmup, "linear warmup steps")->check(CLI::Range(0, 100000000));
+  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::Range(0.0, 10.0));
+  sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(CLI::Range(0.0, 1e9));
+  sub->add_option("--compute", o->compute, "f32 | bf16 (bf16 GEMMs, fp32 master weights)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(CLI::Range(0.0, 0.99));
+  sub->add_option("--seed", c.seed, "seed of the weights and dropout masks");
+  sub->add_option("--eval-every", c.eval_every, "steps between validation runs (0: at the end)")
+      ->check(CLI::Range(0, 100000000));
+  sub->add_option("--eval-batches", c.eval_batches, "validation batches per run")->check(CLI::Range(1, 1000000));
+  sub->add_option("--save-every", c.save_every, "steps between checkpoints (0: at the end)")
+      ->check(CLI::Range(0, 100000000));
+  sub->add_option("--keep", c.keep, "checkpoints to keep")->check(CLI::Range(1, 100000));
+  sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(CLI::Range(1, 100000000));
+  sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
+      ->check(CLI::Range(1, 100000000));
+  sub->callback([sub, o] { run_train(sub, *o); });
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,392 @@
+#include "data/dataset.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "data/corpus.h"
+#include "io/files.h"
+#include "data/sha256.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+#include "tensor/cpu.h"
+
+namespace fs = std::filesystem;
+
+namespace moe {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Changes whenever tokenizer_train's settings change (part of the input hash).
+constexpr int kTokenizerSettingsVersion = 1;
+
+constexpr const char* kMeta = "meta.json";
+constexpr const char* kTokenizer = "tokenizer.model";
+constexpr const char* kTrain = "train.bin";
+constexpr const char* kVal = "val.bin";
+
+std::string join(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
+
+void validate(const DataOptions& o) {
+  if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
+  if (!(o.val_fraction > 0.0 && o.val_fraction <= 0.5))
+    throw std::runtime_error("--val-fraction " + std::to_string(o.val_fraction) + ": expected 0 < F <= 0.5");
+  if (o.tokenizer.empty() && (o.vocab_size < 260 || o.vocab_size > 1000000))
+    throw std::runtime_error("--vocab-size " + std::to_string(o.vocab_size) +
+                             ": expected 260 .. 1000000 (3 special ids + 256 byte pieces + at least one more)");
+  std::error_code ec;
+  if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
+    throw std::runtime_error("--out " + o.out + ": exists and is not a directory");
+}
+
+// The hash that decides whether an existing dataset can be reused: every source's
+// content hash, the cleaning and tokenizer-settings versions and the options.
+std::string input_hash(const std::vector<CorpusInput>& inputs, const DataOptions& o, const std::string& tok_sha) {
+  std::string s = "moe data " + std::to_string(kDatasetFormatVersion) + "\nclean " +
+                  std::to_string(kCorpusCleanVersion) + "\nshard " + std::to_string(kShardVersion) + "\n";
+  for (const auto& in : inputs) {
+    s += "input " + in.kind + " " + in.name + "\n";
+    for (const auto& src : in.sources) s += "source " + src.sha256 + " " + std::to_string(src.bytes) + " " + src.name + "\n";
+  }
+  if (o.tokenizer.empty())
+    s += "tokenizer bpe " + std::to_string(o.vocab_size) + " settings " + std::to_string(kTokenizerSettingsVersion) + "\n";
+  else
+    s += "tokenizer file " + tok_sha + "\n";
+  char f[64];
+  std::snprintf(f, sizeof f, "%.17g", o.val_fraction);
+  s += std::string("val_fraction ") + f + "\n";
+  return sha256_hex(s);
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+ojson read_json(const std::string& path) {
+  std::string text = file_read(path);
+  ojson j = ojson::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw std::runtime_error(path + ": not a JSON object");
+  return j;
+}
+
+// The summary a reused dataset reports, from its meta.json.
+DataSummary summary_from_meta(const ojson& m) {
+  DataSummary s;
+  s.reused = true;
+  s.input_hash = m.at("input_hash").get<std::string>();
+  for (const auto& in : m.at("inputs")) {
+    DataInputSummary d;
+    d.name = in.at("name").get<std::string>();
+    d.kind = in.at("kind").get<std::string>();
+    d.sources = in.at("sources").size();
+    d.documents = in.at("documents").get<uint64_t>();
+    d.bytes = in.at("bytes").get<uint64_t>();
+    d.chars = in.at("chars").get<uint64_t>();
+    d.train_tokens = in.at("train_tokens").get<uint64_t>();
+    d.val_tokens = in.at("val_tokens").get<uint64_t>();
+    s.inputs.push_back(d);
+  }
+  s.documents = m.at("documents").get<uint64_t>();
+  s.bytes = m.at("bytes").get<uint64_t>();
+  s.chars = m.at("chars").get<uint64_t>();
+  s.train_tokens = m.at("train").at("tokens").get<uint64_t>();
+  s.val_tokens = m.at("val").at("tokens").get<uint64_t>();
+  s.vocab_size = m.at("vocab_size").get<int64_t>();
+  s.tokenizer_trained = m.at("tokenizer").at("trained").get<bool>();
+  return s;
+}
+
+// Empty when the dataset in `dir` was built from the same inputs and options and
+// its files are intact; else the reason to rebuild.
+std::string reuse_problem(const std::string& dir, const std::string& hash, DataSummary* out) {
+  const std::string meta = join(dir, kMeta);
+  if (!fs::exists(meta)) return "no " + std::string(kMeta);
+  try {
+    ojson m = read_json(meta);
+    if (m.value("format_version", 0) != kDatasetFormatVersion) return "an older dataset format";
+    if (m.value("input_hash", "") != hash) return "the inputs or options changed";
+    DatasetInfo info = dataset_open(dir);
+    if (sha256_file_hex(info.tokenizer_path) != info.tokenizer_sha256) return "tokenizer.model differs from meta.json";
+    *out = summary_from_meta(m);
+  } catch (const std::exception& e) {
+    return std::string("the existing dataset is unusable (") + e.what() + ")";
+  }
+  return "";
+}
+
+// A document's text in chunks that end at line breaks (each chunk keeps its '\n'),
+// about kChunk bytes each, encoded independently. With our tokenizer (no dummy
+// prefix, no piece contains '\n') this gives exactly the ids of the whole text.
+constexpr size_t kChunk = 32 << 10;
+
+void chunk_text(std::string_view text, std::vector<std::string_view>* out) {
+  size_t b = 0;
+  while (b < text.size()) {
+    size_t e = b + kChunk;
+    if (e >= text.size()) {
+      e = text.size();
+    } else {
+      size_t nl = text.find('\n', e);
+      e = nl == std::string_view::npos ? text.size() : nl + 1;
+    }
+    out->push_back(text.substr(b, e - b));
+    b = e;
+  }
+}
+
+}  // namespace
+
+DataSummary dataset_build(const DataOptions& o, const std::function<void(const std::string&)>& progress) {
+  auto say = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  const auto t_start = Clock::now();
+  validate(o);
+  const int threads = o.threads > 0 ? o.threads : threads_get();
+
+  // ---- read and clean
+  std::vector<CorpusInput> inputs;
+  if (o.inputs.empty()) {
+    say("reading the default corpus (Debian packages bible-kjv, r-cran-janeaustenr)");
+    inputs = corpus_default();
+  } else {
+    for (const auto& p : o.inputs) inputs.push_back(corpus_from_path(p, o.out));
+  }
+  std::string tok_bytes, tok_sha;
+  if (!o.tokenizer.empty()) {
+    try {
+      tok_bytes = file_read(o.tokenizer);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("--tokenizer ") + e.what());
+    }
+    tok_sha = sha256_hex(tok_bytes);
+  }
+  DataSummary s;
+  for (const auto& in : inputs) {
+    DataInputSummary d;
+    d.name = in.name;
+    d.kind = in.kind;
+    d.sources = in.sources.size();
+    d.documents = in.documents.size();
+    for (const auto& src : in.sources) d.bytes += src.bytes;
+    for (const auto& doc : in.documents) d.chars += utf8_chars(doc.text);
+    s.inputs.push_back(d);
+    s.documents += d.documents;
+    s.bytes += d.bytes;
+    s.chars += d.chars;
+  }
+  if (s.chars == 0) {
+    std::string names;
+    for (const auto& in : inputs) names += (names.empty() ? "" : ", ") + in.name;
+    throw std::runtime_error("empty corpus: no text in " + names);
+  }
+  s.input_hash = input_hash(inputs, o, tok_sha);
+  s.read_s = seconds_since(t_start);
+
+  // ---- reuse
+  if (!o.force) {
+    DataSummary old;
+    std::string why = reuse_problem(o.out, s.input_hash, &old);
+    if (why.empty()) {
+      old.read_s = s.read_s;
+      old.total_s = seconds_since(t_start);
+      return old;
+    }
+    if (fs::exists(join(o.out, kMeta))) say("rebuilding " + o.out + ": " + why);
+  }
+
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) throw std::runtime_error("--out " + o.out + ": cannot create: " + ec.message());
+  // From here on the directory is invalid until the new meta.json is in place.
+  if (fs::exists(join(o.out, kMeta)) && !fs::remove(join(o.out, kMeta), ec))
+    throw std::runtime_error(join(o.out, kMeta) + ": cannot remove: " + ec.message());
+
+  // ---- tokenizer
+  auto t0 = Clock::now();
+  if (o.tokenizer.empty()) {
+    std::vector<std::string_view> lines;
+    for (const auto& in : inputs)
+      for (const auto& doc : in.documents) {
+        std::string_view t = doc.text;
+        size_t b = 0;
+        while (b < t.size()) {
+          size_t e = t.find('\n', b);
+          if (e == std::string_view::npos) e = t.size();
+          if (e > b) lines.push_back(t.substr(b, e - b));
+          b = e + 1;
+        }
+      }
+    say("training a BPE tokenizer, vocabulary " + std::to_string(o.vocab_size) + ", on " + std::to_string(lines.size()) +
+        " lines");
+    TokenizerTrainOptions to;
+    to.vocab_size = o.vocab_size;  // threads: the fixed default, see TokenizerTrainOptions
+    tok_bytes = tokenizer_train(lines, to);
+    tok_sha = sha256_hex(tok_bytes);
+    s.tokenizer_trained = true;
+  }
+  const std::string tok_path = join(o.out, kTokenizer);
+  Tokenizer tok = Tokenizer::from_bytes(tok_bytes, o.tokenizer.empty() ? tok_path : o.tokenizer);
+  if (tok.eos_id() < 0) throw std::runtime_error("tokenizer " + tok.path() + ": has no eos piece (documents are joined with it)");
+  s.vocab_size = tok.vocab_size();
+  s.tokenizer_s = seconds_since(t0);
+
+  // ---- encode: every document, chunked, in parallel
+  t0 = Clock::now();
+  say("encoding " + std::to_string(s.chars) + " characters");
+  struct Chunk {
+    size_t input, doc;
+    std::string_view text;
+  };
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < inputs.size(); i++)
+    for (size_t d = 0; d < inputs[i].documents.size(); d++) {
+      std::vector<std::string_view> parts;
+      chunk_text(inputs[i].documents[d].text, &parts);
+      for (auto p : parts) chunks.push_back({i, d, p});
+    }
+  std::vector<std::vector<int32_t>> ids(chunks.size());
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (size_t c = 0; c < chunks.size(); c++) {
+    try {
+      ids[c] = tok.encode(chunks[c].text);
+    } catch (const std::exception& e) {
+#pragma omp critical
+      error = e.what();
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
+
+  // ---- split: the last val_fraction of each input's stream is held out
+  const int32_t eos = tok.eos_id();
+  std::vector<int32_t> train, val;
+  size_t c = 0;
+  for (size_t i = 0; i < inputs.size(); i++) {
+    std::vector<int32_t> stream;  // doc EOS doc EOS ...
+    for (size_t d = 0; d < inputs[i].documents.size(); d++) {
+      for (; c < chunks.size() && chunks[c].input == i && chunks[c].doc == d; c++)
+        stream.insert(stream.end(), ids[c].begin(), ids[c].end());
+      stream.push_back(eos);
+    }
+    uint64_t n = stream.size(), nv = 0;
+    if (n >= 2) nv = std::clamp<uint64_t>(uint64_t(std::llround(double(n) * o.val_fraction)), 1, n - 1);
+    train.insert(train.end(), stream.begin(), stream.end() - int64_t(nv));
+    val.insert(val.end(), stream.end() - int64_t(nv), stream.end());
+    s.inputs[i].train_tokens = n - nv;
+    s.inputs[i].val_tokens = nv;
+  }
+  if (train.empty() || val.empty())
+    throw std::runtime_error("corpus too small: " + std::to_string(train.size() + val.size()) +
+                             " tokens cannot be split into train and val");
+  s.train_tokens = train.size();
+  s.val_tokens = val.size();
+  s.encode_s = seconds_since(t0);
+
+  // ---- write: tokenizer, shards, then meta.json last
+  file_write_atomic(tok_path, tok_bytes);
+  shard_write(join(o.out, kTrain), train.data(), train.size(), uint64_t(s.vocab_size));
+  shard_write(join(o.out, kVal), val.data(), val.size(), uint64_t(s.vocab_size));
+  s.total_s = seconds_since(t_start);
+
+  ojson m;
+  m["format"] = "moe-dataset";
+  m["format_version"] = kDatasetFormatVersion;
+  m["moe_version"] = MOE_VERSION;
+  m["created"] = utc_now();
+  m["input_hash"] = s.input_hash;
+  m["vocab_size"] = s.vocab_size;
+  m["special_ids"] = {{"unk", tok.unk_id()}, {"bos", tok.bos_id()}, {"eos", tok.eos_id()}, {"pad", tok.pad_id()}};
+  m["tokenizer"] = {{"file", kTokenizer},
+                    {"sha256", tok_sha},
+                    {"trained", s.tokenizer_trained},
+                    {"source", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
+                    {"model_type", s.tokenizer_trained ? ojson("bpe") : ojson(nullptr)}};
+  m["train"] = {{"file", kTrain}, {"tokens", s.train_tokens}, {"bytes_per_token", shard_width_for_vocab(s.vocab_size)}};
+  m["val"] = {{"file", kVal}, {"tokens", s.val_tokens}, {"bytes_per_token", shard_width_for_vocab(s.vocab_size)}};
+  m["documents"] = s.documents;
+  m["bytes"] = s.bytes;
+  m["chars"] = s.chars;
+  m["tokens_per_char"] = double(s.train_tokens + s.val_tokens) / double(s.chars);
+  ojson jin = ojson::array();
+  for (size_t i = 0; i < inputs.size(); i++) {
+    const auto& d = s.inputs[i];
+    ojson srcs = ojson::array();
+    for (const auto& src : inputs[i].sources) srcs.push_back({{"name", src.name}, {"bytes", src.bytes}, {"sha256", src.sha256}});
+    jin.push_back({{"name", d.name},
+                   {"kind", d.kind},
+                   {"documents", d.documents},
+                   {"bytes", d.bytes},
+                   {"chars", d.chars},
+                   {"train_tokens", d.train_tokens},
+                   {"val_tokens", d.val_tokens},
+                   {"sources", srcs}});
+  }
+  m["inputs"] = jin;
+  m["split"] = "val = the last val_fraction of each input's token stream (documents joined with eos), contiguous";
+  m["options"] = {{"inputs", o.inputs},
+                  {"tokenizer", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
+                  {"vocab_size", o.tokenizer.empty() ? ojson(o.vocab_size) : ojson(nullptr)},
+                  {"val_fraction", o.val_fraction},
+                  {"clean_version", kCorpusCleanVersion},
+                  {"tokenizer_settings_version", kTokenizerSettingsVersion}};
+  m["timing_s"] = {{"read", s.read_s}, {"tokenizer", s.tokenizer_s}, {"encode", s.encode_s}, {"total", s.total_s}};
+  file_write_atomic(join(o.out, kMeta), m.dump(2) + "\n");
+  return s;
+}
+
+DatasetInfo dataset_open(const std::string& dir) {
+  const std::string meta = join(dir, kMeta);
+  if (!fs::exists(meta))
+    throw std::runtime_error("dataset " + dir + ": no meta.json (not a complete dataset directory: run moe data --out " +
+                             dir + ")");
+  ojson m = read_json(meta);
+  DatasetInfo d;
+  d.dir = dir;
+  try {
+    if (m.at("format").get<std::string>() != "moe-dataset" || m.at("format_version").get<int>() != kDatasetFormatVersion)
+      throw std::runtime_error("format is not moe-dataset version " + std::to_string(kDatasetFormatVersion));
+    d.tokenizer_path = join(dir, kTokenizer);
+    d.train_path = join(dir, kTrain);
+    d.val_path = join(dir, kVal);
+    d.vocab_size = m.at("vocab_size").get<int64_t>();
+    const auto& sp = m.at("special_ids");
+    d.unk_id = sp.at("unk").get<int32_t>();
+    d.bos_id = sp.at("bos").get<int32_t>();
+    d.eos_id = sp.at("eos").get<int32_t>();
+    d.pad_id = sp.at("pad").get<int32_t>();
+    d.train_tokens = m.at("train").at("tokens").get<uint64_t>();
+    d.val_tokens = m.at("val").at("tokens").get<uint64_t>();
+    d.tokenizer_sha256 = m.at("tokenizer").at("sha256").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(meta + ": missing or malformed field: " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(meta + ": " + e.what());
+  }
+  if (d.vocab_size <= 0) throw std::runtime_error(meta + ": vocab_size " + std::to_string(d.vocab_size) + ", expected > 0");
+  if (!fs::exists(d.tokenizer_path)) throw std::runtime_error("dataset " + dir + ": tokenizer.model is missing");
+  for (auto [path, want] : {std::pair{d.train_path, d.train_tokens}, std::pair{d.val_path, d.val_tokens}}) {
+    TokenShard s = TokenShard::open(path, uint64_t(d.vocab_size));
+    if (s.size() != want)
+      throw std::runtime_error("token shard: " + path + ": holds " + std::to_string(s.size()) + " tokens, meta.json says " +
+                               std::to_string(want));
+  }
+  return d;
+}
+
+}  // namespace moe

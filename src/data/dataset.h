@@ -1,0 +1,62 @@
+// A dataset directory, what `moe data` writes and `moe train` reads:
+//   tokenizer.model  SentencePiece model (trained on the corpus, or the one given)
+//   train.bin        token shard (see shard.h): the training stream
+//   val.bin          token shard: the held-out stream
+//   meta.json        sources, counts, special ids, hashes, options; written last, so a
+//                    directory without it is incomplete and never used.
+// See docs/data.md for the fields and how the validation split is chosen.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace moe {
+
+inline constexpr int kDatasetFormatVersion = 1;
+
+struct DataOptions {
+  std::string out;                  // the dataset directory (created when missing)
+  std::vector<std::string> inputs;  // files / directories; empty: the default Debian corpus
+  std::string tokenizer;            // an existing tokenizer.model; empty: train one
+  int vocab_size = 8192;            // when training
+  double val_fraction = 0.01;       // of each input's token stream, taken from its end
+  bool force = false;               // rebuild even when meta.json says the inputs are unchanged
+  int threads = 0;                  // for encoding; <= 0: threads_get()
+};
+
+struct DataInputSummary {
+  std::string name, kind;
+  uint64_t sources = 0, documents = 0, bytes = 0, chars = 0, train_tokens = 0, val_tokens = 0;
+};
+
+struct DataSummary {
+  bool reused = false;
+  std::string input_hash;
+  std::vector<DataInputSummary> inputs;
+  uint64_t documents = 0, bytes = 0, chars = 0, train_tokens = 0, val_tokens = 0;
+  int64_t vocab_size = 0;
+  bool tokenizer_trained = false;
+  double read_s = 0, tokenizer_s = 0, encode_s = 0, total_s = 0;  // this run's times
+};
+
+// Builds (or reuses) the dataset. Progress messages (one line each) go to `progress`.
+// Throws one line on bad options, missing or binary inputs, an empty corpus, a
+// missing Debian package, or any I/O failure; nothing half-written is ever valid
+// (meta.json is removed first and written last, every file atomically).
+DataSummary dataset_build(const DataOptions& opts, const std::function<void(const std::string&)>& progress = {});
+
+// What training needs from a dataset directory, read from meta.json and checked
+// against the files (present; shard headers agree with meta.json).
+struct DatasetInfo {
+  std::string dir, tokenizer_path, train_path, val_path;
+  int64_t vocab_size = 0;
+  int32_t unk_id = -1, bos_id = -1, eos_id = -1, pad_id = -1;
+  uint64_t train_tokens = 0, val_tokens = 0;
+  std::string tokenizer_sha256;
+};
+// Throws one line naming the directory (or file) and what is wrong, e.g. when
+// meta.json is missing ("not a dataset directory: run moe data").
+DatasetInfo dataset_open(const std::string& dir);
+
+}  // namespace moe

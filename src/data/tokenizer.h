@@ -1,0 +1,70 @@
+// Tokenizer: a SentencePiece model (tokenizer.model, the Llama/T5 format) behind a
+// small interface, and training of a BPE one with the project's settings.
+//
+// Trained models use the Llama conventions: unk=0, bos=1, eos=2, no pad (-1),
+// byte_fallback (every UTF-8 text encodes; characters outside the vocabulary become
+// byte pieces <0x..>), digits split, identity normalisation, whitespace kept as is.
+// Unlike Llama, no dummy prefix: "The" encodes the same at the start of a text and
+// after a newline, so encoding a text line by line gives the same ids as encoding it
+// whole, and decode(encode(s)) == s for every valid UTF-8 string.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe {
+
+class Tokenizer {
+ public:
+  // Loads a SentencePiece model file. Throws a one-line error naming the file.
+  static Tokenizer load(const std::string& path);
+  // From the bytes of a model file; `name` is used in errors.
+  static Tokenizer from_bytes(const std::string& bytes, const std::string& name);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  int32_t vocab_size() const;
+  int32_t unk_id() const;
+  int32_t bos_id() const;  // -1 when the model has none
+  int32_t eos_id() const;  // -1 when the model has none
+  int32_t pad_id() const;  // -1 when the model has none
+
+  // Text -> ids, without bos/eos. Thread-safe (const). Throws on invalid input.
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Ids -> text. Throws when an id is outside [0, vocab_size). Control ids (bos, eos)
+  // decode to nothing.
+  std::string decode(const std::vector<int32_t>& ids) const;
+  // The piece of one id ("▁the", "<0x0A>", "<s>"); throws when out of range.
+  std::string piece(int32_t id) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  Tokenizer();
+  std::unique_ptr<Impl> impl_;
+  std::string path_;
+};
+
+struct TokenizerTrainOptions {
+  int vocab_size = 8192;
+  // The trainer records its thread count in the model file, so it is fixed rather
+  // than taken from --threads: the same text gives the same bytes on any machine.
+  // (SentencePiece's BPE trainer gains little from more threads.)
+  int threads = 2;
+  // Cap on the sentences (lines) the trainer reads; more are sampled down with a
+  // fixed seed. Bounds training time on large corpora.
+  int64_t max_sentences = 300000;
+};
+
+// Trains a BPE model on `sentences` (each one a line of text without '\n': the
+// trainer never sees newlines, which encode as the byte piece <0x0A>) and returns
+// the serialized model (the bytes of a tokenizer.model file). Throws one line on
+// failure (e.g. a vocabulary too small or too large for the text).
+std::string tokenizer_train(const std::vector<std::string_view>& sentences, const TokenizerTrainOptions& opts);
+
+}  // namespace moe

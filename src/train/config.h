@@ -1,0 +1,46 @@
+// Everything that defines a training run. Saved in trainer_state.json so that a
+// resumed run continues with exactly the same settings.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/model.h"
+
+namespace moe {
+
+struct TrainConfig {
+  std::string data_dir;      // dataset directory (moe data)
+  std::string out_dir;       // run directory: checkpoint-N/, log.jsonl
+  int steps = 1000;          // total optimizer steps
+  int batch = 8;             // B sequences per micro-batch
+  int seq = 256;             // T tokens per sequence
+  int accum = 1;             // micro-batches per optimizer step
+  float lr = 1e-3f;          // peak learning rate
+  float min_lr = 1e-4f;      // end of the cosine decay
+  int warmup = 100;          // linear warmup steps
+  float weight_decay = 0.1f;
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float clip = 1.0f;         // global gradient-norm clip; 0 = off
+  Compute compute = Compute::F32;
+  float dropout = 0.0f;
+  uint64_t seed = 1337;      // weights init and dropout masks
+  int eval_every = 100;      // steps between validation runs (0: only at the end)
+  int eval_batches = 20;     // validation batches per run
+  int save_every = 0;        // steps between checkpoints (0: only at the end)
+  int keep = 2;              // checkpoints kept (the newest)
+  int log_every = 10;        // plain progress lines (non-terminal)
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& path);
+  void validate() const;  // throws std::invalid_argument naming the flag
+};
+
+// Learning rate at optimizer step `step` (0-based): linear warmup to lr, then cosine
+// decay to min_lr at `steps`.
+float lr_at(const TrainConfig& c, int step);
+
+const char* compute_name(Compute c);
+Compute compute_parse(const std::string& s);  // "f32" | "bf16"; throws otherwise
+
+}  // namespace moe

@@ -1,0 +1,152 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "io/files.h"
+#include "ops/clip.h"
+#include "train/eval.h"
+
+namespace moe {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The first parameter tensor whose gradient is not finite.
+std::string first_bad_grad(const Model& m, const FlatBuffer& g) {
+  for (const ParamSpec& s : m.layout().specs())
+    for (int64_t i = 0; i < s.shape.numel(); i++)
+      if (!std::isfinite(g.data()[s.offset + i])) return s.name;
+  return "(none)";
+}
+
+class JsonlLog {
+ public:
+  explicit JsonlLog(const std::string& path) : path_(path), out_(path, std::ios::app) {
+    if (!out_) throw std::runtime_error(path + ": cannot open for appending");
+  }
+  void write(const nlohmann::json& j) {
+    out_ << j.dump() << "\n";
+    out_.flush();
+    if (!out_) throw std::runtime_error(path_ + ": write failed");
+  }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace
+
+TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop) {
+  Model& m = *run.model;
+  AdamW& opt = *run.opt;
+  TrainerState& st = run.state;
+  const TrainConfig& cfg = st.config;
+  cfg.validate();
+  const ModelConfig& mc = m.config();
+  if (cfg.seq > mc.n_ctx)
+    throw std::invalid_argument("--seq " + std::to_string(cfg.seq) + " exceeds the model's " +
+                                std::to_string(mc.n_ctx) + " positions");
+
+  DatasetInfo ds = dataset_open(cfg.data_dir);
+  if (ds.vocab_size > mc.vocab_size)
+    throw std::invalid_argument(cfg.data_dir + ": tokenizer has " + std::to_string(ds.vocab_size) +
+                                " tokens but the model's vocabulary is " + std::to_string(mc.vocab_size));
+  DataLoader train_data = DataLoader::open(ds.train_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
+  DataLoader val_data = DataLoader::open(ds.val_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
+  train_data.set_state(st.loader);
+
+  make_dirs(cfg.out_dir);
+  JsonlLog log(cfg.out_dir + "/log.jsonl");
+  const AdamWParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
+  const size_t N = size_t(cfg.batch) * cfg.seq;
+  std::vector<int32_t> in(N), tgt(N);
+  const int end_step = run.stop_at > 0 ? std::min(run.stop_at, cfg.steps) : cfg.steps;
+
+  TrainSummary sum;
+  double train_seconds = 0, window_loss = 0;
+  uint64_t run_tokens = 0;
+  int window_steps = 0;
+  auto validate = [&]() {
+    EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute);
+    st.val_loss = float(r.loss);
+    log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens}});
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "step %d: val loss %.4f (ppl %.1f) on %llu tokens", st.step, r.loss,
+                  r.perplexity, (unsigned long long)r.tokens);
+    progress.line(buf);
+  };
+  auto save = [&]() {
+    st.loader = train_data.state();
+    sum.checkpoint = checkpoint_write(cfg.out_dir, m, opt, st, run.tokenizer_path, cfg.keep);
+    log.write({{"step", st.step}, {"checkpoint", sum.checkpoint}});
+  };
+
+  bool stopped = false;
+  while (st.step < end_step) {
+    if (stop && stop()) {
+      stopped = true;
+      break;
+    }
+    const auto t0 = Clock::now();
+    const float lr = lr_at(cfg, st.step);
+    m.grads().zero();
+    double loss = 0;
+    for (int micro = 0; micro < cfg.accum; micro++) {
+      train_data.next(in.data(), tgt.data());
+      ForwardOptions fo;
+      fo.compute = cfg.compute;
+      fo.dropout = cfg.dropout;
+      fo.dropout_seed = cfg.seed ^ (uint64_t(st.step) << 20) ^ uint64_t(micro);
+      float l = m.forward(in.data(), tgt.data(), cfg.batch, cfg.seq, fo);
+      if (!std::isfinite(l))
+        throw std::runtime_error("step " + std::to_string(st.step + 1) + ": loss is " + std::to_string(l) +
+                                 " (micro-batch " + std::to_string(micro) + "); stopping, nothing saved");
+      m.backward(1.0f / float(cfg.accum));
+      loss += l / cfg.accum;
+    }
+    const double norm = cfg.clip > 0 ? grad_clip(m.grads().data(), m.grads().numel(), cfg.clip)
+                                     : grad_norm(m.grads().data(), m.grads().numel());
+    if (!std::isfinite(norm))
+      throw std::runtime_error("step " + std::to_string(st.step + 1) + ": gradient is not finite in " +
+                               first_bad_grad(m, m.grads()) + "; stopping, nothing saved");
+    opt.step(m.params(), m.grads(), hp, lr);
+    st.step++;
+    st.tokens += N * cfg.accum;
+    run_tokens += N * cfg.accum;
+    const double dt = seconds_since(t0);
+    train_seconds += dt;
+    st.elapsed += dt;
+    window_loss += loss, window_steps++;
+    const double tps = double(N * cfg.accum) / dt;
+    log.write({{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
+               {"tokens", st.tokens}, {"epoch", train_data.state().epoch}});
+    const double eta = train_seconds / std::max(1.0, double(run_tokens) / double(N * cfg.accum)) * (end_step - st.step);
+    progress.step(st.step, float(loss), lr, tps, eta);
+    if (st.step % cfg.log_every == 0 || st.step == end_step) {
+      sum.train_loss = float(window_loss / window_steps);
+      window_loss = 0, window_steps = 0;
+    }
+    if (cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && st.step != cfg.steps) validate();
+    if (cfg.save_every > 0 && st.step % cfg.save_every == 0 && st.step != end_step) save();
+  }
+  if (window_steps) sum.train_loss = float(window_loss / window_steps);
+  progress.finish();
+  if (st.step == cfg.steps && !stopped) validate();
+  save();
+  sum.step = st.step;
+  sum.val_loss = st.val_loss;
+  sum.tokens_per_s = train_seconds > 0 ? double(run_tokens) / train_seconds : 0;
+  return sum;
+}
+
+}  // namespace moe

@@ -1,0 +1,37 @@
+// The training loop: micro-batches with gradient accumulation, global-norm
+// clipping, AdamW with warmup + cosine decay, validation every N steps,
+// checkpoints every N steps and at the end, log.jsonl, and NaN/Inf detection that
+// names the step and the tensor and never saves the bad state.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "train/optimizer.h"
+#include "train/progress.h"
+#include "train/state.h"
+
+namespace moe {
+
+struct TrainRun {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<AdamW> opt;
+  TrainerState state;          // step 0 for a new run; config inside
+  std::string tokenizer_path;  // copied into every checkpoint
+  int stop_at = 0;             // > 0: save a checkpoint and return at this step (resume later)
+};
+
+struct TrainSummary {
+  int step = 0;
+  float train_loss = 0;     // mean over the last log window
+  float val_loss = 0;
+  double tokens_per_s = 0;  // over the whole run (excluding eval and checkpoints)
+  std::string checkpoint;   // the last one written
+};
+
+// Runs `run` to its config's step count (or stop_at). `stop` is polled between
+// steps (e.g. set by SIGINT): the run then saves a checkpoint and returns.
+TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop = {});
+
+}  // namespace moe
