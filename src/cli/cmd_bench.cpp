@@ -12,6 +12,8 @@
 #include "cli/commands.h"
 #include "perf/gemm_bench.h"
 #include "perf/peak.h"
+#include "perf/train_bench.h"
+#include "train/config.h"
 #include "tensor/cpu.h"
 
 namespace moe::cli {
@@ -123,6 +125,61 @@ void run_gemm(const GemmOpts& o) {
   }
 }
 
+struct TrainBenchOpts {
+  bool json = false;
+  double min_time = 3.0;
+  double peak_time = 0.3;
+  std::vector<std::string> presets{"small"};
+  std::vector<std::string> families{"llama", "gpt2"};
+  std::string compute = "both";
+  int batch = 8, seq = 256, vocab = 8192;
+};
+
+// Training steps per second of the dense presets, as tokens/s and MFU: the model's
+// FLOPs per second over the measured peak of the compute dtype (fp32 FMA for f32,
+// vdpbf16ps for bf16) with the same threads.
+void run_train_bench(const TrainBenchOpts& o) {
+  const int threads = threads_get();
+  const Peak peak = peak_measure(threads, o.peak_time);
+  std::vector<Compute> computes;
+  if (o.compute != "bf16") computes.push_back(Compute::F32);
+  if (o.compute != "f32") computes.push_back(Compute::BF16);
+  if (!o.json)
+    std::printf("cpu: %s, threads: %d, load average: %.2f; peak fp32 %.1f, bf16 %.1f GFLOP/s\n\n",
+                cpu_model_name().c_str(), threads, load_average(), peak.fp32_gflops, peak.bf16_gflops.value_or(0.0));
+  else
+    std::cout << ojson{{"kind", "peak"}, {"threads", threads}, {"cpu", cpu_model_name()},
+                       {"fp32_gflops", round_to(peak.fp32_gflops, 1)},
+                       {"bf16_gflops", peak.bf16_gflops ? ojson(round_to(*peak.bf16_gflops, 1)) : ojson(nullptr)},
+                       {"loadavg", load_average()}}
+                     .dump()
+              << std::endl;
+  for (const std::string& family : o.families)
+    for (const std::string& preset : o.presets)
+      for (Compute c : computes) {
+        ModelConfig cfg = model_preset(family, preset, o.vocab);
+        if (o.seq > cfg.n_ctx) cfg.n_ctx = o.seq;
+        TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time);
+        const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
+        const double mfu = pk > 0 ? r.gflops() / pk : 0.0;
+        if (o.json) {
+          ojson j{{"kind", "train"}, {"family", family}, {"preset", preset}, {"compute", compute_name(c)},
+                  {"threads", threads}, {"B", r.B}, {"T", r.T}, {"params", r.params},
+                  {"flops_per_token", r.flops_per_token}, {"steps", r.steps},
+                  {"step_ms", round_to(1e3 * r.best_step_s, 2)}, {"step_ms_median", round_to(1e3 * r.median_step_s, 2)},
+                  {"tokens_per_s", round_to(r.tokens_per_s(), 1)},
+                  {"tokens_per_s_median", round_to(r.tokens_per_s_median(), 1)}, {"gflops", round_to(r.gflops(), 1)},
+                  {"mfu", pk > 0 ? ojson(round_to(mfu, 4)) : ojson(nullptr)}};
+          std::cout << j.dump() << std::endl;
+        } else {
+          std::printf("%-6s %-6s %-5s B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%\n",
+                      family.c_str(), preset.c_str(), compute_name(c), r.B, r.T, double(r.params) / 1e6,
+                      r.tokens_per_s(), r.tokens_per_s_median(), r.gflops(), 100 * mfu);
+          std::fflush(stdout);
+        }
+      }
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
@@ -138,6 +195,23 @@ void register_bench(CLI::App& app) {
       ->check(kSeconds);
   gemm->add_option("--peak-time", o->peak_time, "seconds to measure each peak (default 0.3)")
       ->check(kSeconds);
+
+  auto t = std::make_shared<TrainBenchOpts>();
+  CLI::App* train = bench->add_subcommand("train", "Training tokens/s and MFU of the dense presets (f32, bf16)");
+  train->fallthrough();
+  train->add_flag("--json", t->json, "one JSON object per line: the peak, then one per configuration");
+  train->add_option("--min-time", t->min_time, "seconds of timed steps per configuration, at least (default 3)")
+      ->check(kSeconds);
+  train->add_option("--peak-time", t->peak_time, "seconds to measure each peak (default 0.3)")->check(kSeconds);
+  train->add_option("--preset", t->presets, "presets to run (default: small)")
+      ->check(CLI::IsMember({"tiny", "small"}));
+  train->add_option("--family", t->families, "families to run (default: llama gpt2)")
+      ->check(CLI::IsMember({"llama", "gpt2"}));
+  train->add_option("--compute", t->compute, "f32 | bf16 | both")->check(CLI::IsMember({"f32", "bf16", "both"}));
+  train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
+  train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));
+  train->add_option("--vocab", t->vocab, "vocabulary size (default 8192)")->check(CLI::Range(16, 1 << 20));
+  train->callback([t] { run_train_bench(*t); });
   gemm->add_option("--shapes", o->shapes, "shape set: small (quick), square, mlp (a transformer MLP, forward and backward), all (default)")
       ->check(CLI::IsMember(gemm_shape_sets()));
   gemm->add_option("--dtype", o->dtype, "which matmul to time (default both)")

@@ -9,6 +9,7 @@ void register_bench(CLI::App& app);  // cmd_bench.cpp
 void register_data(CLI::App& app);   // cmd_data.cpp
 void register_train(CLI::App& app);  // cmd_train.cpp
 void register_eval(CLI::App& app);   // cmd_eval.cpp
+void register_generate(CLI::App& app);  // cmd_generate.cpp
 
 void set_exit_code(int code);
 int exit_code();

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   moe::cli::register_data(app);
   moe::cli::register_train(app);
   moe::cli::register_eval(app);
+  moe::cli::register_generate(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,66 @@
+#include "perf/train_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "ops/clip.h"
+#include "train/optimizer.h"
+
+namespace moe {
+
+double model_train_flops_per_token(const Model& m, int T) {
+  const ModelConfig& c = m.config();
+  double matmul_params = 0;
+  for (const ParamSpec& s : m.layout().specs()) {
+    if (s.shape.ndim != 2) continue;
+    bool lookup_only = s.offset == m.off_embed() && !c.tied;  // untied embedding: a lookup, no matmul
+    if (s.offset == m.off_pos()) lookup_only = true;
+    if (!lookup_only) matmul_params += double(s.shape.numel());
+  }
+  return 6.0 * matmul_params + 12.0 * c.n_layer * double(T) * c.n_embd;
+}
+
+TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, Compute compute, int B, int T,
+                             double min_seconds) {
+  using Clock = std::chrono::steady_clock;
+  Model m(cfg);
+  m.init_weights(1);
+  AdamW opt(m.layout());
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
+  std::vector<int32_t> in(size_t(B) * T), tgt(size_t(B) * T);
+  for (auto& t : in) t = tok(rng);
+  for (auto& t : tgt) t = tok(rng);
+  ForwardOptions fo;
+  fo.compute = compute;
+  const AdamWParams hp{1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
+  auto step = [&] {
+    m.grads().zero();
+    m.forward(in.data(), tgt.data(), B, T, fo);
+    m.backward();
+    grad_clip(m.grads().data(), m.grads().numel(), 1.0);
+    opt.step(m.params(), m.grads(), hp, hp.lr);
+  };
+  step();  // warm-up: allocates the activations, creates the GEMM primitives
+  step();
+  std::vector<double> times;
+  const auto start = Clock::now();
+  while (times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
+    const auto t0 = Clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  TrainBenchResult r;
+  r.family = cfg.family, r.preset = preset, r.compute = compute, r.B = B, r.T = T;
+  r.steps = int(times.size());
+  r.params = m.num_params();
+  r.flops_per_token = model_train_flops_per_token(m, T);
+  r.best_step_s = times.front();
+  r.median_step_s = times[times.size() / 2];
+  return r;
+}
+
+}  // namespace moe
