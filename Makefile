@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps configure build test bench clean
+.PHONY: all deps configure build test demo bench clean
 
 all: build
 
@@ -21,8 +21,13 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target moe
+	bash scripts/demo.sh
+
 bench: build
 	$(BUILD)/moe bench gemm --json
+	$(BUILD)/moe bench train --json
 
 clean:
 	rm -rf $(BUILD)

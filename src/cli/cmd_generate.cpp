@@ -29,6 +29,10 @@ void run_generate(const GenOpts& o) {
                                 " tokens but the model's vocabulary is " + std::to_string(m->config().vocab_size));
   std::vector<int32_t> prompt = tok.encode(o.prompt);
   if (prompt.empty()) prompt.push_back(tok.eos_id() >= 0 ? tok.eos_id() : 0);  // start of a document
+  // Checked before anything is printed, and named as the user's flag.
+  if (int64_t(prompt.size()) > m->config().n_ctx)
+    throw std::invalid_argument("--prompt is " + std::to_string(prompt.size()) + " tokens, more than the model's " +
+                                std::to_string(m->config().n_ctx) + " positions (" + dir + "/config.json)");
   SampleOptions s = o.s;
   s.stop_token = tok.eos_id();
   std::printf("%s", o.prompt.c_str());

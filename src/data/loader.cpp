@@ -25,14 +25,22 @@ DataLoader DataLoader::open(const std::string& path, int64_t B, int64_t T, uint6
   return DataLoader(std::move(s), B, T);
 }
 
-void DataLoader::fill(uint64_t cursor, int32_t* inputs, int32_t* targets) const {
+void DataLoader::fill_row(uint64_t token_offset, int64_t b, int32_t* inputs, int32_t* targets) const {
   const uint64_t T = uint64_t(T_);
   std::vector<int32_t> row(T + 1);
-  for (int64_t b = 0; b < B_; b++) {
-    shard_.read(cursor + uint64_t(b) * T, T + 1, row.data());  // (T+1,)
-    std::memcpy(inputs + b * T_, row.data(), T * sizeof(int32_t));
-    std::memcpy(targets + b * T_, row.data() + 1, T * sizeof(int32_t));
-  }
+  shard_.read(token_offset, T + 1, row.data());  // (T+1,)
+  std::memcpy(inputs + b * T_, row.data(), T * sizeof(int32_t));
+  std::memcpy(targets + b * T_, row.data() + 1, T * sizeof(int32_t));
+}
+
+void DataLoader::fill(uint64_t cursor, int32_t* inputs, int32_t* targets) const {
+  for (int64_t b = 0; b < B_; b++) fill_row(cursor + uint64_t(b) * uint64_t(T_), b, inputs, targets);
+}
+
+void DataLoader::set_shuffle(uint64_t seed) {
+  shuffle_ = true;
+  seed_ = seed;
+  perm_epoch_ = ~0ull;
 }
 
 void DataLoader::next(int32_t* inputs, int32_t* targets) {
@@ -41,7 +49,29 @@ void DataLoader::next(int32_t* inputs, int32_t* targets) {
     state_.cursor = 0;
     state_.epoch += 1;
   }
-  fill(state_.cursor, inputs, targets);
+  if (!shuffle_) {
+    fill(state_.cursor, inputs, targets);
+  } else {
+    // Windows of T+1 tokens at stride T; the epoch's permutation, Fisher-Yates on a
+    // splitmix64 stream of (seed, epoch): the same on every machine.
+    const uint64_t windows = (shard_.size() - 1) / uint64_t(T_);
+    if (perm_epoch_ != state_.epoch) {
+      perm_.resize(windows);
+      for (uint64_t i = 0; i < windows; i++) perm_[i] = i;
+      uint64_t z = seed_ * 0x9E3779B97F4A7C15ull ^ (state_.epoch + 1) * 0xD1B54A32D192ED03ull;
+      for (uint64_t i = windows - 1; i > 0; i--) {
+        z += 0x9E3779B97F4A7C15ull;
+        uint64_t r = z;
+        r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+        r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+        r ^= r >> 31;
+        std::swap(perm_[i], perm_[r % (i + 1)]);
+      }
+      perm_epoch_ = state_.epoch;
+    }
+    const uint64_t first = state_.cursor / uint64_t(T_);
+    for (int64_t b = 0; b < B_; b++) fill_row(perm_[first + uint64_t(b)] * uint64_t(T_), b, inputs, targets);
+  }
   state_.cursor += step;
 }
 

@@ -12,9 +12,16 @@
 // So one epoch is batches_per_epoch() = (size - 1) / (B*T) batches, and the last
 // (size - 1) % (B*T) tokens of each epoch are not seen. Evaluation uses batch_at(i),
 // the i-th batch from the start of the shard, which never touches the state.
+//
+// Training shuffles (set_shuffle): the shard is cut into windows of T + 1 tokens at
+// stride T, and each epoch visits them in a permutation drawn from (seed, epoch), B
+// windows per batch. A corpus stored document after document (all of the Bible, then
+// all of Austen) then feeds every batch from everywhere. The state is the same two
+// integers: cursor / T is the position in the epoch's permutation.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/shard.h"
 
@@ -45,12 +52,21 @@ class DataLoader {
   // from state {i*B*T, any epoch}. Throws when i is out of range.
   void batch_at(uint64_t i, int32_t* inputs, int32_t* targets) const;
 
+  // Visit windows in a seeded random order per epoch (next() only; batch_at stays
+  // sequential, for evaluation).
+  void set_shuffle(uint64_t seed);
+
   LoaderState state() const { return state_; }
   // Throws when the cursor is beyond the shard (a state saved for another shard).
   void set_state(const LoaderState& s);
 
  private:
   void fill(uint64_t cursor, int32_t* inputs, int32_t* targets) const;
+  void fill_row(uint64_t token_offset, int64_t b, int32_t* inputs, int32_t* targets) const;
+  bool shuffle_ = false;
+  uint64_t seed_ = 0;
+  uint64_t perm_epoch_ = ~0ull;    // epoch whose permutation perm_ holds
+  std::vector<uint64_t> perm_;     // window order of that epoch
   TokenShard shard_;
   int64_t B_, T_;
   LoaderState state_;

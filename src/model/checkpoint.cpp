@@ -123,7 +123,7 @@ void model_load_weights(Model& m, const std::string& dir) {
   for (const ParamSpec& s : m.layout().specs()) {
     auto it = where.find(s.name);
     if (it == where.end())
-      throw std::runtime_error(files.empty() ? dir : (files.size() == 1 ? files[0].path() : index) +
+      throw std::runtime_error((files.size() == 1 ? files[0].path() : index) +
                                ": missing tensor '" + s.name + "' (config.json " + m.config().family +
                                " model needs it)");
     const SafeTensorsFile& f = files[it->second];

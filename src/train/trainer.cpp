@@ -63,6 +63,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
                                 " tokens but the model's vocabulary is " + std::to_string(mc.vocab_size));
   DataLoader train_data = DataLoader::open(ds.train_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
   DataLoader val_data = DataLoader::open(ds.val_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
+  train_data.set_shuffle(cfg.seed);
   train_data.set_state(st.loader);
 
   make_dirs(cfg.out_dir);

@@ -13,49 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "tensor/cpu.h"
 
 namespace {
 
-struct Proc {
-  int code = -1;  // exit status, or -1 when the process did not exit normally
-  std::string out, err;
-};
-
-// Runs `moe <args>` through the shell; stdout through a pipe, stderr through a file.
-Proc run_moe(const std::string& args) {
-  char err_path[] = "/tmp/moe_test_cli_XXXXXX";
-  int fd = mkstemp(err_path);
-  if (fd < 0) ADD_FAILURE() << "mkstemp failed";
-  close(fd);
-  std::string cmd = std::string("'") + MOE_BINARY + "' " + args + " 2>'" + err_path + "'";
-  Proc r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return r;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err_path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  std::remove(err_path);
-  return r;
-}
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
+using moe::clitest::lines_of;
+using moe::clitest::Proc;
+using moe::clitest::run_moe;
 
 // A usage error: exit 2, exactly one line on stderr, nothing on stdout.
 void expect_usage_error(const std::string& args) {
