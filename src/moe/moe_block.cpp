@@ -1,0 +1,265 @@
+// The fast MoE block: route, gather each expert's rows together, run every expert as
+// GEMMs over its rows (no per-token loops around the maths), scatter back weighted.
+// The three stages (dispatch, experts, combine) are separate loops so that expert
+// parallelism can put an all-to-all between them later.
+#include <climits>
+#include <cmath>
+#include <cstring>
+
+#include "moe/moe_layer.h"
+#include "ops/bias.h"
+#include "ops/gelu.h"
+#include "ops/matmul.h"
+#include "ops/swiglu.h"
+#include "ops/vecmath.h"
+
+namespace moe {
+
+namespace {
+
+// C (M,N) [+]= A (M,K) · B^T (B stored (N,K)), bf16 operands when given.
+void mm_nt(float* C, const float* A, const bf16* Abf, const float* B, const bf16* Bbf, int M, int N, int K, bool acc) {
+  if (Abf && Bbf) matmul_bf16(C, Abf, Bbf, M, N, K, false, true, acc);
+  else matmul(C, A, B, M, N, K, false, true, acc);
+}
+// C (M,N) [+]= A (M,K) · B (K,N)
+void mm_nn(float* C, const float* A, const bf16* Abf, const float* B, const bf16* Bbf, int M, int N, int K, bool acc) {
+  if (Abf && Bbf) matmul_bf16(C, Abf, Bbf, M, N, K, false, false, acc);
+  else matmul(C, A, B, M, N, K, false, false, acc);
+}
+// C (M,N) += A^T · B with A stored (K,M), B (K,N): a weight gradient.
+void mm_tn_acc(float* C, const float* A, const bf16* Abf, const float* B, const bf16* Bbf, int M, int N, int K) {
+  if (Abf && Bbf) matmul_bf16(C, Abf, Bbf, M, N, K, true, false, true);
+  else matmul(C, A, B, M, N, K, true, false, true);
+}
+
+}  // namespace
+
+double MoeBlock::router_entropy() const {
+  double h = 0;
+  for (float p : probs_)
+    if (p > 0) h -= double(p) * std::log(double(p));
+  return N_ ? h / N_ : 0.0;
+}
+
+void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf) {
+  const MoeSpec& sp = spec_;
+  const int C = sp.C, F = sp.F, E = sp.E, K = sp.K;
+  N_ = N;
+  wbf_ = wbf;
+  // Router in fp32 whatever the compute dtype (selective precision).
+  logits_.resize(size_t(N) * E);
+  probs_.resize(size_t(N) * E);
+  matmul(logits_.data(), x, w.router, N, E, C, false, true, false);
+  lse_.resize(N);
+  std::vector<double>& lse = lse_;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float* l = logits_.data() + size_t(n) * E;
+    float* p = probs_.data() + size_t(n) * E;
+    float mx = -INFINITY;
+    for (int e = 0; e < E; e++) mx = l[e] > mx ? l[e] : mx;
+    double s = 0;
+    for (int e = 0; e < E; e++) s += (p[e] = vexp(l[e] - mx));
+    for (int e = 0; e < E; e++) p[e] = float(p[e] / s);
+    lse[n] = mx + std::log(s);
+  }
+  moe_route(r_, probs_.data(), N, sp);
+  {  // losses
+    std::vector<double> f(E, 0.0), P(E, 0.0);
+    for (int n = 0; n < N; n++) {
+      for (int k = 0; k < K; k++) f[r_.choice[size_t(n) * K + k]] += 1.0 / (double(N) * K);
+      for (int e = 0; e < E; e++) P[e] += probs_[size_t(n) * E + e];
+    }
+    l_.aux = 0;
+    for (int e = 0; e < E; e++) l_.aux += f[e] * P[e] / N;
+    l_.aux *= double(sp.aux_coef) * E;
+    l_.z = 0;
+    for (int n = 0; n < N; n++) l_.z += lse[n] * lse[n];
+    l_.z *= double(sp.z_coef) / N;
+  }
+  // Dispatch: rows of each expert contiguous, tokens in order within an expert.
+  offsets_.assign(E + 1, 0);
+  for (int e = 0; e < E; e++) offsets_[e + 1] = offsets_[e] + r_.counts[e];
+  const int R = offsets_[E];
+  row_pair_.resize(R);
+  pair_row_.assign(size_t(N) * K, -1);
+  {
+    std::vector<int32_t> fill(offsets_.begin(), offsets_.end() - 1);
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < K; k++)
+        if (r_.kept[size_t(n) * K + k]) {
+          const int row = fill[r_.choice[size_t(n) * K + k]]++;
+          row_pair_[row] = n * K + k;
+          pair_row_[size_t(n) * K + k] = row;
+        }
+  }
+  xg_.resize(size_t(R) * C);
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < R; row++)
+    std::memcpy(&xg_[size_t(row) * C], x + size_t(row_pair_[row] / K) * C, C * sizeof(float));
+  const bool bf = wbf != nullptr;
+  if (bf) {
+    xg_bf_.resize(size_t(R) * C);
+    f32_to_bf16(xg_bf_.data(), xg_.data(), xg_.size());
+  }
+  // Experts: one GEMM per expert and matrix over its rows; activations over all rows.
+  h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
+  if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
+  for (int e = 0; e < E; e++) {
+    const int o = offsets_[e], cnt = r_.counts[e];
+    if (cnt == 0) continue;
+    const size_t wo = size_t(e) * F * C;
+    mm_nt(&h1_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo,
+          bf ? wbf->w1 + wo : nullptr, cnt, F, C, false);
+    if (w.b1) bias_forward(&h1_[size_t(o) * F], w.b1 + size_t(e) * F, cnt, F);
+    if (sp.mlp == MlpKind::SwiGLU)
+      mm_nt(&h3_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w3 + wo,
+            bf ? wbf->w3 + wo : nullptr, cnt, F, C, false);
+  }
+  if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
+  else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
+  if (bf) {
+    a_bf_.resize(size_t(R) * F);
+    f32_to_bf16(a_bf_.data(), a_.data(), a_.size());
+  }
+  for (int e = 0; e < E; e++) {
+    const int o = offsets_[e], cnt = r_.counts[e];
+    if (cnt == 0) continue;
+    const size_t wo = size_t(e) * C * F;
+    mm_nt(&y_[size_t(o) * C], &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, w.w2 + wo,
+          bf ? wbf->w2 + wo : nullptr, cnt, C, F, false);
+    if (w.b2) bias_forward(&y_[size_t(o) * C], w.b2 + size_t(e) * C, cnt, C);
+  }
+  // Combine: each token adds its kept choices' outputs, weighted, in choice order.
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    float* o = out + size_t(n) * C;
+    std::memset(o, 0, C * sizeof(float));
+    for (int k = 0; k < K; k++) {
+      const int row = pair_row_[size_t(n) * K + k];
+      if (row < 0) continue;
+      const float wt = float(r_.weight[size_t(n) * K + k]);
+      const float* y = &y_[size_t(row) * C];
+#pragma omp simd
+      for (int c = 0; c < C; c++) o[c] += wt * y[c];
+    }
+  }
+}
+
+void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,
+                        float dloss_scale) {
+  const MoeSpec& sp = spec_;
+  const int C = sp.C, F = sp.F, E = sp.E, K = sp.K, N = N_, R = offsets_[E];
+  const bool bf = wbf_ != nullptr;
+  // Combine backward: dy rows = weight * dout[token]; d weight = dout[token] . y.
+  std::vector<float> dy(size_t(R) * C), dweight(size_t(N) * K, 0.0f);
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < R; row++) {
+    const int pair = row_pair_[row], n = pair / K;
+    const float wt = float(r_.weight[pair]);
+    const float* d = dout + size_t(n) * C;
+    const float* y = &y_[size_t(row) * C];
+    float* dyr = &dy[size_t(row) * C];
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < C; c++) {
+      dyr[c] = wt * d[c];
+      s += d[c] * y[c];
+    }
+    dweight[pair] = s;
+  }
+  // Experts backward.
+  if (bf) {
+    d_bf_.resize(size_t(R) * std::max(C, F));
+    f32_to_bf16(d_bf_.data(), dy.data(), dy.size());
+  }
+  std::vector<float> da(size_t(R) * F);
+  for (int e = 0; e < E; e++) {
+    const int o = offsets_[e], cnt = r_.counts[e];
+    if (cnt == 0) continue;
+    const size_t wo = size_t(e) * C * F;
+    const bf16* dyb = bf ? &d_bf_[size_t(o) * C] : nullptr;
+    mm_tn_acc(g.w2 + wo, &dy[size_t(o) * C], dyb, &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, C, F,
+              cnt);
+    if (g.b2) bias_backward(g.b2 + size_t(e) * C, &dy[size_t(o) * C], cnt, C);
+    mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_->w2 + wo : nullptr, cnt, F, C, false);
+  }
+  std::vector<float> dh1(size_t(R) * F), dh3;
+  if (sp.mlp == MlpKind::SwiGLU) {
+    dh3.resize(size_t(R) * F);
+    swiglu_backward(dh1.data(), dh3.data(), da.data(), h1_.data(), h3_.data(), size_t(R) * F);
+  } else {
+    gelu_backward(dh1.data(), h1_.data(), da.data(), size_t(R) * F);
+  }
+  std::vector<float> dxg(size_t(R) * C);
+  std::vector<bf16> dh1b, dh3b;
+  if (bf) {
+    dh1b.resize(dh1.size());
+    f32_to_bf16(dh1b.data(), dh1.data(), dh1.size());
+    if (!dh3.empty()) {
+      dh3b.resize(dh3.size());
+      f32_to_bf16(dh3b.data(), dh3.data(), dh3.size());
+    }
+  }
+  for (int e = 0; e < E; e++) {
+    const int o = offsets_[e], cnt = r_.counts[e];
+    if (cnt == 0) continue;
+    const size_t wo = size_t(e) * F * C;
+    const bf16* xgb = bf ? &xg_bf_[size_t(o) * C] : nullptr;
+    mm_tn_acc(g.w1 + wo, &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F, C,
+              cnt);
+    if (g.b1) bias_backward(g.b1 + size_t(e) * F, &dh1[size_t(o) * F], cnt, F);
+    mm_nn(&dxg[size_t(o) * C], &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, w.w1 + wo,
+          bf ? wbf_->w1 + wo : nullptr, cnt, C, F, false);
+    if (sp.mlp == MlpKind::SwiGLU) {
+      mm_tn_acc(g.w3 + wo, &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F,
+                C, cnt);
+      mm_nn(&dxg[size_t(o) * C], &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, w.w3 + wo,
+            bf ? wbf_->w3 + wo : nullptr, cnt, C, F, true);
+    }
+  }
+  // Router backward (fp32): combine weights, aux through P, softmax, z.
+  std::vector<double> f(E, 0.0);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < K; k++) f[r_.choice[size_t(n) * K + k]] += 1.0 / (double(N) * K);
+  std::vector<float> dlogits(size_t(N) * E);
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const float* p = &probs_[size_t(n) * E];
+    std::vector<double> dp(E);
+    for (int e = 0; e < E; e++) dp[e] = dloss_scale * double(sp.aux_coef) * E * f[e] / N;
+    double sum = 0;
+    for (int k = 0; k < K; k++) sum += p[r_.choice[size_t(n) * K + k]];
+    for (int k = 0; k < K; k++) {
+      const int e = r_.choice[size_t(n) * K + k];
+      if (!sp.renormalize) {
+        dp[e] += dweight[size_t(n) * K + k];
+      } else {
+        for (int j = 0; j < K; j++)
+          dp[e] += dweight[size_t(n) * K + j] * ((j == k ? 1.0 : 0.0) - r_.weight[size_t(n) * K + j]) / sum;
+      }
+    }
+    double dot = 0;
+    for (int e = 0; e < E; e++) dot += p[e] * dp[e];
+    const double lse = lse_[n];
+    for (int e = 0; e < E; e++)
+      dlogits[size_t(n) * E + e] =
+          float(p[e] * (dp[e] - dot) + dloss_scale * double(sp.z_coef) * 2.0 * lse * p[e] / N);
+  }
+  matmul(g.router, dlogits.data(), x, E, C, N, true, false, true);  // dWr (E,C) += dlogits^T x
+  matmul(dx, dlogits.data(), w.router, N, C, E, false, false, false);  // dx = dlogits Wr
+  // Scatter the experts' input gradients back to the tokens, in choice order.
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < K; k++) {
+      const int row = pair_row_[size_t(n) * K + k];
+      if (row < 0) continue;
+      float* d = dx + size_t(n) * C;
+      const float* s = &dxg[size_t(row) * C];
+#pragma omp simd
+      for (int c = 0; c < C; c++) d[c] += s[c];
+    }
+}
+
+}  // namespace moe

@@ -1,0 +1,113 @@
+// A Mixture-of-Experts block (Switch Transformer / Mixtral), replacing a dense MLP:
+//
+//   router:   logits (N,E) = x (N,C) · Wr^T, Wr (E,C), always in fp32; p = softmax(logits)
+//   choose:   tokens choose their top-K experts by p (ties: the lower expert id)
+//   weights:  raw p (Switch) or renormalised over the chosen K: p / sum_chosen p (Mixtral)
+//   capacity: each expert takes at most ceil(cf * K * N / E) (token, choice) pairs; pairs
+//             are admitted choice-major (every token's first choice in token order,
+//             then every second choice, ...; GShard's priority). A pair over capacity is
+//             dropped: it contributes nothing (the token flows on through the residual).
+//             cf <= 0: dropless (no capacity).
+//   experts:  expert e is the family's MLP with its own weights, stored [E, ...]:
+//             Gelu:   y = W2_e gelu(W1_e x + b1_e) + b2_e        W1 (E,F,C) W2 (E,C,F)
+//             SwiGLU: y = W2_e (silu(W1_e x) * (W3_e x))         W1 = gate, W3 = up, W2 = down
+//   combine:  out[n] = sum over kept choices of weight * y_expert(x[n])
+//   losses:   aux = aux_coef * E * sum_e f_e P_e, f_e = (chosen pairs for e before
+//             dropping) / (N K), P_e = mean_n p[n,e] (Switch; for K > 1 f counts every
+//             choice, normalised so that sum f = 1: the balanced value is aux_coef);
+//             z = z_coef * mean_n logsumexp(logits[n])^2 (ST-MoE).
+//
+// Gradients flow to x through the experts and the router, to the router through the
+// combine weights, aux (through P only: f is a count) and z. The routing decisions
+// are piecewise constant, so finite differences hold away from ties.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "tensor/dtype.h"
+
+namespace moe {
+
+struct MoeSpec {
+  int C = 0, F = 0, E = 0, K = 1;
+  MlpKind mlp = MlpKind::SwiGLU;
+  bool bias = false;             // b1, b2 (GPT-2 experts)
+  float capacity_factor = 1.25f; // <= 0: dropless
+  bool renormalize = true;       // Mixtral combine; false: Switch raw gates
+  float aux_coef = 0.01f, z_coef = 1e-3f;
+  int capacity(int N) const;     // INT32_MAX when dropless
+};
+
+template <typename S>
+struct MoeWeights {
+  const S* router = nullptr;  // (E,C)
+  const S *w1 = nullptr, *b1 = nullptr, *w3 = nullptr, *w2 = nullptr, *b2 = nullptr;
+};
+template <typename S>
+struct MoeGrads {
+  S* router = nullptr;
+  S *w1 = nullptr, *b1 = nullptr, *w3 = nullptr, *w2 = nullptr, *b2 = nullptr;
+};
+
+// The decisions of one forward.
+struct MoeRouting {
+  int N = 0, K = 0, E = 0, capacity = 0;
+  std::vector<int32_t> choice;  // (N,K) expert chosen, before capacity
+  std::vector<uint8_t> kept;    // (N,K)
+  std::vector<double> weight;   // (N,K) combine weight as computed (also for dropped pairs)
+  std::vector<int32_t> counts;  // (E) kept pairs per expert
+  int dropped() const;
+};
+
+struct MoeLosses {
+  double aux = 0, z = 0;  // already multiplied by their coefficients
+};
+
+// Routing shared by both paths: top-K, weights, capacity. probs (N,E).
+template <typename S>
+void moe_route(MoeRouting& r, const S* probs, int N, const MoeSpec& spec);
+
+// ------------------------------------------------------------ reference (per token)
+// out (N,C) assigned. Returns the routing and the losses.
+template <typename S>
+void moe_forward_ref(S* out, MoeRouting& r, MoeLosses& l, const S* x, int N, const MoeSpec& spec,
+                     const MoeWeights<S>& w);
+// dx (N,C) assigned; parameter gradients accumulate. dloss_scale multiplies the aux
+// and z losses' gradients (the weight of the block's losses in the total loss).
+template <typename S>
+void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, const MoeSpec& spec,
+                      const MoeWeights<S>& w, const MoeRouting& r, double dloss_scale);
+
+// ------------------------------------------------------------ fast (grouped GEMMs)
+// Keeps what its backward needs. Rows of the kept (token, choice) pairs are gathered
+// so each expert's rows are contiguous, each expert runs as GEMMs (oneDNN; bf16
+// operands when bf16 weights are given), and the outputs are scattered back weighted.
+class MoeBlock {
+ public:
+  explicit MoeBlock(const MoeSpec& spec) : spec_(spec) {}
+  const MoeSpec& spec() const { return spec_; }
+  // wbf: bf16 copies of w1, w3, w2 (null for fp32 experts). The router is fp32 always.
+  void forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf = nullptr);
+  void backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,
+                float dloss_scale);
+  const MoeRouting& routing() const { return r_; }
+  const MoeLosses& losses() const { return l_; }
+  double router_entropy() const;  // mean over tokens of -sum p log p, nats
+
+ private:
+  MoeSpec spec_;
+  MoeRouting r_;
+  MoeLosses l_;
+  int N_ = 0;
+  const MoeWeights<bf16>* wbf_ = nullptr;
+  std::vector<float> logits_, probs_;    // (N,E)
+  std::vector<int32_t> offsets_;         // (E+1) start of each expert's rows
+  std::vector<int32_t> row_pair_;        // (R) the (n*K+k) pair of each grouped row
+  std::vector<int32_t> pair_row_;        // (N*K) the grouped row of each pair, -1 when dropped
+  std::vector<double> lse_;              // (N) router logsumexp
+  std::vector<float> xg_, h1_, h3_, a_, y_;  // (R,C), (R,F), (R,F), (R,F), (R,C)
+  std::vector<bf16> xg_bf_, a_bf_, d_bf_;
+};
+
+}  // namespace moe

@@ -1,0 +1,85 @@
+// Fast MoE block (grouped GEMMs) vs the per-token reference: the same routing and
+// dropped pairs, outputs, losses and every gradient; fp32 and bf16 experts.
+#include <cmath>
+
+#include "moe/moe_layer.h"
+#include "testutil.h"
+
+namespace moe::test {
+namespace {
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, double(std::fabs(x)));
+  return m;
+}
+
+TEST(Fast, MoeBlockMatchesReference) {
+  struct Case { int N, C, F, E, K; MlpKind mlp; bool bias, renorm; float cf; };
+  for (Case c : {Case{37, 24, 40, 4, 1, MlpKind::Gelu, true, false, 1.0f},
+                 Case{64, 32, 48, 8, 2, MlpKind::SwiGLU, false, true, 1.25f},
+                 Case{65, 16, 24, 8, 2, MlpKind::SwiGLU, false, false, 0.0f},
+                 Case{17, 8, 12, 3, 3, MlpKind::Gelu, true, true, 1.0f},
+                 Case{300, 64, 96, 8, 1, MlpKind::SwiGLU, false, true, 2.0f}}) {
+    MoeSpec sp;
+    sp.C = c.C, sp.F = c.F, sp.E = c.E, sp.K = c.K, sp.mlp = c.mlp, sp.bias = c.bias, sp.renormalize = c.renorm;
+    sp.capacity_factor = c.cf;
+    const int N = c.N, C = c.C, F = c.F, E = c.E;
+    auto x = randn<float>(size_t(N) * C, 1), router = randn<float>(size_t(E) * C, 2, 0.5),
+         w1 = randn<float>(size_t(E) * F * C, 3, 0.2), w3 = randn<float>(size_t(E) * F * C, 4, 0.2),
+         w2 = randn<float>(size_t(E) * C * F, 5, 0.2), b1 = randn<float>(size_t(E) * F, 6, 0.1),
+         b2 = randn<float>(size_t(E) * C, 7, 0.1), g = randn<float>(size_t(N) * C, 8);
+    for (int i = 0; i < C; i++) router[i] += 0.3f;  // skewed towards expert 0
+    const bool swi = c.mlp == MlpKind::SwiGLU;
+    MoeWeights<float> w{router.data(), w1.data(), c.bias ? b1.data() : nullptr, swi ? w3.data() : nullptr, w2.data(),
+                        c.bias ? b2.data() : nullptr};
+    std::vector<float> rout(size_t(N) * C), rdx(x.size()), rdr(router.size()), rdw1(w1.size()), rdw3(w3.size()),
+        rdw2(w2.size()), rdb1(b1.size()), rdb2(b2.size());
+    MoeRouting rr;
+    MoeLosses rl;
+    moe_forward_ref(rout.data(), rr, rl, x.data(), N, sp, w);
+    MoeGrads<float> rg{rdr.data(), rdw1.data(), c.bias ? rdb1.data() : nullptr, swi ? rdw3.data() : nullptr,
+                       rdw2.data(), c.bias ? rdb2.data() : nullptr};
+    moe_backward_ref(rdx.data(), rg, g.data(), x.data(), N, sp, w, rr, 1.0);
+
+    for (bool bf : {false, true}) {
+      std::vector<bf16> w1b(w1.size()), w3b(w3.size()), w2b(w2.size());
+      f32_to_bf16(w1b.data(), w1.data(), w1.size());
+      f32_to_bf16(w3b.data(), w3.data(), w3.size());
+      f32_to_bf16(w2b.data(), w2.data(), w2.size());
+      MoeWeights<bf16> wb{nullptr, w1b.data(), nullptr, w3b.data(), w2b.data(), nullptr};
+      MoeBlock blk(sp);
+      Guarded out(size_t(N) * C), dx(x.size()), dr(router.size()), dw1(w1.size()), dw3(w3.size()), dw2(w2.size()),
+          db1(b1.size()), db2(b2.size());
+      blk.forward(out.data(), x.data(), N, w, bf ? &wb : nullptr);
+      MoeGrads<float> gg{dr.data(), dw1.data(), c.bias ? db1.data() : nullptr, swi ? dw3.data() : nullptr,
+                         dw2.data(), c.bias ? db2.data() : nullptr};
+      blk.backward(dx.data(), gg, g.data(), x.data(), w, 1.0f);
+      std::string what = std::string(bf ? "bf16 " : "fp32 ") + "N=" + std::to_string(N) + " K=" + std::to_string(c.K);
+      for (auto* b : {&out, &dx, &dr, &dw1, &dw3, &dw2, &db1, &db2}) ASSERT_TRUE(b->intact(what));
+      // The router is fp32 in both modes: the same decisions.
+      EXPECT_EQ(blk.routing().choice, rr.choice) << what;
+      EXPECT_EQ(blk.routing().kept, rr.kept) << what;
+      if (c.cf == 1.0f && c.K < c.E) EXPECT_GT(rr.dropped(), 0) << what << ": the case must drop pairs";
+      EXPECT_NEAR(blk.losses().aux, rl.aux, 1e-6 * std::fabs(rl.aux) + 1e-9) << what;
+      EXPECT_NEAR(blk.losses().z, rl.z, 1e-5 * std::fabs(rl.z) + 1e-9) << what;
+      // fp32: sums over C and F in fp32 vs double, ~1e-6 of the values' scale.
+      // bf16: operands rounded to 8 bits of mantissa (2^-9 relative each), summed over
+      // C or F terms of random sign: ~1e-2 of the scale.
+      const double t = bf ? 2e-2 : 2e-5;
+      EXPECT_TRUE(all_close(out.vec(), rout, t * max_abs(rout), 0, what + " out"));
+      EXPECT_TRUE(all_close(dx.vec(), rdx, t * max_abs(rdx), 0, what + " dx"));
+      EXPECT_TRUE(all_close(dr.vec(), rdr, t * max_abs(rdr), 0, what + " d router"));
+      EXPECT_TRUE(all_close(dw1.vec(), rdw1, t * max_abs(rdw1), 0, what + " dw1"));
+      EXPECT_TRUE(all_close(dw2.vec(), rdw2, t * max_abs(rdw2), 0, what + " dw2"));
+      if (swi) EXPECT_TRUE(all_close(dw3.vec(), rdw3, t * max_abs(rdw3), 0, what + " dw3"));
+      if (c.bias) {
+        EXPECT_TRUE(all_close(db1.vec(), rdb1, t * max_abs(rdb1), 0, what + " db1"));
+        EXPECT_TRUE(all_close(db2.vec(), rdb2, t * max_abs(rdb2), 0, what + " db2"));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moe::test
