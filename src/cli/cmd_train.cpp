@@ -2,6 +2,7 @@
 // checkpoint's weights (--init), or continue a run exactly (--resume).
 #include <csignal>
 #include <cstdio>
+#include <sstream>
 #include <stdexcept>
 
 #include "cli/commands.h"
@@ -17,7 +18,14 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_sigint(int) { g_interrupted = 1; }
 
+struct MoeOpts {
+  int experts = 0, top_k = 1;
+  std::string layers = "every-other", combine = "renorm";
+  float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f;
+};
+
 struct TrainOpts {
+  MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32";
   bool resume = false;
@@ -27,7 +35,37 @@ struct TrainOpts {
 // Options that define the run: fixed once it started (trainer_state.json holds them).
 const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--batch", "--seq",
                                 "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
-                                "--compute", "--dropout", "--seed"};
+                                "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
+                                "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
+                                "--z-coef"};
+
+// Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
+void apply_moe(ModelConfig& mc, const MoeOpts& o) {
+  mc.n_experts = o.experts;
+  mc.top_k = o.top_k;
+  mc.capacity_factor = o.capacity;
+  mc.eval_capacity_factor = o.eval_capacity;
+  mc.moe_renormalize = o.combine == "renorm";
+  mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
+  mc.moe_layers.clear();
+  mc.moe_all_layers = o.layers == "all";
+  if (o.layers != "all" && o.layers != "every-other") {
+    std::stringstream ss(o.layers);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        size_t used = 0;
+        int l = std::stoi(item, &used);
+        if (used != item.size() || l < 0) throw std::invalid_argument(item);
+        mc.moe_layers.push_back(l);
+      } catch (const std::exception&) {
+        throw std::invalid_argument("--moe-layers must be every-other, all, or a comma list of layer indices; got \"" +
+                                    o.layers + "\"");
+      }
+    }
+  }
+  if (mc.family == "llama") mc.family = "mixtral";
+}
 
 void run_train(CLI::App* sub, TrainOpts& o) {
   TrainRun run;
@@ -64,6 +102,8 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     o.cfg.compute = compute_parse(o.compute);
     o.cfg.validate();
     DatasetInfo ds = dataset_open(o.cfg.data_dir);
+    if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
+      throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");
     int n_model_flags = (sub->get_option("--preset")->count() > 0) + (!o.config_path.empty()) + (!o.init.empty());
     if (n_model_flags > 1) throw std::invalid_argument("give one of --preset, --config, --init");
     if (!o.init.empty()) {
@@ -73,6 +113,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     } else {
       ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
                                              : config_load(o.config_path);
+      if (o.moe.experts > 0) apply_moe(mc, o.moe);
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
       mc.validate();
@@ -89,6 +130,14 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
                mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
                double(run.model->num_params()) / 1e6);
+  if (mc.is_moe()) {
+    std::string layers;
+    for (int l = 0; l < mc.n_layer; l++)
+      if (mc.moe_layer(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    std::fprintf(stderr, "moe: %d experts, top-%d (%s), capacity factor %.2f train / %.2f eval (<= 0: dropless), "
+                 "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
+                 mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
+  }
   std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s\n",
                c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr, compute_name(c.compute));
   Progress progress(c.steps, c.log_every);
@@ -138,6 +187,18 @@ void register_train(CLI::App& app) {
       ->check(CLI::Range(0, 100000000));
   sub->add_option("--keep", c.keep, "checkpoints to keep")->check(CLI::Range(1, 100000));
   sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(CLI::Range(1, 100000000));
+  MoeOpts& m = o->moe;
+  sub->add_option("--experts", m.experts, "MoE: experts per MoE layer (0: dense)")->check(CLI::Range(0, 4096));
+  sub->add_option("--top-k", m.top_k, "MoE: experts per token (1: Switch)")->check(CLI::Range(1, 4096));
+  sub->add_option("--moe-layers", m.layers, "MoE: every-other (default) | all | a list like 1,3");
+  sub->add_option("--capacity-factor", m.capacity, "MoE: training capacity factor (0: dropless)")
+      ->check(CLI::Range(0.0, 1000.0));
+  sub->add_option("--eval-capacity-factor", m.eval_capacity, "MoE: evaluation capacity factor (0: dropless)")
+      ->check(CLI::Range(0.0, 1000.0));
+  sub->add_option("--combine", m.combine, "MoE: renorm (Mixtral) | raw (Switch gates)")
+      ->check(CLI::IsMember({"renorm", "raw"}));
+  sub->add_option("--aux-coef", m.aux, "MoE: load-balancing loss coefficient")->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
       ->check(CLI::Range(1, 100000000));
   sub->callback([sub, o] { run_train(sub, *o); });

@@ -10,6 +10,7 @@ void register_data(CLI::App& app);   // cmd_data.cpp
 void register_train(CLI::App& app);  // cmd_train.cpp
 void register_eval(CLI::App& app);   // cmd_eval.cpp
 void register_generate(CLI::App& app);  // cmd_generate.cpp
+void register_inspect(CLI::App& app);   // cmd_inspect.cpp
 
 void set_exit_code(int code);
 int exit_code();

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   moe::cli::register_train(app);
   moe::cli::register_eval(app);
   moe::cli::register_generate(app);
+  moe::cli::register_inspect(app);
 
   try {
     app.parse(argc, argv);

@@ -27,7 +27,8 @@ std::map<std::string, Role> roles_by_name(const Model& m) {
   for (int l = 0; l < c.n_layer; l++)
     for (Role r : {Role::Norm1, Role::Norm1Bias, Role::QKV, Role::QKVBias, Role::Q, Role::K, Role::V, Role::O,
                    Role::OBias, Role::Norm2, Role::Norm2Bias, Role::Up, Role::UpBias, Role::Gate, Role::Down,
-                   Role::DownBias}) {
+                   Role::DownBias, Role::Router, Role::ExpertW1, Role::ExpertB1, Role::ExpertW3, Role::ExpertW2,
+                   Role::ExpertB2}) {
       try {
         out.emplace(m.name(r, l), r);
       } catch (const std::logic_error&) {
@@ -59,25 +60,37 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
   cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
   SafeTensorsWriter w;
   std::vector<std::vector<char>> store;  // converted / transposed bytes, alive until write()
-  for (const ParamSpec& s : m.layout().specs()) {
-    const float* src = m.params().data() + s.offset;
-    std::vector<int64_t> shape = dims(s.shape);
+  // One HF tensor per parameter, or per expert for the [E, ...] expert tensors.
+  auto emit = [&](const std::string& name, const float* src, std::vector<int64_t> shape, bool tr) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= size_t(d);
     std::vector<float> tmp;
-    auto it = roles.find(s.name);
-    if (it != roles.end() && m.family().hf_transposed(it->second)) {
-      tmp.resize(size_t(s.shape.numel()));
+    if (tr) {
+      tmp.resize(n);
       transpose(tmp.data(), src, shape[0], shape[1]);
       std::swap(shape[0], shape[1]);
       src = tmp.data();
     }
-    size_t n = size_t(s.shape.numel());
     store.emplace_back(n * st_dtype_size(dtype));
     char* dst = store.back().data();
     if (dtype == STDType::F32) std::memcpy(dst, src, n * 4);
     else if (dtype == STDType::BF16) f32_to_bf16(reinterpret_cast<bf16*>(dst), src, n);
     else
       for (size_t i = 0; i < n; i++) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(src[i]);
-    w.add(s.name, dtype, shape, dst);
+    w.add(name, dtype, shape, dst);
+  };
+  for (const ParamSpec& s : m.layout().specs()) {
+    const float* src = m.params().data() + s.offset;
+    std::vector<int64_t> shape = dims(s.shape);
+    auto it = roles.find(s.name);
+    const bool tr = it != roles.end() && m.family().hf_transposed(it->second);
+    if (s.name.find('*') == std::string::npos) {
+      emit(s.name, src, shape, tr);
+      continue;
+    }
+    std::vector<int64_t> one(shape.begin() + 1, shape.end());
+    const size_t per = size_t(s.shape.numel() / shape[0]);
+    for (int64_t e = 0; e < shape[0]; e++) emit(expert_tensor_name(s.name, int(e)), src + e * per, one, tr);
   }
   w.set_metadata("format", "pt");
   file_write_atomic(dir + "/config.json", cfg.dump(2) + "\n");
@@ -120,29 +133,38 @@ void model_load_weights(Model& m, const std::string& dir) {
 
   auto roles = roles_by_name(m);
   std::set<std::string> used;
-  for (const ParamSpec& s : m.layout().specs()) {
-    auto it = where.find(s.name);
+  // Reads one HF tensor `name` (our shape `want`, HF-transposed when tr) into dst.
+  auto read_one = [&](const std::string& name, std::vector<int64_t> want, bool tr, float* dst) {
+    auto it = where.find(name);
     if (it == where.end())
-      throw std::runtime_error((files.size() == 1 ? files[0].path() : index) +
-                               ": missing tensor '" + s.name + "' (config.json " + m.config().family +
-                               " model needs it)");
+      throw std::runtime_error((files.size() == 1 ? files[0].path() : index) + ": missing tensor '" + name +
+                               "' (config.json " + m.config().family + " model needs it)");
     const SafeTensorsFile& f = files[it->second];
-    std::vector<int64_t> want = dims(s.shape);
-    auto r = roles.find(s.name);
-    const bool tr = r != roles.end() && m.family().hf_transposed(r->second);
     if (tr) std::swap(want[0], want[1]);
-    const STEntry& e = f.expect(s.name, want);
+    const STEntry& e = f.expect(name, want);
     if (e.dtype != STDType::F32 && e.dtype != STDType::BF16 && e.dtype != STDType::F16)
-      throw std::runtime_error(f.path() + ": tensor '" + s.name + "' has dtype " + st_dtype_name(e.dtype) +
+      throw std::runtime_error(f.path() + ": tensor '" + name + "' has dtype " + st_dtype_name(e.dtype) +
                                ", expected F32, BF16 or F16");
-    float* dst = m.params().data() + s.offset;
     if (tr) {
       std::vector<float> tmp = f.read_f32(e);
       transpose(dst, tmp.data(), want[0], want[1]);
     } else {
-      f.read_f32(e, dst, size_t(s.shape.numel()));
+      f.read_f32(e, dst, size_t(e.numel()));
     }
-    used.insert(s.name);
+    used.insert(name);
+  };
+  for (const ParamSpec& s : m.layout().specs()) {
+    auto r = roles.find(s.name);
+    const bool tr = r != roles.end() && m.family().hf_transposed(r->second);
+    float* dst = m.params().data() + s.offset;
+    std::vector<int64_t> shape = dims(s.shape);
+    if (s.name.find('*') == std::string::npos) {
+      read_one(s.name, shape, tr, dst);
+      continue;
+    }
+    std::vector<int64_t> one(shape.begin() + 1, shape.end());
+    const size_t per = size_t(s.shape.numel() / shape[0]);
+    for (int64_t e = 0; e < shape[0]; e++) read_one(expert_tensor_name(s.name, int(e)), one, tr, dst + e * per);
   }
   for (auto& [name, fi] : where) {
     if (used.count(name) || m.family().is_buffer(name)) continue;

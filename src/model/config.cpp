@@ -12,7 +12,17 @@ namespace moe {
 const Family& family_of(const std::string& t) {
   if (t == "gpt2") return family_gpt2();
   if (t == "llama") return family_llama();
-  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2 or llama)");
+  if (t == "mixtral") return family_mixtral();
+  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama or mixtral)");
+}
+
+bool ModelConfig::moe_layer(int l) const {
+  if (n_experts <= 0) return false;
+  if (moe_all_layers) return true;
+  if (moe_layers.empty()) return l % 2 == 1;
+  for (int m : moe_layers)
+    if (m == l) return true;
+  return false;
 }
 
 void ModelConfig::validate() const {
@@ -31,6 +41,17 @@ void ModelConfig::validate() const {
   need(!fused_qkv || n_kv_head == n_head, "a fused qkv projection needs as many key/value heads as heads");
   need(norm_eps > 0, "norm epsilon must be positive");
   need(bos_id < vocab_size && eos_id < vocab_size, "bos/eos ids must be inside the vocabulary");
+  if (n_experts > 0) {
+    need(top_k >= 1 && top_k <= n_experts, "top-k " + std::to_string(top_k) + " must be in [1, experts = " +
+                                               std::to_string(n_experts) + "]");
+    for (int l : moe_layers)
+      need(l >= 0 && l < n_layer, "MoE layer " + std::to_string(l) + " is not a layer of this " +
+                                      std::to_string(n_layer) + "-layer model");
+    bool any = false;
+    for (int l = 0; l < n_layer; l++) any |= moe_layer(l);
+    need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
+    need(aux_loss_coef >= 0 && z_loss_coef >= 0, "aux and z loss coefficients must be non-negative");
+  }
 }
 
 // Sizes: tiny is for tests and quick looks; small is the demo and benchmark model
@@ -61,9 +82,9 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) hf::fail(path, "expected a JSON object");
   auto type = hf::opt_string(j, "model_type", path);
-  if (!type) hf::fail(path, "missing field 'model_type' (expected \"gpt2\" or \"llama\")");
-  if (*type != "gpt2" && *type != "llama")
-    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected \"gpt2\" or \"llama\"");
+  if (!type) hf::fail(path, "missing field 'model_type' (expected \"gpt2\", \"llama\" or \"mixtral\")");
+  if (*type != "gpt2" && *type != "llama" && *type != "mixtral")
+    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected \"gpt2\", \"llama\" or \"mixtral\"");
   const Family& f = family_of(*type);
   ModelConfig c;
   c.family = *type;

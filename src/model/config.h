@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace moe {
 
@@ -31,7 +32,21 @@ struct ModelConfig {
   bool fused_qkv = false;   // one (3C, C) projection (GPT-2's c_attn) instead of q, k, v
   bool tied = false;        // lm_head shares the token embedding
 
+  // Mixture of Experts (n_experts = 0: dense). MoE blocks replace the MLP of the
+  // layers in moe_layers (empty: every other layer, 1, 3, 5, ...).
+  int n_experts = 0;                 // E
+  int top_k = 1;                     // K (1: Switch)
+  std::vector<int> moe_layers;       // explicit list; empty = every other
+  bool moe_all_layers = false;       // every layer (Mixtral)
+  float capacity_factor = 1.25f;     // training; <= 0: dropless
+  float eval_capacity_factor = 2.0f; // evaluation and generation; <= 0: dropless
+  bool moe_renormalize = true;       // combine: renormalised top-k (Mixtral) or raw gates (Switch)
+  float aux_loss_coef = 0.01f;
+  float z_loss_coef = 1e-3f;
+
   int head_dim() const { return n_embd / n_head; }
+  bool is_moe() const { return n_experts > 0; }
+  bool moe_layer(int l) const;
   // Throws std::invalid_argument naming the field and what was expected.
   void validate() const;
 };

@@ -16,7 +16,13 @@ enum class Role {
   // per layer
   Norm1, Norm1Bias, QKV, QKVBias, Q, K, V, O, OBias, Norm2, Norm2Bias,
   Up, UpBias, Gate, Down, DownBias,
+  // per MoE layer: the router and the experts' weights, stored [E, ...]. Their names
+  // contain '*' where HF puts the expert index (one HF tensor per expert).
+  Router, ExpertW1, ExpertB1, ExpertW3, ExpertW2, ExpertB2,
 };
+
+// "model.layers.0.block_sparse_moe.experts.*.w1.weight" -> "...experts.3.w1.weight"
+std::string expert_tensor_name(const std::string& pattern, int e);
 
 struct Family {
   const char* model_type;  // "gpt2", "llama"
@@ -37,5 +43,15 @@ struct Family {
 const Family& family_of(const std::string& model_type);  // throws listing the known ones
 const Family& family_gpt2();
 const Family& family_llama();
+const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and config fields
+
+// MoE config fields, shared by the families: HF's where they exist (Mixtral:
+// num_local_experts, num_experts_per_tok, router_aux_loss_coef), ours otherwise
+// (moe_layers, moe_capacity_factor, moe_eval_capacity_factor, moe_renormalize,
+// router_z_loss_coef). `all_by_default`: no moe_layers key means every layer (Mixtral).
+void moe_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path, const char* experts_key,
+                 const char* topk_key, bool all_by_default);
+void moe_to_hf(const ModelConfig& c, nlohmann::json& j, const char* experts_key, const char* topk_key,
+               bool all_by_default);
 
 }  // namespace moe

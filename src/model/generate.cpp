@@ -27,6 +27,12 @@ Decoder::Decoder(const Model& m) : m_(m) {
   const size_t kv = size_t(c.n_ctx) * c.n_kv_head * c.head_dim();
   kc_.assign(c.n_layer, std::vector<float>(kv));
   vc_.assign(c.n_layer, std::vector<float>(kv));
+  moe_.resize(c.n_layer);
+  for (int l = 0; l < c.n_layer; l++)
+    if (const MoeBlock* b = m.moe_block(l)) {
+      moe_[l] = std::make_unique<MoeBlock>(b->spec());
+      moe_[l]->set_capacity_factor(c.eval_capacity_factor);
+    }
 }
 
 const std::vector<float>& Decoder::feed(const std::vector<int32_t>& tokens) {
@@ -78,15 +84,19 @@ const std::vector<float>& Decoder::feed(const std::vector<int32_t>& tokens) {
     linear_forward(br.data(), att.data(), P + o.o, pb(o.o_b), n, Cq, C);
     residual_forward(x.data(), x.data(), br.data(), size_t(n) * C);
     norm(h.data(), x.data(), o.norm2, o.norm2_b);
-    if (c.mlp == MlpKind::Gelu) {
-      linear_forward(u1.data(), h.data(), P + o.up, pb(o.up_b), n, C, F);
-      gelu_forward(act.data(), u1.data(), size_t(n) * F);
+    if (moe_[l]) {
+      moe_[l]->forward(br.data(), h.data(), n, m_.moe_weights(l));
     } else {
-      linear_forward(u1.data(), h.data(), P + o.gate, nullptr, n, C, F);
-      linear_forward(u2.data(), h.data(), P + o.up, nullptr, n, C, F);
-      swiglu_forward(act.data(), u1.data(), u2.data(), size_t(n) * F);
+      if (c.mlp == MlpKind::Gelu) {
+        linear_forward(u1.data(), h.data(), P + o.up, pb(o.up_b), n, C, F);
+        gelu_forward(act.data(), u1.data(), size_t(n) * F);
+      } else {
+        linear_forward(u1.data(), h.data(), P + o.gate, nullptr, n, C, F);
+        linear_forward(u2.data(), h.data(), P + o.up, nullptr, n, C, F);
+        swiglu_forward(act.data(), u1.data(), u2.data(), size_t(n) * F);
+      }
+      linear_forward(br.data(), act.data(), P + o.down, pb(o.down_b), n, F, C);
     }
-    linear_forward(br.data(), act.data(), P + o.down, pb(o.down_b), n, F, C);
     residual_forward(x.data(), x.data(), br.data(), size_t(n) * C);
   }
   // Only the last position's logits are needed.

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "model/model.h"
@@ -32,6 +33,7 @@ class Decoder {
   int len_ = 0;
   std::vector<std::vector<float>> kc_, vc_;  // per layer: (n_ctx, Hkv*D)
   std::vector<float> logits_;
+  std::vector<std::unique_ptr<MoeBlock>> moe_;  // MoE layers: blocks at the evaluation capacity factor
 };
 
 // Picks the next token from logits (V) with the options; rng state in *state.

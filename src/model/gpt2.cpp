@@ -30,11 +30,19 @@ std::string gpt2_name(Role r, int l) {
     case Role::UpBias: return p + "mlp.c_fc.bias";
     case Role::Down: return p + "mlp.c_proj.weight";
     case Role::DownBias: return p + "mlp.c_proj.bias";
+    case Role::Router: return p + "mlp.router.weight";
+    case Role::ExpertW1: return p + "mlp.experts.*.c_fc.weight";
+    case Role::ExpertB1: return p + "mlp.experts.*.c_fc.bias";
+    case Role::ExpertW2: return p + "mlp.experts.*.c_proj.weight";
+    case Role::ExpertB2: return p + "mlp.experts.*.c_proj.bias";
     default: throw std::logic_error("gpt2: no tensor for this role");
   }
 }
 
-bool gpt2_transposed(Role r) { return r == Role::QKV || r == Role::O || r == Role::Up || r == Role::Down; }
+bool gpt2_transposed(Role r) {
+  return r == Role::QKV || r == Role::O || r == Role::Up || r == Role::Down || r == Role::ExpertW1 ||
+         r == Role::ExpertW2;
+}
 
 void gpt2_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
   c.vocab_size = hf::req_int(j, "vocab_size", path);
@@ -51,6 +59,7 @@ void gpt2_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pa
   c.tied = hf::opt_bool(j, "tie_word_embeddings", true, path);
   c.bos_id = hf::opt_int(j, "bos_token_id", c.bos_id, path);
   c.eos_id = hf::opt_int(j, "eos_token_id", c.eos_id, path);
+  moe_from_hf(c, j, path, "n_experts", "n_experts_per_tok", false);
 }
 
 void gpt2_to_hf(const ModelConfig& c, nlohmann::json& j) {
@@ -61,11 +70,12 @@ void gpt2_to_hf(const ModelConfig& c, nlohmann::json& j) {
   j["n_layer"] = c.n_layer;
   j["n_head"] = c.n_head;
   j["n_inner"] = c.n_inner;
-  j["layer_norm_epsilon"] = c.norm_eps;
+  j["layer_norm_epsilon"] = hf::num(c.norm_eps);
   j["activation_function"] = "gelu_new";
   j["tie_word_embeddings"] = c.tied;
   j["bos_token_id"] = c.bos_id;
   j["eos_token_id"] = c.eos_id;
+  if (c.is_moe()) moe_to_hf(c, j, "n_experts", "n_experts_per_tok", false);
 }
 
 void gpt2_parts(ModelConfig& c) {

@@ -1,10 +1,18 @@
 #include "model/hf_json.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace moe::hf {
 
 void fail(const std::string& path, const std::string& what) { throw std::runtime_error(path + ": " + what); }
+
+double num(float f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", double(f));
+  return std::strtod(buf, nullptr);
+}
 
 static std::string shown(const nlohmann::json& v) {
   std::string s = v.dump();

@@ -14,6 +14,8 @@ int opt_int(const nlohmann::json& j, const char* key, int def, const std::string
 float opt_float(const nlohmann::json& j, const char* key, float def, const std::string& path);
 bool opt_bool(const nlohmann::json& j, const char* key, bool def, const std::string& path);
 std::optional<std::string> opt_string(const nlohmann::json& j, const char* key, const std::string& path);
+// A float as the decimal it was written from (1e-5f -> 1e-05, not 9.9999997e-06).
+double num(float f);
 [[noreturn]] void fail(const std::string& path, const std::string& what);
 
 }  // namespace moe::hf

@@ -24,6 +24,10 @@ std::string llama_name(Role r, int l) {
     case Role::Gate: return p + "mlp.gate_proj.weight";
     case Role::Up: return p + "mlp.up_proj.weight";
     case Role::Down: return p + "mlp.down_proj.weight";
+    case Role::Router: return p + "block_sparse_moe.gate.weight";
+    case Role::ExpertW1: return p + "block_sparse_moe.experts.*.w1.weight";
+    case Role::ExpertW3: return p + "block_sparse_moe.experts.*.w3.weight";
+    case Role::ExpertW2: return p + "block_sparse_moe.experts.*.w2.weight";
     default: throw std::logic_error("llama: no tensor for this role");
   }
 }
@@ -63,8 +67,8 @@ void llama_to_hf(const ModelConfig& c, nlohmann::json& j) {
   j["num_attention_heads"] = c.n_head;
   j["num_key_value_heads"] = c.n_kv_head;
   j["intermediate_size"] = c.n_inner;
-  j["rms_norm_eps"] = c.norm_eps;
-  j["rope_theta"] = c.rope_theta;
+  j["rms_norm_eps"] = hf::num(c.norm_eps);
+  j["rope_theta"] = hf::num(c.rope_theta);
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = c.tied;
   j["attention_bias"] = false;
@@ -85,7 +89,27 @@ void llama_parts(ModelConfig& c) {
 
 bool llama_is_buffer(const std::string& n) { return n.find("rotary_emb.inv_freq") != std::string::npos; }
 
+void mixtral_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+  llama_from_hf(c, j, path);
+  if (j.contains("sliding_window") && !j["sliding_window"].is_null())
+    hf::fail(path, "field 'sliding_window' is not supported (expected null)");
+  moe_from_hf(c, j, path, "num_local_experts", "num_experts_per_tok", true);
+  if (!c.is_moe()) hf::fail(path, "field 'num_local_experts' must be a positive integer for a mixtral model");
+}
+
+void mixtral_to_hf(const ModelConfig& c, nlohmann::json& j) {
+  llama_to_hf(c, j);
+  j["sliding_window"] = nullptr;
+  moe_to_hf(c, j, "num_local_experts", "num_experts_per_tok", true);
+}
+
 }  // namespace
+
+const Family& family_mixtral() {
+  static const Family f{"mixtral", "MixtralForCausalLM", llama_name, llama_transposed, mixtral_from_hf,
+                        mixtral_to_hf, llama_parts, llama_is_buffer};
+  return f;
+}
 
 const Family& family_llama() {
   static const Family f{"llama", "LlamaForCausalLM", llama_name, llama_transposed, llama_from_hf, llama_to_hf,

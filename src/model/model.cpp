@@ -52,21 +52,54 @@ Model::Model(const ModelConfig& cfg)
     if (cfg_.bias) o.o_b = add(Role::OBias, l, {C});
     o.norm2 = add(Role::Norm2, l, {C});
     if (cfg_.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
-    if (cfg_.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
-    o.up = add(Role::Up, l, {F, C});
-    if (cfg_.bias) o.up_b = add(Role::UpBias, l, {F});
-    o.down = add(Role::Down, l, {C, F});
-    if (cfg_.bias) o.down_b = add(Role::DownBias, l, {C});
+    if (cfg_.moe_layer(l)) {
+      const int E = cfg_.n_experts;
+      o.router = add(Role::Router, l, {E, C});
+      o.ew1 = add(Role::ExpertW1, l, {E, F, C});
+      if (cfg_.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
+      if (cfg_.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
+      o.ew2 = add(Role::ExpertW2, l, {E, C, F});
+      if (cfg_.bias) o.eb2 = add(Role::ExpertB2, l, {E, C});
+    } else {
+      if (cfg_.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
+      o.up = add(Role::Up, l, {F, C});
+      if (cfg_.bias) o.up_b = add(Role::UpBias, l, {F});
+      o.down = add(Role::Down, l, {C, F});
+      if (cfg_.bias) o.down_b = add(Role::DownBias, l, {C});
+    }
   }
   off_lnf_ = add(Role::FinalNorm, 0, {C});
   if (cfg_.bias) off_lnf_b_ = add(Role::FinalNormBias, 0, {C});
   off_head_ = cfg_.tied ? off_embed_ : add(Role::LMHead, 0, {V, C});
+  moe_.resize(cfg_.n_layer);
+  for (int l = 0; l < cfg_.n_layer; l++) {
+    if (!cfg_.moe_layer(l)) continue;
+    MoeSpec sp;
+    sp.C = C, sp.F = F, sp.E = cfg_.n_experts, sp.K = cfg_.top_k, sp.mlp = cfg_.mlp, sp.bias = cfg_.bias;
+    sp.capacity_factor = cfg_.capacity_factor, sp.renormalize = cfg_.moe_renormalize;
+    sp.aux_coef = cfg_.aux_loss_coef, sp.z_coef = cfg_.z_loss_coef;
+    moe_[l] = std::make_unique<MoeBlock>(sp);
+  }
   // The buffers were built over the empty layout: size them now.
   params_ = FlatBuffer(layout_);
   grads_ = FlatBuffer(layout_);
 }
 
 Model::~Model() = default;
+
+MoeWeights<float> Model::moe_weights(int l) const {
+  const LayerOffsets& o = lay_[l];
+  const float* P = params_.data();
+  auto p = [&](size_t off) { return off == LayerOffsets::npos ? nullptr : P + off; };
+  return MoeWeights<float>{p(o.router), p(o.ew1), p(o.eb1), p(o.ew3), p(o.ew2), p(o.eb2)};
+}
+
+MoeWeights<bf16> Model::moe_weights_bf16(int l) const {
+  const LayerOffsets& o = lay_[l];
+  const bf16* P = params_bf_.data();
+  auto p = [&](size_t off) { return off == LayerOffsets::npos ? nullptr : P + off; };
+  return MoeWeights<bf16>{nullptr, p(o.ew1), nullptr, p(o.ew3), p(o.ew2), nullptr};
+}
 
 void Model::init_weights(uint64_t seed) {
   const double std_w = 0.02, std_res = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
@@ -78,11 +111,15 @@ void Model::init_weights(uint64_t seed) {
     if (s.shape.ndim == 1) {
       for (size_t i = 0; i < n; i++) p[i] = is_norm && s.name.ends_with("weight") ? 1.0f : 0.0f;
     } else {
-      bool residual_out = false;
-      for (int l = 0; l < cfg_.n_layer; l++)
-        residual_out |= s.offset == lay_[l].o || s.offset == lay_[l].down;
+      bool residual_out = false, router = false;
+      for (int l = 0; l < cfg_.n_layer; l++) {
+        residual_out |= s.offset == lay_[l].o || s.offset == lay_[l].down || s.offset == lay_[l].ew2;
+        router |= s.offset == lay_[l].router;
+      }
+      // Routers: Switch's smaller init, std sqrt(0.1 / fan_in).
+      const double std_router = std::sqrt(0.1 / cfg_.n_embd);
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + index);
-      std::normal_distribution<double> d(0.0, residual_out ? std_res : std_w);
+      std::normal_distribution<double> d(0.0, router ? std_router : residual_out ? std_res : std_w);
       for (size_t i = 0; i < n; i++) p[i] = float(d(rng));
     }
     index++;

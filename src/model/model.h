@@ -10,6 +10,7 @@
 
 #include "model/config.h"
 #include "model/family.h"
+#include "moe/moe_layer.h"
 #include "tensor/arena.h"
 #include "tensor/dtype.h"
 #include "tensor/flat.h"
@@ -24,10 +25,13 @@ struct LayerOffsets {
   size_t norm1 = npos, norm1_b = npos, qkv = npos, qkv_b = npos, q = npos, k = npos, v = npos, o = npos,
          o_b = npos, norm2 = npos, norm2_b = npos, up = npos, up_b = npos, gate = npos, down = npos,
          down_b = npos;
+  // MoE layers: router (E,C) and experts [E, ...] instead of up/gate/down.
+  size_t router = npos, ew1 = npos, eb1 = npos, ew3 = npos, ew2 = npos, eb2 = npos;
 };
 
 struct ForwardOptions {
   Compute compute = Compute::F32;
+  bool training = true;       // MoE: the training capacity factor (else the evaluation one)
   float dropout = 0.0f;       // on the embedding output and both residual branches
   uint64_t dropout_seed = 0;  // with dropout > 0: one mask per (seed, layer, site)
 };
@@ -70,6 +74,12 @@ class Model {
   size_t off_final_norm_bias() const { return off_lnf_b_; }
   size_t off_head() const { return off_head_; }
 
+  // MoE: the aux + z losses of the last forward (summed over MoE layers; part of the
+  // loss the backward differentiates), and each MoE layer's block (null for dense layers).
+  double moe_loss() const { return moe_loss_; }
+  MoeWeights<float> moe_weights(int l) const;  // pointers into params() of MoE layer l
+  const MoeBlock* moe_block(int l) const { return moe_[l].get(); }
+
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }
 
@@ -99,6 +109,9 @@ class Model {
   std::vector<int32_t> inputs_copy_, targets_copy_;
   float* logits_ = nullptr;
   float* losses_ = nullptr;
+  std::vector<std::unique_ptr<MoeBlock>> moe_;  // per layer, null when dense
+  double moe_loss_ = 0;
+  MoeWeights<bf16> moe_weights_bf16(int l) const;
 };
 
 }  // namespace moe

@@ -93,6 +93,7 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     if (opt.dropout > 0) dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, layer, site));
   };
 
+  moe_loss_ = 0;
   embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
   drop(a.xs[0], N * C, -1, 0);
   for (int l = 0; l < cfg_.n_layer; l++) {
@@ -123,16 +124,24 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     // MLP: x_out = x_mid + drop(down(act(ln2(x_mid))))
     norm_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.x_mid, o.norm2, o.norm2_b);
     if (bf) to_bf16(la.ln2_bf, la.ln2, N * C);
-    if (cfg_.mlp == MlpKind::Gelu) {
-      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
-      gelu_forward(la.act, la.h1, N * F);
+    if (MoeBlock* blk = moe_[l].get()) {
+      blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
+      MoeWeights<float> w = moe_weights(l);
+      MoeWeights<bf16> wb = moe_weights_bf16(l);
+      blk->forward(a.branch, la.ln2, int(N), w, bf ? &wb : nullptr);
+      moe_loss_ += blk->losses().aux + blk->losses().z;
     } else {
-      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
-      lin_fwd(la.h2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
-      swiglu_forward(la.act, la.h1, la.h2, N * F);
+      if (cfg_.mlp == MlpKind::Gelu) {
+        lin_fwd(la.h1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+        gelu_forward(la.act, la.h1, N * F);
+      } else {
+        lin_fwd(la.h1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+        lin_fwd(la.h2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+        swiglu_forward(la.act, la.h1, la.h2, N * F);
+      }
+      if (bf) to_bf16(la.act_bf, la.act, N * F);
+      lin_fwd(a.branch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
     }
-    if (bf) to_bf16(la.act_bf, la.act, N * F);
-    lin_fwd(a.branch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
     drop(a.branch, N * C, l, 2);
     residual_forward(a.xs[l + 1], la.x_mid, a.branch, N * C);
   }
@@ -191,14 +200,20 @@ void Model::backward(float loss_scale) {
     const LayerOffsets& o = lay_[l];
     // MLP branch
     const float* dbranch = undrop(a.dres, l, 2);
-    lin_bwd(a.dact, false, dbranch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
-    if (cfg_.mlp == MlpKind::Gelu) {
-      gelu_backward(a.dh1, la.h1, a.dact, N * F);
-      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+    if (MoeBlock* blk = moe_[l].get()) {
+      auto gp = [&](size_t off) { return off == npos ? nullptr : G + off; };
+      MoeGrads<float> g{gp(o.router), gp(o.ew1), gp(o.eb1), gp(o.ew3), gp(o.ew2), gp(o.eb2)};
+      blk->backward(a.dln, g, dbranch, la.ln2, moe_weights(l), loss_scale);
     } else {
-      swiglu_backward(a.dh1, a.dh2, a.dact, la.h1, la.h2, N * F);
-      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
-      lin_bwd(a.dln, true, a.dh2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+      lin_bwd(a.dact, false, dbranch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
+      if (cfg_.mlp == MlpKind::Gelu) {
+        gelu_backward(a.dh1, la.h1, a.dact, N * F);
+        lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+      } else {
+        swiglu_backward(a.dh1, a.dh2, a.dact, la.h1, la.h2, N * F);
+        lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+        lin_bwd(a.dln, true, a.dh2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+      }
     }
     norm_backward(a.dtmp, a.dln, la.x_mid, o.norm2, o.norm2_b, la.ln2_mean, la.ln2_rstd);
     residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_mid = d x_out + through the MLP

@@ -87,6 +87,7 @@ class MoeBlock {
  public:
   explicit MoeBlock(const MoeSpec& spec) : spec_(spec) {}
   const MoeSpec& spec() const { return spec_; }
+  void set_capacity_factor(float cf) { spec_.capacity_factor = cf; }  // training vs evaluation
   // wbf: bf16 copies of w1, w3, w2 (null for fp32 experts). The router is fp32 always.
   void forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf = nullptr);
   void backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,

@@ -14,6 +14,7 @@ EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compu
   uint64_t tokens = 0;
   ForwardOptions fo;
   fo.compute = compute;
+  fo.training = false;  // MoE: the evaluation capacity factor
   for (uint64_t i = 0; i < n; i++) {
     data.batch_at(i, in.data(), tgt.data());
     float loss = m.forward(in.data(), tgt.data(), int(data.B()), int(data.T()), fo);

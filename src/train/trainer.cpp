@@ -20,6 +20,40 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// Per MoE layer of the last forward: expert load (fraction of the kept (token, choice)
+// pairs each expert took, and of all chosen pairs before dropping), drop fraction,
+// router entropy, aux and z losses.
+nlohmann::json moe_telemetry(const Model& m) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (int l = 0; l < m.config().n_layer; l++) {
+    const MoeBlock* b = m.moe_block(l);
+    if (!b) continue;
+    const MoeRouting& r = b->routing();
+    const double pairs = double(r.N) * r.K;
+    std::vector<double> load(r.E, 0.0), chosen(r.E, 0.0);
+    for (int e = 0; e < r.E; e++) load[e] = r.counts[e] / pairs;
+    for (int32_t e : r.choice) chosen[e] += 1.0 / pairs;
+    layers.push_back({{"layer", l}, {"load", load}, {"chosen", chosen}, {"drop", r.dropped() / pairs},
+                      {"entropy", b->router_entropy()}, {"aux", b->losses().aux}, {"z", b->losses().z}});
+  }
+  return layers;
+}
+
+// "moe aux 0.0102 drop 1.3% max-load 1.42x" over the MoE layers of the last forward.
+std::string moe_summary(const nlohmann::json& layers) {
+  if (layers.empty()) return "";
+  double aux = 0, drop = 0, max_load = 0;
+  for (const auto& l : layers) {
+    aux += l["aux"].get<double>();
+    drop += l["drop"].get<double>() / layers.size();
+    const auto& chosen = l["chosen"];
+    for (const auto& v : chosen) max_load = std::max(max_load, v.get<double>() * chosen.size());
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "  moe aux %.4f drop %.1f%% max-load %.2fx", aux, 100 * drop, max_load);
+  return buf;
+}
+
 // The first parameter tensor whose gradient is not finite.
 std::string first_bad_grad(const Model& m, const FlatBuffer& g) {
   for (const ParamSpec& s : m.layout().specs())
@@ -101,7 +135,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     const auto t0 = Clock::now();
     const float lr = lr_at(cfg, st.step);
     m.grads().zero();
-    double loss = 0;
+    double loss = 0, moe_loss = 0;
     for (int micro = 0; micro < cfg.accum; micro++) {
       train_data.next(in.data(), tgt.data());
       ForwardOptions fo;
@@ -114,6 +148,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
                                  " (micro-batch " + std::to_string(micro) + "); stopping, nothing saved");
       m.backward(1.0f / float(cfg.accum));
       loss += l / cfg.accum;
+      moe_loss += m.moe_loss() / cfg.accum;
     }
     const double norm = cfg.clip > 0 ? grad_clip(m.grads().data(), m.grads().numel(), cfg.clip)
                                      : grad_norm(m.grads().data(), m.grads().numel());
@@ -129,10 +164,17 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     st.elapsed += dt;
     window_loss += loss, window_steps++;
     const double tps = double(N * cfg.accum) / dt;
-    log.write({{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
-               {"tokens", st.tokens}, {"epoch", train_data.state().epoch}});
+    nlohmann::json line{{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
+                        {"tokens", st.tokens}, {"epoch", train_data.state().epoch}};
+    std::string extra;
+    if (mc.is_moe()) {
+      line["moe_loss"] = moe_loss;
+      line["moe"] = moe_telemetry(m);
+      extra = moe_summary(line["moe"]);
+    }
+    log.write(line);
     const double eta = train_seconds / std::max(1.0, double(run_tokens) / double(N * cfg.accum)) * (end_step - st.step);
-    progress.step(st.step, float(loss), lr, tps, eta);
+    progress.step(st.step, float(loss), lr, tps, eta, extra);
     if (st.step % cfg.log_every == 0 || st.step == end_step) {
       sum.train_loss = float(window_loss / window_steps);
       window_loss = 0, window_steps = 0;

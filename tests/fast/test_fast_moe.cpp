@@ -60,7 +60,9 @@ TEST(Fast, MoeBlockMatchesReference) {
       // The router is fp32 in both modes: the same decisions.
       EXPECT_EQ(blk.routing().choice, rr.choice) << what;
       EXPECT_EQ(blk.routing().kept, rr.kept) << what;
-      if (c.cf == 1.0f && c.K < c.E) EXPECT_GT(rr.dropped(), 0) << what << ": the case must drop pairs";
+      if (c.cf == 1.0f && c.K < c.E) {
+        EXPECT_GT(rr.dropped(), 0) << what << ": the case must drop pairs";
+      }
       EXPECT_NEAR(blk.losses().aux, rl.aux, 1e-6 * std::fabs(rl.aux) + 1e-9) << what;
       EXPECT_NEAR(blk.losses().z, rl.z, 1e-5 * std::fabs(rl.z) + 1e-9) << what;
       // fp32: sums over C and F in fp32 vs double, ~1e-6 of the values' scale.
@@ -72,7 +74,9 @@ TEST(Fast, MoeBlockMatchesReference) {
       EXPECT_TRUE(all_close(dr.vec(), rdr, t * max_abs(rdr), 0, what + " d router"));
       EXPECT_TRUE(all_close(dw1.vec(), rdw1, t * max_abs(rdw1), 0, what + " dw1"));
       EXPECT_TRUE(all_close(dw2.vec(), rdw2, t * max_abs(rdw2), 0, what + " dw2"));
-      if (swi) EXPECT_TRUE(all_close(dw3.vec(), rdw3, t * max_abs(rdw3), 0, what + " dw3"));
+      if (swi) {
+        EXPECT_TRUE(all_close(dw3.vec(), rdw3, t * max_abs(rdw3), 0, what + " dw3"));
+      }
       if (c.bias) {
         EXPECT_TRUE(all_close(db1.vec(), rdb1, t * max_abs(rdb1), 0, what + " db1"));
         EXPECT_TRUE(all_close(db2.vec(), rdb2, t * max_abs(rdb2), 0, what + " db2"));

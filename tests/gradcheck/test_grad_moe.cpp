@@ -39,7 +39,9 @@ TEST(GradCheck, MoeBlock) {
     MoeRouting r0;
     MoeLosses l0;
     moe_forward_ref(out.data(), r0, l0, x.data(), N, sp, w);
-    if (c.cf > 0 && c.cf < 1.5f) EXPECT_GT(r0.dropped(), 0) << c.name << ": the case must drop pairs";
+    if (c.cf > 0 && c.cf < 1.5f) {
+      EXPECT_GT(r0.dropped(), 0) << c.name << ": the case must drop pairs";
+    }
     auto loss = [&] {
       MoeRouting r;
       MoeLosses l;

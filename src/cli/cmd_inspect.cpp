@@ -1,0 +1,72 @@
+// moe inspect: what a checkpoint is: family, sizes, parameters total and active per
+// token, the MoE layout.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "model/checkpoint.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct InspectOpts {
+  std::string model;
+  bool json = false;
+};
+
+void run_inspect(const InspectOpts& o) {
+  const std::string dir = resolve_model_dir(o.model);
+  auto m = model_load(dir);
+  const ModelConfig& c = m->config();
+  // Active per token: everything but the experts a token does not use (E - K of E).
+  size_t total = m->num_params(), expert = 0;
+  for (int l = 0; l < c.n_layer; l++) {
+    const LayerOffsets& lo = m->layer_offsets(l);
+    for (size_t off : {lo.ew1, lo.eb1, lo.ew3, lo.ew2, lo.eb2})
+      for (const ParamSpec& s : m->layout().specs())
+        if (s.offset == off && off != LayerOffsets::npos) expert += size_t(s.shape.numel());
+  }
+  const size_t active = c.is_moe() ? total - expert + expert / c.n_experts * c.top_k : total;
+  std::vector<int> layers;
+  for (int l = 0; l < c.n_layer; l++)
+    if (c.moe_layer(l)) layers.push_back(l);
+  if (o.json) {
+    nlohmann::ordered_json j{{"model", dir}, {"family", c.family}, {"layers", c.n_layer}, {"hidden", c.n_embd},
+                             {"heads", c.n_head}, {"kv_heads", c.n_kv_head}, {"mlp", c.n_inner},
+                             {"vocab", c.vocab_size}, {"positions", c.n_ctx}, {"params_total", total},
+                             {"params_active_per_token", active}, {"experts", c.n_experts}, {"top_k", c.top_k},
+                             {"moe_layers", layers}, {"capacity_factor", c.capacity_factor},
+                             {"eval_capacity_factor", c.eval_capacity_factor},
+                             {"combine", c.moe_renormalize ? "renormalised" : "raw"}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%s\n", dir.c_str());
+  std::printf("  family      %s (%s norm, %s MLP, %s positions%s%s)\n", c.family.c_str(),
+              c.norm == NormKind::LayerNorm ? "Layer" : "RMS", c.mlp == MlpKind::Gelu ? "GELU" : "SwiGLU",
+              c.pos == PosKind::Rope ? "RoPE" : "learned", c.bias ? ", biases" : "", c.tied ? ", tied head" : "");
+  std::printf("  shape       %d layers, hidden %d, %d heads (%d kv, head %d), MLP %d, vocab %d, %d positions\n",
+              c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.n_inner, c.vocab_size, c.n_ctx);
+  std::printf("  parameters  %.2fM total, %.2fM active per token\n", total / 1e6, active / 1e6);
+  if (c.is_moe()) {
+    std::string ls;
+    for (int l : layers) ls += (ls.empty() ? "" : ",") + std::to_string(l);
+    std::printf("  moe         %d experts, top-%d, %s combine, layers %s\n", c.n_experts, c.top_k,
+                c.moe_renormalize ? "renormalised" : "raw-gate", ls.c_str());
+    std::printf("              capacity factor %.2f train, %.2f eval (0: dropless); aux %.3g, z %.3g\n",
+                c.capacity_factor, c.eval_capacity_factor, c.aux_loss_coef, c.z_loss_coef);
+  }
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto o = std::make_shared<InspectOpts>();
+  CLI::App* sub = app.add_subcommand("inspect", "Architecture, parameters (total and active per token), MoE layout");
+  sub->add_option("model", o->model, "checkpoint directory (or a run directory)")->required();
+  sub->add_flag("--json", o->json, "one JSON object");
+  sub->callback([o] { run_inspect(*o); });
+}
+
+}  // namespace moe::cli
