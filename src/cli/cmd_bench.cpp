@@ -133,6 +133,8 @@ struct TrainBenchOpts {
   std::vector<std::string> families{"llama", "gpt2"};
   std::string compute = "both";
   int batch = 8, seq = 256, vocab = 8192;
+  int experts = 0, top_k = 1;  // > 0: also the MoE version (every other layer) and its step-time ratio
+  float capacity = 1.25f;
 };
 
 // Training steps per second of the dense presets, as tokens/s and MFU: the model's
@@ -156,25 +158,38 @@ void run_train_bench(const TrainBenchOpts& o) {
               << std::endl;
   for (const std::string& family : o.families)
     for (const std::string& preset : o.presets)
-      for (Compute c : computes) {
+      for (Compute c : computes)
+        for (int variant = 0; variant < (o.experts > 0 ? 2 : 1); variant++) {
         ModelConfig cfg = model_preset(family, preset, o.vocab);
         if (o.seq > cfg.n_ctx) cfg.n_ctx = o.seq;
+        static double dense_step = 0;
+        if (variant == 1) {  // top-K MoE of the same per-token compute (K = 1: the same active parameters)
+          cfg.n_experts = o.experts, cfg.top_k = o.top_k, cfg.capacity_factor = o.capacity;
+          cfg.moe_renormalize = o.top_k > 1;
+          if (cfg.family == "llama") cfg.family = "mixtral";
+        }
         TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time);
+        if (variant == 0) dense_step = r.best_step_s;
+        const double ratio = variant == 1 ? r.best_step_s / dense_step : 1.0;
         const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
         const double mfu = pk > 0 ? r.gflops() / pk : 0.0;
         if (o.json) {
-          ojson j{{"kind", "train"}, {"family", family}, {"preset", preset}, {"compute", compute_name(c)},
+          ojson j{{"kind", "train"}, {"family", cfg.family}, {"preset", preset}, {"compute", compute_name(c)},
+                  {"experts", cfg.n_experts}, {"top_k", cfg.top_k},
                   {"threads", threads}, {"B", r.B}, {"T", r.T}, {"params", r.params},
                   {"flops_per_token", r.flops_per_token}, {"steps", r.steps},
                   {"step_ms", round_to(1e3 * r.best_step_s, 2)}, {"step_ms_median", round_to(1e3 * r.median_step_s, 2)},
                   {"tokens_per_s", round_to(r.tokens_per_s(), 1)},
                   {"tokens_per_s_median", round_to(r.tokens_per_s_median(), 1)}, {"gflops", round_to(r.gflops(), 1)},
                   {"mfu", pk > 0 ? ojson(round_to(mfu, 4)) : ojson(nullptr)}};
+          if (variant == 1) j["step_ratio_vs_dense"] = round_to(ratio, 4);
           std::cout << j.dump() << std::endl;
         } else {
-          std::printf("%-6s %-6s %-5s B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%\n",
-                      family.c_str(), preset.c_str(), compute_name(c), r.B, r.T, double(r.params) / 1e6,
-                      r.tokens_per_s(), r.tokens_per_s_median(), r.gflops(), 100 * mfu);
+          std::printf("%-7s %-6s %-5s E=%d B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%",
+                      cfg.family.c_str(), preset.c_str(), compute_name(c), cfg.n_experts, r.B, r.T,
+                      double(r.params) / 1e6, r.tokens_per_s(), r.tokens_per_s_median(), r.gflops(), 100 * mfu);
+          if (variant == 1) std::printf(", step time %.3fx dense", ratio);
+          std::printf("\n");
           std::fflush(stdout);
         }
       }
@@ -211,6 +226,11 @@ void register_bench(CLI::App& app) {
   train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
   train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));
   train->add_option("--vocab", t->vocab, "vocabulary size (default 8192)")->check(CLI::Range(16, 1 << 20));
+  train->add_option("--experts", t->experts, "also an MoE of E experts (every other layer) and its step time / dense")
+      ->check(CLI::Range(0, 1024));
+  train->add_option("--top-k", t->top_k, "MoE experts per token (default 1)")->check(CLI::Range(1, 1024));
+  train->add_option("--capacity-factor", t->capacity, "MoE training capacity factor (default 1.25)")
+      ->check(CLI::Range(0.0, 100.0));
   train->callback([t] { run_train_bench(*t); });
   gemm->add_option("--shapes", o->shapes, "shape set: small (quick), square, mlp (a transformer MLP, forward and backward), all (default)")
       ->check(CLI::IsMember(gemm_shape_sets()));

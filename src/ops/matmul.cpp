@@ -90,14 +90,8 @@ const Prim& lookup(Dt dt, int M, int N, int K, int lda, int ldb, int ldc, bool t
   return g_prims.emplace(key, std::move(p)).first->second;
 }
 
-void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt, int M, int N, int K, bool transA,
-         bool transB, bool accumulate) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // an empty sum: C = 0, or C unchanged
-    if (!accumulate)
-      for (int m = 0; m < M; m++) std::memset(static_cast<float*>(C) + size_t(m) * ldc, 0, size_t(N) * 4);
-    return;
-  }
+void run_one(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt, int M, int N, int K,
+             bool transA, bool transB, bool accumulate) {
   const Prim& p = lookup(dt, M, N, K, lda, ldb, ldc, transA, transB, accumulate);
   thread_local dnnl::stream stream{engine()};
   thread_local std::vector<char> scratch;
@@ -110,6 +104,40 @@ void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt
   memory s(p.scratch, engine(), sp);
   p.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, s}});
   stream.wait();
+}
+
+// Row counts (M) and reduction lengths (K) change every step in MoE layers (tokens
+// per expert). A primitive per distinct value would JIT on almost every call and
+// grow the cache without bound, so M and K are split into a multiple of 64 and a
+// remainder below 64: at most N/64 + 64 shapes per dimension ever, each created once.
+constexpr int kBucket = 64;
+
+void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt, int M, int N, int K, bool transA,
+         bool transB, bool accumulate) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // an empty sum: C = 0, or C unchanged
+    if (!accumulate)
+      for (int m = 0; m < M; m++) std::memset(static_cast<float*>(C) + size_t(m) * ldc, 0, size_t(N) * 4);
+    return;
+  }
+  const size_t esz = dt == Dt::f32 ? 4 : 2;
+  auto at = [&](const void* base, size_t elems) { return static_cast<const char*>(base) + elems * esz; };
+  const int M0 = M / kBucket * kBucket, K0 = K / kBucket * kBucket;
+  if (M0 > 0 && M0 < M) {  // rows of A and C: split
+    run(C, ldc, A, lda, B, ldb, dt, M0, N, K, transA, transB, accumulate);
+    const size_t a_off = transA ? size_t(M0) : size_t(M0) * lda;
+    run(static_cast<float*>(C) + size_t(M0) * ldc, ldc, at(A, a_off), lda, B, ldb, dt, M - M0, N, K, transA,
+        transB, accumulate);
+    return;
+  }
+  if (K0 > 0 && K0 < K) {  // the reduction: the second part adds onto the first
+    run(C, ldc, A, lda, B, ldb, dt, M, N, K0, transA, transB, accumulate);
+    const size_t a_off = transA ? size_t(K0) * lda : size_t(K0);
+    const size_t b_off = transB ? size_t(K0) : size_t(K0) * ldb;
+    run(C, ldc, at(A, a_off), lda, at(B, b_off), ldb, dt, M, N, K - K0, transA, transB, true);
+    return;
+  }
+  run_one(C, ldc, A, lda, B, ldb, dt, M, N, K, transA, transB, accumulate);
 }
 
 }  // namespace
