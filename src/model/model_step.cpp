@@ -126,6 +126,8 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     if (bf) to_bf16(la.ln2_bf, la.ln2, N * C);
     if (MoeBlock* blk = moe_[l].get()) {
       blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
+      blk->set_noise(opt.training ? cfg_.router_jitter : 0.0f, opt.training ? cfg_.expert_dropout : 0.0f,
+                     site_seed(opt.dropout_seed, l, 3));
       MoeWeights<float> w = moe_weights(l);
       MoeWeights<bf16> wb = moe_weights_bf16(l);
       blk->forward(a.branch, la.ln2, int(N), w, bf ? &wb : nullptr);

@@ -8,6 +8,7 @@
 
 #include "moe/moe_layer.h"
 #include "ops/bias.h"
+#include "ops/dropout.h"
 #include "ops/gelu.h"
 #include "ops/matmul.h"
 #include "ops/swiglu.h"
@@ -35,6 +36,20 @@ void mm_tn_acc(float* C, const float* A, const bf16* Abf, const float* B, const 
 
 }  // namespace
 
+// Multiplies hidden unit f of grouped row `row` by its pair's expert-dropout factor
+// (the same mask in the forward and the backward, and in the reference).
+void MoeBlock::apply_expert_dropout(float* h, int R, int F, int K) const {
+  const float p = spec_.expert_dropout, scale = float(1.0 / (1.0 - double(p)));
+  const uint64_t seed = spec_.noise_seed ^ 1;
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < R; row++) {
+    const uint64_t base = uint64_t(row_pair_[row]) * uint64_t(F);
+    float* hr = h + size_t(row) * F;
+    for (int f = 0; f < F; f++) hr[f] = dropout_uniform(seed, base + f) >= p ? hr[f] * scale : 0.0f;
+  }
+  (void)K;
+}
+
 double MoeBlock::router_entropy() const {
   double h = 0;
   for (float p : probs_)
@@ -50,7 +65,15 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   // Router in fp32 whatever the compute dtype (selective precision).
   logits_.resize(size_t(N) * E);
   probs_.resize(size_t(N) * E);
-  matmul(logits_.data(), x, w.router, N, E, C, false, true, false);
+  const float* xr = x;
+  if (sp.jitter > 0) {  // the router's input only: x * U[1-j, 1+j]
+    xr_.resize(size_t(N) * C);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < size_t(N) * C; i++)
+      xr_[i] = x[i] * (1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, i) - 1.0f));
+    xr = xr_.data();
+  }
+  matmul(logits_.data(), xr, w.router, N, E, C, false, true, false);
   lse_.resize(N);
   std::vector<double>& lse = lse_;
 #pragma omp parallel for schedule(static)
@@ -119,6 +142,7 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
   if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
   else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
+  if (sp.expert_dropout > 0) apply_expert_dropout(a_.data(), R, F, K);
   if (bf) {
     a_bf_.resize(size_t(R) * F);
     f32_to_bf16(a_bf_.data(), a_.data(), a_.size());
@@ -185,6 +209,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     if (g.b2) bias_backward(g.b2 + size_t(e) * C, &dy[size_t(o) * C], cnt, C);
     mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_->w2 + wo : nullptr, cnt, F, C, false);
   }
+  if (sp.expert_dropout > 0) apply_expert_dropout(da.data(), R, F, K);
   std::vector<float> dh1(size_t(R) * F), dh3;
   if (sp.mlp == MlpKind::SwiGLU) {
     dh3.resize(size_t(R) * F);
@@ -247,8 +272,14 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
       dlogits[size_t(n) * E + e] =
           float(p[e] * (dp[e] - dot) + dloss_scale * double(sp.z_coef) * 2.0 * lse * p[e] / N);
   }
-  matmul(g.router, dlogits.data(), x, E, C, N, true, false, true);  // dWr (E,C) += dlogits^T x
-  matmul(dx, dlogits.data(), w.router, N, C, E, false, false, false);  // dx = dlogits Wr
+  const bool jit = sp.jitter > 0;
+  matmul(g.router, dlogits.data(), jit ? xr_.data() : x, E, C, N, true, false, true);  // dWr += dlogits^T xr
+  matmul(dx, dlogits.data(), w.router, N, C, E, false, false, false);                 // dx = dlogits Wr
+  if (jit) {  // d xr / d x = the jitter factor
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < size_t(N) * C; i++)
+      dx[i] *= 1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, i) - 1.0f);
+  }
   // Scatter the experts' input gradients back to the tokens, in choice order.
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "ops/bias.h"
+#include "ops/dropout.h"
 #include "ops/gelu.h"
 #include "ops/matmul.h"
 #include "ops/swiglu.h"
@@ -80,8 +81,20 @@ double gelu_grad(double x) {
 }
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// Jitter factor of element i of x; expert-dropout factor (0 or 1/(1-p)) of hidden unit f of pair.
+double jitter_factor(const MoeSpec& sp, size_t i) {
+  if (sp.jitter <= 0) return 1.0;
+  return 1.0 + double(sp.jitter) * (2.0 * dropout_uniform(sp.noise_seed, i) - 1.0);
+}
+double expert_keep(const MoeSpec& sp, size_t pair, int f) {
+  if (sp.expert_dropout <= 0) return 1.0;
+  return dropout_uniform(sp.noise_seed ^ 1, pair * size_t(sp.F) + f) >= sp.expert_dropout
+             ? 1.0 / (1.0 - double(sp.expert_dropout))
+             : 0.0;
+}
+
 template <typename S>
-void ref_expert(RefExpert<S>& ex, const S* x, int e, const MoeSpec& sp, const MoeWeights<S>& w) {
+void ref_expert(RefExpert<S>& ex, const S* x, int e, const MoeSpec& sp, const MoeWeights<S>& w, size_t pair) {
   const int C = sp.C, F = sp.F;
   ex.h1.assign(F, 0), ex.h3.assign(F, 0), ex.a.assign(F, 0), ex.y.assign(C, 0);
   const S* W1 = w.w1 + size_t(e) * F * C;
@@ -101,6 +114,7 @@ void ref_expert(RefExpert<S>& ex, const S* x, int e, const MoeSpec& sp, const Mo
   } else {
     for (int f = 0; f < F; f++) ex.a[f] = gelu_d(ex.h1[f]);
   }
+  for (int f = 0; f < F; f++) ex.a[f] *= expert_keep(sp, pair, f);
   const S* W2 = w.w2 + size_t(e) * C * F;
   for (int c = 0; c < C; c++) {
     double s = w.b2 ? double(w.b2[size_t(e) * C + c]) : 0.0;
@@ -119,7 +133,8 @@ void ref_router(std::vector<double>& logits, std::vector<double>& probs, std::ve
     double mx = -INFINITY;
     for (int e = 0; e < E; e++) {
       double s = 0;
-      for (int c = 0; c < C; c++) s += double(Wr[size_t(e) * C + c]) * x[size_t(n) * C + c];
+      for (int c = 0; c < C; c++)
+        s += double(Wr[size_t(e) * C + c]) * x[size_t(n) * C + c] * jitter_factor(sp, size_t(n) * C + c);
       logits[size_t(n) * E + e] = s;
       mx = std::max(mx, s);
     }
@@ -162,7 +177,7 @@ void moe_forward_ref(S* out, MoeRouting& r, MoeLosses& l, const S* x, int N, con
     std::vector<double> o(C, 0.0);
     for (int k = 0; k < K; k++) {
       if (!r.kept[size_t(n) * K + k]) continue;
-      ref_expert(ex, x + size_t(n) * C, r.choice[size_t(n) * K + k], sp, w);
+      ref_expert(ex, x + size_t(n) * C, r.choice[size_t(n) * K + k], sp, w, size_t(n) * K + k);
       for (int c = 0; c < C; c++) o[c] += r.weight[size_t(n) * K + k] * ex.y[c];
     }
     for (int c = 0; c < C; c++) out[size_t(n) * C + c] = S(o[c]);
@@ -184,7 +199,7 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
     for (int k = 0; k < K; k++) {
       if (!r.kept[size_t(n) * K + k]) continue;
       const int e = r.choice[size_t(n) * K + k];
-      ref_expert(ex, xn, e, sp, w);
+      ref_expert(ex, xn, e, sp, w, size_t(n) * K + k);
       const double wt = r.weight[size_t(n) * K + k];
       for (int c = 0; c < C; c++) dweight[k] += double(dn[c]) * ex.y[c];
       // expert backward with dy = wt * dout
@@ -197,6 +212,7 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
           da[f] += dy * w.w2[(size_t(e) * C + c) * F + f];
         }
       }
+      for (int f = 0; f < F; f++) da[f] *= expert_keep(sp, size_t(n) * K + k, f);
       for (int f = 0; f < F; f++) {
         double dh1, dh3 = 0;
         if (sp.mlp == MlpKind::SwiGLU) {
@@ -246,8 +262,9 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
       const double p = probs[size_t(n) * E + e];
       const double dl = p * (dp[size_t(n) * E + e] - dot) + dloss_scale * sp.z_coef * 2.0 * lse[n] * p / N;
       for (int c = 0; c < C; c++) {
-        g.router[size_t(e) * C + c] += S(dl * x[size_t(n) * C + c]);
-        dxd[size_t(n) * C + c] += dl * w.router[size_t(e) * C + c];
+        const double jf = jitter_factor(sp, size_t(n) * C + c);
+        g.router[size_t(e) * C + c] += S(dl * x[size_t(n) * C + c] * jf);
+        dxd[size_t(n) * C + c] += dl * w.router[size_t(e) * C + c] * jf;
       }
     }
   }

@@ -36,6 +36,14 @@ struct MoeSpec {
   float capacity_factor = 1.25f; // <= 0: dropless
   bool renormalize = true;       // Mixtral combine; false: Switch raw gates
   float aux_coef = 0.01f, z_coef = 1e-3f;
+  // Training-time noise (0: off), deterministic in noise_seed:
+  //   router jitter: the router sees x * u, u ~ U[1-jitter, 1+jitter] per element
+  //     (element i of x draws dropout_uniform(noise_seed, i));
+  //   expert dropout: each expert hidden unit of pair (n,k) is dropped with this rate
+  //     (element (n*K+k)*F + f draws dropout_uniform(noise_seed ^ 1, ...)), the kept
+  //     ones scaled by 1/(1-rate) (Switch's higher dropout inside experts).
+  float jitter = 0.0f, expert_dropout = 0.0f;
+  uint64_t noise_seed = 0;
   int capacity(int N) const;     // INT32_MAX when dropless
 };
 
@@ -88,6 +96,10 @@ class MoeBlock {
   explicit MoeBlock(const MoeSpec& spec) : spec_(spec) {}
   const MoeSpec& spec() const { return spec_; }
   void set_capacity_factor(float cf) { spec_.capacity_factor = cf; }  // training vs evaluation
+  // Training noise for the next forward (zeros: none, as in evaluation).
+  void set_noise(float jitter, float expert_dropout, uint64_t seed) {
+    spec_.jitter = jitter, spec_.expert_dropout = expert_dropout, spec_.noise_seed = seed;
+  }
   // wbf: bf16 copies of w1, w3, w2 (null for fp32 experts). The router is fp32 always.
   void forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf = nullptr);
   void backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,
@@ -102,11 +114,13 @@ class MoeBlock {
   MoeLosses l_;
   int N_ = 0;
   const MoeWeights<bf16>* wbf_ = nullptr;
+  void apply_expert_dropout(float* h, int R, int F, int K) const;
   std::vector<float> logits_, probs_;    // (N,E)
   std::vector<int32_t> offsets_;         // (E+1) start of each expert's rows
   std::vector<int32_t> row_pair_;        // (R) the (n*K+k) pair of each grouped row
   std::vector<int32_t> pair_row_;        // (N*K) the grouped row of each pair, -1 when dropped
   std::vector<double> lse_;              // (N) router logsumexp
+  std::vector<float> xr_;                // (N,C) the router's input (x with jitter)
   std::vector<float> xg_, h1_, h3_, a_, y_;  // (R,C), (R,F), (R,F), (R,F), (R,C)
   std::vector<bf16> xg_bf_, a_bf_, d_bf_;
 };

@@ -15,15 +15,17 @@ double max_abs(const std::vector<float>& v) {
 }
 
 TEST(Fast, MoeBlockMatchesReference) {
-  struct Case { int N, C, F, E, K; MlpKind mlp; bool bias, renorm; float cf; };
+  struct Case { int N, C, F, E, K; MlpKind mlp; bool bias, renorm; float cf; float jitter = 0, drop = 0; };
   for (Case c : {Case{37, 24, 40, 4, 1, MlpKind::Gelu, true, false, 1.0f},
                  Case{64, 32, 48, 8, 2, MlpKind::SwiGLU, false, true, 1.25f},
                  Case{65, 16, 24, 8, 2, MlpKind::SwiGLU, false, false, 0.0f},
                  Case{17, 8, 12, 3, 3, MlpKind::Gelu, true, true, 1.0f},
-                 Case{300, 64, 96, 8, 1, MlpKind::SwiGLU, false, true, 2.0f}}) {
+                 Case{300, 64, 96, 8, 1, MlpKind::SwiGLU, false, true, 2.0f},
+                 Case{50, 16, 24, 4, 2, MlpKind::Gelu, true, true, 1.25f, 0.1f, 0.25f}}) {
     MoeSpec sp;
     sp.C = c.C, sp.F = c.F, sp.E = c.E, sp.K = c.K, sp.mlp = c.mlp, sp.bias = c.bias, sp.renormalize = c.renorm;
     sp.capacity_factor = c.cf;
+    sp.jitter = c.jitter, sp.expert_dropout = c.drop, sp.noise_seed = 9;  // the same noise in both paths
     const int N = c.N, C = c.C, F = c.F, E = c.E;
     auto x = randn<float>(size_t(N) * C, 1), router = randn<float>(size_t(E) * C, 2, 0.5),
          w1 = randn<float>(size_t(E) * F * C, 3, 0.2), w3 = randn<float>(size_t(E) * F * C, 4, 0.2),
@@ -55,6 +57,13 @@ TEST(Fast, MoeBlockMatchesReference) {
       MoeGrads<float> gg{dr.data(), dw1.data(), c.bias ? db1.data() : nullptr, swi ? dw3.data() : nullptr,
                          dw2.data(), c.bias ? db2.data() : nullptr};
       blk.backward(dx.data(), gg, g.data(), x.data(), w, 1.0f);
+      if (c.drop > 0) {  // the noise is really applied: without it the output differs
+        MoeBlock quiet(sp);
+        quiet.set_noise(0, 0, 0);
+        std::vector<float> q(size_t(N) * C);
+        quiet.forward(q.data(), x.data(), N, w, bf ? &wb : nullptr);
+        EXPECT_NE(q, out.vec()) << "expert dropout and jitter must change the output";
+      }
       std::string what = std::string(bf ? "bf16 " : "fp32 ") + "N=" + std::to_string(N) + " K=" + std::to_string(c.K);
       for (auto* b : {&out, &dx, &dr, &dw1, &dw3, &dw2, &db1, &db2}) ASSERT_TRUE(b->intact(what));
       // The router is fp32 in both modes: the same decisions.
