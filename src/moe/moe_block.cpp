@@ -61,7 +61,8 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   const MoeSpec& sp = spec_;
   const int C = sp.C, F = sp.F, E = sp.E, K = sp.K;
   N_ = N;
-  wbf_ = wbf;
+  bf_ = wbf != nullptr;
+  if (wbf) wbf_ = *wbf;
   // Router in fp32 whatever the compute dtype (selective precision).
   logits_.resize(size_t(N) * E);
   probs_.resize(size_t(N) * E);
@@ -175,7 +176,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
                         float dloss_scale) {
   const MoeSpec& sp = spec_;
   const int C = sp.C, F = sp.F, E = sp.E, K = sp.K, N = N_, R = offsets_[E];
-  const bool bf = wbf_ != nullptr;
+  const bool bf = bf_;
   // Combine backward: dy rows = weight * dout[token]; d weight = dout[token] . y.
   std::vector<float> dy(size_t(R) * C), dweight(size_t(N) * K, 0.0f);
 #pragma omp parallel for schedule(static)
@@ -207,7 +208,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     mm_tn_acc(g.w2 + wo, &dy[size_t(o) * C], dyb, &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, C, F,
               cnt);
     if (g.b2) bias_backward(g.b2 + size_t(e) * C, &dy[size_t(o) * C], cnt, C);
-    mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_->w2 + wo : nullptr, cnt, F, C, false);
+    mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_.w2 + wo : nullptr, cnt, F, C, false);
   }
   if (sp.expert_dropout > 0) apply_expert_dropout(da.data(), R, F, K);
   std::vector<float> dh1(size_t(R) * F), dh3;
@@ -236,12 +237,12 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
               cnt);
     if (g.b1) bias_backward(g.b1 + size_t(e) * F, &dh1[size_t(o) * F], cnt, F);
     mm_nn(&dxg[size_t(o) * C], &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, w.w1 + wo,
-          bf ? wbf_->w1 + wo : nullptr, cnt, C, F, false);
+          bf ? wbf_.w1 + wo : nullptr, cnt, C, F, false);
     if (sp.mlp == MlpKind::SwiGLU) {
       mm_tn_acc(g.w3 + wo, &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F,
                 C, cnt);
       mm_nn(&dxg[size_t(o) * C], &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, w.w3 + wo,
-            bf ? wbf_->w3 + wo : nullptr, cnt, C, F, true);
+            bf ? wbf_.w3 + wo : nullptr, cnt, C, F, true);
     }
   }
   // Router backward (fp32): combine weights, aux through P, softmax, z.

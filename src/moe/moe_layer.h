@@ -113,7 +113,8 @@ class MoeBlock {
   MoeRouting r_;
   MoeLosses l_;
   int N_ = 0;
-  const MoeWeights<bf16>* wbf_ = nullptr;
+  MoeWeights<bf16> wbf_;  // a copy: the caller's struct may be gone by the backward
+  bool bf_ = false;
   void apply_expert_dropout(float* h, int R, int F, int K) const;
   std::vector<float> logits_, probs_;    // (N,E)
   std::vector<int32_t> offsets_;         // (E+1) start of each expert's rows

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""Writes a small random Hugging Face checkpoint directory (GPT-2 or Llama family) and,
+"""Writes a small random Hugging Face checkpoint directory (GPT-2, Llama or Mixtral family) and,
 optionally, a random batch file, so model_oracle.py can be run without the C++ side.
 
   /usr/bin/python3 tests/oracle/make_model_fixture.py --family gpt2|llama --out DIR
       [--batch FILE] [--dtype F32|BF16|F16] [--shards N] [--seed S]
       [--layers 2] [--hidden 32] [--heads 4] [--kv-heads H] [--ffn F] [--vocab 64]
       [--max-pos 64] [--tie 0|1] [--batch-size 2] [--seq 16] [--ignore-frac 0.125]
+      mixtral: [--experts 4] [--topk 2] [--capacity 0] [--eval-capacity 0] [--renorm 0|1]
+               [--moe-layers all|1,3] [--aux-coef 0.01] [--z-coef 1e-3]
 
 DIR gets config.json (HF fields, "architectures", "torch_dtype") and model.safetensors
 (HF names and layouts), or with --shards N > 1 model-0000i-of-0000N.safetensors plus
@@ -53,6 +55,22 @@ def llama_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None, m
     }
 
 
+def mixtral_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None, max_pos=64, tie=False,
+                   dtype="F32", theta=10000.0, eps=1e-5, experts=4, topk=2, capacity=0.0, eval_capacity=0.0,
+                   renorm=True, moe_layers=None, aux_coef=0.01, z_coef=1e-3):
+    """Llama's fields plus the MoE keys our C++ reads (src/model/moe_config.cpp).
+    moe_layers None: every layer (the key is left out, as in a pure Mixtral)."""
+    c = llama_config(vocab, hidden, layers, heads, kv_heads, ffn, max_pos, tie, dtype, theta, eps)
+    c.update({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "sliding_window": None,
+              "num_local_experts": experts, "num_experts_per_tok": topk, "router_aux_loss_coef": aux_coef,
+              "router_z_loss_coef": z_coef, "moe_capacity_factor": capacity,
+              "moe_eval_capacity_factor": eval_capacity, "moe_renormalize": bool(renorm),
+              "output_router_logits": False})
+    if moe_layers is not None:
+        c["moe_layers"] = list(moe_layers)
+    return c
+
+
 def random_params(config, seed):
     """name -> float32 ndarray in HF layout, in model order."""
     rng = np.random.default_rng(seed)
@@ -84,7 +102,7 @@ def random_params(config, seed):
         p["transformer.ln_f.weight"], p["transformer.ln_f.bias"] = norm(C), bias(C)
         if not config.get("tie_word_embeddings", True):
             p["lm_head.weight"] = w(V, C)
-    elif config["model_type"] == "llama":
+    elif config["model_type"] in ("llama", "mixtral"):
         V, C, L = config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]
         F, H = config["intermediate_size"], config["num_attention_heads"]
         Hkv = config.get("num_key_value_heads") or H
@@ -98,6 +116,15 @@ def random_params(config, seed):
             p[h + "self_attn.v_proj.weight"] = w(Hkv * D, C)
             p[h + "self_attn.o_proj.weight"] = w(C, H * D)
             p[h + "post_attention_layernorm.weight"] = norm(C)
+            if config["model_type"] == "mixtral" and i in config.get("moe_layers", range(L)):
+                m = h + "block_sparse_moe."
+                # router: 5x the init std, so the probabilities are spread (no near-ties) and
+                # the routing is skewed enough for a capacity of cf K N / E to drop pairs
+                p[m + "gate.weight"] = w(config["num_local_experts"], C) * np.float32(5.0)
+                for e in range(config["num_local_experts"]):
+                    x = m + "experts.%d." % e
+                    p[x + "w1.weight"], p[x + "w3.weight"], p[x + "w2.weight"] = w(F, C), w(F, C), w(C, F)
+                continue
             p[h + "mlp.gate_proj.weight"] = w(F, C)
             p[h + "mlp.up_proj.weight"] = w(F, C)
             p[h + "mlp.down_proj.weight"] = w(C, F)
@@ -143,7 +170,7 @@ def write_batch(path, V, B, T, seed, ignore_frac=0.125):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", choices=["gpt2", "llama"], required=True)
+    ap.add_argument("--family", choices=["gpt2", "llama", "mixtral"], required=True)
     ap.add_argument("--out", required=True, help="checkpoint directory to write")
     ap.add_argument("--batch", help="batch safetensors file to write (optional)")
     ap.add_argument("--dtype", choices=["F32", "BF16", "F16"], default="F32")
@@ -158,6 +185,14 @@ def main():
     ap.add_argument("--max-pos", type=int, default=64)
     ap.add_argument("--theta", type=float, default=10000.0, help="llama rope_theta")
     ap.add_argument("--tie", type=int, choices=[0, 1], default=None, help="default 1 (gpt2), 0 (llama)")
+    ap.add_argument("--experts", type=int, default=4, help="mixtral: num_local_experts")
+    ap.add_argument("--topk", type=int, default=2, help="mixtral: num_experts_per_tok")
+    ap.add_argument("--capacity", type=float, default=0.0, help="mixtral: moe_capacity_factor (<= 0: dropless)")
+    ap.add_argument("--eval-capacity", type=float, default=0.0, help="mixtral: moe_eval_capacity_factor")
+    ap.add_argument("--renorm", type=int, choices=[0, 1], default=1, help="mixtral: moe_renormalize")
+    ap.add_argument("--moe-layers", default="all", help='mixtral: "all" (key left out) or indices "1,3"')
+    ap.add_argument("--aux-coef", type=float, default=0.01, help="mixtral: router_aux_loss_coef")
+    ap.add_argument("--z-coef", type=float, default=1e-3, help="mixtral: router_z_loss_coef")
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--seq", type=int, default=16)
     ap.add_argument("--ignore-frac", type=float, default=0.125)
@@ -165,9 +200,18 @@ def main():
     if a.family == "gpt2":
         cfg = gpt2_config(a.vocab, a.hidden, a.layers, a.heads, a.ffn, a.max_pos, True if a.tie is None else a.tie,
                           a.dtype)
-    else:
+    elif a.family == "llama":
         kv = a.kv_heads or (a.heads // 2 if a.heads % 2 == 0 else a.heads)
         cfg = llama_config(a.vocab, a.hidden, a.layers, a.heads, kv, a.ffn, a.max_pos, bool(a.tie), a.dtype, a.theta)
+    else:
+        kv = a.kv_heads or (a.heads // 2 if a.heads % 2 == 0 else a.heads)
+        ml = None if a.moe_layers == "all" else [int(v) for v in a.moe_layers.split(",") if v.strip()]
+        if ml is not None and (not ml or min(ml) < 0 or max(ml) >= a.layers):
+            ap.error("--moe-layers: indices in [0, %d), or all" % a.layers)
+        cfg = mixtral_config(a.vocab, a.hidden, a.layers, a.heads, kv, a.ffn, a.max_pos, bool(a.tie), a.dtype,
+                             a.theta, experts=a.experts, topk=a.topk, capacity=a.capacity,
+                             eval_capacity=a.eval_capacity, renorm=a.renorm, moe_layers=ml, aux_coef=a.aux_coef,
+                             z_coef=a.z_coef)
     params = write_model(a.out, cfg, a.seed, a.dtype, a.shards)
     msg = "make_model_fixture: %s, %d tensors, %d params, %s, %d shard(s) -> %s" % (
         a.family, len(params), sum(x.size for x in params.values()), a.dtype, max(a.shards, 1), a.out)

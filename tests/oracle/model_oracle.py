@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch oracle for whole models: GPT2LMHeadModel and LlamaForCausalLM semantics.
+"""PyTorch oracle for whole models: GPT2LMHeadModel, LlamaForCausalLM semantics, and Mixtral with our MoE block.
 
   /usr/bin/python3 tests/oracle/model_oracle.py --model DIR --batch FILE --out FILE
       [--steps 10] [--lr 1e-3] [--beta1 0.9] [--beta2 0.95] [--eps 1e-8]
@@ -13,14 +13,23 @@ F64, all loaded as float64. FILE holds "inputs" (B,T) I32 and "targets" (B,T) I3
 
   logits        (B,T,V)  at the initial weights
   loss          [1]      mean cross-entropy over the non-ignored targets, initial weights
-  grad.<name>            d loss / d parameter at the initial weights (before clipping), for
-                         every parameter, with its name and layout in the checkpoint (tied
-                         embeddings: the wte / embed_tokens grad includes the lm_head part)
-  losses        [steps]  loss before each training step's update   (only when steps > 0)
+  moe_loss      [1]      MoE models: sum over the MoE layers of aux + z, initial weights
+  moe.<l>.choice/kept (N,K), moe.<l>.counts (E), moe.<l>.aux/z [1]: MoE layer l's routing
+                         at the initial weights (N = B*T; as floats; kept = admitted pairs)
+  grad.<name>            d (loss + moe_loss) / d parameter at the initial weights (before
+                         clipping), for every parameter, with its name and layout in the
+                         checkpoint (tied embeddings: the wte / embed_tokens grad includes
+                         the lm_head part; Mixtral: one per expert tensor, as in the file)
+  losses        [steps]  loss (LM part) before each step's update  (only when steps > 0)
   grad_norms    [steps]  global grad L2 norm before clipping, as clip_grad_norm_ returns
   final.<name>           every parameter after the last step       (only when steps > 0)
 
-A step: forward, loss.backward(), torch.nn.utils.clip_grad_norm_(all params, clip)
+MoE (model_type "mixtral"): blocks as src/moe/moe_layer.h defines them (see mixtral_moe),
+with the training capacity factor moe_capacity_factor; the metadata records the dropped
+pairs of every step and the smallest probability gap any routing decision hung on (the
+run fails under --min-gap, default 1e-5: fp32 might route differently).
+
+A step: forward, (loss + moe_loss).backward(), torch.nn.utils.clip_grad_norm_(all params, clip)
 (skipped when clip <= 0; the norm is still recorded), torch.optim.AdamW step with
 weight decay on the parameters with ndim >= 2 and none on the others; constant lr.
 The optimizer hyperparameters and the config's eps / rope_theta are rounded to
@@ -119,6 +128,29 @@ def llama_hparams(cfg):
               tie=bool(_get(cfg, "tie_word_embeddings", False)))
 
 
+def mixtral_hparams(cfg):
+    """Llama's fields plus the MoE keys, with the C++ defaults (src/model/moe_config.cpp)."""
+    hp = llama_hparams(cfg)
+    if _get(cfg, "sliding_window") is not None:
+        raise OracleError("mixtral: sliding_window %r not supported" % cfg["sliding_window"])
+    hp.family = "mixtral"
+    hp.E = int(_get(cfg, "num_local_experts", 0))
+    if hp.E <= 0:
+        raise OracleError("mixtral: num_local_experts must be a positive integer")
+    hp.K = int(_get(cfg, "num_experts_per_tok", 2))
+    if not 1 <= hp.K <= hp.E:
+        raise OracleError("mixtral: num_experts_per_tok %d must be in [1, %d]" % (hp.K, hp.E))
+    hp.aux_coef = f32(_get(cfg, "router_aux_loss_coef", 0.01))
+    hp.z_coef = f32(_get(cfg, "router_z_loss_coef", 1e-3))
+    hp.cf = f32(_get(cfg, "moe_capacity_factor", 0.0))  # training capacity factor: what we compare
+    hp.renorm = bool(_get(cfg, "moe_renormalize", True))
+    layers = _get(cfg, "moe_layers")
+    hp.moe_layers = tuple(range(hp.L)) if layers is None else tuple(sorted(set(int(l) for l in layers)))
+    if not hp.moe_layers or min(hp.moe_layers) < 0:
+        raise OracleError("mixtral: moe_layers %r must be a non-empty list of layer indices" % layers)
+    return hp
+
+
 # ================================================================== parameter specs (HF names, layouts)
 # Each returns [(name, shape)] in model order; the checkpoint must hold exactly these.
 
@@ -151,7 +183,10 @@ def llama_spec(hp):
             if hp.attn_bias:
                 s.append((h + "self_attn.%s.bias" % proj, (rows,)))
         s.append((h + "post_attention_layernorm.weight", (C,)))
-        s += llama_mlp_spec(hp, h + "mlp.")
+        if i in getattr(hp, "moe_layers", ()):
+            s += mixtral_moe_spec(hp, h + "block_sparse_moe.")
+        else:
+            s += llama_mlp_spec(hp, h + "mlp.")
     s.append(("model.norm.weight", (C,)))
     if not hp.tie:
         s.append(("lm_head.weight", (V, C)))
@@ -164,6 +199,14 @@ def llama_mlp_spec(hp, pre):
         s.append((pre + proj + ".weight", shape))
         if hp.mlp_bias:
             s.append((pre + proj + ".bias", shape[:1]))
+    return s
+
+
+def mixtral_moe_spec(hp, pre):
+    s = [(pre + "gate.weight", (hp.E, hp.C))]  # router (E,C)
+    for e in range(hp.E):
+        x = pre + "experts.%d." % e
+        s += [(x + "w1.weight", (hp.F, hp.C)), (x + "w3.weight", (hp.F, hp.C)), (x + "w2.weight", (hp.C, hp.F))]
     return s
 
 
@@ -253,11 +296,64 @@ def llama_mlp(P, pre, x, hp, ctx):
     return linear(P, pre + "down_proj.", F.silu(linear(P, pre + "gate_proj.", x, b)) * linear(P, pre + "up_proj.", x, b), b)
 
 
+def mixtral_moe(P, pre, x, hp, ctx):
+    """The MoE block of src/moe/moe_layer.h (not HF's MixtralSparseMoeBlock where they differ):
+    p = softmax(x Wr^T); top-K by p (ties: lower id); combine weights raw p or p / sum over
+    the chosen K; capacity ceil(cf K N / E) per expert (cf <= 0: dropless), pairs admitted
+    choice-major in token order, a dropped pair contributes nothing; expert e is
+    w2 (silu(w1 x) * (w3 x)). aux = aux_coef E sum_e f_e P_e with f_e = pairs choosing e
+    before dropping / (N K) (a constant) and P_e = mean_n p[n,e]; z = z_coef mean_n lse^2.
+    The decisions come from the float64 probabilities; ctx["moe"] records them with the
+    smallest gap between consecutive sorted probabilities that a decision depends on."""
+    B, T, C = x.shape
+    N, E, K = B * T, hp.E, hp.K
+    xs = x.reshape(N, C)
+    logits = xs @ P[pre + "gate.weight"].T
+    p = torch.softmax(logits, dim=-1)
+    lse = torch.logsumexp(logits, dim=-1)
+    pd = p.detach().numpy()
+    order = np.argsort(-pd, axis=1, kind="stable")  # descending; equal values keep the lower id first
+    choice = order[:, :K]
+    sv = np.take_along_axis(pd, order, axis=1)
+    gap = float((sv[:, :min(K, E - 1)] - sv[:, 1:min(K, E - 1) + 1]).min()) if E > 1 else math.inf
+    cap = math.ceil(hp.cf * K * N / E - 1e-9) if hp.cf > 0 else N * K
+    kept = np.zeros((N, K), dtype=bool)
+    counts = np.zeros(E, dtype=np.int64)
+    for k in range(K):  # choice-major, token order
+        for n in range(N):
+            e = choice[n, k]
+            if counts[e] < cap:
+                kept[n, k] = True
+                counts[e] += 1
+    ch = torch.tensor(choice)
+    chosen = p.gather(1, ch)
+    weight = chosen / chosen.sum(dim=1, keepdim=True) if hp.renorm else chosen
+    out = torch.zeros_like(xs)
+    for e in range(E):
+        rows, ks = np.nonzero((choice == e) & kept)
+        if len(rows) == 0:
+            continue
+        r, kk = torch.tensor(rows), torch.tensor(ks)
+        xe = xs[r]
+        ex = pre + "experts.%d." % e
+        y = linear(P, ex + "w2.", F.silu(linear(P, ex + "w1.", xe)) * linear(P, ex + "w3.", xe))
+        out = out.index_add(0, r, weight[r, kk][:, None] * y)
+    f = torch.tensor(np.bincount(choice.reshape(-1), minlength=E) / (N * K), dtype=F64)
+    aux = hp.aux_coef * E * (f * p.mean(dim=0)).sum()
+    z = hp.z_coef * (lse * lse).mean()
+    ctx.setdefault("moe", []).append(dict(layer=int(pre.split(".")[2]), aux=aux, z=z, choice=choice, kept=kept,
+                                          counts=counts, capacity=cap, dropped=int((~kept).sum()), min_gap=gap))
+    return out.reshape(B, T, C)
+
+
 # ================================================================== families
 
 class Family:
+    """mlp: {checkpoint key: block function}; the first entry serves every layer unless
+    moe_mlp is set: then that entry serves the layers in hp.moe_layers."""
+
     def __init__(self, hparams, spec, embed, norm, attn, mlp, layer_prefix, norm_names, final_norm, wte,
-                 aliases=None, buffers=()):
+                 aliases=None, buffers=(), moe_mlp=None):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
@@ -285,8 +381,12 @@ FAMILIES = {
     "llama": Family(llama_hparams, llama_spec, llama_embed, rmsnorm, {"self_attn": llama_attention},
                     {"mlp": llama_mlp}, "model.layers.%d.", ("input_layernorm.", "post_attention_layernorm."),
                     "model.norm.", "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",)),
-    # "mixtral": llama's parts with {"block_sparse_moe": mixtral_moe} as the MLP block and
-    # spec entries block_sparse_moe.gate.weight (E,C), experts.{e}.w1/w3 (F,C), w2 (C,F).
+    # Mixtral: llama's parts; the MoE layers (moe_layers; all when absent) use block_sparse_moe
+    # (gate.weight (E,C), experts.{e}.w1/w3 (F,C), w2 (C,F)), the others Llama's mlp.
+    "mixtral": Family(mixtral_hparams, llama_spec, llama_embed, rmsnorm, {"self_attn": llama_attention},
+                      {"mlp": llama_mlp}, "model.layers.%d.", ("input_layernorm.", "post_attention_layernorm."),
+                      "model.norm.", "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",),
+                      moe_mlp=("block_sparse_moe", mixtral_moe)),
 }
 
 
@@ -329,20 +429,34 @@ class Model:
         return [self.P[n] for n in self.names]
 
     def forward(self, idx):
+        """Logits; self.moe holds the MoE layers' records of this forward (mixtral_moe)."""
         fam, hp, P = self.fam, self.hp, self.P
         x, ctx = fam.embed(P, idx, hp)
-        (attn_key, attn), (mlp_key, mlp) = next(iter(fam.attn.items())), next(iter(fam.mlp.items()))
+        (attn_key, attn), dense = next(iter(fam.attn.items())), next(iter(fam.mlp.items()))
         for i in range(hp.L):
             pre = fam.layer_prefix % i
+            mlp_key, mlp = fam.moe_mlp if fam.moe_mlp and i in hp.moe_layers else dense
             x = x + attn(P, pre + attn_key + ".", fam.norm(P, pre + fam.norm_names[0], x, hp), hp, ctx)
             x = x + mlp(P, pre + mlp_key + ".", fam.norm(P, pre + fam.norm_names[1], x, hp), hp, ctx)
+        self.moe = ctx.get("moe", [])
         x = fam.norm(P, fam.final_norm, x, hp)
         head = P[fam.wte] if hp.tie else P["lm_head.weight"]
         return x @ head.T
 
     def loss(self, idx, targets):
+        """(logits, LM loss); the MoE part of the same forward is self.moe_loss()."""
         logits = self.forward(idx)
         return logits, F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+
+    def moe_loss(self):
+        """Sum over the MoE layers of aux + z of the last forward (0 for a dense model)."""
+        return sum((r["aux"] + r["z"] for r in self.moe), torch.zeros((), dtype=F64))
+
+    def objective(self, idx, targets):
+        """(logits, LM loss, MoE loss, LM + MoE loss: what training minimises)."""
+        logits, lm = self.loss(idx, targets)
+        moe = self.moe_loss()
+        return logits, lm, moe, lm + moe
 
 
 def load_model(model_dir):
@@ -383,13 +497,24 @@ def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
     params = model.params()
     opt = make_optimizer(model, lr, beta1, beta2, eps, wd)
     out, losses, norms = {}, [], []
+    model.moe_stats = {"min_gap": math.inf, "dropped": []}  # over every step's forward
     for s in range(max(steps, 1)):
         opt.zero_grad(set_to_none=True)
-        logits, loss = model.loss(idx, targets)
-        loss.backward()
+        logits, loss, moe, total = model.objective(idx, targets)
+        total.backward()
+        for r in model.moe:
+            model.moe_stats["min_gap"] = min(model.moe_stats["min_gap"], r["min_gap"])
+        model.moe_stats["dropped"].append(sum(r["dropped"] for r in model.moe))
         if s == 0:
             out["logits"] = logits.detach().numpy()
             out["loss"] = np.array([loss.item()])
+            if model.moe:
+                out["moe_loss"] = np.array([moe.item()])
+                for r in model.moe:
+                    m = "moe.%d." % r["layer"]
+                    out[m + "choice"], out[m + "kept"] = r["choice"].astype(np.float64), r["kept"].astype(np.float64)
+                    out[m + "counts"] = r["counts"].astype(np.float64)
+                    out[m + "aux"], out[m + "z"] = np.array([r["aux"].item()]), np.array([r["z"].item()])
             for n in model.names:
                 out["grad." + model.file_name[n]] = model.P[n].grad.detach().numpy().copy()
         if steps == 0:
@@ -414,11 +539,20 @@ def oracle(args):
     model = load_model(args.model)
     idx, targets = load_batch(args.batch, model.hp.V)
     out = run(model, idx, targets, args.steps, args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.clip)
-    st_io.write_safetensors(args.out, {k: v.astype(np.float32) for k, v in out.items()}, {
-        "model_type": model.hp.family, "steps": args.steps, "lr": args.lr, "beta1": args.beta1, "beta2": args.beta2,
-        "eps": args.eps, "weight_decay": args.weight_decay, "clip": args.clip, "torch": torch.__version__,
-        "valid_targets": int((targets != IGNORE).sum())})
+    meta = {"model_type": model.hp.family, "steps": args.steps, "lr": args.lr, "beta1": args.beta1,
+            "beta2": args.beta2, "eps": args.eps, "weight_decay": args.weight_decay, "clip": args.clip,
+            "torch": torch.__version__, "valid_targets": int((targets != IGNORE).sum())}
     msg = "model_oracle: %s B=%d T=%d loss %.6f" % (model.hp.family, idx.shape[0], idx.shape[1], out["loss"][0])
+    if "moe_loss" in out:
+        st = model.moe_stats
+        meta.update({"moe_layers": ",".join(str(l) for l in model.hp.moe_layers), "moe_dropped": st["dropped"][0],
+                     "moe_dropped_per_step": ",".join(str(d) for d in st["dropped"]), "moe_min_gap": repr(st["min_gap"])})
+        msg += " moe_loss %.6f; dropped pairs per step %s; min routing gap %.2e" % (
+            out["moe_loss"][0], st["dropped"], st["min_gap"])
+        if st["min_gap"] < args.min_gap:
+            raise OracleError("a routing decision hangs on a probability gap of %.2e < --min-gap %.1e: fp32 and "
+                              "float64 may route differently; choose another seed" % (st["min_gap"], args.min_gap))
+    st_io.write_safetensors(args.out, {k: v.astype(np.float32) for k, v in out.items()}, meta)
     if args.steps > 0:
         msg += " -> %.6f after %d steps" % (out["losses"][-1], args.steps)
     print(msg + " (%.2fs) -> %s" % (time.time() - t0, args.out))
@@ -448,6 +582,9 @@ def selftest(keep=None):
         "gpt2_untied": fx.gpt2_config(V, 32, 2, 4, 48, 32, False),
         "llama_gqa": fx.llama_config(V, 32, 2, 4, 2, 80, 32, False),
         "llama_tied_mqa": fx.llama_config(V, 32, 2, 4, 1, 64, 32, True, theta=500000.0),
+        "mixtral_top2": fx.mixtral_config(V, 32, 2, 4, 2, 48, 32, False, experts=4, topk=2),
+        "mixtral_top1_cap": fx.mixtral_config(V, 32, 2, 4, 2, 48, 32, False, experts=4, topk=1, capacity=1.0,
+                                              renorm=False, moe_layers=[1], aux_coef=0.1, z_coef=0.01),
     }
     for name, cfg in cases.items():
         print("[%s]" % name)
@@ -458,11 +595,12 @@ def selftest(keep=None):
         m = load_model(d)
 
         # (a) loss at init ~ ln V
-        _, loss = m.loss(idx, targets)
+        _, loss, _, total = m.objective(idx, targets)
         check(abs(loss.item() - math.log(V)) < 0.05, "(a) init loss %.5f vs ln V %.5f" % (loss.item(), math.log(V)))
 
         # (b) autograd vs central finite differences, 3 random entries of every parameter
-        loss.backward()
+        # (of LM + MoE loss; the routing must not flip under the +-h probes: min gap >> h)
+        total.backward()
         rng = np.random.default_rng(0)
         h, worst, worst_abs, n = 1e-5, 0.0, 0.0, 0
         with torch.no_grad():
@@ -472,9 +610,9 @@ def selftest(keep=None):
                 for j in rng.choice(flat.numel(), size=min(3, flat.numel()), replace=False):
                     x0 = flat[j].item()
                     flat[j] = x0 + h
-                    lp = m.loss(idx, targets)[1].item()
+                    lp = m.objective(idx, targets)[3].item()
                     flat[j] = x0 - h
-                    lm = m.loss(idx, targets)[1].item()
+                    lm = m.objective(idx, targets)[3].item()
                     flat[j] = x0
                     fd, ag = (lp - lm) / (2 * h), p.grad.view(-1)[j].item()
                     worst_abs = max(worst_abs, abs(fd - ag))
@@ -507,7 +645,7 @@ def selftest(keep=None):
             for t in range(1, 11):
                 for p in m2.P.values():
                     p.grad = None
-                m2.loss(idx, targets)[1].backward()
+                m2.objective(idx, targets)[3].backward()
                 with torch.no_grad():
                     gn = math.sqrt(sum(float((p.grad ** 2).sum()) for p in m2.P.values()))
                     scale = min(1.0, f32(clip) / (gn + 1e-6)) if clip > 0 else 1.0
@@ -591,6 +729,8 @@ def main():
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0, help="max grad norm; <= 0: no clipping")
+    ap.add_argument("--min-gap", type=float, default=1e-5,
+                    help="MoE: fail when a routing decision (any step) hangs on a smaller probability gap")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny models)")
     ap.add_argument("--selftest", action="store_true", help="check the oracle itself (fixtures in a temp dir)")
     ap.add_argument("--keep", help="with --selftest: write the fixtures here and keep them")

@@ -4,10 +4,18 @@
 // AdamW steps (with clipping and weight decay) must agree. The fixtures come from
 // make_model_fixture.py: random weights with non-trivial norms and biases, stored
 // as F32, BF16 or F16, in one file or in shards with an index.
+//
+// Mixtral (MoE) cases: the oracle implements src/moe/moe_layer.h in float64 and
+// trains on LM loss + the MoE layers' aux + z losses, as our model does; "loss" and
+// "losses" are the LM part, "moe_loss" the MoE part (compared with m.moe_loss()), and
+// each MoE layer's routing (choices, kept pairs, counts) must match ours exactly. The
+// oracle refuses fixtures where a routing decision, at any of the 10 steps, hangs on
+// a probability gap under 1e-5 (fp32 and float64 could decide differently).
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <regex>
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
@@ -27,6 +35,8 @@ struct Case {
   int shards;
   int tie;
   const char* sizes = "--seq 16 --batch-size 2";  // make_model_fixture.py size flags
+  const char* moe = "";                            // mixtral: MoE flags of make_model_fixture.py
+  bool expect_drops = false;                       // mixtral: the capacity must drop pairs at step 0
 };
 
 std::string py(const std::string& script) { return std::string(MOE_TORCH_PYTHON) + " " + MOE_TEST_SRC + "/oracle/" + script; }
@@ -50,11 +60,30 @@ std::vector<float> transposed(const std::vector<float>& a, int64_t rows, int64_t
   return t;
 }
 
-// The tensor `name` of our flat buffer `buf` in the file's (HF) layout.
+// The tensor `name` of our flat buffer `buf` in the file's (HF) layout. A per-expert
+// HF name ("...experts.3.w1.weight") is expert 3's slice of our [E, ...] tensor
+// ("...experts.*.w1.weight").
 std::vector<float> in_hf_layout(Model& m, const FlatBuffer& buf, const std::string& name) {
+  static const std::regex expert(R"(\.experts\.(\d+)\.)");
+  std::smatch mt;
+  if (!m.layout().find(name) && std::regex_search(name, mt, expert)) {
+    const std::string stacked = mt.prefix().str() + ".experts.*." + mt.suffix().str();
+    const ParamSpec& s = m.layout().at(stacked);
+    const int64_t e = std::stoll(mt[1].str()), per = s.shape.numel() / s.shape[0];
+    EXPECT_LT(e, s.shape[0]) << name;
+    const float* p = buf.data() + s.offset + e * per;
+    return std::vector<float>(p, p + per);  // Mixtral's experts are [out, in] as ours: never transposed
+  }
   const ParamSpec& s = m.layout().at(name);
   std::vector<float> ours(buf.data() + s.offset, buf.data() + s.offset + s.shape.numel());
   return hf_transposed(m, name) ? transposed(ours, s.shape[0], s.shape[1]) : ours;
+}
+
+// How many tensors the HF checkpoint of m holds (an [E, ...] expert tensor is E of them).
+size_t hf_tensor_count(Model& m) {
+  size_t n = 0;
+  for (const ParamSpec& s : m.layout().specs()) n += s.name.find('*') == std::string::npos ? 1 : size_t(s.shape[0]);
+  return n;
 }
 
 class ModelOracle : public ::testing::TestWithParam<Case> {};
@@ -65,7 +94,8 @@ TEST_P(ModelOracle, MatchesTorch) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string ckpt = dir + "/ckpt", batch = dir + "/batch.safetensors", out = dir + "/torch.safetensors";
-  std::string extra = std::string(c.family) == "llama" ? " --kv-heads 2" : "";
+  std::string extra = std::string(c.family) != "gpt2" ? " --kv-heads 2" : "";
+  if (*c.moe) extra += std::string(" ") + c.moe;
   ASSERT_NO_FATAL_FAILURE(sh(py("make_model_fixture.py") + " --family " + c.family + " --out " + ckpt + " --batch " +
                              batch + " --dtype " + c.dtype + " --shards " + std::to_string(c.shards) +
                              " --tie " + std::to_string(c.tie) + " " + c.sizes + extra));
@@ -90,21 +120,61 @@ TEST_P(ModelOracle, MatchesTorch) {
   const float want_loss = tf.read_f32(tf.at("loss"))[0];
   EXPECT_NEAR(loss, want_loss, 2e-6 * std::fabs(want_loss)) << "loss: a mean of fp32 token losses";
 
+  // MoE: the aux + z losses (not in `loss`), and every MoE layer's routing, exactly.
+  const bool moe = tf.find("moe_loss") != nullptr;
+  EXPECT_EQ(moe, std::string(c.family) == "mixtral") << "the oracle gives moe_loss for the MoE cases only";
+  if (moe) {
+    const double want_moe = tf.read_f32(tf.at("moe_loss"))[0];
+    EXPECT_NEAR(m.moe_loss(), want_moe, 2e-6 * std::fabs(want_moe)) << c.name << " moe_loss (aux + z)";
+    std::printf("[ %s ] moe_loss %.7g vs oracle %.7g: rel err %.2e\n", c.name, m.moe_loss(), want_moe,
+                std::fabs(m.moe_loss() - want_moe) / std::fabs(want_moe));
+    int moe_layers = 0, dropped = 0;
+    for (int l = 0; l < m.config().n_layer; l++) {
+      const MoeBlock* blk = m.moe_block(l);
+      const std::string pre = "moe." + std::to_string(l) + ".";
+      ASSERT_EQ(blk != nullptr, (tf.find(pre + "choice") != nullptr)) << c.name << " layer " << l << ": MoE on one side only";
+      if (!blk) continue;
+      moe_layers++;
+      const MoeRouting& r = blk->routing();
+      auto choice = tf.read_f32(tf.at(pre + "choice")), kept = tf.read_f32(tf.at(pre + "kept"));
+      auto counts = tf.read_f32(tf.at(pre + "counts"));
+      ASSERT_EQ(r.choice.size(), choice.size()) << pre;
+      int diff = 0;
+      for (size_t i = 0; i < choice.size(); i++) diff += r.choice[i] != int(choice[i]) || int(r.kept[i]) != int(kept[i]);
+      for (size_t e = 0; e < counts.size(); e++) diff += r.counts[e] != int(counts[e]);
+      EXPECT_EQ(diff, 0) << c.name << " layer " << l << ": routing (choices, kept, counts) differs";
+      dropped += r.dropped();
+    }
+    EXPECT_GT(moe_layers, 0);
+    EXPECT_EQ(std::to_string(dropped), tf.metadata().at("moe_dropped")) << c.name << " dropped pairs at step 0";
+    if (c.expect_drops) EXPECT_GT(dropped, 0) << c.name << ": the capacity case must drop pairs";
+    else EXPECT_EQ(dropped, 0) << c.name << ": a dropless case";
+    std::printf("[ %s ] MoE layers %d, dropped pairs at step 0: %d (per step, oracle: %s), min routing gap %s\n",
+                c.name, moe_layers, dropped, tf.metadata().at("moe_dropped_per_step").c_str(),
+                tf.metadata().at("moe_min_gap").c_str());
+  }
+
   // Backward: every parameter gradient, in the file's layout. Each gradient is checked
   // against its own scale: 2e-5 of the largest entry (fp32 sums over B*T = 32 tokens and
   // C = 32 channels through 2 layers; measured errors are < 1e-6 of that scale).
   m.grads().zero();
   m.backward();
   int checked = 0;
+  double worst_grad = 0;  // max over tensors of max |got - want| / max |want|
   for (const STEntry& e : tf.tensors()) {
     if (e.name.rfind("grad.", 0) != 0) continue;
     std::string name = e.name.substr(5);
     auto want = tf.read_f32(e);
     auto got = in_hf_layout(m, m.grads(), name);
     EXPECT_TRUE(all_close(got, want, 2e-5 * max_abs(want) + 1e-9, 1e-5, std::string(c.name) + " grad " + name));
+    if (got.size() == want.size()) {
+      double d = 0;
+      for (size_t i = 0; i < got.size(); i++) d = std::max(d, std::fabs(double(got[i]) - want[i]));
+      worst_grad = std::max(worst_grad, d / (max_abs(want) + 1e-30));
+    }
     checked++;
   }
-  EXPECT_EQ(size_t(checked), m.layout().specs().size()) << "the oracle must give a gradient for every parameter";
+  EXPECT_EQ(size_t(checked), hf_tensor_count(m)) << "the oracle must give a gradient for every parameter";
 
   // 10 steps of clip + AdamW on the same batch, from the loaded weights again.
   auto fresh = model_load(ckpt);
@@ -127,6 +197,7 @@ TEST_P(ModelOracle, MatchesTorch) {
   // its own running rms, so an entry whose gradient is near zero (at fp32 noise level)
   // takes a step of arbitrary relative error: at most 0.1% of the entries may differ
   // beyond 1e-5, and none by more than a tenth of the largest possible move (1e-3).
+  double worst_final = 0;
   for (const STEntry& e : tf.tensors()) {
     if (e.name.rfind("final.", 0) != 0) continue;
     std::string name = e.name.substr(6);
@@ -150,7 +221,15 @@ TEST_P(ModelOracle, MatchesTorch) {
     }
     EXPECT_LE(loose, got.size() / 1000) << c.name << " final " << name << ": " << loose << " entries beyond 1e-5";
     EXPECT_LE(worst, 0.1 * steps * lr) << c.name << " final " << name;
+    worst_final = std::max(worst_final, worst);
   }
+  auto want_losses = tf.read_f32(tf.at("losses"));
+  double worst_loss = 0;
+  for (size_t i = 0; i < losses.size() && i < want_losses.size(); i++)
+    worst_loss = std::max(worst_loss, std::fabs(double(losses[i]) - want_losses[i]) / std::fabs(want_losses[i]));
+  std::printf("[ %s ] max errors: loss rel %.2e, grad (of its tensor's max) %.2e, 10-step losses rel %.2e, "
+              "final weights abs %.2e\n", c.name, std::fabs(double(loss) - want_loss) / std::fabs(want_loss), worst_grad,
+              worst_loss, worst_final);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
@@ -165,7 +244,19 @@ INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
                                                 "--seq 64 --batch-size 2"},
                                            Case{"llama_wide", "llama", "F32", 1, 0,
                                                 "--hidden 384 --heads 6 --ffn 1024 --vocab 512 --max-pos 256 "
-                                                "--seq 64 --batch-size 2"}),
+                                                "--seq 64 --batch-size 2"},
+                                           // Mixtral: top-2, renormalised, dropless, every layer MoE.
+                                           Case{"mixtral_top2_dropless_renorm", "mixtral", "F32", 1, 0,
+                                                "--seq 16 --batch-size 2",
+                                                "--experts 4 --topk 2 --capacity 0 --renorm 1 --moe-layers all"},
+                                           // Switch: top-1, raw gates, capacity 1.0 (8 pairs per expert of
+                                           // 32): drops pairs; layer 1 MoE, layer 0 a dense Llama MLP. Larger
+                                           // aux / z coefficients so their gradients weigh in.
+                                           Case{"mixtral_switch_top1_capacity", "mixtral", "F32", 1, 0,
+                                                "--seq 16 --batch-size 2",
+                                                "--experts 4 --topk 1 --capacity 1.0 --renorm 0 --moe-layers 1 "
+                                                "--aux-coef 0.1 --z-coef 0.01",
+                                                true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
