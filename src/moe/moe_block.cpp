@@ -18,6 +18,8 @@ namespace moe {
 
 namespace {
 
+int padded(int rows) { return (rows + 15) / 16 * 16; }
+
 // C (M,N) [+]= A (M,K) · B^T (B stored (N,K)), bf16 operands when given.
 void mm_nt(float* C, const float* A, const bf16* Abf, const float* B, const bf16* Bbf, int M, int N, int K, bool acc) {
   if (Abf && Bbf) matmul_bf16(C, Abf, Bbf, M, N, K, false, true, acc);
@@ -43,6 +45,7 @@ void MoeBlock::apply_expert_dropout(float* h, int R, int F, int K) const {
   const uint64_t seed = spec_.noise_seed ^ 1;
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < R; row++) {
+    if (row_pair_[row] < 0) continue;  // padding row
     const uint64_t base = uint64_t(row_pair_[row]) * uint64_t(F);
     float* hr = h + size_t(row) * F;
     for (int f = 0; f < F; f++) hr[f] = dropout_uniform(seed, base + f) >= p ? hr[f] * scale : 0.0f;
@@ -102,11 +105,14 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     for (int n = 0; n < N; n++) l_.z += lse[n] * lse[n];
     l_.z *= double(sp.z_coef) / N;
   }
-  // Dispatch: rows of each expert contiguous, tokens in order within an expert.
+  // Dispatch: rows of each expert contiguous, tokens in order within an expert. Each
+  // expert's group is padded with zero rows to a multiple of 16, so the GEMMs see few
+  // distinct row counts (primitives are cached per shape; see matmul.cpp). Padding
+  // rows have no pair (-1), get zero gradients and are never combined.
   offsets_.assign(E + 1, 0);
-  for (int e = 0; e < E; e++) offsets_[e + 1] = offsets_[e] + r_.counts[e];
+  for (int e = 0; e < E; e++) offsets_[e + 1] = offsets_[e] + padded(r_.counts[e]);
   const int R = offsets_[E];
-  row_pair_.resize(R);
+  row_pair_.assign(R, -1);
   pair_row_.assign(size_t(N) * K, -1);
   {
     std::vector<int32_t> fill(offsets_.begin(), offsets_.end() - 1);
@@ -120,8 +126,10 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
   xg_.resize(size_t(R) * C);
 #pragma omp parallel for schedule(static)
-  for (int row = 0; row < R; row++)
-    std::memcpy(&xg_[size_t(row) * C], x + size_t(row_pair_[row] / K) * C, C * sizeof(float));
+  for (int row = 0; row < R; row++) {
+    if (row_pair_[row] >= 0) std::memcpy(&xg_[size_t(row) * C], x + size_t(row_pair_[row] / K) * C, C * sizeof(float));
+    else std::memset(&xg_[size_t(row) * C], 0, C * sizeof(float));
+  }
   const bool bf = wbf != nullptr;
   if (bf) {
     xg_bf_.resize(size_t(R) * C);
@@ -130,8 +138,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   // Experts: one GEMM per expert and matrix over its rows; activations over all rows.
   h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
   if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
+  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
+  // parallel region): one thread per expert keeps every core in a large single-thread
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int e = 0; e < E; e++) {
-    const int o = offsets_[e], cnt = r_.counts[e];
+    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * F * C;
     mm_nt(&h1_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo,
@@ -148,8 +160,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     a_bf_.resize(size_t(R) * F);
     f32_to_bf16(a_bf_.data(), a_.data(), a_.size());
   }
+  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
+  // parallel region): one thread per expert keeps every core in a large single-thread
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int e = 0; e < E; e++) {
-    const int o = offsets_[e], cnt = r_.counts[e];
+    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * C * F;
     mm_nt(&y_[size_t(o) * C], &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, w.w2 + wo,
@@ -178,10 +194,19 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   const int C = sp.C, F = sp.F, E = sp.E, K = sp.K, N = N_, R = offsets_[E];
   const bool bf = bf_;
   // Combine backward: dy rows = weight * dout[token]; d weight = dout[token] . y.
-  std::vector<float> dy(size_t(R) * C), dweight(size_t(N) * K, 0.0f);
+  // Scratch reused across calls: fresh multi-megabyte vectors would page-fault every
+  // step (measured: the backward took 4x the dense MLP's time before this).
+  std::vector<float>& dy = dy_;
+  std::vector<float>& dweight = dweight_;
+  dy.resize(size_t(R) * C);
+  dweight.assign(size_t(N) * K, 0.0f);
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < R; row++) {
     const int pair = row_pair_[row], n = pair / K;
+    if (pair < 0) {  // padding: no gradient
+      std::memset(&dy[size_t(row) * C], 0, C * sizeof(float));
+      continue;
+    }
     const float wt = float(r_.weight[pair]);
     const float* d = dout + size_t(n) * C;
     const float* y = &y_[size_t(row) * C];
@@ -199,9 +224,14 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     d_bf_.resize(size_t(R) * std::max(C, F));
     f32_to_bf16(d_bf_.data(), dy.data(), dy.size());
   }
-  std::vector<float> da(size_t(R) * F);
+  std::vector<float>& da = da_;
+  da.resize(size_t(R) * F);
+  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
+  // parallel region): one thread per expert keeps every core in a large single-thread
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int e = 0; e < E; e++) {
-    const int o = offsets_[e], cnt = r_.counts[e];
+    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * C * F;
     const bf16* dyb = bf ? &d_bf_[size_t(o) * C] : nullptr;
@@ -211,25 +241,33 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_.w2 + wo : nullptr, cnt, F, C, false);
   }
   if (sp.expert_dropout > 0) apply_expert_dropout(da.data(), R, F, K);
-  std::vector<float> dh1(size_t(R) * F), dh3;
+  std::vector<float>& dh1 = dh1_;
+  std::vector<float>& dh3 = dh3_;
+  dh1.resize(size_t(R) * F);
   if (sp.mlp == MlpKind::SwiGLU) {
     dh3.resize(size_t(R) * F);
     swiglu_backward(dh1.data(), dh3.data(), da.data(), h1_.data(), h3_.data(), size_t(R) * F);
   } else {
     gelu_backward(dh1.data(), h1_.data(), da.data(), size_t(R) * F);
   }
-  std::vector<float> dxg(size_t(R) * C);
-  std::vector<bf16> dh1b, dh3b;
+  std::vector<float>& dxg = dxg_;
+  dxg.resize(size_t(R) * C);
+  std::vector<bf16>& dh1b = dh1b_;
+  std::vector<bf16>& dh3b = dh3b_;
   if (bf) {
     dh1b.resize(dh1.size());
     f32_to_bf16(dh1b.data(), dh1.data(), dh1.size());
-    if (!dh3.empty()) {
+    if (sp.mlp == MlpKind::SwiGLU) {
       dh3b.resize(dh3.size());
       f32_to_bf16(dh3b.data(), dh3.data(), dh3.size());
     }
   }
+  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
+  // parallel region): one thread per expert keeps every core in a large single-thread
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int e = 0; e < E; e++) {
-    const int o = offsets_[e], cnt = r_.counts[e];
+    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * F * C;
     const bf16* xgb = bf ? &xg_bf_[size_t(o) * C] : nullptr;
@@ -249,7 +287,8 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   std::vector<double> f(E, 0.0);
   for (int n = 0; n < N; n++)
     for (int k = 0; k < K; k++) f[r_.choice[size_t(n) * K + k]] += 1.0 / (double(N) * K);
-  std::vector<float> dlogits(size_t(N) * E);
+  std::vector<float>& dlogits = dlogits_;
+  dlogits.resize(size_t(N) * E);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const float* p = &probs_[size_t(n) * E];

@@ -124,6 +124,8 @@ class MoeBlock {
   std::vector<float> xr_;                // (N,C) the router's input (x with jitter)
   std::vector<float> xg_, h1_, h3_, a_, y_;  // (R,C), (R,F), (R,F), (R,F), (R,C)
   std::vector<bf16> xg_bf_, a_bf_, d_bf_;
+  std::vector<float> dy_, dweight_, da_, dh1_, dh3_, dxg_, dlogits_;  // backward scratch
+  std::vector<bf16> dh1b_, dh3b_;
 };
 
 }  // namespace moe

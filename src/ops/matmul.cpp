@@ -108,9 +108,10 @@ void run_one(void* C, int ldc, const void* A, int lda, const void* B, int ldb, D
 
 // Row counts (M) and reduction lengths (K) change every step in MoE layers (tokens
 // per expert). A primitive per distinct value would JIT on almost every call and
-// grow the cache without bound, so M and K are split into a multiple of 64 and a
-// remainder below 64: at most N/64 + 64 shapes per dimension ever, each created once.
-constexpr int kBucket = 64;
+// grow the cache without bound. Multiples of 16 run as they are (the MoE block pads
+// its groups to 16 rows: a bounded set of values); any other M or K is split into a
+// multiple of 64 and a remainder below 64, each created once.
+constexpr int kBucket = 64, kAligned = 16;
 
 void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt, int M, int N, int K, bool transA,
          bool transB, bool accumulate) {
@@ -123,14 +124,14 @@ void run(void* C, int ldc, const void* A, int lda, const void* B, int ldb, Dt dt
   const size_t esz = dt == Dt::f32 ? 4 : 2;
   auto at = [&](const void* base, size_t elems) { return static_cast<const char*>(base) + elems * esz; };
   const int M0 = M / kBucket * kBucket, K0 = K / kBucket * kBucket;
-  if (M0 > 0 && M0 < M) {  // rows of A and C: split
+  if (M0 > 0 && M0 < M && M % kAligned != 0) {  // rows of A and C: split
     run(C, ldc, A, lda, B, ldb, dt, M0, N, K, transA, transB, accumulate);
     const size_t a_off = transA ? size_t(M0) : size_t(M0) * lda;
     run(static_cast<float*>(C) + size_t(M0) * ldc, ldc, at(A, a_off), lda, B, ldb, dt, M - M0, N, K, transA,
         transB, accumulate);
     return;
   }
-  if (K0 > 0 && K0 < K) {  // the reduction: the second part adds onto the first
+  if (K0 > 0 && K0 < K && K % kAligned != 0) {  // the reduction: the second part adds onto the first
     run(C, ldc, A, lda, B, ldb, dt, M, N, K0, transA, transB, accumulate);
     const size_t a_off = transA ? size_t(K0) * lda : size_t(K0);
     const size_t b_off = transB ? size_t(K0) : size_t(K0) * ldb;
