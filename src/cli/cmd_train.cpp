@@ -20,7 +20,7 @@ void on_sigint(int) { g_interrupted = 1; }
 
 struct MoeOpts {
   int experts = 0, top_k = 1;
-  std::string layers = "every-other", combine = "renorm";
+  std::string layers = "every-other", combine = "renorm", routing = "top-k";
   float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f, jitter = 0.0f, expert_dropout = 0.0f;
 };
 
@@ -37,7 +37,7 @@ const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "-
                                 "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
-                                "--z-coef", "--router-jitter", "--expert-dropout"};
+                                "--z-coef", "--router-jitter", "--expert-dropout", "--routing"};
 
 // Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
 void apply_moe(ModelConfig& mc, const MoeOpts& o) {
@@ -48,6 +48,7 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.moe_renormalize = o.combine == "renorm";
   mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
+  mc.expert_choice = o.routing == "expert-choice";
   mc.moe_layers.clear();
   mc.moe_all_layers = o.layers == "all";
   if (o.layers != "all" && o.layers != "every-other") {
@@ -200,6 +201,8 @@ void register_train(CLI::App& app) {
       ->check(CLI::IsMember({"renorm", "raw"}));
   sub->add_option("--aux-coef", m.aux, "MoE: load-balancing loss coefficient")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--routing", m.routing, "MoE: top-k (tokens choose) | expert-choice (refused: not causal)")
+      ->check(CLI::IsMember({"top-k", "expert-choice"}));
   sub->add_option("--router-jitter", m.jitter, "MoE: router input noise, x * U[1-j, 1+j] (training)")
       ->check(CLI::Range(0.0, 0.99));
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")

@@ -51,6 +51,9 @@ void ModelConfig::validate() const {
     for (int l = 0; l < n_layer; l++) any |= moe_layer(l);
     need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
     need(aux_loss_coef >= 0 && z_loss_coef >= 0, "aux and z loss coefficients must be non-negative");
+    need(!expert_choice,
+         "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "
+         "output depends on later tokens): a decoder must use tokens-choose top-k routing");
   }
 }
 

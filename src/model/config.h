@@ -43,6 +43,7 @@ struct ModelConfig {
   bool moe_renormalize = true;       // combine: renormalised top-k (Mixtral) or raw gates (Switch)
   float aux_loss_coef = 0.01f;
   float z_loss_coef = 1e-3f;
+  bool expert_choice = false;        // experts choose tokens: refused here (causal decoders)
   float router_jitter = 0.0f;        // training: router input times U[1-j, 1+j]
   float expert_dropout = 0.0f;       // training: dropout inside the experts
 

@@ -23,6 +23,10 @@ void moe_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pat
   c.capacity_factor = hf::opt_float(j, "moe_capacity_factor", all_by_default ? 0.0f : 1.25f, path);
   c.eval_capacity_factor = hf::opt_float(j, "moe_eval_capacity_factor", all_by_default ? 0.0f : 2.0f, path);
   c.moe_renormalize = hf::opt_bool(j, "moe_renormalize", all_by_default, path);
+  auto routing = hf::opt_string(j, "moe_routing", path).value_or("tokens_choose");
+  if (routing != "tokens_choose" && routing != "expert_choice")
+    hf::fail(path, "field 'moe_routing' must be \"tokens_choose\" or \"expert_choice\", got \"" + routing + "\"");
+  c.expert_choice = routing == "expert_choice";
   c.router_jitter = hf::opt_float(j, "router_jitter_noise", 0.0f, path);  // HF Mixtral's key
   c.expert_dropout = hf::opt_float(j, "moe_expert_dropout", 0.0f, path);
   if (c.router_jitter < 0 || c.router_jitter >= 1) hf::fail(path, "field 'router_jitter_noise' must be in [0, 1)");
@@ -52,6 +56,7 @@ void moe_to_hf(const ModelConfig& c, nlohmann::json& j, const char* experts_key,
   j["moe_capacity_factor"] = hf::num(c.capacity_factor);
   j["moe_eval_capacity_factor"] = hf::num(c.eval_capacity_factor);
   j["moe_renormalize"] = c.moe_renormalize;
+  j["moe_routing"] = c.expert_choice ? "expert_choice" : "tokens_choose";
   j["router_jitter_noise"] = hf::num(c.router_jitter);
   j["moe_expert_dropout"] = hf::num(c.expert_dropout);
   j["output_router_logits"] = false;

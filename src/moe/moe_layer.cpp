@@ -1,5 +1,6 @@
 #include "moe/moe_layer.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -15,9 +16,31 @@
 namespace moe {
 
 int MoeSpec::capacity(int N) const {
-  if (capacity_factor <= 0) return INT_MAX;
+  if (capacity_factor <= 0) return expert_choice ? N : INT_MAX;
+  if (expert_choice) return std::min(N, int(std::ceil(double(capacity_factor) * N / E - 1e-9)));
   return int(std::ceil(double(capacity_factor) * K * N / E - 1e-9));
 }
+
+namespace {
+// Expert choice: pair (n, e) for every token and expert; expert e keeps its top-capacity tokens.
+template <typename S>
+void route_expert_choice(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
+  const int E = spec.E;
+  std::vector<int> order(N);
+  for (int n = 0; n < N; n++)
+    for (int e = 0; e < E; e++) {
+      r.choice[size_t(n) * E + e] = e;
+      r.weight[size_t(n) * E + e] = double(probs[size_t(n) * E + e]);
+    }
+  for (int e = 0; e < E; e++) {
+    for (int n = 0; n < N; n++) order[n] = n;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return probs[size_t(a) * E + e] > probs[size_t(b) * E + e]; });
+    for (int i = 0; i < r.capacity; i++) r.kept[size_t(order[i]) * E + e] = 1;
+    r.counts[e] = r.capacity;
+  }
+}
+}  // namespace
 
 int MoeRouting::dropped() const {
   int d = 0;
@@ -34,6 +57,11 @@ void moe_route(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
   r.kept.assign(size_t(N) * K, 0);
   r.weight.assign(size_t(N) * K, 0.0);
   r.counts.assign(E, 0);
+  if (spec.expert_choice) {
+    if (K != E) throw std::invalid_argument("moe: expert-choice routing needs K == E");
+    route_expert_choice(r, probs, N, spec);
+    return;
+  }
   for (int n = 0; n < N; n++) {
     const S* p = probs + size_t(n) * E;
     int32_t* ch = &r.choice[size_t(n) * K];

@@ -17,6 +17,14 @@
 //             choice, normalised so that sum f = 1: the balanced value is aux_coef);
 //             z = z_coef * mean_n logsumexp(logits[n])^2 (ST-MoE).
 //
+// Expert-choice routing (Zhou et al. 2022; expert_choice = true, K must equal E): each
+// expert takes the ceil(cf * N / E) tokens with the highest p[n, e] (ties: the lower
+// token index); a token may be taken by any number of experts, with weight p[n, e].
+// It is represented as K = E pairs per token (pair (n, e) kept when e took n), so the
+// same reference and fast paths run it. A token's routing depends on the other tokens
+// of the batch, later ones included: fine for encoders and vision models, wrong for a
+// causal decoder, which refuses it (ModelConfig::validate).
+//
 // Gradients flow to x through the experts and the router, to the router through the
 // combine weights, aux (through P only: f is a count) and z. The routing decisions
 // are piecewise constant, so finite differences hold away from ties.
@@ -35,6 +43,7 @@ struct MoeSpec {
   bool bias = false;             // b1, b2 (GPT-2 experts)
   float capacity_factor = 1.25f; // <= 0: dropless
   bool renormalize = true;       // Mixtral combine; false: Switch raw gates
+  bool expert_choice = false;    // experts choose tokens (K == E, raw weights); see above
   float aux_coef = 0.01f, z_coef = 1e-3f;
   // Training-time noise (0: off), deterministic in noise_seed:
   //   router jitter: the router sees x * u, u ~ U[1-jitter, 1+jitter] per element

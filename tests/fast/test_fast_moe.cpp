@@ -15,17 +15,19 @@ double max_abs(const std::vector<float>& v) {
 }
 
 TEST(Fast, MoeBlockMatchesReference) {
-  struct Case { int N, C, F, E, K; MlpKind mlp; bool bias, renorm; float cf; float jitter = 0, drop = 0; };
+  struct Case { int N, C, F, E, K; MlpKind mlp; bool bias, renorm; float cf; float jitter = 0, drop = 0; bool ec = false; };
   for (Case c : {Case{37, 24, 40, 4, 1, MlpKind::Gelu, true, false, 1.0f},
                  Case{64, 32, 48, 8, 2, MlpKind::SwiGLU, false, true, 1.25f},
                  Case{65, 16, 24, 8, 2, MlpKind::SwiGLU, false, false, 0.0f},
                  Case{17, 8, 12, 3, 3, MlpKind::Gelu, true, true, 1.0f},
                  Case{300, 64, 96, 8, 1, MlpKind::SwiGLU, false, true, 2.0f},
-                 Case{50, 16, 24, 4, 2, MlpKind::Gelu, true, true, 1.25f, 0.1f, 0.25f}}) {
+                 Case{50, 16, 24, 4, 2, MlpKind::Gelu, true, true, 1.25f, 0.1f, 0.25f},
+                 Case{45, 16, 24, 4, 4, MlpKind::SwiGLU, false, false, 1.0f, 0, 0, true}}) {
     MoeSpec sp;
     sp.C = c.C, sp.F = c.F, sp.E = c.E, sp.K = c.K, sp.mlp = c.mlp, sp.bias = c.bias, sp.renormalize = c.renorm;
     sp.capacity_factor = c.cf;
     sp.jitter = c.jitter, sp.expert_dropout = c.drop, sp.noise_seed = 9;  // the same noise in both paths
+    sp.expert_choice = c.ec;
     const int N = c.N, C = c.C, F = c.F, E = c.E;
     auto x = randn<float>(size_t(N) * C, 1), router = randn<float>(size_t(E) * C, 2, 0.5),
          w1 = randn<float>(size_t(E) * F * C, 3, 0.2), w3 = randn<float>(size_t(E) * F * C, 4, 0.2),
@@ -91,6 +93,31 @@ TEST(Fast, MoeBlockMatchesReference) {
         EXPECT_TRUE(all_close(db2.vec(), rdb2, t * max_abs(rdb2), 0, what + " db2"));
       }
     }
+  }
+}
+
+// Expert choice: every expert takes exactly ceil(cf N / E) tokens, the ones with its
+// highest probabilities; a token can be taken by several experts or none.
+TEST(Fast, ExpertChoiceRouting) {
+  MoeSpec sp;
+  sp.C = 4, sp.F = 4, sp.E = 3, sp.K = 3, sp.expert_choice = true, sp.renormalize = false, sp.capacity_factor = 1.0f;
+  const int N = 10;
+  auto p = randn<float>(size_t(N) * sp.E, 3);
+  for (auto& v : p) v = std::fabs(v);
+  MoeRouting r;
+  moe_route(r, p.data(), N, sp);
+  EXPECT_EQ(r.capacity, 4);  // ceil(1.0 * 10 / 3)
+  for (int e = 0; e < sp.E; e++) {
+    int taken = 0;
+    float lowest_taken = 1e30f, highest_left = -1e30f;
+    for (int n = 0; n < N; n++) {
+      const float v = p[size_t(n) * sp.E + e];
+      if (r.kept[size_t(n) * sp.K + e]) taken++, lowest_taken = std::min(lowest_taken, v);
+      else highest_left = std::max(highest_left, v);
+      EXPECT_EQ(r.weight[size_t(n) * sp.K + e], double(v)) << "the raw probability is the weight";
+    }
+    EXPECT_EQ(taken, 4) << "expert " << e;
+    EXPECT_GE(lowest_taken, highest_left) << "expert " << e << " takes its highest tokens";
   }
 }
 

@@ -18,6 +18,7 @@ struct Case {
   bool bias, renorm;
   float cf;
   float jitter = 0, expert_dropout = 0;
+  bool expert_choice = false;
 };
 
 TEST(GradCheck, MoeBlock) {
@@ -26,11 +27,14 @@ TEST(GradCheck, MoeBlock) {
                  Case{"top-2 raw dropless", 2, MlpKind::SwiGLU, false, false, 0.0f},
                  Case{"top-3 renormalised gelu", 3, MlpKind::Gelu, true, true, 2.0f},
                  Case{"top-2 with router jitter and expert dropout", 2, MlpKind::SwiGLU, false, true, 1.0f, 0.2f,
-                      0.3f}}) {
+                      0.3f},
+                 Case{"expert choice (each expert takes its top tokens)", 4, MlpKind::SwiGLU, false, false, 1.0f, 0,
+                      0, true}}) {
     MoeSpec sp;
     sp.C = 5, sp.F = 6, sp.E = 4, sp.K = c.K, sp.mlp = c.mlp, sp.bias = c.bias, sp.renormalize = c.renorm;
     sp.capacity_factor = c.cf, sp.aux_coef = 0.3f, sp.z_coef = 0.2f;  // large: their gradients must show
     sp.jitter = c.jitter, sp.expert_dropout = c.expert_dropout, sp.noise_seed = 77;
+    sp.expert_choice = c.expert_choice;
     const int N = 9, C = sp.C, F = sp.F, E = sp.E;
     auto x = randn<double>(size_t(N) * C, 1), router = randn<double>(size_t(E) * C, 2, 1.5),
          w1 = randn<double>(size_t(E) * F * C, 3, 0.5), w3 = randn<double>(size_t(E) * F * C, 4, 0.5),

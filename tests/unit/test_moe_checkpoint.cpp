@@ -106,3 +106,32 @@ TEST(MoeCheckpoint, MissingExpertIsNamed) {
 
 }  // namespace
 }  // namespace moe
+
+namespace moe {
+namespace {
+
+// Expert-choice routing is not causal: a decoder refuses it, from a config or a file.
+TEST(MoeConfig, ExpertChoiceIsRefusedOnACausalDecoder) {
+  ModelConfig c = model_preset("llama", "tiny", 96);
+  c.family = "mixtral", c.n_experts = 4, c.top_k = 4, c.expert_choice = true;
+  try {
+    c.validate();
+    FAIL() << "expert choice must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("expert-choice"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("causal"), std::string::npos) << e.what();
+  }
+  nlohmann::json j = config_to_hf(model_preset("llama", "tiny", 96));
+  j["model_type"] = "mixtral", j["num_local_experts"] = 4, j["num_experts_per_tok"] = 2;
+  j["moe_routing"] = "expert_choice";
+  try {
+    config_from_hf(j, "some/config.json");
+    FAIL() << "expert choice in config.json must be refused";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("some/config.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("causal"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace moe
