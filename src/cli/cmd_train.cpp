@@ -160,7 +160,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
 void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainOpts>();
   TrainConfig& c = o->cfg;
-  CLI::App* sub = app.add_subcommand("train", "Train a dense model (from scratch, --init CKPT, or --resume)");
+  CLI::App* sub = app.add_subcommand("train", "Train a dense or MoE model (from scratch, --init CKPT, or --resume)");
   sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
   sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");
