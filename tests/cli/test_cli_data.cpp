@@ -15,6 +15,7 @@
 #include "data/sha256.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "cli/cli_util.h"
 #include "unit/data_util.h"
 
 namespace fs = std::filesystem;
@@ -22,29 +23,8 @@ namespace fs = std::filesystem;
 namespace moe {
 namespace {
 
-struct MoeRun {
-  int code = -1;
-  std::string out, err;
-};
-
-MoeRun moe_run(const std::string& args) {
-  const std::string err_path = (fs::path(MOE_TEST_BIN) / ("data_stderr_" + std::to_string(::getpid()))).string();
-  const std::string cmd = std::string("'") + MOE_BINARY + "' " + args + " 2>'" + err_path + "'";
-  MoeRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return r;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = test::read_bytes(err_path);
-  std::remove(err_path.c_str());
-  return r;
-}
+using MoeRun = clitest::Proc;  // cli_util.h: runs the binary, captures stdout, stderr, exit code
+MoeRun moe_run(const std::string& args) { return clitest::run_moe(args); }
 
 // An error: the exit code, one line on stderr starting "moe: " and containing `needle`.
 void expect_fail(const std::string& args, int code, const std::string& needle) {
