@@ -151,13 +151,19 @@ void MoeTop1E8FwdBwd(benchmark::State& st) {
   moe::MoeWeights<float> w{wr.data(), w1.data(), nullptr, w3.data(), w2.data(), nullptr};
   moe::MoeGrads<float> gr{dwr.data(), dw1.data(), nullptr, dw3.data(), dw2.data(), nullptr};
   moe::MoeBlock blk(sp);
+  std::vector<moe::bf16> w1b(w1.size()), w3b(w3.size()), w2b(w2.size());
+  moe::f32_to_bf16(w1b.data(), w1.data(), w1.size());
+  moe::f32_to_bf16(w3b.data(), w3.data(), w3.size());
+  moe::f32_to_bf16(w2b.data(), w2.data(), w2.size());
+  moe::MoeWeights<moe::bf16> wb{nullptr, w1b.data(), nullptr, w3b.data(), w2b.data(), nullptr};
+  const bool bf = st.range(1) != 0;
   for (auto _ : st) {
-    blk.forward(y.data(), x.data(), N, w);
+    blk.forward(y.data(), x.data(), N, w, bf ? &wb : nullptr);
     blk.backward(dx.data(), gr, g.data(), x.data(), w, 1.0f);
   }
   st.counters["dropped"] = blk.routing().dropped();
 }
-BENCHMARK(MoeTop1E8FwdBwd)->Arg(125)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(MoeTop1E8FwdBwd)->Args({125, 0})->Args({0, 0})->Args({125, 1})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 BENCHMARK_MAIN();

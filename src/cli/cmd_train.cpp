@@ -21,7 +21,8 @@ void on_sigint(int) { g_interrupted = 1; }
 struct MoeOpts {
   int experts = 0, top_k = 1;
   std::string layers = "every-other", combine = "renorm", routing = "top-k";
-  float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f, jitter = 0.0f, expert_dropout = 0.0f;
+  float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f, jitter = 0.0f, expert_dropout = 0.0f,
+        router_init_scale = 0.1f;
 };
 
 struct TrainOpts {
@@ -37,7 +38,8 @@ const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "-
                                 "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
-                                "--z-coef", "--router-jitter", "--expert-dropout", "--routing"};
+                                "--z-coef", "--router-jitter", "--expert-dropout", "--routing",
+                                "--router-init-scale"};
 
 // Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
 void apply_moe(ModelConfig& mc, const MoeOpts& o) {
@@ -49,6 +51,7 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
   mc.expert_choice = o.routing == "expert-choice";
+  mc.router_init_scale = o.router_init_scale;
   mc.moe_layers.clear();
   mc.moe_all_layers = o.layers == "all";
   if (o.layers != "all" && o.layers != "every-other") {
@@ -203,6 +206,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--routing", m.routing, "MoE: top-k (tokens choose) | expert-choice (refused: not causal)")
       ->check(CLI::IsMember({"top-k", "expert-choice"}));
+  sub->add_option("--router-init-scale", m.router_init_scale,
+                  "MoE: router init std sqrt(s / C); Switch's 0.1 by default, 1.0 the usual")
+      ->check(CLI::Range(1e-6, 100.0));
   sub->add_option("--router-jitter", m.jitter, "MoE: router input noise, x * U[1-j, 1+j] (training)")
       ->check(CLI::Range(0.0, 0.99));
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")

@@ -117,7 +117,7 @@ void Model::init_weights(uint64_t seed) {
         router |= s.offset == lay_[l].router;
       }
       // Routers: Switch's smaller init, std sqrt(0.1 / fan_in).
-      const double std_router = std::sqrt(0.1 / cfg_.n_embd);
+      const double std_router = std::sqrt(double(cfg_.router_init_scale) / cfg_.n_embd);
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + index);
       std::normal_distribution<double> d(0.0, router ? std_router : residual_out ? std_res : std_w);
       for (size_t i = 0; i < n; i++) p[i] = float(d(rng));

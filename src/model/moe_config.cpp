@@ -27,6 +27,7 @@ void moe_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pat
   if (routing != "tokens_choose" && routing != "expert_choice")
     hf::fail(path, "field 'moe_routing' must be \"tokens_choose\" or \"expert_choice\", got \"" + routing + "\"");
   c.expert_choice = routing == "expert_choice";
+  c.router_init_scale = hf::opt_float(j, "router_init_scale", 0.1f, path);
   c.router_jitter = hf::opt_float(j, "router_jitter_noise", 0.0f, path);  // HF Mixtral's key
   c.expert_dropout = hf::opt_float(j, "moe_expert_dropout", 0.0f, path);
   if (c.router_jitter < 0 || c.router_jitter >= 1) hf::fail(path, "field 'router_jitter_noise' must be in [0, 1)");
@@ -58,6 +59,7 @@ void moe_to_hf(const ModelConfig& c, nlohmann::json& j, const char* experts_key,
   j["moe_renormalize"] = c.moe_renormalize;
   j["moe_routing"] = c.expert_choice ? "expert_choice" : "tokens_choose";
   j["router_jitter_noise"] = hf::num(c.router_jitter);
+  j["router_init_scale"] = hf::num(c.router_init_scale);
   j["moe_expert_dropout"] = hf::num(c.expert_dropout);
   j["output_router_logits"] = false;
   bool all = true;
