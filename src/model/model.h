@@ -46,7 +46,18 @@ class Model {
   const ModelConfig& config() const { return cfg_; }
   const Family& family() const { return *family_; }
   const ParamLayout& layout() const { return layout_; }
-  FlatBuffer& params() { return params_; }
+  // Mutable access marks the bf16 compute copy stale (refreshed by the next bf16 forward).
+  FlatBuffer& params() {
+    bf16_fresh_ = false;
+    return params_;
+  }
+  // For an optimizer that writes the bf16 copy in its own pass over the parameters:
+  // the buffer to write (sized to the layout), then mark_bf16_fresh() once written.
+  bf16* bf16_copy_for_update() {
+    params_bf_.resize(params_.numel());
+    return params_bf_.data();
+  }
+  void mark_bf16_fresh() { bf16_fresh_ = true; }
   FlatBuffer& grads() { return grads_; }
   const FlatBuffer& params() const { return params_; }
   // Role -> tensor name, and the tensor of a role (nullptr when the config has none).
@@ -101,6 +112,7 @@ class Model {
 
   // bf16 copy of the parameters (same layout), refreshed at every forward in bf16 mode.
   std::vector<bf16> params_bf_;
+  bool bf16_fresh_ = false;
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Acts> acts_;
   int B_ = 0, T_ = 0, n_valid_ = 0;

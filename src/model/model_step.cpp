@@ -79,9 +79,10 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   targets_copy_.clear();
   if (targets) targets_copy_.assign(targets, targets + N);
   const bool bf = opt.compute == Compute::BF16;
-  if (bf) {
+  if (bf && !bf16_fresh_) {
     params_bf_.resize(params_.numel());
     f32_to_bf16(params_bf_.data(), params_.data(), params_.numel());
+    bf16_fresh_ = true;
   }
   const float* P = params_.data();
   const bool ln = cfg_.norm == NormKind::LayerNorm;

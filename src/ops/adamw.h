@@ -7,6 +7,8 @@
 #pragma once
 #include <cstddef>
 
+#include "tensor/dtype.h"
+
 namespace moe {
 
 struct AdamWParams {
@@ -17,8 +19,13 @@ struct AdamWParams {
   float weight_decay = 0.0f;
 };
 
+// grad_scale multiplies every gradient first (global-norm clipping folded into the
+// update: one pass over the buffers instead of two). params_bf, when given, receives
+// the updated parameters rounded to bf16 (the bf16 compute copy, in the same pass).
 template <typename S>
-void adamw_update_ref(S* params, S* m, S* v, const S* grads, size_t n, const AdamWParams& hp, int t);
-void adamw_update(float* params, float* m, float* v, const float* grads, size_t n, const AdamWParams& hp, int t);
+void adamw_update_ref(S* params, S* m, S* v, const S* grads, size_t n, const AdamWParams& hp, int t,
+                      double grad_scale = 1.0);
+void adamw_update(float* params, float* m, float* v, const float* grads, size_t n, const AdamWParams& hp, int t,
+                  float grad_scale = 1.0f, bf16* params_bf = nullptr);
 
 }  // namespace moe

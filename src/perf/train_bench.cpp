@@ -7,6 +7,7 @@
 
 #include "ops/clip.h"
 #include "train/optimizer.h"
+#include "train/trainer.h"
 
 namespace moe {
 
@@ -44,8 +45,7 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
     m.grads().zero();
     m.forward(in.data(), tgt.data(), B, T, fo);
     m.backward();
-    grad_clip(m.grads().data(), m.grads().numel(), 1.0);
-    opt.step(m.params(), m.grads(), hp, hp.lr);
+    apply_update(m, opt, hp, hp.lr, 1.0f, compute);
   };
   step();  // warm-up: allocates the activations, creates the GEMM primitives
   step();

@@ -10,8 +10,11 @@ namespace moe {
 class AdamW {
  public:
   explicit AdamW(const ParamLayout& layout) : m_(layout), v_(layout) {}
-  // One update with learning rate lr (hp.lr is ignored); t counts from 1.
-  void step(FlatBuffer& params, const FlatBuffer& grads, const AdamWParams& hp, float lr);
+  // One update with learning rate lr (hp.lr is ignored); t counts from 1. Gradients are
+  // multiplied by grad_scale (the clipping factor) on the fly; params_bf, when given,
+  // receives the new parameters in bf16 (same layout).
+  void step(FlatBuffer& params, const FlatBuffer& grads, const AdamWParams& hp, float lr, float grad_scale = 1.0f,
+            bf16* params_bf = nullptr);
   int t() const { return t_; }
   void set_t(int t) { t_ = t; }
   FlatBuffer& m() { return m_; }

@@ -80,6 +80,17 @@ class JsonlLog {
 
 }  // namespace
 
+double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) {
+  const double norm = grad_norm(m.grads().data(), m.grads().numel());
+  if (!std::isfinite(norm)) return norm;
+  const double coef = clip > 0 ? double(clip) / (norm + 1e-6) : 1.0;
+  const bool bf = compute == Compute::BF16;
+  bf16* copy = bf ? m.bf16_copy_for_update() : nullptr;
+  opt.step(m.params(), m.grads(), hp, lr, coef < 1.0 ? float(coef) : 1.0f, copy);
+  if (bf) m.mark_bf16_fresh();
+  return norm;
+}
+
 TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop) {
   Model& m = *run.model;
   AdamW& opt = *run.opt;
@@ -150,12 +161,10 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       loss += l / cfg.accum;
       moe_loss += m.moe_loss() / cfg.accum;
     }
-    const double norm = cfg.clip > 0 ? grad_clip(m.grads().data(), m.grads().numel(), cfg.clip)
-                                     : grad_norm(m.grads().data(), m.grads().numel());
+    const double norm = apply_update(m, opt, hp, lr, cfg.clip, cfg.compute);  // no update when not finite
     if (!std::isfinite(norm))
       throw std::runtime_error("step " + std::to_string(st.step + 1) + ": gradient is not finite in " +
                                first_bad_grad(m, m.grads()) + "; stopping, nothing saved");
-    opt.step(m.params(), m.grads(), hp, lr);
     st.step++;
     st.tokens += N * cfg.accum;
     run_tokens += N * cfg.accum;

@@ -30,6 +30,12 @@ struct TrainSummary {
   std::string checkpoint;   // the last one written
 };
 
+// One optimizer update after a backward: the global gradient norm, clipping folded
+// into AdamW (torch's clip_grad_norm_ factor), and in bf16 compute the bf16 copy of the
+// parameters written in the same pass. Returns the norm before clipping (may be
+// non-finite: the caller decides).
+double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute);
+
 // Runs `run` to its config's step count (or stop_at). `stop` is polled between
 // steps (e.g. set by SIGINT): the run then saves a checkpoint and returns.
 TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop = {});

@@ -118,7 +118,9 @@ TEST(Fast, GradClip) {
       double rnorm = grad_clip_ref(r.data(), n, max_norm);
       EXPECT_NEAR(norm, rnorm, 1e-9 * rnorm) << "norm: both sum squares in double";
       EXPECT_TRUE(all_close(g, r, 0, 2e-7, "clipped gradient: the factor is rounded to fp32 once"));
-      if (max_norm == 1.0 && rnorm > 1.0) EXPECT_NEAR(grad_norm(g.data(), n), 1.0, 1e-5);
+      if (max_norm == 1.0 && rnorm > 1.0) {
+        EXPECT_NEAR(grad_norm(g.data(), n), 1.0, 1e-5);
+      }
     }
 }
 
