@@ -2,6 +2,9 @@
 // GEMMs over its rows (no per-token loops around the maths), scatter back weighted.
 // The three stages (dispatch, experts, combine) are separate loops so that expert
 // parallelism can put an all-to-all between them later.
+#include <omp.h>
+
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -124,6 +127,10 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
           pair_row_[size_t(n) * K + k] = row;
         }
   }
+  order_.resize(E);
+  for (int e = 0; e < E; e++) order_[e] = e;
+  std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return r_.counts[a] > r_.counts[b]; });
+  parallel_experts_ = E >= 4 * omp_get_max_threads();
   xg_.resize(size_t(R) * C);
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < R; row++) {
@@ -140,9 +147,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
   // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
   // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int e = 0; e < E; e++) {
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
+  // groups first (LPT) so the threads finish together; with few experts per thread
+  // the GEMMs are threaded instead.
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
+  for (int i = 0; i < E; i++) {
+    const int e = order_[i];
     const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * F * C;
@@ -162,9 +172,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
   // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
   // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int e = 0; e < E; e++) {
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
+  // groups first (LPT) so the threads finish together; with few experts per thread
+  // the GEMMs are threaded instead.
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
+  for (int i = 0; i < E; i++) {
+    const int e = order_[i];
     const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * C * F;
@@ -228,9 +241,12 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   da.resize(size_t(R) * F);
   // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
   // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int e = 0; e < E; e++) {
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
+  // groups first (LPT) so the threads finish together; with few experts per thread
+  // the GEMMs are threaded instead.
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
+  for (int i = 0; i < E; i++) {
+    const int e = order_[i];
     const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * C * F;
@@ -264,9 +280,12 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   }
   // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
   // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int e = 0; e < E; e++) {
+  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
+  // groups first (LPT) so the threads finish together; with few experts per thread
+  // the GEMMs are threaded instead.
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
+  for (int i = 0; i < E; i++) {
+    const int e = order_[i];
     const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt == 0) continue;
     const size_t wo = size_t(e) * F * C;

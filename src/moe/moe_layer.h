@@ -129,6 +129,8 @@ class MoeBlock {
   std::vector<int32_t> offsets_;         // (E+1) start of each expert's rows
   std::vector<int32_t> row_pair_;        // (R) the (n*K+k) pair of each grouped row
   std::vector<int32_t> pair_row_;        // (N*K) the grouped row of each pair, -1 when dropped
+  std::vector<int> order_;               // experts by decreasing row count
+  bool parallel_experts_ = false;        // one thread per expert (enough experts per thread)
   std::vector<double> lse_;              // (N) router logsumexp
   std::vector<float> xr_;                // (N,C) the router's input (x with jitter)
   std::vector<float> xg_, h1_, h3_, a_, y_;  // (R,C), (R,F), (R,F), (R,F), (R,C)
