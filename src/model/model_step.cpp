@@ -124,7 +124,7 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     residual_forward(la.x_mid, a.xs[l], a.branch, N * C);
     // MLP: x_out = x_mid + drop(down(act(ln2(x_mid))))
     norm_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.x_mid, o.norm2, o.norm2_b);
-    if (bf) to_bf16(la.ln2_bf, la.ln2, N * C);
+    if (bf && !moe_[l]) to_bf16(la.ln2_bf, la.ln2, N * C);  // an MoE block converts its gathered rows
     if (MoeBlock* blk = moe_[l].get()) {
       blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
       blk->set_noise(opt.training ? cfg_.router_jitter : 0.0f, opt.training ? cfg_.expert_dropout : 0.0f,
