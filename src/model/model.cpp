@@ -102,6 +102,7 @@ MoeWeights<bf16> Model::moe_weights_bf16(int l) const {
 }
 
 void Model::init_weights(uint64_t seed) {
+  bf16_fresh_ = false;  // the bf16 compute copy must be rebuilt from the new weights
   const double std_w = 0.02, std_res = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
   size_t index = 0;
   for (const ParamSpec& s : layout_.specs()) {
