@@ -23,6 +23,12 @@ namespace {
 
 int padded(int rows) { return (rows + 15) / 16 * 16; }
 
+// dst = src rounded to bf16 (the GEMM operand copy), resized to match.
+void bf16_copy(std::vector<bf16>& dst, const std::vector<float>& src) {
+  dst.resize(src.size());
+  f32_to_bf16(dst.data(), src.data(), src.size());
+}
+
 // C (M,N) [+]= A (M,K) · B^T (B stored (N,K)), bf16 operands when given.
 void mm_nt(float* C, const float* A, const bf16* Abf, const float* B, const bf16* Bbf, int M, int N, int K, bool acc) {
   if (Abf && Bbf) matmul_bf16(C, Abf, Bbf, M, N, K, false, true, acc);
@@ -54,6 +60,22 @@ void MoeBlock::apply_expert_dropout(float* h, int R, int F, int K) const {
     for (int f = 0; f < F; f++) hr[f] = dropout_uniform(seed, base + f) >= p ? hr[f] * scale : 0.0f;
   }
   (void)K;
+}
+
+// Runs fn(expert, first row, rows) for every expert with rows. Experts in parallel,
+// each GEMM on one thread (matmul runs single-threaded inside a parallel region): one
+// thread per expert keeps every core in a large single-thread GEMM instead of splitting
+// each ~256-row GEMM and synchronising after it. Largest groups first (LPT) so the
+// threads finish together; with few experts per thread the GEMMs are threaded instead.
+template <typename Fn>
+void MoeBlock::for_each_expert(Fn&& fn) const {
+  const int E = spec_.E;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
+  for (int i = 0; i < E; i++) {
+    const int e = order_[i];
+    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
+    if (cnt > 0) fn(e, o, cnt);
+  }
 }
 
 double MoeBlock::router_entropy() const {
@@ -139,22 +161,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
   const bool bf = wbf != nullptr;
   if (bf) {
-    xg_bf_.resize(size_t(R) * C);
-    f32_to_bf16(xg_bf_.data(), xg_.data(), xg_.size());
+    bf16_copy(xg_bf_, xg_);
   }
   // Experts: one GEMM per expert and matrix over its rows; activations over all rows.
   h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
   if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
-  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
-  // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
-  // groups first (LPT) so the threads finish together; with few experts per thread
-  // the GEMMs are threaded instead.
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
-  for (int i = 0; i < E; i++) {
-    const int e = order_[i];
-    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
-    if (cnt == 0) continue;
+  for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * F * C;
     mm_nt(&h1_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo,
           bf ? wbf->w1 + wo : nullptr, cnt, F, C, false);
@@ -162,29 +174,19 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     if (sp.mlp == MlpKind::SwiGLU)
       mm_nt(&h3_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w3 + wo,
             bf ? wbf->w3 + wo : nullptr, cnt, F, C, false);
-  }
+  });
   if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
   else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
   if (sp.expert_dropout > 0) apply_expert_dropout(a_.data(), R, F, K);
   if (bf) {
-    a_bf_.resize(size_t(R) * F);
-    f32_to_bf16(a_bf_.data(), a_.data(), a_.size());
+    bf16_copy(a_bf_, a_);
   }
-  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
-  // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
-  // groups first (LPT) so the threads finish together; with few experts per thread
-  // the GEMMs are threaded instead.
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
-  for (int i = 0; i < E; i++) {
-    const int e = order_[i];
-    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
-    if (cnt == 0) continue;
+  for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * C * F;
     mm_nt(&y_[size_t(o) * C], &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, w.w2 + wo,
           bf ? wbf->w2 + wo : nullptr, cnt, C, F, false);
     if (w.b2) bias_forward(&y_[size_t(o) * C], w.b2 + size_t(e) * C, cnt, C);
-  }
+  });
   // Combine: each token adds its kept choices' outputs, weighted, in choice order.
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
@@ -234,28 +236,18 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   }
   // Experts backward.
   if (bf) {
-    d_bf_.resize(size_t(R) * std::max(C, F));
-    f32_to_bf16(d_bf_.data(), dy.data(), dy.size());
+    bf16_copy(d_bf_, dy);
   }
   std::vector<float>& da = da_;
   da.resize(size_t(R) * F);
-  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
-  // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
-  // groups first (LPT) so the threads finish together; with few experts per thread
-  // the GEMMs are threaded instead.
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
-  for (int i = 0; i < E; i++) {
-    const int e = order_[i];
-    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
-    if (cnt == 0) continue;
+  for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * C * F;
     const bf16* dyb = bf ? &d_bf_[size_t(o) * C] : nullptr;
     mm_tn_acc(g.w2 + wo, &dy[size_t(o) * C], dyb, &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, C, F,
               cnt);
     if (g.b2) bias_backward(g.b2 + size_t(e) * C, &dy[size_t(o) * C], cnt, C);
     mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_.w2 + wo : nullptr, cnt, F, C, false);
-  }
+  });
   if (sp.expert_dropout > 0) apply_expert_dropout(da.data(), R, F, K);
   std::vector<float>& dh1 = dh1_;
   std::vector<float>& dh3 = dh3_;
@@ -271,23 +263,12 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   std::vector<bf16>& dh1b = dh1b_;
   std::vector<bf16>& dh3b = dh3b_;
   if (bf) {
-    dh1b.resize(dh1.size());
-    f32_to_bf16(dh1b.data(), dh1.data(), dh1.size());
+    bf16_copy(dh1b, dh1);
     if (sp.mlp == MlpKind::SwiGLU) {
-      dh3b.resize(dh3.size());
-      f32_to_bf16(dh3b.data(), dh3.data(), dh3.size());
+      bf16_copy(dh3b, dh3);
     }
   }
-  // Experts in parallel, each GEMM on one thread (matmul runs single-threaded inside a
-  // parallel region): one thread per expert keeps every core in a large single-thread
-  // GEMM instead of splitting each ~256-row GEMM and synchronising after it. Largest
-  // groups first (LPT) so the threads finish together; with few experts per thread
-  // the GEMMs are threaded instead.
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
-  for (int i = 0; i < E; i++) {
-    const int e = order_[i];
-    const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
-    if (cnt == 0) continue;
+  for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * F * C;
     const bf16* xgb = bf ? &xg_bf_[size_t(o) * C] : nullptr;
     mm_tn_acc(g.w1 + wo, &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F, C,
@@ -301,7 +282,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
       mm_nn(&dxg[size_t(o) * C], &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, w.w3 + wo,
             bf ? wbf_.w3 + wo : nullptr, cnt, C, F, true);
     }
-  }
+  });
   // Router backward (fp32): combine weights, aux through P, softmax, z.
   std::vector<double> f(E, 0.0);
   for (int n = 0; n < N; n++)

@@ -125,6 +125,8 @@ class MoeBlock {
   MoeWeights<bf16> wbf_;  // a copy: the caller's struct may be gone by the backward
   bool bf_ = false;
   void apply_expert_dropout(float* h, int R, int F, int K) const;
+  template <typename Fn>
+  void for_each_expert(Fn&& fn) const;
   std::vector<float> logits_, probs_;    // (N,E)
   std::vector<int32_t> offsets_;         // (E+1) start of each expert's rows
   std::vector<int32_t> row_pair_;        // (R) the (n*K+k) pair of each grouped row
