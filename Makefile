@@ -28,6 +28,7 @@ demo: configure
 bench: build
 	$(BUILD)/moe bench gemm --json
 	$(BUILD)/moe bench train --json
+	$(BUILD)/moe bench train --json --experts 8 --batch 16
 
 clean:
 	rm -rf $(BUILD)
