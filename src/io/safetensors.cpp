@@ -291,6 +291,14 @@ const STEntry& SafeTensorsFile::expect(const std::string& name, const std::vecto
 
 const void* SafeTensorsFile::data(const STEntry& e) const { return data_begin_ + e.offset; }
 
+void SafeTensorsFile::release(const STEntry& e) const {
+  if (!map_ || e.nbytes == 0) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  uintptr_t b = uintptr_t(data_begin_ + e.offset) / page * page;
+  uintptr_t end = uintptr_t(data_begin_ + e.offset + e.nbytes);
+  ::madvise(reinterpret_cast<void*>(b), end - b, MADV_DONTNEED);  // advice only: failure is harmless
+}
+
 void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
   if (uint64_t(e.numel()) != n)
     fail(e, "has " + std::to_string(e.numel()) + " elements, the caller expected " + std::to_string(n));
@@ -366,19 +374,7 @@ void SafeTensorsWriter::add(const std::string& name, STDType dtype, const std::v
   items_.push_back({std::move(e), data});
 }
 
-namespace {
-// Closes fd (if open) and removes the temp file unless release() was called.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool keep = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!keep) ::unlink(path.c_str());
-  }
-};
-
-bool write_all(int fd, const void* buf, size_t n) {
+bool st_write_all(int fd, const void* buf, size_t n) {
   const char* p = static_cast<const char*>(buf);
   while (n > 0) {
     ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t(1) << 30));
@@ -391,6 +387,39 @@ bool write_all(int fd, const void* buf, size_t n) {
   }
   return true;
 }
+
+void st_order_for_alignment(std::vector<STEntry>& entries) {
+  std::stable_sort(entries.begin(), entries.end(), [](const STEntry& a, const STEntry& b) {
+    return st_dtype_size(a.dtype) > st_dtype_size(b.dtype);
+  });
+}
+
+std::string st_header(std::vector<STEntry>& entries, const std::map<std::string, std::string>& metadata) {
+  json h = json::object();  // std::map underneath: keys come out sorted
+  uint64_t pos = 0;
+  for (STEntry& e : entries) {
+    e.offset = pos;
+    h[e.name] = {{"dtype", st_dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {pos, pos + e.nbytes}}};
+    pos += e.nbytes;
+  }
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // 8 + N is then a multiple of 8
+  return header;
+}
+
+namespace {
+// Closes fd (if open) and removes the temp file unless release() was called.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  bool keep = false;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!keep) ::unlink(path.c_str());
+  }
+};
+
 }  // namespace
 
 void SafeTensorsWriter::write(const std::string& path) const {
@@ -406,17 +435,9 @@ void SafeTensorsWriter::write(const std::string& path) const {
     size_t sa = st_dtype_size(a->e.dtype), sb = st_dtype_size(b->e.dtype);
     return sa != sb ? sa > sb : a->e.name < b->e.name;
   });
-  json h = json::object();  // std::map underneath: keys come out sorted
-  uint64_t pos = 0;
-  for (const Item* it : order) {
-    h[it->e.name] = {{"dtype", st_dtype_name(it->e.dtype)},
-                     {"shape", it->e.shape},
-                     {"data_offsets", {pos, pos + it->e.nbytes}}};
-    pos += it->e.nbytes;
-  }
-  if (!metadata_.empty()) h["__metadata__"] = metadata_;
-  std::string header = h.dump();
-  header.append((8 - header.size() % 8) % 8, ' ');  // 8 + N is then a multiple of 8
+  std::vector<STEntry> entries;
+  for (const Item* it : order) entries.push_back(it->e);
+  const std::string header = st_header(entries, metadata_);
   uint64_t n = header.size();
 
   TempFile tmp;
@@ -427,9 +448,9 @@ void SafeTensorsWriter::write(const std::string& path) const {
     tmp.keep = true;  // we did not create it
     fail("cannot create " + tmp.path, err);
   }
-  if (!write_all(tmp.fd, &n, 8) || !write_all(tmp.fd, header.data(), header.size())) fail("write", errno);
+  if (!st_write_all(tmp.fd, &n, 8) || !st_write_all(tmp.fd, header.data(), header.size())) fail("write", errno);
   for (const Item* it : order)
-    if (it->e.nbytes && !write_all(tmp.fd, it->data, it->e.nbytes)) fail("write of '" + it->e.name + "'", errno);
+    if (it->e.nbytes && !st_write_all(tmp.fd, it->data, it->e.nbytes)) fail("write of '" + it->e.name + "'", errno);
   if (::fsync(tmp.fd) != 0) fail("fsync", errno);
   int fd = tmp.fd;
   tmp.fd = -1;

@@ -67,6 +67,10 @@ class SafeTensorsFile {
   // the read_* helpers below never assume alignment.
   const void* data(const STEntry& e) const;
 
+  // Drops the tensor's pages from this process's resident set (they stay in the page
+  // cache; a later access maps them again). Streaming readers call it after use.
+  void release(const STEntry& e) const;
+
   // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
   void read_f32(const STEntry& e, float* out, size_t n) const;
   std::vector<float> read_f32(const STEntry& e) const;
@@ -87,6 +91,15 @@ class SafeTensorsFile {
   std::unordered_map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
+
+// The header of a file holding `entries` back to back in this order (their offsets
+// are recomputed), with optional metadata: JSON padded with spaces so that 8 + its
+// length is a multiple of 8. Shared by the writers.
+std::string st_header(std::vector<STEntry>& entries, const std::map<std::string, std::string>& metadata);
+// Orders entries by descending element size, stably: each tensor then starts aligned.
+void st_order_for_alignment(std::vector<STEntry>& entries);
+// write(2) of all n bytes (retrying short writes); false with errno set on failure.
+bool st_write_all(int fd, const void* buf, size_t n);
 
 // Collects tensors (pointers to caller-owned bytes, which must stay valid until
 // write() returns) and writes one file. Header keys sorted; the data region starts

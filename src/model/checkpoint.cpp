@@ -1,41 +1,20 @@
 #include "model/checkpoint.h"
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <stdexcept>
 #include <vector>
 
 #include "io/files.h"
+#include "io/st_dir.h"
 
 namespace moe {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Role of each tensor name, to know which ones HF stores transposed.
-std::map<std::string, Role> roles_by_name(const Model& m) {
-  std::map<std::string, Role> out;
-  const ModelConfig& c = m.config();
-  for (Role r : {Role::Embed, Role::Pos, Role::FinalNorm, Role::FinalNormBias, Role::LMHead}) {
-    try {
-      out.emplace(m.name(r), r);
-    } catch (const std::logic_error&) {
-    }
-  }
-  for (int l = 0; l < c.n_layer; l++)
-    for (Role r : {Role::Norm1, Role::Norm1Bias, Role::QKV, Role::QKVBias, Role::Q, Role::K, Role::V, Role::O,
-                   Role::OBias, Role::Norm2, Role::Norm2Bias, Role::Up, Role::UpBias, Role::Gate, Role::Down,
-                   Role::DownBias, Role::Router, Role::ExpertW1, Role::ExpertB1, Role::ExpertW3, Role::ExpertW2,
-                   Role::ExpertB2}) {
-      try {
-        out.emplace(m.name(r, l), r);
-      } catch (const std::logic_error&) {
-      }
-    }
-  return out;
-}
 
 std::vector<int64_t> dims(const Shape& s) { return std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim); }
 
@@ -46,16 +25,79 @@ void transpose(float* out, const float* in, int64_t rows, int64_t cols) {  // in
 
 }  // namespace
 
+std::map<std::string, TensorRole> model_roles(const ModelConfig& c) {
+  std::map<std::string, TensorRole> out;
+  const Family& fam = family_of(c.family);
+  auto put = [&](Role r, int l) {
+    try {
+      out.emplace(fam.name(r, l), TensorRole{r, l});
+    } catch (const std::logic_error&) {  // not a tensor of this family
+    }
+  };
+  for (Role r : {Role::Embed, Role::Pos, Role::FinalNorm, Role::FinalNormBias, Role::LMHead}) put(r, 0);
+  for (int l = 0; l < c.n_layer; l++)
+    for (Role r : {Role::Norm1, Role::Norm1Bias, Role::QKV, Role::QKVBias, Role::Q, Role::K, Role::V, Role::O,
+                   Role::OBias, Role::Norm2, Role::Norm2Bias, Role::Up, Role::UpBias, Role::Gate, Role::Down,
+                   Role::DownBias, Role::Router, Role::ExpertW1, Role::ExpertB1, Role::ExpertW3, Role::ExpertW2,
+                   Role::ExpertB2})
+      put(r, l);
+  return out;
+}
+
 bool hf_transposed(const Model& m, const std::string& name) {
-  auto roles = roles_by_name(m);
+  auto roles = model_roles(m.config());
   auto it = roles.find(name);
-  return it != roles.end() && m.family().hf_transposed(it->second);
+  return it != roles.end() && m.family().hf_transposed(it->second.role);
+}
+
+void read_hf_tensor(const TensorDir& src, const std::string& name, std::vector<int64_t> want, bool tr, float* dst,
+                    const std::string& why) {
+  const STEntry& e0 = src.at(name, why);
+  const SafeTensorsFile& f = src.file_of(name);
+  if (tr) std::swap(want[0], want[1]);
+  const STEntry& e = f.expect(e0.name, want);
+  if (e.dtype != STDType::F32 && e.dtype != STDType::BF16 && e.dtype != STDType::F16)
+    throw std::runtime_error(f.path() + ": tensor '" + name + "' has dtype " + st_dtype_name(e.dtype) +
+                             ", expected F32, BF16 or F16");
+  if (tr) {
+    std::vector<float> tmp = f.read_f32(e);
+    transpose(dst, tmp.data(), want[0], want[1]);
+  } else {
+    f.read_f32(e, dst, size_t(e.numel()));
+  }
+}
+
+void model_load_params(Model& m, const TensorDir& src,
+                       const std::function<std::string(const std::string&, const TensorRole*)>& source_name,
+                       std::set<std::string>* used) {
+  auto roles = model_roles(m.config());
+  const std::string why = "config.json " + m.config().family + " model needs it";
+  for (const ParamSpec& s : m.layout().specs()) {
+    auto r = roles.find(s.name);
+    const TensorRole* role = r == roles.end() ? nullptr : &r->second;
+    const bool tr = role && m.family().hf_transposed(role->role);
+    float* dst = m.params().data() + s.offset;
+    std::vector<int64_t> shape = dims(s.shape);
+    const std::string from = source_name ? source_name(s.name, role) : s.name;
+    if (from.find('*') == std::string::npos) {
+      read_hf_tensor(src, from, shape, tr, dst, why);
+      if (used) used->insert(from);
+      continue;
+    }
+    std::vector<int64_t> one(shape.begin() + 1, shape.end());
+    const size_t per = size_t(s.shape.numel() / shape[0]);
+    for (int64_t e = 0; e < shape[0]; e++) {
+      const std::string n = expert_tensor_name(from, int(e));
+      read_hf_tensor(src, n, one, tr, dst + e * per, why);
+      if (used) used->insert(n);
+    }
+  }
 }
 
 void model_save(const Model& m, const std::string& dir, STDType dtype) {
   if (dtype != STDType::F32 && dtype != STDType::BF16 && dtype != STDType::F16)
     throw std::invalid_argument("model_save: dtype must be F32, BF16 or F16");
-  auto roles = roles_by_name(m);
+  auto roles = model_roles(m.config());
   nlohmann::json cfg = config_to_hf(m.config());
   cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
   SafeTensorsWriter w;
@@ -83,7 +125,7 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
     const float* src = m.params().data() + s.offset;
     std::vector<int64_t> shape = dims(s.shape);
     auto it = roles.find(s.name);
-    const bool tr = it != roles.end() && m.family().hf_transposed(it->second);
+    const bool tr = it != roles.end() && m.family().hf_transposed(it->second.role);
     if (s.name.find('*') == std::string::npos) {
       emit(s.name, src, shape, tr);
       continue;
@@ -98,78 +140,13 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
 }
 
 void model_load_weights(Model& m, const std::string& dir) {
-  // The files: one model.safetensors, or an index naming the shard of each tensor.
-  std::vector<SafeTensorsFile> files;
-  std::map<std::string, size_t> where;  // tensor -> file index
-  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
-  if (path_exists(index)) {
-    nlohmann::json j = nlohmann::json::parse(file_read(index), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      throw std::runtime_error(index + ": expected a JSON object with a \"weight_map\" object");
-    std::map<std::string, size_t> file_ids;
-    for (auto& [name, file] : j["weight_map"].items()) {
-      if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
-        throw std::runtime_error(index + ": weight_map entry '" + name + "' must name a file in the directory");
-      auto [it, fresh] = file_ids.emplace(file.get<std::string>(), files.size());
-      if (fresh) files.push_back(SafeTensorsFile::open(dir + "/" + file.get<std::string>()));
-      where[name] = it->second;
-    }
-    for (size_t f = 0; f < files.size(); f++)
-      for (const STEntry& e : files[f].tensors()) {
-        auto it = where.find(e.name);
-        if (it == where.end() || it->second != f)
-          throw std::runtime_error(files[f].path() + ": tensor '" + e.name + "' is not mapped to this file by " +
-                                   index);
-      }
-    for (auto& [name, f] : where)
-      if (!files[f].find(name))
-        throw std::runtime_error(files[f].path() + ": tensor '" + name + "' listed in " + index + " is missing");
-  } else if (path_exists(single)) {
-    files.push_back(SafeTensorsFile::open(single));
-    for (const STEntry& e : files[0].tensors()) where[e.name] = 0;
-  } else {
-    throw std::runtime_error(dir + ": no model.safetensors or model.safetensors.index.json");
-  }
-
-  auto roles = roles_by_name(m);
+  const TensorDir src = TensorDir::open(dir);
   std::set<std::string> used;
-  // Reads one HF tensor `name` (our shape `want`, HF-transposed when tr) into dst.
-  auto read_one = [&](const std::string& name, std::vector<int64_t> want, bool tr, float* dst) {
-    auto it = where.find(name);
-    if (it == where.end())
-      throw std::runtime_error((files.size() == 1 ? files[0].path() : index) + ": missing tensor '" + name +
-                               "' (config.json " + m.config().family + " model needs it)");
-    const SafeTensorsFile& f = files[it->second];
-    if (tr) std::swap(want[0], want[1]);
-    const STEntry& e = f.expect(name, want);
-    if (e.dtype != STDType::F32 && e.dtype != STDType::BF16 && e.dtype != STDType::F16)
-      throw std::runtime_error(f.path() + ": tensor '" + name + "' has dtype " + st_dtype_name(e.dtype) +
-                               ", expected F32, BF16 or F16");
-    if (tr) {
-      std::vector<float> tmp = f.read_f32(e);
-      transpose(dst, tmp.data(), want[0], want[1]);
-    } else {
-      f.read_f32(e, dst, size_t(e.numel()));
-    }
-    used.insert(name);
-  };
-  for (const ParamSpec& s : m.layout().specs()) {
-    auto r = roles.find(s.name);
-    const bool tr = r != roles.end() && m.family().hf_transposed(r->second);
-    float* dst = m.params().data() + s.offset;
-    std::vector<int64_t> shape = dims(s.shape);
-    if (s.name.find('*') == std::string::npos) {
-      read_one(s.name, shape, tr, dst);
-      continue;
-    }
-    std::vector<int64_t> one(shape.begin() + 1, shape.end());
-    const size_t per = size_t(s.shape.numel() / shape[0]);
-    for (int64_t e = 0; e < shape[0]; e++) read_one(expert_tensor_name(s.name, int(e)), one, tr, dst + e * per);
-  }
-  for (auto& [name, fi] : where) {
+  model_load_params(m, src, nullptr, &used);
+  for (const std::string& name : src.names()) {
     if (used.count(name) || m.family().is_buffer(name)) continue;
     if (m.config().tied && name == m.name(Role::LMHead)) continue;  // a tied head saved anyway: same tensor
-    throw std::runtime_error(files[fi].path() + ": unexpected tensor '" + name + "' (not part of a " +
+    throw std::runtime_error(src.file_of(name).path() + ": unexpected tensor '" + name + "' (not part of a " +
                              m.config().family + " model with this config.json)");
   }
 }

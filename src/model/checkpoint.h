@@ -3,8 +3,12 @@
 // model.safetensors.index.json with its shard files. Loading validates every
 // tensor against config.json: none missing, none extra, every shape as expected.
 #pragma once
+#include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -20,6 +24,26 @@ void model_load_weights(Model& m, const std::string& dir);
 
 // config.json + weights of a model directory.
 std::unique_ptr<Model> model_load(const std::string& dir);
+
+// The role and layer of every tensor name of a config's model ('*' names for experts).
+struct TensorRole {
+  Role role;
+  int layer;
+};
+std::map<std::string, TensorRole> model_roles(const ModelConfig& c);
+
+class TensorDir;
+// Reads HF tensor `name` of src into dst (float32, our shape `want`; HF-transposed
+// when tr). Throws naming the file and tensor on absence (with `why`), a wrong shape
+// or a dtype other than F32/BF16/F16.
+void read_hf_tensor(const TensorDir& src, const std::string& name, std::vector<int64_t> want, bool tr, float* dst,
+                    const std::string& why);
+// Fills every parameter of m from src. source_name maps a parameter name (and its
+// role, null when unknown) to the name to read ('*' expanded per expert); null: the
+// same name. The names read are added to `used` when given.
+void model_load_params(Model& m, const TensorDir& src,
+                       const std::function<std::string(const std::string&, const TensorRole*)>& source_name,
+                       std::set<std::string>* used);
 
 // True when HF stores this tensor of m transposed ([in, out]: GPT-2's Conv1D).
 bool hf_transposed(const Model& m, const std::string& name);

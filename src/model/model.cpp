@@ -27,50 +27,63 @@ struct Carver {
 
 }  // namespace
 
-Model::Model(const ModelConfig& cfg)
-    : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
-  cfg_.validate();
-  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, D = cfg_.head_dim();
-  const int Cq = cfg_.n_head * D, Ckv = cfg_.n_kv_head * D;
-  auto add = [&](Role r, int l, Shape s) { return layout_.add(family_->name(r, l), s); };
-  off_embed_ = add(Role::Embed, 0, {V, C});
-  if (cfg_.pos == PosKind::Learned) off_pos_ = add(Role::Pos, 0, {cfg_.n_ctx, C});
-  lay_.resize(cfg_.n_layer);
-  for (int l = 0; l < cfg_.n_layer; l++) {
-    LayerOffsets& o = lay_[l];
+ModelLayout model_layout(const ModelConfig& cfg) {
+  ModelLayout m;
+  const Family& fam = family_of(cfg.family);
+  const int C = cfg.n_embd, F = cfg.n_inner, V = cfg.vocab_size, D = cfg.head_dim();
+  const int Cq = cfg.n_head * D, Ckv = cfg.n_kv_head * D;
+  auto add = [&](Role r, int l, Shape s) { return m.layout.add(fam.name(r, l), s); };
+  m.embed = add(Role::Embed, 0, {V, C});
+  if (cfg.pos == PosKind::Learned) m.pos = add(Role::Pos, 0, {cfg.n_ctx, C});
+  m.layers.resize(cfg.n_layer);
+  for (int l = 0; l < cfg.n_layer; l++) {
+    LayerOffsets& o = m.layers[l];
     o.norm1 = add(Role::Norm1, l, {C});
-    if (cfg_.bias) o.norm1_b = add(Role::Norm1Bias, l, {C});
-    if (cfg_.fused_qkv) {
+    if (cfg.bias) o.norm1_b = add(Role::Norm1Bias, l, {C});
+    if (cfg.fused_qkv) {
       o.qkv = add(Role::QKV, l, {3 * C, C});
-      if (cfg_.bias) o.qkv_b = add(Role::QKVBias, l, {3 * C});
+      if (cfg.bias) o.qkv_b = add(Role::QKVBias, l, {3 * C});
     } else {
       o.q = add(Role::Q, l, {Cq, C});
       o.k = add(Role::K, l, {Ckv, C});
       o.v = add(Role::V, l, {Ckv, C});
     }
     o.o = add(Role::O, l, {C, Cq});
-    if (cfg_.bias) o.o_b = add(Role::OBias, l, {C});
+    if (cfg.bias) o.o_b = add(Role::OBias, l, {C});
     o.norm2 = add(Role::Norm2, l, {C});
-    if (cfg_.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
-    if (cfg_.moe_layer(l)) {
-      const int E = cfg_.n_experts;
+    if (cfg.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
+    if (cfg.moe_layer(l)) {
+      const int E = cfg.n_experts;
       o.router = add(Role::Router, l, {E, C});
       o.ew1 = add(Role::ExpertW1, l, {E, F, C});
-      if (cfg_.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
-      if (cfg_.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
+      if (cfg.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
+      if (cfg.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
       o.ew2 = add(Role::ExpertW2, l, {E, C, F});
-      if (cfg_.bias) o.eb2 = add(Role::ExpertB2, l, {E, C});
+      if (cfg.bias) o.eb2 = add(Role::ExpertB2, l, {E, C});
     } else {
-      if (cfg_.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
+      if (cfg.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
       o.up = add(Role::Up, l, {F, C});
-      if (cfg_.bias) o.up_b = add(Role::UpBias, l, {F});
+      if (cfg.bias) o.up_b = add(Role::UpBias, l, {F});
       o.down = add(Role::Down, l, {C, F});
-      if (cfg_.bias) o.down_b = add(Role::DownBias, l, {C});
+      if (cfg.bias) o.down_b = add(Role::DownBias, l, {C});
     }
   }
-  off_lnf_ = add(Role::FinalNorm, 0, {C});
-  if (cfg_.bias) off_lnf_b_ = add(Role::FinalNormBias, 0, {C});
-  off_head_ = cfg_.tied ? off_embed_ : add(Role::LMHead, 0, {V, C});
+  m.lnf = add(Role::FinalNorm, 0, {C});
+  if (cfg.bias) m.lnf_b = add(Role::FinalNormBias, 0, {C});
+  m.head = cfg.tied ? m.embed : add(Role::LMHead, 0, {V, C});
+  return m;
+}
+
+Model::Model(const ModelConfig& cfg)
+    : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
+  cfg_.validate();
+  const int C = cfg_.n_embd, F = cfg_.n_inner;
+  {
+    ModelLayout ml = model_layout(cfg_);
+    layout_ = std::move(ml.layout);
+    off_embed_ = ml.embed, off_pos_ = ml.pos, off_lnf_ = ml.lnf, off_lnf_b_ = ml.lnf_b, off_head_ = ml.head;
+    lay_ = std::move(ml.layers);
+  }
   moe_.resize(cfg_.n_layer);
   for (int l = 0; l < cfg_.n_layer; l++) {
     if (!cfg_.moe_layer(l)) continue;

@@ -29,6 +29,16 @@ struct LayerOffsets {
   size_t router = npos, ew1 = npos, eb1 = npos, ew3 = npos, ew2 = npos, eb2 = npos;
 };
 
+// Every parameter's name (HF, '*' for the expert index of [E, ...] tensors) and
+// shape (ours: linear weights [out, in]) with the role offsets: what a Model of this
+// config holds, computed without allocating it (upcycling plans a 7B model this way).
+struct ModelLayout {
+  ParamLayout layout;
+  size_t embed = 0, pos = LayerOffsets::npos, lnf = 0, lnf_b = LayerOffsets::npos, head = 0;
+  std::vector<LayerOffsets> layers;
+};
+ModelLayout model_layout(const ModelConfig& cfg);  // cfg must be valid
+
 struct ForwardOptions {
   Compute compute = Compute::F32;
   bool training = true;       // MoE: the training capacity factor (else the evaluation one)

@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "model/flops.h"
 #include "model/model.h"
 
 namespace moe {
@@ -22,10 +23,6 @@ struct TrainBenchResult {
   double gflops() const { return flops_per_token * tokens_per_s() * 1e-9; }
 };
 
-// Matmul parameters (every 2-D weight used as a linear, the lm_head and MoE routers
-// included; embedding lookups excluded; of the [E, ...] expert weights, the K experts
-// a token uses) times 6, plus 12 L T C.
-double model_train_flops_per_token(const Model& m, int T);
 
 TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, Compute compute, int B, int T,
                              double min_seconds);

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "io/files.h"
+#include "model/flops.h"
 #include "ops/clip.h"
 #include "train/eval.h"
 
@@ -118,6 +119,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   std::vector<int32_t> in(N), tgt(N);
   const int end_step = run.stop_at > 0 ? std::min(run.stop_at, cfg.steps) : cfg.steps;
 
+  // Training FLOPs per token (6N + attention): log lines carry the run's cumulative FLOPs.
+  const double flops_per_token = model_train_flops_per_token(m, cfg.seq);
   TrainSummary sum;
   double train_seconds = 0, window_loss = 0;
   uint64_t run_tokens = 0;
@@ -125,7 +128,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   auto validate = [&]() {
     EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute);
     st.val_loss = float(r.loss);
-    log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens}});
+    log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens},
+               {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token}});
     char buf[128];
     std::snprintf(buf, sizeof buf, "step %d: val loss %.4f (ppl %.1f) on %llu tokens", st.step, r.loss,
                   r.perplexity, (unsigned long long)r.tokens);
@@ -174,7 +178,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     window_loss += loss, window_steps++;
     const double tps = double(N * cfg.accum) / dt;
     nlohmann::json line{{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
-                        {"tokens", st.tokens}, {"epoch", train_data.state().epoch}};
+                        {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token},
+                        {"epoch", train_data.state().epoch}};
     std::string extra;
     if (mc.is_moe()) {
       line["moe_loss"] = moe_loss;
