@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "model/checkpoint.h"
+#include "model/flops.h"
 
 namespace moe::cli {
 
@@ -19,15 +20,8 @@ void run_inspect(const InspectOpts& o) {
   const std::string dir = resolve_model_dir(o.model);
   auto m = model_load(dir);
   const ModelConfig& c = m->config();
-  // Active per token: everything but the experts a token does not use (E - K of E).
-  size_t total = m->num_params(), expert = 0;
-  for (int l = 0; l < c.n_layer; l++) {
-    const LayerOffsets& lo = m->layer_offsets(l);
-    for (size_t off : {lo.ew1, lo.eb1, lo.ew3, lo.ew2, lo.eb2})
-      for (const ParamSpec& s : m->layout().specs())
-        if (s.offset == off && off != LayerOffsets::npos) expert += size_t(s.shape.numel());
-  }
-  const size_t active = c.is_moe() ? total - expert + expert / c.n_experts * c.top_k : total;
+  const ParamCounts pc = model_param_counts(c);
+  const size_t total = pc.total, active = pc.active;
   std::vector<int> layers;
   for (int l = 0; l < c.n_layer; l++)
     if (c.moe_layer(l)) layers.push_back(l);

@@ -13,6 +13,25 @@
 
 namespace moe::cli {
 
+void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all) {
+  layers->clear();
+  *all = spec == "all";
+  if (spec == "all" || spec == "every-other") return;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      int l = std::stoi(item, &used);
+      if (used != item.size() || l < 0) throw std::invalid_argument(item);
+      layers->push_back(l);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("--moe-layers must be every-other, all, or a comma list of layer indices; got \"" +
+                                  spec + "\"");
+    }
+  }
+}
+
 namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
@@ -52,23 +71,7 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
   mc.expert_choice = o.routing == "expert-choice";
   mc.router_init_scale = o.router_init_scale;
-  mc.moe_layers.clear();
-  mc.moe_all_layers = o.layers == "all";
-  if (o.layers != "all" && o.layers != "every-other") {
-    std::stringstream ss(o.layers);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      try {
-        size_t used = 0;
-        int l = std::stoi(item, &used);
-        if (used != item.size() || l < 0) throw std::invalid_argument(item);
-        mc.moe_layers.push_back(l);
-      } catch (const std::exception&) {
-        throw std::invalid_argument("--moe-layers must be every-other, all, or a comma list of layer indices; got \"" +
-                                    o.layers + "\"");
-      }
-    }
-  }
+  parse_moe_layers(o.layers, &mc.moe_layers, &mc.moe_all_layers);
   if (mc.family == "llama") mc.family = "mixtral";
 }
 

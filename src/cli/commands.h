@@ -2,6 +2,8 @@
 // callback does the work and sets the exit code through set_exit_code.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 namespace moe::cli {
 
@@ -11,6 +13,10 @@ void register_train(CLI::App& app);  // cmd_train.cpp
 void register_eval(CLI::App& app);   // cmd_eval.cpp
 void register_generate(CLI::App& app);  // cmd_generate.cpp
 void register_inspect(CLI::App& app);   // cmd_inspect.cpp
+void register_upcycle(CLI::App& app);   // cmd_upcycle.cpp
+
+// --moe-layers: "every-other" | "all" | "1,3,5" (cmd_train.cpp; shared with upcycle).
+void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all);
 
 void set_exit_code(int code);
 int exit_code();

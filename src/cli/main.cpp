@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   moe::cli::register_eval(app);
   moe::cli::register_generate(app);
   moe::cli::register_inspect(app);
+  moe::cli::register_upcycle(app);
 
   try {
     app.parse(argc, argv);

@@ -79,6 +79,7 @@ void model_load_params(Model& m, const TensorDir& src,
     float* dst = m.params().data() + s.offset;
     std::vector<int64_t> shape = dims(s.shape);
     const std::string from = source_name ? source_name(s.name, role) : s.name;
+    if (from.empty()) continue;  // the caller fills this one itself
     if (from.find('*') == std::string::npos) {
       read_hf_tensor(src, from, shape, tr, dst, why);
       if (used) used->insert(from);

@@ -39,8 +39,8 @@ class TensorDir;
 void read_hf_tensor(const TensorDir& src, const std::string& name, std::vector<int64_t> want, bool tr, float* dst,
                     const std::string& why);
 // Fills every parameter of m from src. source_name maps a parameter name (and its
-// role, null when unknown) to the name to read ('*' expanded per expert); null: the
-// same name. The names read are added to `used` when given.
+// role, null when unknown) to the name to read ('*' expanded per expert; empty: leave
+// the parameter as it is); null: the same name. The names read are added to `used` when given.
 void model_load_params(Model& m, const TensorDir& src,
                        const std::function<std::string(const std::string&, const TensorRole*)>& source_name,
                        std::set<std::string>* used);

@@ -50,6 +50,7 @@ void ModelConfig::validate() const {
     bool any = false;
     for (int l = 0; l < n_layer; l++) any |= moe_layer(l);
     need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
+    need(moe_inner >= 0, "expert MLP width (moe_intermediate_size) must be positive");
     need(aux_loss_coef >= 0 && z_loss_coef >= 0, "aux and z loss coefficients must be non-negative");
     need(!expert_choice,
          "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "

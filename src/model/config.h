@@ -36,6 +36,7 @@ struct ModelConfig {
   // layers in moe_layers (empty: every other layer, 1, 3, 5, ...).
   int n_experts = 0;                 // E
   int top_k = 1;                     // K (1: Switch)
+  int moe_inner = 0;                 // expert MLP width (0: n_inner); granular upcycling: n_inner / G
   std::vector<int> moe_layers;       // explicit list; empty = every other
   bool moe_all_layers = false;       // every layer (Mixtral)
   float capacity_factor = 1.25f;     // training; <= 0: dropless
@@ -49,6 +50,7 @@ struct ModelConfig {
   float expert_dropout = 0.0f;       // training: dropout inside the experts
 
   int head_dim() const { return n_embd / n_head; }
+  int expert_inner() const { return moe_inner > 0 ? moe_inner : n_inner; }
   bool is_moe() const { return n_experts > 0; }
   bool moe_layer(int l) const;
   // Throws std::invalid_argument naming the field and what was expected.

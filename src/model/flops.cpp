@@ -2,6 +2,18 @@
 
 namespace moe {
 
+ParamCounts model_param_counts(const ModelConfig& c) {
+  ParamCounts pc;
+  size_t expert = 0;
+  const ModelLayout ml = model_layout(c);
+  for (const ParamSpec& s : ml.layout.specs()) {
+    pc.total += size_t(s.shape.numel());
+    if (s.shape.ndim == 3) expert += size_t(s.shape.numel());  // [E, ...] expert weights
+  }
+  pc.active = c.is_moe() ? pc.total - expert + expert / c.n_experts * c.top_k : pc.total;
+  return pc;
+}
+
 double model_train_flops_per_token(const Model& m, int T) {
   const ModelConfig& c = m.config();
   double matmul_params = 0;

@@ -1,8 +1,15 @@
-// Training FLOPs of a model: the 6N rule over matmul parameters plus attention.
+// Model arithmetic: parameters (total and active per token) and training FLOPs.
 #pragma once
 #include "model/model.h"
 
 namespace moe {
+
+// Parameters of a config's model (no allocation). Active per token: everything but
+// the experts a token does not use (E - K of E in every MoE layer).
+struct ParamCounts {
+  size_t total = 0, active = 0;
+};
+ParamCounts model_param_counts(const ModelConfig& c);
 
 // Matmul parameters (every 2-D weight used as a linear, the lm_head and MoE routers
 // included; embedding lookups excluded; of the [E, ...] expert weights, the K experts

@@ -53,7 +53,7 @@ ModelLayout model_layout(const ModelConfig& cfg) {
     o.norm2 = add(Role::Norm2, l, {C});
     if (cfg.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
     if (cfg.moe_layer(l)) {
-      const int E = cfg.n_experts;
+      const int E = cfg.n_experts, F = cfg.expert_inner();
       o.router = add(Role::Router, l, {E, C});
       o.ew1 = add(Role::ExpertW1, l, {E, F, C});
       if (cfg.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
@@ -77,7 +77,7 @@ ModelLayout model_layout(const ModelConfig& cfg) {
 Model::Model(const ModelConfig& cfg)
     : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
   cfg_.validate();
-  const int C = cfg_.n_embd, F = cfg_.n_inner;
+  const int C = cfg_.n_embd;
   {
     ModelLayout ml = model_layout(cfg_);
     layout_ = std::move(ml.layout);
@@ -88,7 +88,7 @@ Model::Model(const ModelConfig& cfg)
   for (int l = 0; l < cfg_.n_layer; l++) {
     if (!cfg_.moe_layer(l)) continue;
     MoeSpec sp;
-    sp.C = C, sp.F = F, sp.E = cfg_.n_experts, sp.K = cfg_.top_k, sp.mlp = cfg_.mlp, sp.bias = cfg_.bias;
+    sp.C = C, sp.F = cfg_.expert_inner(), sp.E = cfg_.n_experts, sp.K = cfg_.top_k, sp.mlp = cfg_.mlp, sp.bias = cfg_.bias;
     sp.capacity_factor = cfg_.capacity_factor, sp.renormalize = cfg_.moe_renormalize;
     sp.aux_coef = cfg_.aux_loss_coef, sp.z_coef = cfg_.z_loss_coef;
     moe_[l] = std::make_unique<MoeBlock>(sp);

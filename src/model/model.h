@@ -44,6 +44,9 @@ struct ForwardOptions {
   bool training = true;       // MoE: the training capacity factor (else the evaluation one)
   float dropout = 0.0f;       // on the embedding output and both residual branches
   uint64_t dropout_seed = 0;  // with dropout > 0: one mask per (seed, layer, site)
+  // Inference on a slice of layers (upcycling's step-0 check): start from this (B,T,C)
+  // residual stream instead of the embedding; inputs may then be null. No backward.
+  const float* hidden_in = nullptr;
 };
 
 class Model {
@@ -85,6 +88,10 @@ class Model {
   // Gradients of (loss_scale x the last forward's mean loss), accumulated into grads().
   void backward(float loss_scale = 1.0f);
   const float* logits() const { return logits_; }  // (B,T,V) of the last forward
+  // The last forward's residual stream entering layer l (l = n_layer: after the last
+  // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C).
+  const float* hidden(int l) const;
+  const float* last_mlp_output() const;
   int valid_targets() const { return n_valid_; }
 
   // Where each tensor lives in the flat buffers (for inference paths such as generate.cpp).

@@ -68,16 +68,17 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
   const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;
   const size_t N = size_t(B) * T;
-  for (size_t i = 0; i < N; i++)
+  for (size_t i = 0; i < N && !opt.hidden_in; i++)
     if (inputs[i] < 0 || inputs[i] >= V)
       throw std::invalid_argument("token id " + std::to_string(inputs[i]) + " at position " + std::to_string(i) +
                                   " is outside the vocabulary [0, " + std::to_string(V) + ")");
   ensure_acts(B, T);
   fopt_ = opt;
   Acts& a = *acts_;
-  inputs_copy_.assign(inputs, inputs + N);
+  inputs_copy_.clear();
+  if (!opt.hidden_in) inputs_copy_.assign(inputs, inputs + N);
   targets_copy_.clear();
-  if (targets) targets_copy_.assign(targets, targets + N);
+  if (targets && !opt.hidden_in) targets_copy_.assign(targets, targets + N);
   const bool bf = opt.compute == Compute::BF16;
   if (bf && !bf16_fresh_) {
     params_bf_.resize(params_.numel());
@@ -95,8 +96,12 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   };
 
   moe_loss_ = 0;
-  embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
-  drop(a.xs[0], N * C, -1, 0);
+  if (opt.hidden_in) {
+    std::memcpy(a.xs[0], opt.hidden_in, N * C * sizeof(float));
+  } else {
+    embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
+    drop(a.xs[0], N * C, -1, 0);
+  }
   for (int l = 0; l < cfg_.n_layer; l++) {
     LayerActs& la = a.L[l];
     const LayerOffsets& o = lay_[l];
@@ -164,6 +169,16 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   for (size_t i = 0; i < N; i++)
     if (targets[i] >= 0) sum += a.losses[i], n_valid_++;
   return n_valid_ ? float(sum / n_valid_) : 0.0f;
+}
+
+const float* Model::hidden(int l) const {
+  if (!acts_ || l < 0 || l > cfg_.n_layer) throw std::logic_error("Model::hidden: no forward, or no such layer");
+  return acts_->xs[l];
+}
+
+const float* Model::last_mlp_output() const {
+  if (!acts_) throw std::logic_error("Model::last_mlp_output without a forward");
+  return acts_->branch;
 }
 
 void Model::backward(float loss_scale) {

@@ -18,6 +18,8 @@ void moe_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pat
   c.n_experts = hf::opt_int(j, experts_key, 0, path);
   if (c.n_experts == 0) return;
   c.top_k = hf::opt_int(j, topk_key, all_by_default ? 2 : 1, path);
+  c.moe_inner = hf::opt_int(j, "moe_intermediate_size", 0, path);
+  if (c.moe_inner < 0) hf::fail(path, "field 'moe_intermediate_size' must be positive");
   c.aux_loss_coef = hf::opt_float(j, "router_aux_loss_coef", 0.01f, path);
   c.z_loss_coef = hf::opt_float(j, "router_z_loss_coef", 1e-3f, path);
   c.capacity_factor = hf::opt_float(j, "moe_capacity_factor", all_by_default ? 0.0f : 1.25f, path);
@@ -52,6 +54,7 @@ void moe_to_hf(const ModelConfig& c, nlohmann::json& j, const char* experts_key,
                bool all_by_default) {
   j[experts_key] = c.n_experts;
   j[topk_key] = c.top_k;
+  if (c.moe_inner > 0 && c.moe_inner != c.n_inner) j["moe_intermediate_size"] = c.moe_inner;
   j["router_aux_loss_coef"] = hf::num(c.aux_loss_coef);
   j["router_z_loss_coef"] = hf::num(c.z_loss_coef);
   j["moe_capacity_factor"] = hf::num(c.capacity_factor);

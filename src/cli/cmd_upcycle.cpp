@@ -1,0 +1,150 @@
+// moe upcycle: a dense checkpoint becomes an MoE checkpoint (src/upcycle), then the
+// step-0 check compares the two on a held-out batch.
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "io/files.h"
+#include "model/checkpoint.h"
+#include "train/state.h"
+#include "upcycle/step0.h"
+#include "upcycle/upcycle.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct UpcycleCli {
+  std::string from, out, layers = "every-other", combine = "renorm", strategy = "copy", router_init = "random",
+                         shard_size = "5GB", check_data;
+  UpcycleOptions opt;
+  bool dry_run = false, json = false, force = false, no_check = false;
+  int check_batch = 4, check_seq = 128;
+};
+
+uint64_t parse_size(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = s.substr(used);
+  double mult = unit.empty() || unit == "B" ? 1 : unit == "KB" ? 1e3 : unit == "MB" ? 1e6 : unit == "GB" ? 1e9 : -1;
+  if (used == 0 || mult < 0 || !(v > 0))
+    throw std::invalid_argument("--shard-size \"" + s + "\": expected a size like 5GB, 500MB or 1000000");
+  return uint64_t(v * mult);
+}
+
+// The held-out batch: the start of the validation split of the dataset given (or
+// the one the dense run trained on), else seeded random tokens.
+std::string check_batch(const UpcycleCli& o, const std::string& dense_dir, int V, std::vector<int32_t>& in,
+                        std::vector<int32_t>& tgt) {
+  const size_t N = size_t(o.check_batch) * o.check_seq;
+  in.resize(N), tgt.resize(N);
+  std::string data = o.check_data;
+  if (data.empty() && path_exists(dense_dir + "/trainer_state.json")) {
+    const std::string d = trainer_state_load(dense_dir).config.data_dir;
+    if (path_exists(d + "/meta.json")) data = d;
+  }
+  if (!data.empty()) {
+    DatasetInfo ds = dataset_open(data);
+    DataLoader val = DataLoader::open(ds.val_path, o.check_batch, o.check_seq, uint64_t(V));
+    val.next(in.data(), tgt.data());
+    return "validation split of " + data;
+  }
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, V - 1);
+  for (auto& t : in) t = tok(rng);
+  for (auto& t : tgt) t = tok(rng);
+  return "random tokens: no dataset known (give --check-data)";
+}
+
+void run_upcycle(UpcycleCli& o) {
+  o.opt.renormalize = o.combine == "renorm";
+  o.opt.strategy = upcycle_strategy_parse(o.strategy);
+  parse_moe_layers(o.layers, &o.opt.layers, &o.opt.all_layers);
+  if (o.router_init == "zeros") o.opt.router_std = 0.0f;
+  else if (o.opt.router_std == 0.0f) throw std::invalid_argument("--router-std must be positive (or --router-init zeros)");
+  o.opt.max_shard_bytes = parse_size(o.shard_size);
+  if (!o.dry_run && o.out.empty()) throw std::invalid_argument("--out is required (or --dry-run)");
+
+  Upcycler up(o.from, o.opt);
+  if (o.dry_run) {
+    if (o.json) std::printf("%s\n", up.plan_json().dump().c_str());
+    else std::printf("%s(dry run: nothing written)\n", up.plan_text().c_str());
+    return;
+  }
+  if (!o.json) std::printf("%s", up.plan_text(false).c_str());
+  std::fflush(stdout);
+  up.write(o.out, o.force);
+  if (!o.json) std::printf("wrote %s\n", o.out.c_str());
+  nlohmann::ordered_json result{{"out", o.out}, {"plan", up.plan_json()}};
+  result["plan"].erase("tensors");
+  if (!o.no_check) {
+    std::vector<int32_t> in, tgt;
+    const int T = std::min(o.check_seq, up.dense_config().n_ctx);
+    o.check_seq = T;
+    const std::string src = check_batch(o, up.dense_dir(), up.dense_config().vocab_size, in, tgt);
+    Step0Report rep = step0_check(up.dense_dir(), o.out, in, tgt, o.check_batch, T);
+    rep.batch = src;
+    if (o.json) result["step0"] = rep.to_json();
+    else std::printf("%s", rep.text().c_str());
+  }
+  if (o.json) std::printf("%s\n", result.dump().c_str());
+}
+
+}  // namespace
+
+void register_upcycle(CLI::App& app) {
+  auto o = std::make_shared<UpcycleCli>();
+  UpcycleOptions& u = o->opt;
+  CLI::App* sub = app.add_subcommand(
+      "upcycle", "Turn a dense checkpoint into an MoE checkpoint (sparse upcycling), then check step 0");
+  sub->add_option("--from", o->from, "dense checkpoint directory (or a run directory: its newest checkpoint)")
+      ->required();
+  sub->add_option("--out", o->out, "MoE checkpoint directory to write (atomically)");
+  sub->add_option("--experts", u.experts, "experts per MoE layer")->required()->check(CLI::Range(1, 4096));
+  sub->add_option("--top-k", u.top_k, "experts per token, stored in config.json (default 2)")->check(CLI::Range(1, 4096));
+  sub->add_option("--combine", o->combine, "renorm (gates renormalised over the top-k; step 0 exact) | raw (Switch)")
+      ->check(CLI::IsMember({"renorm", "raw"}));
+  sub->add_option("--moe-layers", o->layers, "every-other (default) | all | a list like 1,3");
+  sub->add_option("--strategy", o->strategy, "copy (default) | noise | drop (Drop-Upcycling) | granular (virtual groups)")
+      ->check(CLI::IsMember({"copy", "noise", "drop", "granular"}));
+  sub->add_option("--noise", u.noise, "noise: std relative to each weight's std (default 0.01)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--drop-rate", u.drop_rate, "drop: fraction of each expert's units re-initialised (default 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--granularity", u.granularity, "G: experts are 1/G shards of the MLP (granular; default 1)")
+      ->check(CLI::Range(1, 4096));
+  sub->add_option("--weight-scale", u.weight_scale,
+                  "down-projection multiplier (default: G / combine mass when G > 1, else 1)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--router-init", o->router_init, "random (default) | zeros")->check(CLI::IsMember({"random", "zeros"}));
+  sub->add_option("--router-std", u.router_std, "random router init std (default Switch's sqrt(0.1 / C))")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--capacity-factor", u.capacity_factor, "training capacity factor stored in config.json (default 2; <= 0: dropless)");
+  sub->add_option("--eval-capacity-factor", u.eval_capacity_factor, "evaluation capacity factor (default 0: dropless)");
+  sub->add_option("--aux-coef", u.aux_coef, "load-balancing loss coefficient (default 0.01)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--z-coef", u.z_coef, "router z-loss coefficient (default 1e-3)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", u.seed, "seed of every random draw (router, noise, drop)");
+  sub->add_option("--dtype", u.dtype, "keep (default: the input's) | f32 | bf16 | f16")
+      ->check(CLI::IsMember({"keep", "f32", "bf16", "f16"}));
+  sub->add_flag("--carry-optimizer", u.carry_optimizer,
+                "copy the dense Adam moments into every expert (writes optimizer.safetensors; train with --init-optimizer)");
+  sub->add_option("--shard-size", o->shard_size, "split the output past this size, HF-style (default 5GB)");
+  sub->add_flag("--dry-run", o->dry_run, "print the plan (tensors, shapes, parameters) and write nothing");
+  sub->add_flag("--force", o->force, "replace --out if it exists");
+  sub->add_flag("--no-check", o->no_check, "skip the step-0 check");
+  sub->add_option("--check-data", o->check_data, "dataset for the step-0 batch (default: the dense run's, else random)");
+  sub->add_option("--check-batch", o->check_batch, "step-0 batch: sequences (default 4)")->check(CLI::Range(1, 1024));
+  sub->add_option("--check-seq", o->check_seq, "step-0 batch: tokens per sequence (default 128)")->check(CLI::Range(2, 65536));
+  sub->add_flag("--json", o->json, "one JSON object (plan and step-0 report) instead of text");
+  sub->callback([o] { run_upcycle(*o); });
+}
+
+}  // namespace moe::cli
