@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
+#include "train/state.h"
 #include "train/trainer.h"
 
 namespace moe::cli {
@@ -48,12 +49,12 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32";
-  bool resume = false;
+  bool resume = false, init_optimizer = false;
   int stop_at = 0;
 };
 
 // Options that define the run: fixed once it started (trainer_state.json holds them).
-const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--batch", "--seq",
+const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--init-optimizer", "--batch", "--seq",
                                 "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
@@ -129,6 +130,15 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       run.model->init_weights(o.cfg.seed);
     }
     run.opt = std::make_unique<AdamW>(run.model->layout());
+    if (o.init_optimizer) {
+      if (o.init.empty()) throw std::invalid_argument("--init-optimizer needs --init");
+      const std::string dir = resolve_model_dir(o.init);
+      if (!path_exists(dir + "/optimizer.safetensors"))
+        throw std::invalid_argument("--init-optimizer: " + dir + " has no optimizer.safetensors");
+      optimizer_load(*run.opt, *run.model, dir);
+      std::fprintf(stderr, "optimizer: AdamW moments from %s/optimizer.safetensors (step %d)\n", dir.c_str(),
+                   run.opt->t());
+    }
     run.state.config = o.cfg;
   }
   run.stop_at = o.stop_at;
@@ -175,6 +185,8 @@ void register_train(CLI::App& app) {
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
       ->check(CLI::ExistingFile);
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");
+  sub->add_flag("--init-optimizer", o->init_optimizer,
+                "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
   sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
   sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(CLI::Range(1, 65536));
   sub->add_option("--seq", c.seq, "tokens per sequence")->check(CLI::Range(2, 1 << 20));
