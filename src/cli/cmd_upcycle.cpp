@@ -72,6 +72,8 @@ void run_upcycle(UpcycleCli& o) {
   else if (o.opt.router_std == 0.0f) throw std::invalid_argument("--router-std must be positive (or --router-init zeros)");
   o.opt.max_shard_bytes = parse_size(o.shard_size);
   if (!o.dry_run && o.out.empty()) throw std::invalid_argument("--out is required (or --dry-run)");
+  if (!o.dry_run && path_exists(o.out) && !o.force)
+    throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
 
   Upcycler up(o.from, o.opt);
   if (o.dry_run) {
