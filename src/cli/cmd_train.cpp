@@ -1,6 +1,7 @@
 // moe train: train a dense model from scratch (preset or config.json), from a
 // checkpoint's weights (--init), or continue a run exactly (--resume).
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
@@ -49,12 +50,12 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32";
-  bool resume = false, init_optimizer = false;
+  bool resume = false, init_optimizer = false, continue_data = false;
   int stop_at = 0;
 };
 
 // Options that define the run: fixed once it started (trainer_state.json holds them).
-const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--init-optimizer", "--batch", "--seq",
+const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--init-optimizer", "--continue-data", "--batch", "--seq",
                                 "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
@@ -139,6 +140,20 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       std::fprintf(stderr, "optimizer: AdamW moments from %s/optimizer.safetensors (step %d)\n", dir.c_str(),
                    run.opt->t());
     }
+    if (o.continue_data) {
+      if (o.init.empty()) throw std::invalid_argument("--continue-data needs --init");
+      const std::string dir = resolve_model_dir(o.init);
+      if (!path_exists(dir + "/trainer_state.json"))
+        throw std::invalid_argument("--continue-data: " + dir + " has no trainer_state.json (not a training checkpoint)");
+      const TrainerState prev = trainer_state_load(dir);
+      namespace fs = std::filesystem;
+      if (fs::weakly_canonical(prev.config.data_dir) != fs::weakly_canonical(o.cfg.data_dir))
+        throw std::invalid_argument("--continue-data: " + dir + " was trained on " + prev.config.data_dir +
+                                    ", not on " + o.cfg.data_dir);
+      run.state.loader = prev.loader;
+      std::fprintf(stderr, "data: continuing where %s stopped (epoch %llu)\n", dir.c_str(),
+                   (unsigned long long)prev.loader.epoch);
+    }
     run.state.config = o.cfg;
   }
   run.stop_at = o.stop_at;
@@ -185,6 +200,8 @@ void register_train(CLI::App& app) {
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
       ->check(CLI::ExistingFile);
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");
+  sub->add_flag("--continue-data", o->continue_data,
+                "with --init: continue the data order where that checkpoint's run stopped (same dataset)");
   sub->add_flag("--init-optimizer", o->init_optimizer,
                 "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
   sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));

@@ -21,7 +21,7 @@ struct UpcycleCli {
   std::string from, out, layers = "every-other", combine = "renorm", strategy = "copy", router_init = "random",
                          shard_size = "5GB", check_data;
   UpcycleOptions opt;
-  bool dry_run = false, json = false, force = false, no_check = false;
+  bool dry_run = false, json = false, force = false, no_check = false, check_only = false;
   int check_batch = 4, check_seq = 128;
 };
 
@@ -64,7 +64,26 @@ std::string check_batch(const UpcycleCli& o, const std::string& dense_dir, int V
   return "random tokens: no dataset known (give --check-data)";
 }
 
+// The step-0 check of --out against --from; the report as text or JSON.
+nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, const ModelConfig& dc) {
+  std::vector<int32_t> in, tgt;
+  o.check_seq = std::min(o.check_seq, dc.n_ctx);
+  const std::string src = check_batch(o, dense_dir, dc.vocab_size, in, tgt);
+  Step0Report rep = step0_check(dense_dir, o.out, in, tgt, o.check_batch, o.check_seq);
+  rep.batch = src;
+  if (!o.json) std::printf("%s", rep.text().c_str());
+  return rep.to_json();
+}
+
 void run_upcycle(UpcycleCli& o) {
+  if (o.check_only) {  // an existing upcycled checkpoint against its dense one
+    if (o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
+    const std::string dense = resolve_model_dir(o.from);
+    auto j = run_check(o, dense, config_load(dense + "/config.json"));
+    if (o.json) std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
   o.opt.renormalize = o.combine == "renorm";
   o.opt.strategy = upcycle_strategy_parse(o.strategy);
   parse_moe_layers(o.layers, &o.opt.layers, &o.opt.all_layers);
@@ -87,16 +106,7 @@ void run_upcycle(UpcycleCli& o) {
   if (!o.json) std::printf("wrote %s\n", o.out.c_str());
   nlohmann::ordered_json result{{"out", o.out}, {"plan", up.plan_json()}};
   result["plan"].erase("tensors");
-  if (!o.no_check) {
-    std::vector<int32_t> in, tgt;
-    const int T = std::min(o.check_seq, up.dense_config().n_ctx);
-    o.check_seq = T;
-    const std::string src = check_batch(o, up.dense_dir(), up.dense_config().vocab_size, in, tgt);
-    Step0Report rep = step0_check(up.dense_dir(), o.out, in, tgt, o.check_batch, T);
-    rep.batch = src;
-    if (o.json) result["step0"] = rep.to_json();
-    else std::printf("%s", rep.text().c_str());
-  }
+  if (!o.no_check) result["step0"] = run_check(o, up.dense_dir(), up.dense_config());
   if (o.json) std::printf("%s\n", result.dump().c_str());
 }
 
@@ -110,7 +120,8 @@ void register_upcycle(CLI::App& app) {
   sub->add_option("--from", o->from, "dense checkpoint directory (or a run directory: its newest checkpoint)")
       ->required();
   sub->add_option("--out", o->out, "MoE checkpoint directory to write (atomically)");
-  sub->add_option("--experts", u.experts, "experts per MoE layer")->required()->check(CLI::Range(1, 4096));
+  u.experts = 0;  // required, except with --check-only
+  sub->add_option("--experts", u.experts, "experts per MoE layer (required)")->check(CLI::Range(1, 4096));
   sub->add_option("--top-k", u.top_k, "experts per token, stored in config.json (default 2)")->check(CLI::Range(1, 4096));
   sub->add_option("--combine", o->combine, "renorm (gates renormalised over the top-k; step 0 exact) | raw (Switch)")
       ->check(CLI::IsMember({"renorm", "raw"}));
@@ -142,6 +153,7 @@ void register_upcycle(CLI::App& app) {
   sub->add_flag("--dry-run", o->dry_run, "print the plan (tensors, shapes, parameters) and write nothing");
   sub->add_flag("--force", o->force, "replace --out if it exists");
   sub->add_flag("--no-check", o->no_check, "skip the step-0 check");
+  sub->add_flag("--check-only", o->check_only, "only the step-0 check of an existing --out against --from");
   sub->add_option("--check-data", o->check_data, "dataset for the step-0 batch (default: the dense run's, else random)");
   sub->add_option("--check-batch", o->check_batch, "step-0 batch: sequences (default 4)")->check(CLI::Range(1, 1024));
   sub->add_option("--check-seq", o->check_seq, "step-0 batch: tokens per sequence (default 128)")->check(CLI::Range(2, 65536));

@@ -291,12 +291,20 @@ const STEntry& SafeTensorsFile::expect(const std::string& name, const std::vecto
 
 const void* SafeTensorsFile::data(const STEntry& e) const { return data_begin_ + e.offset; }
 
-void SafeTensorsFile::release(const STEntry& e) const {
-  if (!map_ || e.nbytes == 0) return;
+namespace {
+void advise(const unsigned char* p, uint64_t n, int advice) {
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  uintptr_t b = uintptr_t(data_begin_ + e.offset) / page * page;
-  uintptr_t end = uintptr_t(data_begin_ + e.offset + e.nbytes);
-  ::madvise(reinterpret_cast<void*>(b), end - b, MADV_DONTNEED);  // advice only: failure is harmless
+  uintptr_t b = uintptr_t(p) / page * page;
+  ::madvise(reinterpret_cast<void*>(b), uintptr_t(p) + n - b, advice);  // advice only: failure is harmless
+}
+}  // namespace
+
+void SafeTensorsFile::release(const STEntry& e) const {
+  if (map_ && e.nbytes) advise(data_begin_ + e.offset, e.nbytes, MADV_DONTNEED);
+}
+
+void SafeTensorsFile::prefetch(const STEntry& e) const {
+  if (map_ && e.nbytes) advise(data_begin_ + e.offset, e.nbytes, MADV_WILLNEED);
 }
 
 void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
@@ -308,6 +316,7 @@ void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
       std::memcpy(out, p, n * 4);
       break;
     case STDType::BF16:
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
       for (size_t i = 0; i < n; i++) {
         bf16 h;
         std::memcpy(&h.bits, p + 2 * i, 2);
@@ -315,6 +324,7 @@ void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
       }
       break;
     case STDType::F16:
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
       for (size_t i = 0; i < n; i++) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);

@@ -70,6 +70,9 @@ class SafeTensorsFile {
   // Drops the tensor's pages from this process's resident set (they stay in the page
   // cache; a later access maps them again). Streaming readers call it after use.
   void release(const STEntry& e) const;
+  // Asks the kernel to read the tensor's pages ahead (asynchronously): a streaming
+  // reader calls it for the next tensor while it works on this one.
+  void prefetch(const STEntry& e) const;
 
   // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
   void read_f32(const STEntry& e, float* out, size_t n) const;

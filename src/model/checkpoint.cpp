@@ -65,6 +65,7 @@ void read_hf_tensor(const TensorDir& src, const std::string& name, std::vector<i
   } else {
     f.read_f32(e, dst, size_t(e.numel()));
   }
+  f.release(e);  // read once: the mapped pages need not stay resident
 }
 
 void model_load_params(Model& m, const TensorDir& src,

@@ -74,7 +74,7 @@ ModelLayout model_layout(const ModelConfig& cfg) {
   return m;
 }
 
-Model::Model(const ModelConfig& cfg)
+Model::Model(const ModelConfig& cfg, bool trainable)
     : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
   cfg_.validate();
   const int C = cfg_.n_embd;
@@ -95,7 +95,8 @@ Model::Model(const ModelConfig& cfg)
   }
   // The buffers were built over the empty layout: size them now.
   params_ = FlatBuffer(layout_);
-  grads_ = FlatBuffer(layout_);
+  static const ParamLayout kNoParams;
+  grads_ = FlatBuffer(trainable ? layout_ : kNoParams);
 }
 
 Model::~Model() = default;

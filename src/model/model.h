@@ -51,7 +51,8 @@ struct ForwardOptions {
 
 class Model {
  public:
-  explicit Model(const ModelConfig& cfg);
+  // trainable = false: no gradient buffer (inference only; backward() refuses).
+  explicit Model(const ModelConfig& cfg, bool trainable = true);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

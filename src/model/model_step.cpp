@@ -183,6 +183,7 @@ const float* Model::last_mlp_output() const {
 
 void Model::backward(float loss_scale) {
   if (!acts_ || targets_copy_.empty()) throw std::logic_error("Model::backward without a forward with targets");
+  if (grads_.numel() != params_.numel()) throw std::logic_error("Model::backward on an inference-only model");
   const int B = B_, T = T_;
   const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
   const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;

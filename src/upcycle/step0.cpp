@@ -48,7 +48,7 @@ struct Side {
     sc.n_layer = 1, sc.vocab_size = 1, sc.bos_id = sc.eos_id = 0, sc.tied = true;
     if (cfg.is_moe() && cfg.moe_layer(l)) sc.moe_layers = {0}, sc.moe_all_layers = false;
     else sc.n_experts = 0;
-    auto m = std::make_unique<Model>(sc);
+    auto m = std::make_unique<Model>(sc, /*trainable=*/false);
     const Family& f = family_of(cfg.family);
     model_load_params(*m, src, [&](const std::string&, const TensorRole* r) -> std::string {
       if (!r) throw std::logic_error("step0: a parameter without a role");

@@ -117,6 +117,13 @@ struct Upcycler::Impl {
     return t.part == MlpPart::Out ? r.scale == 1.0f : t.part == MlpPart::OutBias ? r.bias_scale == 1.0f : true;
   }
   const void* produce(const OutTensor& t, std::vector<char>& scratch);
+  // The next output tensor (declaration order) made from another dense tensor, or null.
+  const OutTensor* next_source(const OutTensor& t) const {
+    for (size_t i = size_t(&t - outs.data()) + 1; i < outs.size(); i++)
+      if (outs[i].kind != Kind::Router && outs[i].source != t.source) return &outs[i];
+    return nullptr;
+  }
+  const STEntry& entry(const OutTensor& t) const { return *src.find(t.source); }
   void plan();
 };
 
@@ -255,6 +262,7 @@ const void* Upcycler::Impl::produce(const OutTensor& t, std::vector<char>& scrat
   }
   const SafeTensorsFile& f = src.file_of(t.source);
   const STEntry& e = *f.find(t.source);
+  if (const OutTensor* next = next_source(t)) src.file_of(next->source).prefetch(entry(*next));
   if (identity(t)) return f.data(e);  // bytes straight from the mapping
   if (t.kind == Kind::Pass) {
     work.resize(n);
@@ -380,9 +388,10 @@ void Upcycler::write(const std::string& out_dir, bool replace) {
   remove_tree(tmp);
   make_dirs(tmp);
   try {
-    w.write(tmp, [&p](size_t i) {
+    w.write(tmp, [&p](size_t i) {  // done with a dense tensor once its experts are written
       const OutTensor& t = p.outs[i];
-      if (t.kind != Kind::Router) p.src.file_of(t.source).release(*p.src.find(t.source));
+      const bool more = i + 1 < p.outs.size() && p.outs[i + 1].source == t.source;
+      if (t.kind != Kind::Router && !more) p.src.file_of(t.source).release(p.entry(t));
     });
     nlohmann::json cfg = config_to_hf(p.mc);
     cfg["torch_dtype"] = p.main_dtype == STDType::F32 ? "float32" : p.main_dtype == STDType::BF16 ? "bfloat16" : "float16";
@@ -391,7 +400,9 @@ void Upcycler::write(const std::string& out_dir, bool replace) {
     prov.erase("tensors");
     prov["seed"] = p.opt.seed;
     file_write_atomic(tmp + "/upcycling.json", prov.dump(2) + "\n");
-    if (path_exists(p.dir + "/tokenizer.model")) file_copy_atomic(p.dir + "/tokenizer.model", tmp + "/tokenizer.model");
+    // The tokenizer, and the dense run's state (its data cursor: moe train --init OUT --continue-data).
+    for (const char* f : {"tokenizer.model", "trainer_state.json"})
+      if (path_exists(p.dir + "/" + f)) file_copy_atomic(p.dir + "/" + f, tmp + "/" + f);
     if (p.opt.carry_optimizer) upcycle_optimizer(p.dir, p.dc, p.mc, [&p](int l) { return p.recipe(l); }, tmp);
     fsync_dir(tmp);
     dir_commit(tmp, out_dir);
