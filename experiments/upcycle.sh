@@ -12,8 +12,8 @@
 # run stopped (--continue-data), so no run sees a batch twice before (c) does.
 # Writes OUT/report/{table.md,summary.json,curves.svg,curves_tokens.svg}.
 #
-# Usage: experiments/upcycle.sh [--long] [--out DIR] [--data DIR]
-#   default: N=300, M=200 (sized for make demo: about 9 minutes on 2 cores)
+# Usage: experiments/upcycle.sh [--long | --steps N M] [--out DIR] [--data DIR]
+#   default: N=250, M=150 (sized for make demo: about 9 minutes on 2 cores)
 #   --long:  N=1500, M=1500 (about an hour): a closer reproduction (the paper
 #            continues for a sizeable fraction of the dense budget)
 set -euo pipefail
@@ -22,13 +22,14 @@ MOE=${MOE:-build/moe}
 PY=${PY:-/usr/bin/python3}
 OUT=runs/upcycle
 DATA=runs/demo/data
-N=300 M=200 EVAL=50
+N=250 M=150 EVAL=50
 while [ $# -gt 0 ]; do
   case "$1" in
     --long) N=1500 M=1500 EVAL=150 ;;
+    --steps) N=$2 M=$3 EVAL=$(( ($2 + 5) / 6 )); shift 2 ;;
     --out) OUT=$2; shift ;;
     --data) DATA=$2; shift ;;
-    *) echo "usage: experiments/upcycle.sh [--long] [--out DIR] [--data DIR]" >&2; exit 2 ;;
+    *) echo "usage: experiments/upcycle.sh [--long | --steps N M] [--out DIR] [--data DIR]" >&2; exit 2 ;;
   esac
   shift
 done

@@ -73,6 +73,8 @@ class SafeTensorsFile {
   // Asks the kernel to read the tensor's pages ahead (asynchronously): a streaming
   // reader calls it for the next tensor while it works on this one.
   void prefetch(const STEntry& e) const;
+  // Where the tensor's bytes start in the file (for copies that bypass the mapping).
+  uint64_t file_offset(const STEntry& e) const { return uint64_t(data_begin_ - map_) + e.offset; }
 
   // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
   void read_f32(const STEntry& e, float* out, size_t n) const;

@@ -27,8 +27,38 @@ void ShardedWriter::add(const std::string& name, STDType dtype, const std::vecto
   e.dtype = dtype;
   e.shape = shape;
   e.nbytes = numel * st_dtype_size(dtype);
-  items_.push_back({std::move(e), std::move(produce)});
+  items_.push_back({std::move(e), std::move(produce), "", 0});
 }
+
+void ShardedWriter::add_copy(const std::string& name, STDType dtype, const std::vector<int64_t>& shape,
+                             const std::string& path, uint64_t offset) {
+  add(name, dtype, shape, nullptr);
+  items_.back().copy_path = path;
+  items_.back().copy_offset = offset;
+}
+
+namespace {
+
+// Copies n bytes at `offset` of the file `path` to the end of out_fd.
+bool copy_range(int in_fd, uint64_t offset, int out_fd, uint64_t n) {
+  loff_t in_off = loff_t(offset);
+  while (n > 0) {
+    ssize_t c = ::copy_file_range(in_fd, &in_off, out_fd, nullptr, std::min<uint64_t>(n, uint64_t(1) << 30), 0);
+    if (c < 0 && errno == EINTR) continue;
+    if (c <= 0) break;  // unsupported here (EXDEV, ENOSYS, ...): fall back below
+    n -= uint64_t(c);
+  }
+  std::vector<char> buf(n ? size_t(8) << 20 : 0);
+  while (n > 0) {
+    ssize_t r = ::pread(in_fd, buf.data(), std::min<uint64_t>(n, buf.size()), in_off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || !st_write_all(out_fd, buf.data(), size_t(r))) return false;
+    in_off += r, n -= uint64_t(r);
+  }
+  return true;
+}
+
+}  // namespace
 
 uint64_t ShardedWriter::total_bytes() const {
   uint64_t n = 0;
@@ -66,6 +96,13 @@ void ShardedWriter::write(const std::string& dir, const std::function<void(size_
   const auto sh = shards();
   std::vector<char> scratch;
   nlohmann::json weight_map = nlohmann::json::object();
+  std::map<std::string, int> sources;  // add_copy files, opened once
+  struct Fds {
+    std::map<std::string, int>& m;
+    ~Fds() {
+      for (auto& [p, fd] : m) ::close(fd);
+    }
+  } fds{sources};
   for (size_t s = 0; s < sh.size(); s++) {
     const std::string path = dir + "/" + shard_name(s, sh.size());
     auto fail = [&](const std::string& what, int err) {
@@ -91,8 +128,19 @@ void ShardedWriter::write(const std::string& dir, const std::function<void(size_
     if (!st_write_all(fd, &n, 8) || !st_write_all(fd, header.data(), header.size())) fail("write header", errno);
     for (size_t i : order) {
       const Item& it = items_[i];
-      const void* bytes = it.produce(scratch);
-      if (it.e.nbytes && !st_write_all(fd, bytes, it.e.nbytes)) fail("write of tensor '" + it.e.name + "'", errno);
+      if (!it.copy_path.empty()) {
+        auto src = sources.find(it.copy_path);
+        if (src == sources.end()) {
+          int in = ::open(it.copy_path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (in < 0) fail("open " + it.copy_path, errno);
+          src = sources.emplace(it.copy_path, in).first;
+        }
+        if (!copy_range(src->second, it.copy_offset, fd, it.e.nbytes))
+          fail("copy of tensor '" + it.e.name + "' from " + it.copy_path, errno);
+      } else {
+        const void* bytes = it.produce(scratch);
+        if (it.e.nbytes && !st_write_all(fd, bytes, it.e.nbytes)) fail("write of tensor '" + it.e.name + "'", errno);
+      }
       weight_map[it.e.name] = shard_name(s, sh.size());
       if (after_each) after_each(i);
     }

@@ -27,6 +27,10 @@ class ShardedWriter {
       : base_(std::move(base)), max_shard_(max_shard_bytes) {}
 
   void add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape, Producer produce);
+  // A tensor whose bytes are a range of another file, copied by the kernel
+  // (copy_file_range, as cp does; read/write where unsupported).
+  void add_copy(const std::string& name, STDType dtype, const std::vector<int64_t>& shape, const std::string& path,
+                uint64_t offset);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
   uint64_t total_bytes() const;  // tensor data, headers excluded
@@ -42,6 +46,8 @@ class ShardedWriter {
   struct Item {
     STEntry e;
     Producer produce;
+    std::string copy_path;  // add_copy: the source file and offset
+    uint64_t copy_offset = 0;
   };
   std::vector<std::vector<size_t>> shards() const;  // item indices per shard
   std::string shard_name(size_t i, size_t n) const;

@@ -381,8 +381,14 @@ void Upcycler::write(const std::string& out_dir, bool replace) {
   if (path_exists(out_dir) && !replace)
     throw std::runtime_error(out_dir + ": already exists (give --force to replace it)");
   ShardedWriter w("model", p.opt.max_shard_bytes);
-  for (const OutTensor& t : p.outs)
+  for (const OutTensor& t : p.outs) {
+    if (t.kind != Kind::Router && p.identity(t)) {  // the dense bytes as they are: a kernel-side copy
+      const SafeTensorsFile& f = p.src.file_of(t.source);
+      w.add_copy(t.name, t.dtype, t.shape, f.path(), f.file_offset(p.entry(t)));
+      continue;
+    }
     w.add(t.name, t.dtype, t.shape, [&p, &t](std::vector<char>& scratch) { return p.produce(t, scratch); });
+  }
   w.set_metadata("format", "pt");
   const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
   remove_tree(tmp);
