@@ -150,6 +150,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (fs::weakly_canonical(prev.config.data_dir) != fs::weakly_canonical(o.cfg.data_dir))
         throw std::invalid_argument("--continue-data: " + dir + " was trained on " + prev.config.data_dir +
                                     ", not on " + o.cfg.data_dir);
+      if (prev.config.seed != o.cfg.seed || prev.config.seq != o.cfg.seq)
+        throw std::invalid_argument("--continue-data: " + dir + " ran with --seed " + std::to_string(prev.config.seed) +
+                                    " --seq " + std::to_string(prev.config.seq) +
+                                    "; give the same (the data order depends on both)");
       run.state.loader = prev.loader;
       std::fprintf(stderr, "data: continuing where %s stopped (epoch %llu)\n", dir.c_str(),
                    (unsigned long long)prev.loader.epoch);

@@ -22,6 +22,7 @@ struct UpcycleCli {
                          shard_size = "5GB", check_data;
   UpcycleOptions opt;
   bool dry_run = false, json = false, force = false, no_check = false, check_only = false;
+  bool noise_given = false, drop_given = false, router_std_given = false;  // flags that need a matching choice
   int check_batch = 4, check_seq = 128;
 };
 
@@ -86,6 +87,12 @@ void run_upcycle(UpcycleCli& o) {
   if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
   o.opt.renormalize = o.combine == "renorm";
   o.opt.strategy = upcycle_strategy_parse(o.strategy);
+  if (o.noise_given && o.opt.strategy != UpcycleStrategy::Noise)
+    throw std::invalid_argument("--noise applies to --strategy noise only");
+  if (o.drop_given && o.opt.strategy != UpcycleStrategy::Drop)
+    throw std::invalid_argument("--drop-rate applies to --strategy drop only");
+  if (o.router_std_given && o.router_init == "zeros")
+    throw std::invalid_argument("--router-std applies to --router-init random only");
   parse_moe_layers(o.layers, &o.opt.layers, &o.opt.all_layers);
   if (o.router_init == "zeros") o.opt.router_std = 0.0f;
   else if (o.opt.router_std == 0.0f) throw std::invalid_argument("--router-std must be positive (or --router-init zeros)");
@@ -158,7 +165,12 @@ void register_upcycle(CLI::App& app) {
   sub->add_option("--check-batch", o->check_batch, "step-0 batch: sequences (default 4)")->check(CLI::Range(1, 1024));
   sub->add_option("--check-seq", o->check_seq, "step-0 batch: tokens per sequence (default 128)")->check(CLI::Range(2, 65536));
   sub->add_flag("--json", o->json, "one JSON object (plan and step-0 report) instead of text");
-  sub->callback([o] { run_upcycle(*o); });
+  sub->callback([o, sub] {
+    o->noise_given = sub->get_option("--noise")->count() > 0;
+    o->drop_given = sub->get_option("--drop-rate")->count() > 0;
+    o->router_std_given = sub->get_option("--router-std")->count() > 0;
+    run_upcycle(*o);
+  });
 }
 
 }  // namespace moe::cli

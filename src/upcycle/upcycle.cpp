@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -27,6 +29,7 @@ enum class Kind { Pass, Expert, Router };
 // One output tensor and how it is made.
 struct OutTensor {
   std::string name;
+  std::string pattern;         // Expert: the name with '*' for the expert index
   STDType dtype;
   std::vector<int64_t> shape;  // as stored (HF orientation)
   Kind kind;
@@ -93,6 +96,7 @@ struct Upcycler::Impl {
   std::vector<OutTensor> outs;
   std::vector<std::string> dropped;  // dense tensors deliberately not written (HF buffers, a tied head)
   float scale = 1, bias_scale = 1, router_std = 0;
+  bool narrowed = false, scale_rounded = false;  // step 0 then differs by rounding
   STDType main_dtype = STDType::F32;
   // The f32 copy of the dense tensor the last expert came from (its E experts are consecutive).
   std::string cached;
@@ -216,7 +220,7 @@ void Upcycler::Impl::plan() {
     std::vector<int64_t> shape = dims(s.shape);
     if (r.role == Role::Router) {
       const STEntry& down = dense_entry(df.name(Role::Down, r.layer));
-      outs.push_back({s.name, out_dtype(down.dtype), shape, Kind::Router, "", MlpPart::In, 0, r.layer, 0, 0});
+      outs.push_back({s.name, "", out_dtype(down.dtype), shape, Kind::Router, "", MlpPart::In, 0, r.layer, 0, 0});
       continue;
     }
     if (s.shape.ndim == 3 || r.role == Role::ExpertB1 || r.role == Role::ExpertB2) {
@@ -230,14 +234,23 @@ void Upcycler::Impl::plan() {
       std::vector<int64_t> one(shape.begin() + 1, shape.end());
       if (tr) std::swap(one[0], one[1]);
       for (int e = 0; e < E; e++)
-        outs.push_back({expert_tensor_name(s.name, e), out_dtype(de.dtype), one, Kind::Expert, dname, part, axis,
-                        r.layer, e, uint64_t(r.role)});
+        outs.push_back({expert_tensor_name(s.name, e), s.name, out_dtype(de.dtype), one, Kind::Expert, dname, part,
+                        axis, r.layer, e, uint64_t(r.role)});
       continue;
     }
     const std::string dname = df.name(r.role, r.layer);
     const STEntry& de = dense_entry(dname);
     if (tr) std::swap(shape[0], shape[1]);
-    outs.push_back({s.name, out_dtype(de.dtype), shape, Kind::Pass, dname});
+    outs.push_back({s.name, "", out_dtype(de.dtype), shape, Kind::Pass, dname});
+  }
+  auto pow2 = [](float x) { return x > 0 && std::exp2(std::round(std::log2(x))) == x; };
+  for (const OutTensor& t : outs) {
+    if (t.kind == Kind::Router) continue;
+    const STDType in = src.find(t.source)->dtype;
+    if (t.dtype != in && t.dtype != STDType::F32) narrowed = true;
+    if (t.kind == Kind::Expert && t.dtype != STDType::F32 &&
+        ((t.part == MlpPart::Out && !pow2(scale)) || (t.part == MlpPart::OutBias && !pow2(bias_scale))))
+      scale_rounded = true;
   }
   std::vector<std::string> left;
   for (const std::string& n : src.names()) {
@@ -294,6 +307,8 @@ std::string Upcycler::exactness() const {
     why.push_back("top-k " + std::to_string(o.top_k) + " is not a multiple of the granularity " +
                   std::to_string(o.granularity) + " (whole virtual groups are not chosen)");
   if (o.weight_scale > 0) why.push_back("an explicit --weight-scale is applied");
+  if (p_->narrowed) why.push_back("weights are rounded to the narrower --dtype");
+  if (p_->scale_rounded) why.push_back("the scaled down projections are rounded to 16 bits (scale not a power of two)");
   if (why.empty()) {
     std::string s = "exact: step 0 computes the dense model's function";
     if (o.eval_capacity_factor > 0) s += " (as long as no token exceeds the evaluation capacity)";
@@ -355,10 +370,8 @@ std::string Upcycler::plan_text(bool list_tensors) const {
     if (!list_tensors) break;
     if (t.kind == Kind::Expert) {
       if (t.expert != 0) continue;
-      std::string pat = t.name;
-      const std::string key = "." + std::to_string(0) + ".";
-      auto at = pat.find(key);
-      if (at != std::string::npos) pat.replace(at, key.size(), ".{0.." + std::to_string(p.opt.experts - 1) + "}.");
+      std::string pat = t.pattern;
+      pat.replace(pat.find('*'), 1, "{0.." + std::to_string(p.opt.experts - 1) + "}");
       std::snprintf(buf, sizeof buf, "  %-62s %-14s %-5s <- %s (%d experts)\n", pat.c_str(), shape_str(t.shape).c_str(),
                     st_dtype_name(t.dtype), t.source.c_str(), p.opt.experts);
     } else {
@@ -376,8 +389,21 @@ std::string Upcycler::plan_text(bool list_tensors) const {
   return o.str();
 }
 
-void Upcycler::write(const std::string& out_dir, bool replace) {
+void Upcycler::write(const std::string& out_arg, bool replace) {
   Impl& p = *p_;
+  namespace fs = std::filesystem;
+  fs::path outp = fs::path(out_arg).lexically_normal();
+  if (outp.filename().empty()) outp = outp.parent_path();  // "runs/up/" -> "runs/up"
+  const std::string out_dir = outp.string();
+  if (out_dir.empty() || out_dir == "." || out_dir == "/") throw std::runtime_error("--out \"" + out_arg + "\": expected a new directory");
+  // Never write over (or inside, or around) the checkpoint being read.
+  const fs::path o = fs::weakly_canonical(outp), d = fs::weakly_canonical(p.dir);
+  auto within = [](const fs::path& a, const fs::path& b) {  // a is b or inside b
+    auto m = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
+    return m.first == b.end();
+  };
+  if (within(o, d) || within(d, o))
+    throw std::runtime_error(out_dir + ": overlaps the dense checkpoint " + p.dir + " (give another --out)");
   if (path_exists(out_dir) && !replace)
     throw std::runtime_error(out_dir + ": already exists (give --force to replace it)");
   ShardedWriter w("model", p.opt.max_shard_bytes);

@@ -42,7 +42,7 @@ struct UpcycleOptions {
   uint64_t seed = 0;
   std::string dtype = "keep";      // keep | f32 | bf16 | f16
   bool carry_optimizer = false;    // copy the dense Adam moments into every expert
-  uint64_t max_shard_bytes = uint64_t(5) << 30;
+  uint64_t max_shard_bytes = 5000000000;  // 5GB, as the CLI and HF say it
 };
 
 class Upcycler {

@@ -80,6 +80,8 @@ TEST(CliUpcycle, BadInputIsOneLine) {
                         1, {"--shard-size"}, "bad size");
   expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --top-k 5"), 1,
                         {"top-k 5"}, "k > E");
+  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --noise 0.1"), 1,
+                        {"--noise applies to --strategy noise"}, "--noise without its strategy");
   EXPECT_FALSE(path_exists(t / "o"));
   expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --init-optimizer"), 1,
                         {"--init-optimizer needs --init"}, "--init-optimizer alone");

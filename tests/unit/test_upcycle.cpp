@@ -32,15 +32,24 @@ std::string test_dir(const std::string& name) {
 }
 
 // A dense tiny model whose weights are large enough that every block matters: the
-// MLP output is O(1), so a wrong expert or gate shows far above 1e-5.
+// MLP output is O(1), so a wrong expert or gate shows far above 1e-5. Biases and norm
+// weights are random too (GPT-2's MLP biases must be sharded and scaled right).
 std::unique_ptr<Model> dense_model(const std::string& family, uint64_t seed = 5) {
   ModelConfig c = model_preset(family, "tiny", 96);
   c.n_layer = 4;
   auto m = std::make_unique<Model>(c);
   m->init_weights(seed);
-  for (const ParamSpec& s : m->layout().specs())
+  uint64_t k = seed;
+  for (const ParamSpec& s : m->layout().specs()) {
+    float* p = m->params().data() + s.offset;
+    const size_t n = size_t(s.shape.numel());
     if (s.shape.ndim == 2 && s.offset != m->off_embed())
-      for (int64_t i = 0; i < s.shape.numel(); i++) m->params().data()[s.offset + i] *= 4.0f;
+      for (size_t i = 0; i < n; i++) p[i] *= 4.0f;
+    if (s.shape.ndim == 1) {
+      auto r = test::randn<float>(n, ++k, 0.2);
+      for (size_t i = 0; i < n; i++) p[i] += r[i];  // norms: 1 + noise; biases: noise
+    }
+  }
   return m;
 }
 
@@ -307,6 +316,43 @@ TEST(Upcycle, KeepsTheInputDtype) {
   EXPECT_LE(max_diff(logits(*a), logits(*b)), 1e-5);
 }
 
+TEST(Upcycle, NarrowerDtypeIsNotCalledExact) {
+  auto d = dense_model("llama");
+  const std::string src = save_dense(*d, "narrow_dense"), dst = test_dir("narrow");
+  UpcycleOptions o;
+  o.experts = 2, o.top_k = 2, o.dtype = "bf16";
+  Upcycler up(src, o);
+  EXPECT_NE(up.exactness().find("rounded to the narrower --dtype"), std::string::npos) << up.exactness();
+  up.write(dst);
+  auto f = SafeTensorsFile::open(dst + "/model.safetensors");
+  for (const STEntry& e : f.tensors()) EXPECT_EQ(e.dtype, STDType::BF16) << e.name;
+  auto m = model_load(dst);
+  const double diff = max_diff(logits(*d), logits(*m));
+  EXPECT_GT(diff, 1e-5) << "bf16 rounding shows";
+  EXPECT_LT(diff, 0.5) << "but it is only rounding";
+}
+
+TEST(Upcycle, OutputNeverOverlapsTheDenseCheckpoint) {
+  auto d = dense_model("llama");
+  const std::string src = save_dense(*d, "overlap_dense");
+  UpcycleOptions o;
+  for (const std::string& out : {src, src + "/", src + "/inner", std::string(fs::path(src).parent_path())}) {
+    try {
+      Upcycler(src, o).write(out, /*replace=*/true);
+      ADD_FAILURE() << "wrote over the dense checkpoint: " << out;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("overlaps the dense checkpoint"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(path_exists(src + "/model.safetensors"));
+  // A trailing slash names the same new directory.
+  const std::string dst = test_dir("slash");
+  Upcycler(src, o).write(dst + "/");
+  EXPECT_TRUE(path_exists(dst + "/model.safetensors"));
+  for (const auto& e : fs::directory_iterator(fs::path(dst).parent_path()))
+    EXPECT_EQ(e.path().filename().string().find("upcycle_slash.tmp"), std::string::npos) << "temp dir left behind";
+}
+
 TEST(Upcycle, ExtraTensorFailsNamingIt) {
   auto d = dense_model("llama");
   const std::string src = save_dense(*d, "extra_dense"), dst = test_dir("extra");
@@ -409,6 +455,10 @@ TEST(Upcycle, OptimizerCarriedIntoEveryExpert) {
           const float got = mopt.m().data()[m->layer_offsets(l).ew1 + (size_t(e) * F + u) * C + i];
           const float want = ds.count(u) ? 0.0f : dopt.m().data()[d->layer_offsets(l).gate + size_t(u) * C + i];
           ASSERT_EQ(got, want) << "layer " << l << " expert " << e << " unit " << u;
+          // w2 [C, F]: the units are columns.
+          const float got2 = mopt.v().data()[m->layer_offsets(l).ew2 + (size_t(e) * C + i) * F + u];
+          const float want2 = ds.count(u) ? 0.0f : dopt.v().data()[d->layer_offsets(l).down + size_t(i) * F + u];
+          ASSERT_EQ(got2, want2) << "w2 layer " << l << " expert " << e << " unit " << u;
         }
     }
   }
