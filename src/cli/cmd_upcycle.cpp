@@ -113,7 +113,14 @@ void run_upcycle(UpcycleCli& o) {
   if (!o.json) std::printf("wrote %s\n", o.out.c_str());
   nlohmann::ordered_json result{{"out", o.out}, {"plan", up.plan_json()}};
   result["plan"].erase("tensors");
-  if (!o.no_check) result["step0"] = run_check(o, up.dense_dir(), up.dense_config());
+  if (!o.no_check) {
+    try {
+      result["step0"] = run_check(o, up.dense_dir(), up.dense_config());
+    } catch (const std::exception& e) {  // the checkpoint is written and valid: say so
+      throw std::runtime_error("wrote " + o.out + ", but the step-0 check failed: " + e.what() +
+                               " (rerun it with --check-only)");
+    }
+  }
   if (o.json) std::printf("%s\n", result.dump().c_str());
 }
 
