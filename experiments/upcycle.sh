@@ -5,7 +5,8 @@
 #   (a)    continue it dense for M_a steps, M_a chosen so that (a) spends the same
 #          extra training FLOPs as (b);
 #   (b)    upcycle its checkpoint (E experts, every other layer, top-2 renormalised,
-#          so step 0 is the dense model) and train M steps;
+#          so step 0 is the dense model; EXPERTS, TOPK, COMBINE change that) and
+#          train M steps;
 #   (c)    train the same MoE architecture from scratch for N+M steps.
 # Same rules everywhere: warmup then cosine decay over each run's own steps, the same
 # seed, batch and learning rates; (a) and (b) continue the data order where the dense
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-E=${EXPERTS:-8}
+E=${EXPERTS:-8} K=${TOPK:-2} COMBINE=${COMBINE:-renorm}  # e.g. TOPK=1 COMBINE=raw: Switch
 COMMON=(--data "$DATA" --compute bf16 --batch 8 --seq 256 --lr 1e-3 --min-lr 1e-4 --warmup 50
         --eval-every "$EVAL" --eval-batches 8 --log-every 50 --seed 1)
 banner() { printf '\n=== %s ===\n' "$*"; }
@@ -51,8 +52,8 @@ mkdir -p "$OUT"
 banner "dense pretraining: $N steps"
 $MOE train "${COMMON[@]}" --out "$OUT/dense" --preset small --family llama --steps "$N"
 
-banner "upcycling: $E experts, every other layer, top-2 renormalised (step 0 = the dense model)"
-$MOE upcycle --from "$OUT/dense" --out "$OUT/upcycled" --experts "$E" --top-k 2 --combine renorm --check-data "$DATA"
+banner "upcycling: $E experts, every other layer, top-$K $COMBINE (renorm: step 0 = the dense model)"
+$MOE upcycle --from "$OUT/dense" --out "$OUT/upcycled" --experts "$E" --top-k "$K" --combine "$COMBINE" --check-data "$DATA"
 
 banner "(b) upcycled MoE: $M steps"
 $MOE train "${COMMON[@]}" --out "$OUT/b" --init "$OUT/upcycled" --continue-data --steps "$M"
@@ -66,5 +67,5 @@ $MOE train "${COMMON[@]}" --out "$OUT/c" --config "$OUT/upcycled/config.json" --
 
 banner "comparison"
 "$PY" experiments/upcycle_report.py --dense "$OUT/dense" --a "$OUT/a" --b "$OUT/b" --c "$OUT/c" --out "$OUT/report" \
-  --title "Sparse upcycling on KJV + Austen: llama small, $E experts top-2, N=$N, M=$M"
+  --title "Sparse upcycling on KJV + Austen: llama small, $E experts top-$K $COMBINE, N=$N, M=$M"
 echo "plot: $OUT/report/curves.svg (and curves_tokens.svg)"
