@@ -108,4 +108,16 @@ double dot(const std::vector<double>& a, const std::vector<double>& w) {
                                        << " (numeric " << worst_num << ", analytic " << analytic[worst_i] << ")";
 }
 
+double rms(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += double(x) * x;
+  return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
+}
+
+std::vector<float> scaled(const std::vector<float>& v, float s) {
+  std::vector<float> r(v);
+  for (float& x : r) x *= s;
+  return r;
+}
+
 }  // namespace moe::test

@@ -35,6 +35,9 @@ std::vector<D> cast(const std::vector<S>& v) {
                                      double rtol, const std::string& what);
 ::testing::AssertionResult all_finite(const float* a, size_t n, const std::string& what);
 
+double rms(const std::vector<float>& v);                         // root mean square (0 when empty)
+std::vector<float> scaled(const std::vector<float>& v, float s);  // v * s
+
 // A float buffer of n values with guard zones around it filled with a canary bit
 // pattern; intact() reports a write outside [0, n).
 class Guarded {

@@ -88,7 +88,15 @@ int64_t STEntry::numel() const {
   return n;
 }
 
-static std::string shape_string(const std::vector<int64_t>& s) {
+void st_encode_f32(void* dst, const float* src, size_t n, STDType t) {
+  if (t == STDType::F32) std::memcpy(dst, src, n * 4);
+  else if (t == STDType::BF16) f32_to_bf16(static_cast<bf16*>(dst), src, n);
+  else if (t == STDType::F16)
+    for (size_t i = 0; i < n; i++) static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(src[i]);
+  else throw std::invalid_argument(std::string("st_encode_f32: dtype ") + st_dtype_name(t) + " is not F32, BF16 or F16");
+}
+
+std::string shape_string(const std::vector<int64_t>& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
@@ -364,14 +372,11 @@ std::vector<int32_t> SafeTensorsFile::read_i32(const STEntry& e) const {
 
 // ---------------------------------------------------------------- writer
 
-void SafeTensorsWriter::add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape,
-                            const void* data) {
+STEntry st_new_entry(const std::string& name, STDType dtype, const std::vector<int64_t>& shape, const char* who) {
   auto err = [&](const std::string& what) {
-    throw std::runtime_error("safetensors writer: tensor '" + name + "': " + what);
+    throw std::runtime_error(std::string(who) + ": tensor '" + name + "': " + what);
   };
   if (name.empty() || name == "__metadata__") err("reserved name");
-  for (const Item& it : items_)
-    if (it.e.name == name) err("added twice");
   uint64_t numel = 1;
   for (int64_t d : shape)
     if (d < 0 || __builtin_mul_overflow(numel, uint64_t(d), &numel)) err("bad shape " + shape_string(shape));
@@ -380,7 +385,15 @@ void SafeTensorsWriter::add(const std::string& name, STDType dtype, const std::v
   e.dtype = dtype;
   e.shape = shape;
   e.nbytes = numel * st_dtype_size(dtype);
-  if (e.nbytes && !data) err("null data");
+  return e;
+}
+
+void SafeTensorsWriter::add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape,
+                            const void* data) {
+  STEntry e = st_new_entry(name, dtype, shape, "safetensors writer");
+  for (const Item& it : items_)
+    if (it.e.name == name) throw std::runtime_error("safetensors writer: tensor '" + name + "': added twice");
+  if (e.nbytes && !data) throw std::runtime_error("safetensors writer: tensor '" + name + "': null data");
   items_.push_back({std::move(e), data});
 }
 

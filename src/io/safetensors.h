@@ -31,6 +31,9 @@ STDType st_dtype_of(DType t);                          // F32 -> F32, BF16 -> BF
 
 // IEEE half -> float32 (exact: every half is a float).
 float f16_to_f32(uint16_t h);
+// float32 -> n values of dtype F32, BF16 or F16 (round to nearest even) at dst.
+void st_encode_f32(void* dst, const float* src, size_t n, STDType t);
+std::string shape_string(const std::vector<int64_t>& s);  // "[2, 3]"
 
 struct STEntry {
   std::string name;
@@ -96,6 +99,10 @@ class SafeTensorsFile {
   std::unordered_map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
+
+// A writer's entry for a new tensor (offset 0, nbytes from shape and dtype). Throws
+// "<who>: tensor '<name>': ..." on a reserved name ("", "__metadata__") or a bad shape.
+STEntry st_new_entry(const std::string& name, STDType dtype, const std::vector<int64_t>& shape, const char* who);
 
 // The header of a file holding `entries` back to back in this order (their offsets
 // are recomputed), with optional metadata: JSON padded with spaces so that 8 + its

@@ -16,17 +16,9 @@ namespace moe {
 
 void ShardedWriter::add(const std::string& name, STDType dtype, const std::vector<int64_t>& shape,
                         Producer produce) {
+  STEntry e = st_new_entry(name, dtype, shape, "sharded writer");
   for (const Item& it : items_)
-    if (it.e.name == name) throw std::runtime_error("sharded writer: tensor '" + name + "' added twice");
-  uint64_t numel = 1;
-  for (int64_t d : shape)
-    if (d < 0 || __builtin_mul_overflow(numel, uint64_t(d), &numel))
-      throw std::runtime_error("sharded writer: tensor '" + name + "' has a bad shape");
-  STEntry e;
-  e.name = name;
-  e.dtype = dtype;
-  e.shape = shape;
-  e.nbytes = numel * st_dtype_size(dtype);
+    if (it.e.name == name) throw std::runtime_error("sharded writer: tensor '" + name + "': added twice");
   items_.push_back({std::move(e), std::move(produce), "", 0});
 }
 
@@ -39,7 +31,7 @@ void ShardedWriter::add_copy(const std::string& name, STDType dtype, const std::
 
 namespace {
 
-// Copies n bytes at `offset` of the file `path` to the end of out_fd.
+// Copies n bytes at `offset` of in_fd to the current position of out_fd.
 bool copy_range(int in_fd, uint64_t offset, int out_fd, uint64_t n) {
   loff_t in_off = loff_t(offset);
   while (n > 0) {
@@ -82,14 +74,6 @@ std::string ShardedWriter::shard_name(size_t i, size_t n) const {
   char buf[64];
   std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu.safetensors", i + 1, n);
   return base_ + buf;
-}
-
-std::vector<std::string> ShardedWriter::files() const {
-  auto sh = shards();
-  std::vector<std::string> out(items_.size());
-  for (size_t s = 0; s < sh.size(); s++)
-    for (size_t i : sh[s]) out[i] = shard_name(s, sh.size());
-  return out;
 }
 
 void ShardedWriter::write(const std::string& dir, const std::function<void(size_t)>& after_each) const {

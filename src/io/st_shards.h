@@ -34,9 +34,6 @@ class ShardedWriter {
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
 
   uint64_t total_bytes() const;  // tensor data, headers excluded
-  size_t size() const { return items_.size(); }
-  // The shard file name of each tensor, in declaration order (the plan; no I/O).
-  std::vector<std::string> files() const;
 
   // Writes every file into `dir`; after_each(i) runs once tensor i (declaration
   // order) is written. Throws one line naming the file (and tensor) on error.

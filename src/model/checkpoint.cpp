@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<int64_t> dims(const Shape& s) { return std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim); }
-
 void transpose(float* out, const float* in, int64_t rows, int64_t cols) {  // in (rows, cols) -> out (cols, rows)
   for (int64_t r = 0; r < rows; r++)
     for (int64_t c = 0; c < cols; c++) out[c * rows + r] = in[r * cols + c];
@@ -78,7 +76,7 @@ void model_load_params(Model& m, const TensorDir& src,
     const TensorRole* role = r == roles.end() ? nullptr : &r->second;
     const bool tr = role && m.family().hf_transposed(role->role);
     float* dst = m.params().data() + s.offset;
-    std::vector<int64_t> shape = dims(s.shape);
+    std::vector<int64_t> shape = s.shape.vec();
     const std::string from = source_name ? source_name(s.name, role) : s.name;
     if (from.empty()) continue;  // the caller fills this one itself
     if (from.find('*') == std::string::npos) {
@@ -117,15 +115,12 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
     }
     store.emplace_back(n * st_dtype_size(dtype));
     char* dst = store.back().data();
-    if (dtype == STDType::F32) std::memcpy(dst, src, n * 4);
-    else if (dtype == STDType::BF16) f32_to_bf16(reinterpret_cast<bf16*>(dst), src, n);
-    else
-      for (size_t i = 0; i < n; i++) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(src[i]);
+    st_encode_f32(dst, src, n, dtype);
     w.add(name, dtype, shape, dst);
   };
   for (const ParamSpec& s : m.layout().specs()) {
     const float* src = m.params().data() + s.offset;
-    std::vector<int64_t> shape = dims(s.shape);
+    std::vector<int64_t> shape = s.shape.vec();
     auto it = roles.find(s.name);
     const bool tr = it != roles.end() && m.family().hf_transposed(it->second.role);
     if (s.name.find('*') == std::string::npos) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "tensor/dtype.h"
 
@@ -22,6 +23,7 @@ struct Shape {
   bool operator==(const Shape& o) const;
   bool operator!=(const Shape& o) const { return !(*this == o); }
   std::string str() const;  // "[2, 3, 4]"
+  std::vector<int64_t> vec() const { return std::vector<int64_t>(dims.begin(), dims.begin() + ndim); }
 };
 
 // A view: pointer + dtype + shape, row-major and contiguous. Owns nothing.

@@ -64,7 +64,7 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
     if (!tokenizer_path.empty()) file_copy_atomic(tokenizer_path, tmp + "/tokenizer.model");
     SafeTensorsWriter w;
     for (const ParamSpec& s : m.layout().specs()) {
-      std::vector<int64_t> shape(s.shape.dims.begin(), s.shape.dims.begin() + s.shape.ndim);
+      const std::vector<int64_t> shape = s.shape.vec();
       w.add_f32("exp_avg." + s.name, shape, opt.m().data() + s.offset);
       w.add_f32("exp_avg_sq." + s.name, shape, opt.v().data() + s.offset);
     }
@@ -100,7 +100,7 @@ TrainerState trainer_state_load(const std::string& dir) {
 void optimizer_load(AdamW& opt, const Model& m, const std::string& dir) {
   auto f = SafeTensorsFile::open(dir + "/optimizer.safetensors");
   for (const ParamSpec& s : m.layout().specs()) {
-    std::vector<int64_t> shape(s.shape.dims.begin(), s.shape.dims.begin() + s.shape.ndim);
+    const std::vector<int64_t> shape = s.shape.vec();
     for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
       const STEntry& e = f.expect(kind + s.name, shape);
       if (e.dtype != STDType::F32)

@@ -20,7 +20,7 @@ void upcycle_optimizer(const std::string& dense_dir, const ModelConfig& dc, cons
   // A dense moment, checked: F32 and the dense parameter's shape (ours, [out, in]).
   auto moment = [&](const std::string& kind, const std::string& dname) -> const STEntry& {
     const ParamSpec& s = dl.layout.at(dname);
-    const STEntry& e = f.expect(kind + dname, std::vector<int64_t>(s.shape.dims.begin(), s.shape.dims.begin() + s.shape.ndim));
+    const STEntry& e = f.expect(kind + dname, s.shape.vec());
     if (e.dtype != STDType::F32) throw std::runtime_error(f.path() + ": tensor '" + e.name + "' must be F32");
     return e;
   };
@@ -28,7 +28,7 @@ void upcycle_optimizer(const std::string& dense_dir, const ModelConfig& dc, cons
   std::vector<float> dense, out;
   for (const ParamSpec& s : ml.layout.specs()) {
     const TensorRole r = mroles.at(s.name);
-    std::vector<int64_t> shape(s.shape.dims.begin(), s.shape.dims.begin() + s.shape.ndim);
+    const std::vector<int64_t> shape = s.shape.vec();
     const size_t n = size_t(s.shape.numel());
     for (const std::string kind : {"exp_avg.", "exp_avg_sq."}) {
       if (r.role == Role::Router) {
@@ -39,15 +39,7 @@ void upcycle_optimizer(const std::string& dense_dir, const ModelConfig& dc, cons
         continue;
       }
       MlpPart part = MlpPart::In;
-      Role dr = r.role;
-      switch (r.role) {
-        case Role::ExpertW1: dr = dc.mlp == MlpKind::SwiGLU ? Role::Gate : Role::Up; break;
-        case Role::ExpertW3: dr = Role::Up; break;
-        case Role::ExpertB1: dr = Role::UpBias, part = MlpPart::InBias; break;
-        case Role::ExpertW2: dr = Role::Down, part = MlpPart::Out; break;
-        case Role::ExpertB2: dr = Role::DownBias, part = MlpPart::OutBias; break;
-        default: break;
-      }
+      const Role dr = expert_source_role(r.role, dc.mlp, &part);
       const std::string dname = df.name(dr, r.layer);
       const STEntry& e = moment(kind, dname);
       if (dr == r.role) {  // a shared tensor: the same moments

@@ -43,6 +43,17 @@ void for_unit(int axis, int64_t orows, int64_t ocols, int u, Fn f) {
 
 }  // namespace
 
+Role expert_source_role(Role r, MlpKind mlp, MlpPart* part) {
+  switch (r) {
+    case Role::ExpertW1: *part = MlpPart::In; return mlp == MlpKind::SwiGLU ? Role::Gate : Role::Up;
+    case Role::ExpertW3: *part = MlpPart::In; return Role::Up;
+    case Role::ExpertB1: *part = MlpPart::InBias; return Role::UpBias;
+    case Role::ExpertW2: *part = MlpPart::Out; return Role::Down;
+    case Role::ExpertB2: *part = MlpPart::OutBias; return Role::DownBias;
+    default: return r;
+  }
+}
+
 TensorStats tensor_stats(const float* x, size_t n) {
   double s = 0, s2 = 0;
   for (size_t i = 0; i < n; i++) s += x[i], s2 += double(x[i]) * x[i];

@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/config.h"
+#include "model/family.h"
+
 namespace moe {
 
 // Which part of the MLP a tensor is: its unit axis and what applies to it.
@@ -25,6 +28,11 @@ enum class MlpPart {
   Out,      // down projection weight (units along unit_axis): scaled
   OutBias,  // down projection bias (1-D, model width): scaled by bias_scale, not sharded
 };
+
+// The dense MLP role an expert role is made from, and which part of the MLP it is
+// (SwiGLU: w1 <- gate, w3 <- up; GELU: w1 <- up, b1 <- up bias; w2 <- down, b2 <- down
+// bias). Any other role is its own source (part untouched).
+Role expert_source_role(Role r, MlpKind mlp, MlpPart* part);
 
 struct ExpertRecipe {
   int E = 8;               // experts

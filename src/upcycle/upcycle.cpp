@@ -40,14 +40,6 @@ struct OutTensor {
   uint64_t salt = 0;
 };
 
-std::vector<int64_t> dims(const Shape& s) { return std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim); }
-
-std::string shape_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
 int64_t numel(const std::vector<int64_t>& v) {
   int64_t n = 1;
   for (int64_t d : v) n *= d;
@@ -59,23 +51,8 @@ int64_t numel(const std::vector<int64_t>& v) {
 // float32 -> the output dtype, into scratch.
 const void* encode(const float* x, size_t n, STDType t, std::vector<char>& scratch) {
   scratch.resize(n * st_dtype_size(t));
-  if (t == STDType::F32) std::memcpy(scratch.data(), x, n * 4);
-  else if (t == STDType::BF16) f32_to_bf16(reinterpret_cast<bf16*>(scratch.data()), x, n);
-  else
-    for (size_t i = 0; i < n; i++) reinterpret_cast<uint16_t*>(scratch.data())[i] = f32_to_f16_bits(x[i]);
+  st_encode_f32(scratch.data(), x, n, t);
   return scratch.data();
-}
-
-// The dense role an expert role is made from, and which part of the MLP it is.
-Role dense_role(Role r, const ModelConfig& c, MlpPart* part) {
-  switch (r) {
-    case Role::ExpertW1: *part = MlpPart::In; return c.mlp == MlpKind::SwiGLU ? Role::Gate : Role::Up;
-    case Role::ExpertW3: *part = MlpPart::In; return Role::Up;
-    case Role::ExpertB1: *part = MlpPart::InBias; return Role::UpBias;
-    case Role::ExpertW2: *part = MlpPart::Out; return Role::Down;
-    case Role::ExpertB2: *part = MlpPart::OutBias; return Role::DownBias;
-    default: throw std::logic_error("dense_role: not an expert role");
-  }
 }
 
 }  // namespace
@@ -198,7 +175,7 @@ void Upcycler::Impl::plan() {
   auto dense_entry = [&](const std::string& name) -> const STEntry& {
     const STEntry& e = src.at(name, why);
     const ParamSpec& s = dl.layout.at(name);
-    std::vector<int64_t> want = dims(s.shape);
+    std::vector<int64_t> want = s.shape.vec();
     if (df.hf_transposed(droles.at(name).role)) std::swap(want[0], want[1]);
     src.file_of(name).expect(name, want);
     if (e.dtype != STDType::F32 && e.dtype != STDType::BF16 && e.dtype != STDType::F16)
@@ -217,7 +194,7 @@ void Upcycler::Impl::plan() {
   for (const ParamSpec& s : ml.layout.specs()) {
     const TensorRole r = mroles.at(s.name);
     const bool tr = mf.hf_transposed(r.role);
-    std::vector<int64_t> shape = dims(s.shape);
+    std::vector<int64_t> shape = s.shape.vec();
     if (r.role == Role::Router) {
       const STEntry& down = dense_entry(df.name(Role::Down, r.layer));
       outs.push_back({s.name, "", out_dtype(down.dtype), shape, Kind::Router, "", MlpPart::In, 0, r.layer, 0, 0});
@@ -225,7 +202,7 @@ void Upcycler::Impl::plan() {
     }
     if (s.shape.ndim == 3 || r.role == Role::ExpertB1 || r.role == Role::ExpertB2) {
       MlpPart part;
-      const Role dr = dense_role(r.role, dc, &part);
+      const Role dr = expert_source_role(r.role, dc.mlp, &part);
       const std::string dname = df.name(dr, r.layer);
       const STEntry& de = dense_entry(dname);
       const bool dtr = df.hf_transposed(dr);
@@ -372,10 +349,10 @@ std::string Upcycler::plan_text(bool list_tensors) const {
       if (t.expert != 0) continue;
       std::string pat = t.pattern;
       pat.replace(pat.find('*'), 1, "{0.." + std::to_string(p.opt.experts - 1) + "}");
-      std::snprintf(buf, sizeof buf, "  %-62s %-14s %-5s <- %s (%d experts)\n", pat.c_str(), shape_str(t.shape).c_str(),
+      std::snprintf(buf, sizeof buf, "  %-62s %-14s %-5s <- %s (%d experts)\n", pat.c_str(), shape_string(t.shape).c_str(),
                     st_dtype_name(t.dtype), t.source.c_str(), p.opt.experts);
     } else {
-      std::snprintf(buf, sizeof buf, "  %-62s %-14s %-5s <- %s\n", t.name.c_str(), shape_str(t.shape).c_str(),
+      std::snprintf(buf, sizeof buf, "  %-62s %-14s %-5s <- %s\n", t.name.c_str(), shape_string(t.shape).c_str(),
                     st_dtype_name(t.dtype), t.kind == Kind::Router ? "new router" : "copy");
     }
     o << buf;

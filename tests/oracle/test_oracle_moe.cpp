@@ -26,6 +26,8 @@ namespace {
 
 using test::all_close;
 using test::Guarded;
+using test::rms;
+using test::scaled;
 
 constexpr double kEps = 1.1920928955078125e-7;  // float32 machine epsilon, 2^-23
 constexpr double kBf16Half = 1.0 / 512;          // bf16 rounding: at most half an ulp, 2^-9 relative
@@ -58,18 +60,6 @@ class MoeCase {
   }
   SafeTensorsFile f_;
 };
-
-double rms(const std::vector<float>& v) {
-  double s = 0;
-  for (float x : v) s += double(x) * x;
-  return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
-}
-
-std::vector<float> scaled(const std::vector<float>& v, float s) {
-  std::vector<float> r(v);
-  for (float& x : r) x *= s;
-  return r;
-}
 
 ::testing::AssertionResult close_rel(double got, double want, double rtol, const std::string& what) {
   if (std::fabs(got - want) <= rtol * std::fabs(want)) return ::testing::AssertionSuccess();

@@ -40,6 +40,8 @@ namespace {
 
 using test::all_close;
 using test::Guarded;
+using test::rms;
+using test::scaled;
 
 constexpr double kEps = 1.1920928955078125e-7;  // float32 machine epsilon, 2^-23
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -79,18 +81,6 @@ class OracleCase {
 enum class Path { Fast, Ref };
 const char* path_name(Path p) { return p == Path::Fast ? "fast path" : "reference path"; }
 #define FOR_EACH_PATH(p) for (Path p : {Path::Fast, Path::Ref}) if (SCOPED_TRACE(path_name(p)); true)
-
-double rms(const std::vector<float>& v) {
-  double s = 0;
-  for (float x : v) s += double(x) * x;
-  return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
-}
-
-std::vector<float> scaled(const std::vector<float>& v, float s) {
-  std::vector<float> r(v);
-  for (float& x : r) x *= s;
-  return r;
-}
 
 // Values that are sums of K fp32 terms: rounding errors add like a random walk, so
 // the error is ~eps * sqrt(K) times the typical magnitude of the result (blocked or
