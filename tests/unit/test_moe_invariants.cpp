@@ -98,6 +98,20 @@ Dense zeros_like(const Dense& d) {
   return z;
 }
 
+// The dense MLP's forward and backward on (x, dout): what every invariant compares to.
+struct DenseRef {
+  DenseRun run;
+  Dense g;                // parameter gradients
+  std::vector<float> dx;  // input gradient
+};
+DenseRef dense_reference(const MoeSpec& sp, const Dense& d, const float* x, const float* dout, int N) {
+  DenseRef r;
+  r.run.forward(sp, d, x, N);
+  r.g = zeros_like(d);
+  r.run.backward(sp, d, r.g, r.dx, x, dout, N);
+  return r;
+}
+
 // E copies of one dense MLP in the [E, ...] layouts, plus a router, plus gradient buffers.
 struct Experts {
   std::vector<float> router, w1, b1, w3, w2, b2;
@@ -191,11 +205,10 @@ TEST(MoeInvariants, IdenticalExpertsRenormalisedDroplessIsTheDenseMlp) {
         Dense d = random_dense(sp, 100 + K);
         Experts ex(sp, d, test::randn<float>(size_t(E) * C, 7, 1.0 / std::sqrt(C)));
         std::vector<float> x = test::randn<float>(size_t(N) * C, 8), dout = test::randn<float>(size_t(N) * C, 9);
-        DenseRun dr;
-        dr.forward(sp, d, x.data(), N);
-        Dense dg = zeros_like(d);
-        std::vector<float> ddx;
-        dr.backward(sp, d, dg, ddx, x.data(), dout.data(), N);
+        const DenseRef ref = dense_reference(sp, d, x.data(), dout.data(), N);
+        const DenseRun& dr = ref.run;
+        const Dense& dg = ref.g;
+        const std::vector<float>& ddx = ref.dx;
 
         BlockRun br;
         br.run(path, sp, ex, x, &dout, N);
@@ -251,11 +264,10 @@ TEST(MoeInvariants, OneExpertTopOneIsTheDenseMlp) {
           std::vector<float> wr = test::randn<float>(C, 17, 1.0 / std::sqrt(C));
           Experts ex(sp, d, wr);
           std::vector<float> x = test::randn<float>(size_t(N) * C, 18), dout = test::randn<float>(size_t(N) * C, 19);
-          DenseRun dr;
-          dr.forward(sp, d, x.data(), N);
-          Dense dg = zeros_like(d);
-          std::vector<float> ddx;
-          dr.backward(sp, d, dg, ddx, x.data(), dout.data(), N);
+          const DenseRef ref = dense_reference(sp, d, x.data(), dout.data(), N);
+          const DenseRun& dr = ref.run;
+          const Dense& dg = ref.g;
+          const std::vector<float>& ddx = ref.dx;
           // z = z_coef mean(logit^2) (lse of one logit is the logit); its gradient adds
           // 2 z_coef logit_n / N * Wr to dx[n] and 2 z_coef / N sum_n logit_n x[n] to dWr.
           // aux = aux_coef * 1 * f P = aux_coef, and its gradient is 0 (p = 1 constant).
