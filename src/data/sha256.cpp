@@ -1,9 +1,13 @@
 #include "data/sha256.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+
+#include "io/files.h"
 
 namespace moe {
 
@@ -111,15 +115,20 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string sha256_file_hex(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+  const int fd = open_regular(path);  // never waits on a FIFO
   Sha256 h;
   char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) h.update(buf, n);
-  bool bad = std::ferror(f);
-  std::fclose(f);
-  if (bad) throw std::runtime_error(path + ": read error");
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      throw std::runtime_error(path + ": read error (" + std::strerror(e) + ")");
+    }
+    h.update(buf, size_t(n));
+  }
+  ::close(fd);
   return h.hex();
 }
 

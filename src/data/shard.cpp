@@ -78,7 +78,7 @@ TokenShard::~TokenShard() {
 TokenShard TokenShard::open(const std::string& path, uint64_t expected_vocab) {
   TokenShard s;
   s.path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block us: refused below
   if (fd < 0) s.fail(std::string("cannot open: ") + std::strerror(errno));
   struct stat st;
   if (::fstat(fd, &st) != 0) {

@@ -7,8 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <csignal>
 #include <stdexcept>
 
 namespace moe {
@@ -19,12 +18,46 @@ static std::runtime_error err(const std::string& path, const std::string& what, 
   return std::runtime_error(path + ": " + what + (e ? std::string(" (") + std::strerror(e) + ")" : ""));
 }
 
-std::string file_read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw err(path, "cannot read", errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+int open_regular(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw err(path, "cannot read", errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw err(path, "cannot stat", e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw err(path, std::string("not a regular file (") + (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file") + ")", 0);
+  }
+  return fd;
+}
+
+std::string file_read(const std::string& path, size_t max_bytes) {
+  int fd = open_regular(path);
+  struct stat st;
+  ::fstat(fd, &st);
+  if (uint64_t(st.st_size) > max_bytes) {
+    ::close(fd);
+    throw err(path, "is " + std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) +
+                        " expected of this file", 0);
+  }
+  std::string out(size_t(st.st_size), '\0');
+  size_t off = 0;
+  while (off < out.size()) {
+    ssize_t r = ::read(fd, out.data() + off, out.size() - off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int e = r < 0 ? errno : 0;
+      ::close(fd);
+      throw err(path, r < 0 ? "read failed" : "file shrank while being read", e);
+    }
+    off += size_t(r);
+  }
+  ::close(fd);
+  return out;
 }
 
 void fsync_dir(const std::string& dir) {
@@ -91,7 +124,10 @@ void remove_tree(const std::string& path) {
 void dir_commit(const std::string& from, const std::string& to) {
   std::string aside;
   if (path_exists(to)) {
-    aside = to + ".old." + std::to_string(::getpid());
+    // Hidden beside it, out of the readers' namespace; named so that a later run can
+    // tell a dead writer's leftover (remove_stale_temps) by its PID.
+    const fs::path t(to);
+    aside = (t.parent_path() / (".old-" + t.filename().string() + "-" + std::to_string(::getpid()))).string();
     if (::rename(to.c_str(), aside.c_str()) != 0) throw err(to, "cannot move the old directory aside", errno);
   }
   if (::rename(from.c_str(), to.c_str()) != 0) {
@@ -101,6 +137,47 @@ void dir_commit(const std::string& from, const std::string& to) {
   }
   fsync_dir(fs::path(to).parent_path().string());
   if (!aside.empty()) remove_tree(aside);
+}
+
+}  // namespace moe
+
+namespace moe {
+
+bool pid_alive(long pid) {
+  if (pid <= 0) return false;
+  return ::kill(pid_t(pid), 0) == 0 || errno == EPERM;
+}
+
+void dir_remove_safely(const std::string& path, const std::string& trash) {
+  if (::rename(path.c_str(), trash.c_str()) != 0) {
+    if (errno == ENOENT) return;
+    throw err(path, "cannot move aside for removal", errno);
+  }
+  fsync_dir(fs::path(path).parent_path().string());
+  remove_tree(trash);
+}
+
+std::vector<std::string> remove_stale_temps(const std::string& dir, const std::vector<std::string>& prefixes) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    for (const std::string& pre : prefixes) {
+      if (n.rfind(pre, 0) != 0) continue;
+      // The writer's PID is the name's last '-' or '.' separated field.
+      const size_t sep = n.find_last_of("-.");
+      if (sep == std::string::npos || sep + 1 >= n.size()) break;
+      char* end = nullptr;
+      const long pid = std::strtol(n.c_str() + sep + 1, &end, 10);
+      if (*end != 0 || pid <= 0) break;
+      if (pid == long(::getpid()) || pid_alive(pid)) break;
+      remove_tree(e.path().string());
+      removed.push_back(n);
+      break;
+    }
+  }
+  return removed;
 }
 
 }  // namespace moe

@@ -2,11 +2,18 @@
 // atomic (temp file, fsync, rename, fsync of the directory) and every error is one
 // line naming the path.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moe {
 
-std::string file_read(const std::string& path);  // throws "<path>: cannot read (...)"
+// The whole file. Regular files only (a FIFO or device is refused, never waited on),
+// at most max_bytes. Throws "<path>: cannot read (...)", "<path>: not a regular file ...".
+std::string file_read(const std::string& path, size_t max_bytes = SIZE_MAX);
+// open(2) for reading, refusing (without blocking) anything but a regular file.
+int open_regular(const std::string& path);
 void file_write_atomic(const std::string& path, const std::string& bytes);
 void file_copy_atomic(const std::string& from, const std::string& to);
 bool path_exists(const std::string& path);
@@ -17,5 +24,15 @@ void fsync_dir(const std::string& dir);
 // (renamed aside first, then removed), and the parent directory is fsynced.
 void dir_commit(const std::string& from, const std::string& to);
 void remove_tree(const std::string& path);  // rm -rf, ignoring absence
+// Removes a directory crash-safely: renames it to `trash` (out of the namespace that
+// readers look at) and fsyncs the parent, then deletes it. A kill at any moment leaves
+// either the complete directory or a trash directory, never a half-deleted original.
+void dir_remove_safely(const std::string& path, const std::string& trash);
+// True when a process with this PID exists.
+bool pid_alive(long pid);
+// Removes the entries of `dir` whose name starts with one of `prefixes` and ends in the
+// PID of a dead process ("<prefix>...-<pid>" or "<prefix>....<pid>"): temp and trash
+// directories of killed writers. Returns the names removed.
+std::vector<std::string> remove_stale_temps(const std::string& dir, const std::vector<std::string>& prefixes);
 
 }  // namespace moe

@@ -117,7 +117,7 @@ void SafeTensorsFile::fail(const STEntry& e, const std::string& what) const {
 SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
   SafeTensorsFile f;
   f.path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block us: refused below
   if (fd < 0) f.fail(std::string("cannot open: ") + std::strerror(errno));
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -342,6 +342,62 @@ void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
     default:
       fail(e, std::string("dtype ") + st_dtype_name(e.dtype) + " cannot be read as float32 (expected F32, BF16 or F16)");
   }
+}
+
+namespace {
+// Index of the first element whose exponent bits are all ones (Inf or NaN), or n.
+template <typename U>
+size_t first_nonfinite_bits(const unsigned char* p, size_t n, U exp_mask) {
+  constexpr size_t kBlock = 4096;
+  for (size_t b = 0; b < n; b += kBlock) {  // a branch-free pass per block, then locate
+    const size_t e = std::min(n, b + kBlock);
+    bool bad = false;
+    for (size_t i = b; i < e; i++) {
+      U v;
+      std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+      bad |= (v & exp_mask) == exp_mask;
+    }
+    if (!bad) continue;
+    for (size_t i = b; i < e; i++) {
+      U v;
+      std::memcpy(&v, p + i * sizeof(U), sizeof(U));
+      if ((v & exp_mask) == exp_mask) return i;
+    }
+  }
+  return n;
+}
+}  // namespace
+
+void SafeTensorsFile::check_finite(const STEntry& e) const {
+  const unsigned char* p = data_begin_ + e.offset;
+  const size_t n = size_t(e.numel());
+  size_t i = n;
+  bool nan = false;
+  switch (e.dtype) {
+    case STDType::F32: {
+      i = first_nonfinite_bits<uint32_t>(p, n, 0x7f800000u);
+      uint32_t v = 0;
+      if (i < n) std::memcpy(&v, p + 4 * i, 4), nan = (v & 0x007fffffu) != 0;
+      break;
+    }
+    case STDType::BF16: {
+      i = first_nonfinite_bits<uint16_t>(p, n, uint16_t(0x7f80));
+      uint16_t v = 0;
+      if (i < n) std::memcpy(&v, p + 2 * i, 2), nan = (v & 0x7f) != 0;
+      break;
+    }
+    case STDType::F16: {
+      i = first_nonfinite_bits<uint16_t>(p, n, uint16_t(0x7c00));
+      uint16_t v = 0;
+      if (i < n) std::memcpy(&v, p + 2 * i, 2), nan = (v & 0x3ff) != 0;
+      break;
+    }
+    default:
+      return;  // integer tensors are always finite
+  }
+  if (i < n)
+    fail(e, std::string("holds ") + (nan ? "NaN" : "Inf") + " at flat index " + std::to_string(i) +
+                " (non-finite weights are refused)");
 }
 
 std::vector<float> SafeTensorsFile::read_f32(const STEntry& e) const {

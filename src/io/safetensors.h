@@ -82,6 +82,9 @@ class SafeTensorsFile {
   // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
   void read_f32(const STEntry& e, float* out, size_t n) const;
   std::vector<float> read_f32(const STEntry& e) const;
+  // Throws "...: tensor 'x': holds NaN at flat index i (...)" when an F32, BF16 or F16
+  // tensor holds a NaN or an Inf (integer tensors pass). One pass over its bytes.
+  void check_finite(const STEntry& e) const;
   // An I32 tensor, or an I64 one whose values all fit in int32.
   std::vector<int32_t> read_i32(const STEntry& e) const;
 

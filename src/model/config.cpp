@@ -1,11 +1,12 @@
 #include "model/config.h"
 
-#include <fstream>
-#include <sstream>
+#include <cmath>
 #include <stdexcept>
 
 #include "model/family.h"
 #include "model/hf_json.h"
+#include "io/files.h"
+#include "model/memory.h"
 
 namespace moe {
 
@@ -32,6 +33,23 @@ void ModelConfig::validate() const {
   need(vocab_size > 0, "vocab_size must be positive");
   need(n_ctx > 0, "n_ctx (max positions) must be positive");
   need(n_embd > 0 && n_layer > 0 && n_head > 0 && n_inner > 0, "sizes must be positive");
+  // Upper bounds far above any model this engine can train, low enough that every
+  // product of two or three of them fits in 64 bits (nothing is allocated yet).
+  auto at_most = [&](int64_t v, int64_t max, const char* field) {
+    need(v <= max, std::string(field) + " is " + std::to_string(v) + ", more than the supported " + std::to_string(max));
+  };
+  at_most(vocab_size, int64_t(1) << 24, "vocab_size");
+  at_most(n_ctx, int64_t(1) << 20, "max positions (n_ctx / max_position_embeddings)");
+  at_most(n_embd, int64_t(1) << 16, "hidden size (n_embd / hidden_size)");
+  at_most(n_layer, 1024, "layer count (n_layer / num_hidden_layers)");
+  at_most(n_inner, int64_t(1) << 20, "MLP width (n_inner / intermediate_size)");
+  at_most(moe_inner, int64_t(1) << 20, "expert MLP width (moe_intermediate_size)");
+  at_most(n_head, n_embd, "head count");
+  at_most(n_experts, 4096, "expert count");
+  need(std::isfinite(norm_eps) && norm_eps < 1, "norm epsilon must be a small positive number");
+  need(pos != PosKind::Rope || (std::isfinite(rope_theta) && rope_theta > 1),
+       "rope_theta must be a finite number above 1 (the RoPE base; 10000 is usual)");
+  need(bos_id >= -1 && eos_id >= -1, "bos/eos ids must be token ids (or -1 for none)");
   need(n_embd % n_head == 0, "hidden size " + std::to_string(n_embd) + " must be a multiple of the head count " +
                                  std::to_string(n_head));
   need(n_kv_head > 0 && n_head % n_kv_head == 0, "head count " + std::to_string(n_head) +
@@ -52,6 +70,12 @@ void ModelConfig::validate() const {
     need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
     need(moe_inner >= 0, "expert MLP width (moe_intermediate_size) must be positive");
     need(aux_loss_coef >= 0 && z_loss_coef >= 0, "aux and z loss coefficients must be non-negative");
+    need(std::isfinite(capacity_factor) && std::isfinite(eval_capacity_factor) && capacity_factor <= 1000 &&
+             eval_capacity_factor <= 1000,
+         "capacity factors must be at most 1000 (<= 0: dropless)");
+    need(std::isfinite(router_init_scale) && router_init_scale > 0, "router_init_scale must be positive");
+    need(router_jitter >= 0 && router_jitter < 1 && expert_dropout >= 0 && expert_dropout < 1,
+         "router jitter and expert dropout must be in [0, 1)");
     need(!expert_choice,
          "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "
          "output depends on later tokens): a decoder must use tokens-choose top-k routing");
@@ -113,13 +137,18 @@ nlohmann::json config_to_hf(const ModelConfig& c) {
 }
 
 ModelConfig config_load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open (expected a Hugging Face config.json)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  std::string text;
+  try {
+    text = file_read(path, 16u << 20);  // a config.json is a few KB
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + " (expected a Hugging Face config.json)");
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) throw std::runtime_error(path + ": invalid JSON");
-  return config_from_hf(j, path);
+  ModelConfig c = config_from_hf(j, path);
+  // Before anything is allocated from it: the weights alone must fit in memory.
+  model_check_memory(c, false, false, 0, 0, path);
+  return c;
 }
 
 }  // namespace moe

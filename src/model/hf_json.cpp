@@ -1,5 +1,6 @@
 #include "model/hf_json.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -38,7 +39,10 @@ float opt_float(const nlohmann::json& j, const char* key, float def, const std::
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
   if (!it->is_number()) fail(path, std::string("field '") + key + "' must be a number, got " + shown(*it));
-  return it->get<float>();
+  const double v = it->get<double>();
+  if (!std::isfinite(v) || std::fabs(v) > 3.0e38)
+    fail(path, std::string("field '") + key + "' must be a finite float32 number, got " + shown(*it));
+  return float(v);
 }
 
 bool opt_bool(const nlohmann::json& j, const char* key, bool def, const std::string& path) {
