@@ -49,7 +49,16 @@ void model_load_params(Model& m, const TensorDir& src,
 bool hf_transposed(const Model& m, const std::string& name);
 
 // A model directory as given, or, for a training run directory, its newest
-// complete checkpoint-N. Throws naming the path when there is neither.
+// complete checkpoint-N. Throws naming the path when there is neither, and when the
+// directory given is itself an incomplete checkpoint.
 std::string resolve_model_dir(const std::string& path);
+
+// N for a directory name "checkpoint-N" (digits only), else -1.
+long checkpoint_dir_step(const std::string& name);
+// The first file a complete checkpoint needs that `dir` lacks, or "" when complete.
+// Every model directory needs config.json and its weights; a training checkpoint
+// (a checkpoint-N directory) also optimizer.safetensors and
+// trainer_state.json.
+std::string checkpoint_missing(const std::string& dir);
 
 }  // namespace moe

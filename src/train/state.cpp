@@ -3,10 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <vector>
 
+#include "io/failpoint.h"
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
@@ -45,22 +48,48 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
-std::string checkpoint_write(const std::string& run_dir, const Model& m, const AdamW& opt, const TrainerState& st,
-                             const std::string& tokenizer_path, int keep) {
-  const float* p = m.params().data();
+namespace {
+
+// The first parameter (or moment) of `buf` holding a NaN or Inf: "name[i]", or "".
+std::string first_nonfinite(const Model& m, const float* buf) {
   for (const ParamSpec& s : m.layout().specs())
     for (int64_t i = 0; i < s.shape.numel(); i++)
-      if (!std::isfinite(p[s.offset + i]))
-        throw std::runtime_error("step " + std::to_string(st.step) + ": parameter " + s.name +
-                                 " is not finite; checkpoint not written");
+      if (!std::isfinite(buf[s.offset + i])) return s.name + "[" + std::to_string(i) + "]";
+  return "";
+}
+
+// checkpoint-N directories of a run, sorted by N.
+std::vector<std::pair<long, std::string>> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<long, std::string>> all;
+  for (const auto& e : fs::directory_iterator(run_dir)) {
+    const std::string n = e.path().filename().string();
+    long step = checkpoint_dir_step(n);
+    if (step >= 0 && e.is_directory()) all.emplace_back(step, e.path().string());
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+}  // namespace
+
+std::string checkpoint_write(const std::string& run_dir, const Model& m, const AdamW& opt, const TrainerState& st,
+                             const std::string& tokenizer_path, int keep) {
+  const std::string step_s = std::to_string(st.step);
+  for (auto [what, buf] : {std::pair{"parameter", m.params().data()}, std::pair{"AdamW exp_avg of", opt.m().data()},
+                           std::pair{"AdamW exp_avg_sq of", opt.v().data()}}) {
+    const std::string bad = first_nonfinite(m, buf);
+    if (!bad.empty())
+      throw std::runtime_error("step " + step_s + ": " + what + " " + bad + " is not finite; checkpoint not written");
+  }
   make_dirs(run_dir);
-  const std::string name = "checkpoint-" + std::to_string(st.step);
+  const std::string name = "checkpoint-" + step_s;
   const std::string final_dir = run_dir + "/" + name;
   const std::string tmp = run_dir + "/.tmp-" + name + "-" + std::to_string(::getpid());
   remove_tree(tmp);
   make_dirs(tmp);
   try {
     model_save(m, tmp, STDType::F32);
+    failpoint("checkpoint.model_written");
     if (!tokenizer_path.empty()) file_copy_atomic(tokenizer_path, tmp + "/tokenizer.model");
     SafeTensorsWriter w;
     for (const ParamSpec& s : m.layout().specs()) {
@@ -71,23 +100,37 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
     w.set_metadata("step", std::to_string(opt.t()));
     w.write(tmp + "/optimizer.safetensors");
     file_write_atomic(tmp + "/trainer_state.json", st.to_json().dump(2) + "\n");
+    fsync_dir(tmp);
+    failpoint("checkpoint.before_commit");
     dir_commit(tmp, final_dir);
   } catch (...) {
     remove_tree(tmp);
     throw;
   }
-  // Keep the newest `keep` checkpoints.
-  std::vector<std::pair<long, std::string>> all;
-  for (const auto& e : fs::directory_iterator(run_dir)) {
-    std::string n = e.path().filename().string();
-    if (!e.is_directory() || n.rfind("checkpoint-", 0) != 0) continue;
-    char* end = nullptr;
-    long step = std::strtol(n.c_str() + 11, &end, 10);
-    if (*end == 0) all.emplace_back(step, e.path().string());
+  failpoint("checkpoint.committed");
+  // Keep the newest `keep` checkpoints. Each old one leaves the checkpoint-N namespace
+  // (renamed to .trash-...) before it is deleted, so a kill mid-deletion never leaves
+  // a half-deleted checkpoint-N behind; the trash goes at the next start.
+  const auto all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + size_t(keep) < all.size(); i++) {
+    const std::string trash = run_dir + "/.trash-checkpoint-" + std::to_string(all[i].first) + "-" +
+                              std::to_string(::getpid());
+    if (::rename(all[i].second.c_str(), trash.c_str()) != 0)
+      throw std::runtime_error(all[i].second + ": cannot move aside for removal (" + std::strerror(errno) + ")");
+    fsync_dir(run_dir);
+    failpoint("checkpoint.prune_renamed");
+    // Delete file by file so that a failpoint can stop in the middle, as a kill can.
+    for (const auto& f : fs::directory_iterator(trash)) {
+      fs::remove_all(f.path());
+      failpoint("checkpoint.prune_file");
+    }
+    remove_tree(trash);
   }
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + size_t(keep) < all.size(); i++) remove_tree(all[i].second);
   return final_dir;
+}
+
+std::vector<std::string> run_dir_cleanup(const std::string& run_dir) {
+  return remove_stale_temps(run_dir, {".tmp-checkpoint-", ".trash-checkpoint-", ".old-checkpoint-", "log.jsonl.tmp."});
 }
 
 TrainerState trainer_state_load(const std::string& dir) {
@@ -105,6 +148,7 @@ void optimizer_load(AdamW& opt, const Model& m, const std::string& dir) {
       const STEntry& e = f.expect(kind + s.name, shape);
       if (e.dtype != STDType::F32)
         throw std::runtime_error(f.path() + ": tensor '" + e.name + "' must be F32 (exact resume)");
+      f.check_finite(e);
       FlatBuffer& buf = std::string(kind) == "exp_avg." ? opt.m() : opt.v();
       f.read_f32(e, buf.data() + s.offset, size_t(s.shape.numel()));
     }

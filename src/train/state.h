@@ -8,6 +8,7 @@
 #pragma once
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "data/loader.h"
 #include "model/model.h"
@@ -34,6 +35,11 @@ struct TrainerState {
 // Returns the checkpoint's path.
 std::string checkpoint_write(const std::string& run_dir, const Model& m, const AdamW& opt, const TrainerState& st,
                              const std::string& tokenizer_path, int keep);
+
+// Removes what dead writers left in a run directory: temp checkpoint directories,
+// checkpoints being pruned, directories set aside by a commit, the log's temp file
+// (only those whose PID is gone). Returns the names removed. Called when a run starts.
+std::vector<std::string> run_dir_cleanup(const std::string& run_dir);
 
 TrainerState trainer_state_load(const std::string& checkpoint_dir);
 void optimizer_load(AdamW& opt, const Model& m, const std::string& checkpoint_dir);

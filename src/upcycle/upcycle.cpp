@@ -383,6 +383,11 @@ void Upcycler::write(const std::string& out_arg, bool replace) {
     throw std::runtime_error(out_dir + ": overlaps the dense checkpoint " + p.dir + " (give another --out)");
   if (path_exists(out_dir) && !replace)
     throw std::runtime_error(out_dir + ": already exists (give --force to replace it)");
+  // Non-finite dense weights are refused before anything is written (plain copies
+  // would otherwise carry them into every expert unseen).
+  std::set<std::string> checked;
+  for (const OutTensor& t : p.outs)
+    if (t.kind != Kind::Router && checked.insert(t.source).second) p.src.file_of(t.source).check_finite(p.entry(t));
   ShardedWriter w("model", p.opt.max_shard_bytes);
   for (const OutTensor& t : p.outs) {
     if (t.kind != Kind::Router && p.identity(t)) {  // the dense bytes as they are: a kernel-side copy
