@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_open.h"
 #include "data/dataset.h"
 #include "model/checkpoint.h"
 #include "train/config.h"
@@ -19,8 +20,9 @@ struct EvalOpts {
 };
 
 void run_eval(const EvalOpts& o) {
-  const std::string dir = resolve_model_dir(o.model);
-  auto m = model_load(dir);
+  OpenedModel opened = open_model(o.model);
+  const std::string& dir = opened.dir;
+  auto& m = opened.model;
   DatasetInfo ds = dataset_open(o.data);
   if (ds.vocab_size > m->config().vocab_size)
     throw std::invalid_argument(o.data + ": tokenizer has " + std::to_string(ds.vocab_size) +

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "cli/model_open.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
@@ -18,8 +19,9 @@ struct GenOpts {
 };
 
 void run_generate(const GenOpts& o) {
-  const std::string dir = resolve_model_dir(o.model);
-  auto m = model_load(dir);
+  OpenedModel opened = open_model(o.model);
+  const std::string& dir = opened.dir;
+  auto& m = opened.model;
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))
     throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");

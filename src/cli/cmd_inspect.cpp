@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_open.h"
 #include "model/checkpoint.h"
 #include "model/flops.h"
 
@@ -17,8 +18,9 @@ struct InspectOpts {
 };
 
 void run_inspect(const InspectOpts& o) {
-  const std::string dir = resolve_model_dir(o.model);
-  auto m = model_load(dir);
+  OpenedModel opened = open_model(o.model);
+  const std::string& dir = opened.dir;
+  auto& m = opened.model;
   const ModelConfig& c = m->config();
   const ParamCounts pc = model_param_counts(c);
   const size_t total = pc.total, active = pc.active;

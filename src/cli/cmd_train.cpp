@@ -7,9 +7,11 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "cli/model_open.h"
 #include "data/dataset.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
+#include "model/memory.h"
 #include "train/state.h"
 #include "train/trainer.h"
 
@@ -77,15 +79,29 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   if (mc.family == "llama") mc.family = "mixtral";
 }
 
+// After a new run failed: when no checkpoint was written, removes the run directory
+// if this command created it, else the log.jsonl it created.
+void remove_failed_run(const std::string& out, bool out_existed, bool log_existed) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(out, ec))
+    for (const auto& e : fs::directory_iterator(out, ec))
+      if (checkpoint_dir_step(e.path().filename().string()) >= 0) return;  // keep a run that saved something
+  if (!out_existed) remove_tree(out);
+  else if (!log_existed) fs::remove(out + "/log.jsonl", ec);
+}
+
 void run_train(CLI::App* sub, TrainOpts& o) {
+  const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
   TrainRun run;
   if (o.resume) {
     for (const char* flag : kFixedOnResume)
       if (sub->get_option(flag)->count() > 0)
         throw std::invalid_argument(std::string(flag) + " cannot change when resuming (the run's settings are in "
                                     "its trainer_state.json); only --steps and the eval/save/log cadence can");
-    const std::string dir = resolve_model_dir(o.cfg.out_dir);
-    run.model = model_load(dir);
+    OpenedModel opened = open_model(o.cfg.out_dir);
+    const std::string dir = opened.dir;
+    run.model = std::move(opened.model);
     run.opt = std::make_unique<AdamW>(run.model->layout());
     optimizer_load(*run.opt, *run.model, dir);
     run.state = trainer_state_load(dir);
@@ -95,6 +111,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     if (sub->get_option("--save-every")->count() > 0) c.save_every = o.cfg.save_every;
     if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
     if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
+    if (sub->get_option("--skip-nonfinite")->count() > 0) c.skip_nonfinite = o.cfg.skip_nonfinite;
     c.out_dir = o.cfg.out_dir;
     if (run.state.step >= c.steps)
       throw std::invalid_argument(dir + " is at step " + std::to_string(run.state.step) +
@@ -117,9 +134,9 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     int n_model_flags = (sub->get_option("--preset")->count() > 0) + (!o.config_path.empty()) + (!o.init.empty());
     if (n_model_flags > 1) throw std::invalid_argument("give one of --preset, --config, --init");
     if (!o.init.empty()) {
-      const std::string dir = resolve_model_dir(o.init);
-      run.model = model_load(dir);
-      run.state.init_from = dir;
+      OpenedModel opened = open_model(o.init);
+      run.model = std::move(opened.model);
+      run.state.init_from = opened.dir;
     } else {
       ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
                                              : config_load(o.config_path);
@@ -127,9 +144,13 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
       mc.validate();
+      model_check_memory(mc, true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq,
+                         o.config_path.empty() ? "--preset " + o.preset : o.config_path);
       run.model = std::make_unique<Model>(mc);
       run.model->init_weights(o.cfg.seed);
     }
+    if (!o.init.empty())  // the weights are in; the gradients, moments and activations are not yet
+      model_check_memory(run.model->config(), true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq, o.init);
     run.opt = std::make_unique<AdamW>(run.model->layout());
     if (o.init_optimizer) {
       if (o.init.empty()) throw std::invalid_argument("--init-optimizer needs --init");
@@ -180,7 +201,16 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   Progress progress(c.steps, c.log_every);
   g_interrupted = 0;
   auto old = std::signal(SIGINT, on_sigint);
-  TrainSummary s = train(run, progress, [] { return g_interrupted != 0; });
+  TrainSummary s;
+  try {
+    s = train(run, progress, [] { return g_interrupted != 0; });
+  } catch (...) {
+    std::signal(SIGINT, old);
+    // A new run that failed before its first checkpoint leaves nothing behind: what
+    // it made (the run directory, or its log in a directory that was there) goes.
+    if (!o.resume) remove_failed_run(c.out_dir, out_existed, log_existed);
+    throw;
+  }
   std::signal(SIGINT, old);
   std::printf("step %d: train loss %.4f, val loss %.4f, %.0f tokens/s; checkpoint %s\n", s.step, s.train_loss,
               s.val_loss, s.tokens_per_s, s.checkpoint.c_str());
@@ -249,6 +279,10 @@ void register_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99));
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")
       ->check(CLI::Range(0.0, 0.99));
+  sub->add_option("--skip-nonfinite", c.skip_nonfinite,
+                  "steps with a NaN/Inf loss or gradient to skip in a row (no update, logged) before stopping; "
+                  "0: stop at the first (default)")
+      ->check(CLI::Range(0, 1000000));
   sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
       ->check(CLI::Range(1, 100000000));
   sub->callback([sub, o] { run_train(sub, *o); });

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/model_open.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "io/files.h"
@@ -102,6 +103,7 @@ void run_upcycle(UpcycleCli& o) {
     throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
 
   Upcycler up(o.from, o.opt);
+  check_model_tokenizer(up.dense_dir(), up.dense_config().vocab_size);  // copied into the output: check it first
   if (o.dry_run) {
     if (o.json) std::printf("%s\n", up.plan_json().dump().c_str());
     else std::printf("%s(dry run: nothing written)\n", up.plan_text().c_str());

@@ -47,6 +47,14 @@ void validate(const DataOptions& o) {
   std::error_code ec;
   if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
     throw std::runtime_error("--out " + o.out + ": exists and is not a directory");
+  // The directory is replaced whole when rebuilt: it may hold nothing but a dataset.
+  if (fs::is_directory(o.out, ec))
+    for (const auto& e : fs::directory_iterator(o.out, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n != kMeta && n != kTokenizer && n != kTrain && n != kVal)
+        throw std::runtime_error("--out " + o.out + ": holds '" + n +
+                                 "', which is not part of a dataset (give a new or empty directory)");
+    }
 }
 
 // The hash that decides whether an existing dataset can be reused: every source's
@@ -149,6 +157,12 @@ void chunk_text(std::string_view text, std::vector<std::string_view>* out) {
   }
 }
 
+// Trains (or takes) the tokenizer, encodes, splits and writes the dataset's files into
+// `out` (meta.json last). Fills the rest of `s`.
+void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string tok_bytes, std::string tok_sha,
+                const std::string& out, DataSummary& s, const std::function<void(const std::string&)>& say,
+                Clock::time_point t_start, int threads);
+
 }  // namespace
 
 DataSummary dataset_build(const DataOptions& o, const std::function<void(const std::string&)>& progress) {
@@ -210,13 +224,33 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
     if (fs::exists(join(o.out, kMeta))) say("rebuilding " + o.out + ": " + why);
   }
 
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) throw std::runtime_error("--out " + o.out + ": cannot create: " + ec.message());
-  // From here on the directory is invalid until the new meta.json is in place.
-  if (fs::exists(join(o.out, kMeta)) && !fs::remove(join(o.out, kMeta), ec))
-    throw std::runtime_error(join(o.out, kMeta) + ": cannot remove: " + ec.message());
+  // Everything is written into a temp directory beside --out, which replaces --out
+  // only when complete: a failure or a kill never leaves a half-built dataset (a
+  // killed build's temp directory is removed by the next moe data on the same --out).
+  fs::path outp = fs::path(o.out).lexically_normal();
+  if (outp.filename().empty()) outp = outp.parent_path();
+  const std::string parent = outp.parent_path().empty() ? "." : outp.parent_path().string();
+  make_dirs(parent);
+  remove_stale_temps(parent, {outp.filename().string() + ".tmp-"});
+  const std::string tmp = outp.string() + ".tmp-" + std::to_string(::getpid());
+  remove_tree(tmp);
+  make_dirs(tmp);
+  try {
+    build_into(o, inputs, tok_bytes, tok_sha, tmp, s, say, t_start, threads);
+    fsync_dir(tmp);
+    dir_commit(tmp, outp.string());
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  return s;
+}
 
+namespace {
+
+void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string tok_bytes, std::string tok_sha,
+                const std::string& out, DataSummary& s, const std::function<void(const std::string&)>& say,
+                Clock::time_point t_start, int threads) {
   // ---- tokenizer
   auto t0 = Clock::now();
   if (o.tokenizer.empty()) {
@@ -240,7 +274,7 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
     tok_sha = sha256_hex(tok_bytes);
     s.tokenizer_trained = true;
   }
-  const std::string tok_path = join(o.out, kTokenizer);
+  const std::string tok_path = join(out, kTokenizer);
   Tokenizer tok = Tokenizer::from_bytes(tok_bytes, o.tokenizer.empty() ? tok_path : o.tokenizer);
   if (tok.eos_id() < 0) throw std::runtime_error("tokenizer " + tok.path() + ": has no eos piece (documents are joined with it)");
   s.vocab_size = tok.vocab_size();
@@ -300,8 +334,8 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
 
   // ---- write: tokenizer, shards, then meta.json last
   file_write_atomic(tok_path, tok_bytes);
-  shard_write(join(o.out, kTrain), train.data(), train.size(), uint64_t(s.vocab_size));
-  shard_write(join(o.out, kVal), val.data(), val.size(), uint64_t(s.vocab_size));
+  shard_write(join(out, kTrain), train.data(), train.size(), uint64_t(s.vocab_size));
+  shard_write(join(out, kVal), val.data(), val.size(), uint64_t(s.vocab_size));
   s.total_s = seconds_since(t_start);
 
   ojson m;
@@ -346,9 +380,10 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
                   {"clean_version", kCorpusCleanVersion},
                   {"tokenizer_settings_version", kTokenizerSettingsVersion}};
   m["timing_s"] = {{"read", s.read_s}, {"tokenizer", s.tokenizer_s}, {"encode", s.encode_s}, {"total", s.total_s}};
-  file_write_atomic(join(o.out, kMeta), m.dump(2) + "\n");
-  return s;
+  file_write_atomic(join(out, kMeta), m.dump(2) + "\n");
 }
+
+}  // namespace
 
 DatasetInfo dataset_open(const std::string& dir) {
   const std::string meta = join(dir, kMeta);
@@ -380,6 +415,12 @@ DatasetInfo dataset_open(const std::string& dir) {
   }
   if (d.vocab_size <= 0) throw std::runtime_error(meta + ": vocab_size " + std::to_string(d.vocab_size) + ", expected > 0");
   if (!fs::exists(d.tokenizer_path)) throw std::runtime_error("dataset " + dir + ": tokenizer.model is missing");
+  // The tokenizer is what every checkpoint of the dataset copies: load it now, so a
+  // damaged one fails here, naming the dataset, and not later in another command.
+  if (sha256_file_hex(d.tokenizer_path) != d.tokenizer_sha256)
+    throw std::runtime_error("dataset " + dir + ": tokenizer.model does not match the sha256 in meta.json "
+                             "(changed after moe data; rebuild with moe data --force)");
+  tokenizer_open_checked(d.tokenizer_path, meta, d.vocab_size, d.vocab_size);
   for (auto [path, want] : {std::pair{d.train_path, d.train_tokens}, std::pair{d.val_path, d.val_tokens}}) {
     TokenShard s = TokenShard::open(path, uint64_t(d.vocab_size));
     if (s.size() != want)

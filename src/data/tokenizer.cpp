@@ -146,4 +146,16 @@ std::string tokenizer_train(const std::vector<std::string_view>& sentences, cons
   return model;
 }
 
+Tokenizer tokenizer_open_checked(const std::string& path, const std::string& owner, int64_t min_vocab,
+                                 int64_t max_vocab) {
+  Tokenizer t = Tokenizer::load(path);
+  const int64_t v = t.vocab_size();
+  if (v < min_vocab || (max_vocab > 0 && v > max_vocab))
+    throw std::runtime_error("tokenizer: " + path + ": has " + std::to_string(v) + " pieces, but " + owner +
+                             (min_vocab == max_vocab ? " expects exactly " + std::to_string(max_vocab)
+                                                     : " expects at most " + std::to_string(max_vocab)) +
+                             " (a tokenizer from another dataset?)");
+  return t;
+}
+
 }  // namespace moe

@@ -67,4 +67,10 @@ struct TokenizerTrainOptions {
 // failure (e.g. a vocabulary too small or too large for the text).
 std::string tokenizer_train(const std::vector<std::string_view>& sentences, const TokenizerTrainOptions& opts);
 
+// A tokenizer file that belongs to a dataset or checkpoint (`owner`, for errors):
+// loads it and checks that it is a SentencePiece model whose vocabulary is at least
+// min_vocab and at most max_vocab (0: no bound). Throws one line naming the file.
+Tokenizer tokenizer_open_checked(const std::string& path, const std::string& owner, int64_t min_vocab,
+                                 int64_t max_vocab);
+
 }  // namespace moe

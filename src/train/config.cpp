@@ -40,6 +40,7 @@ void TrainConfig::validate() const {
   need(eval_batches > 0, "--eval-batches must be positive");
   need(keep > 0, "--keep must be positive");
   need(log_every > 0, "--log-every must be positive");
+  need(skip_nonfinite >= 0, "--skip-nonfinite must be non-negative");
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -47,7 +48,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"accum", accum}, {"lr", lr}, {"min_lr", min_lr}, {"warmup", warmup}, {"weight_decay", weight_decay},
           {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"clip", clip}, {"compute", compute_name(compute)},
           {"dropout", dropout}, {"seed", seed}, {"eval_every", eval_every}, {"eval_batches", eval_batches},
-          {"save_every", save_every}, {"keep", keep}, {"log_every", log_every}};
+          {"save_every", save_every}, {"keep", keep}, {"log_every", log_every},
+          {"skip_nonfinite", skip_nonfinite}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& path) {
@@ -75,6 +77,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& p
     c.save_every = j.at("save_every").get<int>();
     c.keep = j.at("keep").get<int>();
     c.log_every = j.at("log_every").get<int>();
+    c.skip_nonfinite = j.value("skip_nonfinite", 0);  // absent in runs saved before it existed
     c.validate();
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": bad training config: " + e.what());

@@ -30,6 +30,7 @@ struct TrainConfig {
   int save_every = 0;        // steps between checkpoints (0: only at the end)
   int keep = 2;              // checkpoints kept (the newest)
   int log_every = 10;        // plain progress lines (non-terminal)
+  int skip_nonfinite = 0;    // steps with a NaN/Inf loss or gradient skipped (no update) in a row before stopping
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j, const std::string& path);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include "data/dataset.h"
@@ -12,6 +13,7 @@
 #include "model/flops.h"
 #include "ops/clip.h"
 #include "train/eval.h"
+#include "train/state.h"
 
 namespace moe {
 
@@ -61,6 +63,27 @@ std::string first_bad_grad(const Model& m, const FlatBuffer& g) {
     for (int64_t i = 0; i < s.shape.numel(); i++)
       if (!std::isfinite(g.data()[s.offset + i])) return s.name;
   return "(none)";
+}
+
+// Keeps the lines of log.jsonl whose step is at most `step` (the checkpoint being
+// resumed; 0 for a new run), so that every step appears once: steps redone after a
+// resume, and a torn last line of a killed writer, are dropped. Rewritten atomically.
+void log_truncate_after(const std::string& path, int step) {
+  if (!path_exists(path)) return;
+  const std::string text = file_read(path);
+  std::string kept;
+  size_t b = 0;
+  while (b < text.size()) {
+    size_t e = text.find('\n', b);
+    if (e == std::string::npos) break;  // no newline: a torn write
+    const std::string_view line(text.data() + b, e - b);
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() <= step)
+      kept.append(line).push_back('\n');
+    b = e + 1;
+  }
+  if (kept.size() != text.size()) file_write_atomic(path, kept);
 }
 
 class JsonlLog {
@@ -113,6 +136,9 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   train_data.set_state(st.loader);
 
   make_dirs(cfg.out_dir);
+  for (const std::string& n : run_dir_cleanup(cfg.out_dir))
+    progress.line("removed " + cfg.out_dir + "/" + n + " (left by a killed run)");
+  log_truncate_after(cfg.out_dir + "/log.jsonl", st.step);
   JsonlLog log(cfg.out_dir + "/log.jsonl");
   const AdamWParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
   const size_t N = size_t(cfg.batch) * cfg.seq;
@@ -142,6 +168,22 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   };
 
   bool stopped = false;
+  int skipped_in_a_row = 0;
+  auto nonfinite = [&](const std::string& what) {  // a step whose loss or gradient is NaN/Inf
+    if (skipped_in_a_row >= cfg.skip_nonfinite) {
+      const std::string last = sum.checkpoint.empty() ? "" : "; the last checkpoint, " + sum.checkpoint + ", is intact";
+      throw std::runtime_error("step " + std::to_string(st.step + 1) + ": " + what +
+                               (cfg.skip_nonfinite ? " (after " + std::to_string(skipped_in_a_row) +
+                                                         " skipped steps in a row, --skip-nonfinite " +
+                                                         std::to_string(cfg.skip_nonfinite) + ")"
+                                                   : std::string()) +
+                               "; stopping, nothing saved" + last);
+    }
+    skipped_in_a_row++;
+    progress.line("step " + std::to_string(st.step + 1) + ": " + what + "; step skipped (no update, " +
+                  std::to_string(skipped_in_a_row) + " of --skip-nonfinite " + std::to_string(cfg.skip_nonfinite) +
+                  " in a row)");
+  };
   while (st.step < end_step) {
     if (stop && stop()) {
       stopped = true;
@@ -151,24 +193,38 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     const float lr = lr_at(cfg, st.step);
     m.grads().zero();
     double loss = 0, moe_loss = 0;
+    std::string bad;
     for (int micro = 0; micro < cfg.accum; micro++) {
       train_data.next(in.data(), tgt.data());
+      if (!bad.empty()) continue;  // a skipped step still consumes its micro-batches: the data order stays the same
       ForwardOptions fo;
       fo.compute = cfg.compute;
       fo.dropout = cfg.dropout;
       fo.dropout_seed = cfg.seed ^ (uint64_t(st.step) << 20) ^ uint64_t(micro);
       float l = m.forward(in.data(), tgt.data(), cfg.batch, cfg.seq, fo);
-      if (!std::isfinite(l))
-        throw std::runtime_error("step " + std::to_string(st.step + 1) + ": loss is " + std::to_string(l) +
-                                 " (micro-batch " + std::to_string(micro) + "); stopping, nothing saved");
+      if (!std::isfinite(l)) {
+        bad = "loss is " + std::to_string(l) + " (micro-batch " + std::to_string(micro) + ")";
+        continue;
+      }
       m.backward(1.0f / float(cfg.accum));
       loss += l / cfg.accum;
       moe_loss += m.moe_loss() / cfg.accum;
     }
-    const double norm = apply_update(m, opt, hp, lr, cfg.clip, cfg.compute);  // no update when not finite
-    if (!std::isfinite(norm))
-      throw std::runtime_error("step " + std::to_string(st.step + 1) + ": gradient is not finite in " +
-                               first_bad_grad(m, m.grads()) + "; stopping, nothing saved");
+    double norm = NAN;
+    if (bad.empty()) {
+      norm = apply_update(m, opt, hp, lr, cfg.clip, cfg.compute);  // no update when not finite
+      if (!std::isfinite(norm)) bad = "gradient is not finite in " + first_bad_grad(m, m.grads());
+    }
+    if (!bad.empty()) {
+      nonfinite(bad);
+      st.step++;
+      st.tokens += N * cfg.accum;
+      st.elapsed += seconds_since(t0);
+      log.write({{"step", st.step}, {"skipped", bad}, {"lr", lr}, {"tokens", st.tokens},
+                 {"flops", double(st.tokens) * flops_per_token}, {"epoch", train_data.state().epoch}});
+      continue;
+    }
+    skipped_in_a_row = 0;
     st.step++;
     st.tokens += N * cfg.accum;
     run_tokens += N * cfg.accum;

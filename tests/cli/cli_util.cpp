@@ -19,12 +19,12 @@ namespace fs = std::filesystem;
 
 namespace moe::clitest {
 
-Proc run_moe(const std::string& args) {
+Proc run_moe(const std::string& args, const std::string& prefix) {
   char err_path[] = "/tmp/moe_test_cli_XXXXXX";
   int fd = mkstemp(err_path);
   if (fd < 0) ADD_FAILURE() << "mkstemp failed";
   close(fd);
-  std::string cmd = std::string("'") + MOE_BINARY + "' " + args + " 2>'" + err_path + "'";
+  std::string cmd = prefix + "'" + MOE_BINARY + "' " + args + " 2>'" + err_path + "'";
   Proc r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) {

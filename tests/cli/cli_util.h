@@ -16,7 +16,9 @@ struct Proc {
 };
 
 // Runs `moe <args>` through the shell; stdout through a pipe, stderr through a file.
-Proc run_moe(const std::string& args);
+// `prefix` goes before the binary: environment assignments ("MOE_FAILPOINT=x "), or a
+// wrapper ("timeout -s KILL 30 ").
+Proc run_moe(const std::string& args, const std::string& prefix = "");
 
 std::vector<std::string> lines_of(const std::string& s);  // non-empty lines
 std::string q(const std::string& path);                    // 'path' quoted for the shell

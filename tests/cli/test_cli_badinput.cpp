@@ -5,7 +5,10 @@
 // rewritten by hand with nlohmann::json.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -243,6 +246,152 @@ TEST_F(BadInput, TruncatedTrainShard) {
   const std::string shard = dir + "/train.bin";
   fs::resize_file(shard, fs::file_size(shard) - 100);
   expect_bad_dataset(dir, {shard, "tokens of 2 bytes", "bytes after the header"});
+}
+
+// Weights holding NaN or Inf: refused on load by every command that reads weights,
+// naming the tensor and the first bad index.
+TEST_F(BadInput, NonFiniteWeights) {
+  const std::string dir = copy_checkpoint();
+  const std::string file = dir + "/model.safetensors";
+  StFile f = st_read(file);
+  const uint64_t off = f.header[kQ1]["data_offsets"][0].get<uint64_t>();
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::memcpy(f.data.data() + off + 5 * 4, &nan, 4);
+  st_write(file, f);
+  expect_bad_checkpoint(dir, {file, kQ1, "NaN at flat index 5"});
+  Proc r = run_moe(kOneThread + "inspect " + q(dir));
+  expect_one_line_error(r, 1, {file, kQ1, "NaN"}, "moe inspect <NaN weights>");
+  r = run_moe(kOneThread + "generate --model " + q(dir) + " --prompt a --max-tokens 2");
+  expect_one_line_error(r, 1, {file, kQ1, "NaN"}, "moe generate <NaN weights>");
+  const std::string up = tmp_ / "up";
+  r = run_moe(kOneThread + "upcycle --from " + q(dir) + " --out " + q(up) + " --experts 2 --moe-layers all");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("NaN at flat index 5"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(up));
+  // An Inf in the MLP (which upcycling copies byte for byte into every expert).
+  f = st_read(file);
+  std::memset(f.data.data() + off + 5 * 4, 0, 4);
+  const std::string up_name = "model.layers.0.mlp.up_proj.weight";
+  std::memcpy(f.data.data() + f.header[up_name]["data_offsets"][0].get<uint64_t>() + 7 * 4, &inf, 4);
+  st_write(file, f);
+  r = run_moe(kOneThread + "upcycle --from " + q(dir) + " --out " + q(up) + " --experts 2 --moe-layers all");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find(up_name + "': holds Inf at flat index 7"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(up));
+}
+
+TEST_F(BadInput, NonFiniteOptimizerMoments) {
+  const std::string run_dir = tmp_ / "run";
+  fs::create_directories(run_dir);
+  fs::copy(run_checkpoint(), run_dir + "/checkpoint-" + std::to_string(kRunSteps), fs::copy_options::recursive);
+  const std::string file = run_dir + "/checkpoint-" + std::to_string(kRunSteps) + "/optimizer.safetensors";
+  StFile f = st_read(file);
+  const std::string name = "exp_avg_sq." + kQ0;
+  const float inf = std::numeric_limits<float>::infinity();
+  std::memcpy(f.data.data() + f.header[name]["data_offsets"][0].get<uint64_t>(), &inf, 4);
+  st_write(file, f);
+  Proc r = run_moe(kOneThread + "train --out " + q(run_dir) + " --resume --steps " + std::to_string(kRunSteps + 2));
+  expect_one_line_error(r, 1, {file, name, "Inf at flat index 0"}, "moe train --resume <Inf moment>");
+}
+
+// config.json values are checked before anything is allocated from them.
+TEST_F(BadInput, ConfigTooLargeForMemory) {
+  const std::string dir = copy_checkpoint();
+  json cfg = json::parse(read_file(dir + "/config.json"));
+  cfg["vocab_size"] = 16000000;
+  cfg["hidden_size"] = 65536;
+  cfg["intermediate_size"] = 1 << 20;
+  cfg.erase("head_dim");
+  write_file(dir + "/config.json", cfg.dump(2));
+  expect_bad_checkpoint(dir, {dir + "/config.json", "needs about", "TiB", "more than this machine's"});
+}
+
+TEST_F(BadInput, ConfigValuesOutOfRange) {
+  const std::string dir = copy_checkpoint();
+  const json orig = json::parse(read_file(dir + "/config.json"));
+  auto with = [&](const char* key, json v) {
+    json cfg = orig;
+    cfg[key] = v;
+    write_file(dir + "/config.json", cfg.dump(2));
+  };
+  with("num_hidden_layers", 100000);
+  expect_bad_checkpoint(dir, {dir + "/config.json", "layer count", "100000", "1024"});
+  with("rope_theta", -1.0);
+  expect_bad_checkpoint(dir, {dir + "/config.json", "rope_theta", "above 1"});
+  with("rope_theta", 0);
+  expect_bad_checkpoint(dir, {dir + "/config.json", "rope_theta"});
+  with("rms_norm_eps", 1e300);
+  expect_bad_checkpoint(dir, {dir + "/config.json", "'rms_norm_eps' must be a finite float32"});
+  with("vocab_size", 1 << 30);
+  expect_bad_checkpoint(dir, {dir + "/config.json", "vocab_size", "more than the supported"});
+}
+
+// A FIFO (or any special file) where a file is expected is refused at once.
+TEST_F(BadInput, SpecialFilesAreRefusedNotWaitedOn) {
+  const std::string dir = copy_checkpoint();
+  const std::string st = dir + "/model.safetensors";
+  fs::remove(st);
+  ASSERT_EQ(::mkfifo(st.c_str(), 0644), 0);
+  const std::string guard = "timeout -s KILL 60 ";  // a regression would block forever
+  Proc r = run_moe(kOneThread + "inspect " + q(dir), guard);
+  expect_one_line_error(r, 1, {st, "not a regular file"}, "model.safetensors is a FIFO");
+  fs::remove(st);
+  fs::copy_file(run_checkpoint() + "/model.safetensors", st);
+  const std::string cfg = dir + "/config.json";
+  fs::remove(cfg);
+  ASSERT_EQ(::mkfifo(cfg.c_str(), 0644), 0);
+  r = run_moe(kOneThread + "inspect " + q(dir), guard);
+  expect_one_line_error(r, 1, {cfg, "not a regular file", "FIFO"}, "config.json is a FIFO");
+  const std::string ds = tmp_ / "ds";
+  fs::copy(dataset(), ds, fs::copy_options::recursive);
+  fs::remove(ds + "/tokenizer.model");
+  ASSERT_EQ(::mkfifo((ds + "/tokenizer.model").c_str(), 0644), 0);
+  r = run_moe(kOneThread + "train --data " + q(ds) + " --out " + q(tmp_ / "o") + " --preset tiny --seq 32 --steps 1",
+              guard);
+  expect_one_line_error(r, 1, {ds + "/tokenizer.model", "not a regular file"}, "tokenizer.model is a FIFO");
+  EXPECT_FALSE(fs::exists(tmp_ / "o"));
+}
+
+// Tokenizers are loaded and checked when a dataset or checkpoint is opened, not
+// copied blindly into every checkpoint.
+TEST_F(BadInput, GarbageTokenizer) {
+  const std::string ds = tmp_ / "ds";
+  fs::copy(dataset(), ds, fs::copy_options::recursive);
+  write_file(ds + "/tokenizer.model", "this is not a sentencepiece model");
+  const std::string out = tmp_ / "o";
+  Proc r = run_moe(kOneThread + "train --data " + q(ds) + " --out " + q(out) + " --preset tiny --seq 32 --steps 1");
+  expect_one_line_error(r, 1, {ds, "tokenizer.model"}, "dataset with a garbage tokenizer");
+  EXPECT_FALSE(fs::exists(out));
+  // The same garbage beside a checkpoint: every command that opens it refuses it.
+  const std::string dir = copy_checkpoint();
+  write_file(dir + "/tokenizer.model", "garbage");
+  expect_bad_checkpoint(dir, {dir + "/tokenizer.model", "not a valid SentencePiece model"});
+  // A valid tokenizer with more pieces than the model's vocabulary.
+  const std::string big = tmp_ / "big";
+  r = run_moe(kOneThread + "data --out " + q(big) + " --input " + q(std::string(MOE_TEST_SRC) + "/../docs") +
+              " --vocab-size 1024");
+  ASSERT_EQ(r.code, 0) << r.err;
+  fs::copy_file(big + "/tokenizer.model", dir + "/tokenizer.model", fs::copy_options::overwrite_existing);
+  expect_bad_checkpoint(dir, {dir + "/tokenizer.model", "1024 pieces", "at most " + std::to_string(kVocab)});
+}
+
+// A checkpoint-N missing any file of a complete checkpoint (an interrupted removal
+// by an older version, or a user's rm) is never used.
+TEST_F(BadInput, IncompleteCheckpointIsNeverUsed) {
+  const std::string run_dir = tmp_ / "run";
+  fs::create_directories(run_dir);
+  const std::string good = run_dir + "/checkpoint-7", bad = run_dir + "/checkpoint-9";
+  fs::copy(run_checkpoint(), good, fs::copy_options::recursive);
+  fs::copy(run_checkpoint(), bad, fs::copy_options::recursive);
+  fs::remove(bad + "/trainer_state.json");
+  Proc r = run_moe(kOneThread + "inspect " + q(bad));
+  expect_one_line_error(r, 1, {bad, "incomplete checkpoint", "trainer_state.json"}, "inspect <incomplete checkpoint>");
+  r = run_moe(kOneThread + "inspect --json " + q(run_dir));  // the run: its newest complete checkpoint
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["model"], good);
+  fs::remove(good + "/optimizer.safetensors");
+  r = run_moe(kOneThread + "eval --model " + q(run_dir) + " --data " + q(dataset()));
+  expect_one_line_error(r, 1, {run_dir, "no complete checkpoint-N", "2 incomplete"}, "eval <run of incomplete checkpoints>");
 }
 
 }  // namespace

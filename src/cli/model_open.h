@@ -1,0 +1,24 @@
+// Opening a model for a command: the directory resolved (a run directory gives its
+// newest complete checkpoint), config.json validated and checked against memory,
+// every tensor checked (shape, finiteness), and the tokenizer.model beside it, when
+// there is one, loaded and checked against the model's vocabulary.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+
+namespace moe::cli {
+
+struct OpenedModel {
+  std::string dir;
+  std::unique_ptr<Model> model;
+};
+
+OpenedModel open_model(const std::string& path);
+
+// The checks of open_model on a directory that is read without loading a Model
+// (moe upcycle streams it): the tokenizer.model beside config.json, when present.
+void check_model_tokenizer(const std::string& dir, int vocab_size);
+
+}  // namespace moe::cli
