@@ -148,15 +148,6 @@ bool pid_alive(long pid) {
   return ::kill(pid_t(pid), 0) == 0 || errno == EPERM;
 }
 
-void dir_remove_safely(const std::string& path, const std::string& trash) {
-  if (::rename(path.c_str(), trash.c_str()) != 0) {
-    if (errno == ENOENT) return;
-    throw err(path, "cannot move aside for removal", errno);
-  }
-  fsync_dir(fs::path(path).parent_path().string());
-  remove_tree(trash);
-}
-
 std::vector<std::string> remove_stale_temps(const std::string& dir, const std::vector<std::string>& prefixes) {
   std::vector<std::string> removed;
   std::error_code ec;

@@ -24,10 +24,6 @@ void fsync_dir(const std::string& dir);
 // (renamed aside first, then removed), and the parent directory is fsynced.
 void dir_commit(const std::string& from, const std::string& to);
 void remove_tree(const std::string& path);  // rm -rf, ignoring absence
-// Removes a directory crash-safely: renames it to `trash` (out of the namespace that
-// readers look at) and fsyncs the parent, then deletes it. A kill at any moment leaves
-// either the complete directory or a trash directory, never a half-deleted original.
-void dir_remove_safely(const std::string& path, const std::string& trash);
 // True when a process with this PID exists.
 bool pid_alive(long pid);
 // Removes the entries of `dir` whose name starts with one of `prefixes` and ends in the
