@@ -399,6 +399,8 @@ void Upcycler::write(const std::string& out_arg, bool replace) {
   }
   w.set_metadata("format", "pt");
   const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
+  // A killed upcycle's temp directory (its PID gone) goes now; a failure removes ours below.
+  remove_stale_temps(outp.parent_path().empty() ? "." : outp.parent_path().string(), {outp.filename().string() + ".tmp-"});
   remove_tree(tmp);
   make_dirs(tmp);
   try {

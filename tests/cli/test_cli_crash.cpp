@@ -193,6 +193,13 @@ TEST_F(Crash, FailedCommandsLeaveNothing) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(fs::exists(out + ".tmp-999999999"));
 
+  // moe upcycle: a killed upcycle's temp directory goes with the next upcycle to that --out.
+  const std::string up = tmp_ / "up";
+  fs::create_directories(up + ".tmp-999999999");
+  r = run_moe(kOneThread + "upcycle --from " + q(run_checkpoint()) + " --out " + q(up) + " --experts 2 --no-check");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(up + ".tmp-999999999"));
+
   // moe train: a run that fails at its first step (the logits overflow) leaves no run directory.
   const std::string ckpt = tmp_ / "huge";
   fs::copy(run_checkpoint(), ckpt, fs::copy_options::recursive);
