@@ -78,12 +78,36 @@ void MoeBlock::for_each_expert(Fn&& fn) const {
   }
 }
 
-double MoeBlock::router_entropy() const {
-  double h = 0;
-  for (float p : probs_)
-    if (p > 0) h -= double(p) * std::log(double(p));
-  return N_ ? h / N_ : 0.0;
+double MoeBlock::router_entropy() const { return entropy_; }
+
+// Data-parallel routing: every rank's choices are gathered (token order = rank order),
+// and the choice-major admission runs over the global batch on every rank, which then
+// keeps its own slice. O(N K P) integers: small next to the experts' GEMMs.
+void MoeBlock::route_global(int N) {
+  const MoeSpec& sp = spec_;
+  const int E = sp.E, K = sp.K, P = group_->size(), me = group_->rank();
+  const size_t NK = size_t(N) * K, Ng = size_t(N) * P;
+  std::vector<int32_t> all(NK * P);
+  group_->allgather(r_.choice.data(), NK * sizeof(int32_t), all.data());
+  const int cap = sp.capacity(int(Ng));
+  r_.capacity = cap;
+  std::fill(r_.kept.begin(), r_.kept.end(), 0);
+  std::fill(r_.counts.begin(), r_.counts.end(), 0);
+  g_counts_.assign(E, 0);
+  for (int k = 0; k < K; k++)  // choice-major, global token order
+    for (size_t n = 0; n < Ng; n++) {
+      const int e = all[n * K + k];
+      if (g_counts_[e] >= cap) continue;
+      g_counts_[e]++;
+      if (n / size_t(N) == size_t(me)) {
+        r_.kept[(n % size_t(N)) * K + k] = 1;
+        r_.counts[e]++;
+      }
+    }
+  g_chosen_.assign(E, 0);
+  for (int32_t e : all) g_chosen_[e]++;
 }
+
 
 void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf) {
   const MoeSpec& sp = spec_;
@@ -116,19 +140,37 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     for (int e = 0; e < E; e++) p[e] = float(p[e] / s);
     lse[n] = mx + std::log(s);
   }
+  const bool grouped = group_ && group_->size() > 1;
+  if (grouped && sp.expert_choice) throw std::invalid_argument("moe: expert-choice routing is not data-parallel here");
   moe_route(r_, probs_.data(), N, sp);
-  {  // losses
-    std::vector<double> f(E, 0.0), P(E, 0.0);
+  if (grouped) route_global(N);
+  {  // losses and telemetry: sums over the tokens (of every rank when grouped)
+    const int64_t Ng = int64_t(N) * (grouped ? group_->size() : 1);
+    std::vector<double> sums(E + 2, 0.0);  // P_e sums, sum of lse^2, sum of entropies
     for (int n = 0; n < N; n++) {
-      for (int k = 0; k < K; k++) f[r_.choice[size_t(n) * K + k]] += 1.0 / (double(N) * K);
-      for (int e = 0; e < E; e++) P[e] += probs_[size_t(n) * E + e];
+      for (int e = 0; e < E; e++) {
+        const double p = probs_[size_t(n) * E + e];
+        sums[e] += p;
+        if (p > 0) sums[E + 1] -= p * std::log(p);
+      }
+      sums[E] += lse[n] * lse[n];
     }
+    if (grouped) group_->allreduce_sum(sums.data(), sums.size());
+    if (!grouped) {
+      g_counts_.assign(r_.counts.begin(), r_.counts.end());
+      g_chosen_.assign(E, 0);
+      for (int32_t e : r_.choice) g_chosen_[e]++;
+    }
+    g_tokens_ = Ng;
+    g_dropped_ = Ng * K;
+    for (int64_t c : g_counts_) g_dropped_ -= c;
+    f_.assign(E, 0.0);
+    for (int e = 0; e < E; e++) f_[e] = double(g_chosen_[e]) / (double(Ng) * K);
     l_.aux = 0;
-    for (int e = 0; e < E; e++) l_.aux += f[e] * P[e] / N;
+    for (int e = 0; e < E; e++) l_.aux += f_[e] * sums[e] / double(Ng);
     l_.aux *= double(sp.aux_coef) * E;
-    l_.z = 0;
-    for (int n = 0; n < N; n++) l_.z += lse[n] * lse[n];
-    l_.z *= double(sp.z_coef) / N;
+    l_.z = sums[E] * double(sp.z_coef) / double(Ng);
+    entropy_ = sums[E + 1] / double(Ng);
   }
   // Dispatch: rows of each expert contiguous, tokens in order within an expert. Each
   // expert's group is padded with zero rows to a multiple of 16, so the GEMMs see few
@@ -284,9 +326,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     }
   });
   // Router backward (fp32): combine weights, aux through P, softmax, z.
-  std::vector<double> f(E, 0.0);
-  for (int n = 0; n < N; n++)
-    for (int k = 0; k < K; k++) f[r_.choice[size_t(n) * K + k]] += 1.0 / (double(N) * K);
+  const std::vector<double>& f = f_;  // global when grouped: d aux / d p = coef E f_e / N_global
   std::vector<float>& dlogits = dlogits_;
   dlogits.resize(size_t(N) * E);
 #pragma omp parallel for schedule(static)

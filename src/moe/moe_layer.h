@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "dist/comm.h"
 #include "model/config.h"
 #include "tensor/dtype.h"
 
@@ -115,10 +116,31 @@ class MoeBlock {
                 float dloss_scale);
   const MoeRouting& routing() const { return r_; }
   const MoeLosses& losses() const { return l_; }
-  double router_entropy() const;  // mean over tokens of -sum p log p, nats
+  double router_entropy() const;  // mean over tokens of -sum p log p, nats (global when grouped)
+
+  // Data parallelism: the block's N tokens are one rank's equal share of a global batch
+  // split over `group` (rank r holds global tokens [r N, (r+1) N)). Capacity, the
+  // choice-major dropping order, f_e, P_e, the aux and z losses and the telemetry below
+  // are then those of the global batch, as one process would compute them: the same
+  // pairs are kept and dropped whatever the number of ranks. The backward's loss
+  // gradients assume the caller scales the loss by 1 / group size (each rank's share of
+  // the global mean). Null (or a group of one): the block's own N tokens.
+  void set_group(Comm* group) { group_ = group; }
+  // Of the last forward, over the global batch: kept pairs per expert, chosen pairs per
+  // expert (before dropping), tokens, and dropped pairs.
+  const std::vector<int64_t>& global_counts() const { return g_counts_; }
+  const std::vector<int64_t>& global_chosen() const { return g_chosen_; }
+  int64_t global_tokens() const { return g_tokens_; }
+  int64_t global_dropped() const { return g_dropped_; }
 
  private:
+  void route_global(int N);
   MoeSpec spec_;
+  Comm* group_ = nullptr;
+  std::vector<double> f_;  // (E) chosen fraction of the (global) pairs: the aux loss's f
+  std::vector<int64_t> g_counts_, g_chosen_;
+  int64_t g_tokens_ = 0, g_dropped_ = 0;
+  double entropy_ = 0;
   MoeRouting r_;
   MoeLosses l_;
   int N_ = 0;

@@ -28,7 +28,9 @@ template double grad_clip_ref<double>(double*, size_t, double);
 
 // Fixed-size chunks summed in double, then the chunk sums added in order: the
 // result does not depend on the thread count or schedule.
-double grad_norm(const float* g, size_t n) {
+double grad_norm(const float* g, size_t n) { return std::sqrt(grad_sumsq(g, n)); }
+
+double grad_sumsq(const float* g, size_t n) {
   constexpr size_t kChunk = 1 << 14;
   size_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> sums(nchunks);
@@ -42,7 +44,7 @@ double grad_norm(const float* g, size_t n) {
   }
   double total = 0;
   for (double s : sums) total += s;
-  return std::sqrt(total);
+  return total;
 }
 
 double grad_clip(float* g, size_t n, double max_norm) {

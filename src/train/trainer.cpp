@@ -31,12 +31,14 @@ nlohmann::json moe_telemetry(const Model& m) {
   for (int l = 0; l < m.config().n_layer; l++) {
     const MoeBlock* b = m.moe_block(l);
     if (!b) continue;
-    const MoeRouting& r = b->routing();
-    const double pairs = double(r.N) * r.K;
-    std::vector<double> load(r.E, 0.0), chosen(r.E, 0.0);
-    for (int e = 0; e < r.E; e++) load[e] = r.counts[e] / pairs;
-    for (int32_t e : r.choice) chosen[e] += 1.0 / pairs;
-    layers.push_back({{"layer", l}, {"load", load}, {"chosen", chosen}, {"drop", r.dropped() / pairs},
+    // Over the global batch (all ranks' tokens under data parallelism).
+    const int E = b->spec().E;
+    const double pairs = double(b->global_tokens()) * b->spec().K;
+    std::vector<double> load(E, 0.0), chosen(E, 0.0);
+    for (int e = 0; e < E; e++) load[e] = double(b->global_counts()[e]) / pairs;
+    for (int e = 0; e < E; e++) chosen[e] = double(b->global_chosen()[e]) / pairs;
+    layers.push_back({{"layer", l}, {"load", load}, {"chosen", chosen}, {"drop", double(b->global_dropped()) / pairs},
+                      {"dropped", b->global_dropped()},
                       {"entropy", b->router_entropy()}, {"aux", b->losses().aux}, {"z", b->losses().z}});
   }
   return layers;

@@ -1,0 +1,78 @@
+#include "dist/comm.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace moe {
+
+void Comm::allreduce_sum(double* data, size_t n) {
+  if (size() == 1) return;
+  std::vector<double> all(n * size_t(size()));
+  allgather(data, n * sizeof(double), all.data());
+  for (size_t i = 0; i < n; i++) {
+    double s = 0;
+    for (int r = 0; r < size(); r++) s += all[size_t(r) * n + i];
+    data[i] = s;
+  }
+}
+
+void Comm::allreduce_sum(int64_t* data, size_t n) {
+  if (size() == 1) return;
+  std::vector<int64_t> all(n * size_t(size()));
+  allgather(data, n * sizeof(int64_t), all.data());
+  for (size_t i = 0; i < n; i++) {
+    int64_t s = 0;
+    for (int r = 0; r < size(); r++) s += all[size_t(r) * n + i];
+    data[i] = s;
+  }
+}
+
+namespace {
+
+// One process: rank 0 of 1.
+class LocalComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  bool is_mpi() const override { return false; }
+  void allgather(const void* send, size_t bytes, void* recv) override {
+    if (bytes && send != recv) std::memmove(recv, send, bytes);
+  }
+  void allgatherv(const void* send, void* recv, const std::vector<size_t>& counts) override {
+    if (counts.at(0) && send != recv) std::memmove(recv, send, counts[0]);
+  }
+  void alltoallv(const void* send, const std::vector<size_t>& sc, void* recv, const std::vector<size_t>& rc) override {
+    if (sc.at(0) != rc.at(0)) throw std::logic_error("alltoallv: send and receive counts differ on one rank");
+    if (sc[0] && send != recv) std::memmove(recv, send, sc[0]);
+  }
+  void broadcast(void*, size_t, int) override {}
+  void barrier() override {}
+  std::unique_ptr<Comm> split(int, int) override { return std::make_unique<LocalComm>(); }
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> comm_mpi_world();  // comm_mpi.cpp (null without MPI)
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+Comm& comm_world() {
+  static std::unique_ptr<Comm> world = []() -> std::unique_ptr<Comm> {
+    if (launched_by_mpi()) {
+      if (auto c = comm_mpi_world()) return c;
+      std::fprintf(stderr, "moe: error: started by mpirun, but this moe was built without MPI "
+                           "(install libopenmpi-dev and rebuild)\n");
+      std::exit(1);
+    }
+    return std::make_unique<LocalComm>();
+  }();
+  return *world;
+}
+
+}  // namespace moe
