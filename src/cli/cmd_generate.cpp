@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "data/tokenizer.h"
+#include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -15,6 +16,7 @@ namespace {
 struct GenOpts {
   std::string model, prompt, tokenizer;
   SampleOptions s;
+  bool allow_tokenizer_mismatch = false;
 };
 
 void run_generate(const GenOpts& o) {
@@ -23,6 +25,9 @@ void run_generate(const GenOpts& o) {
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))
     throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
+  if (!o.tokenizer.empty() && !o.allow_tokenizer_mismatch)
+    tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
+                    "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
   Tokenizer tok = Tokenizer::load(tok_path);
   if (tok.vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
@@ -64,6 +69,8 @@ void register_generate(CLI::App& app) {
       ->required();
   sub->add_option("--prompt", o->prompt, "text to continue (empty: start a new document)");
   sub->add_option("--tokenizer", o->tokenizer, "SentencePiece model (default: the checkpoint's tokenizer.model)");
+  sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
+                "use --tokenizer even when it is not the checkpoint's tokenizer.model");
   sub->add_option("--max-tokens", o->s.max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
   sub->add_option("--temperature", o->s.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--top-k", o->s.top_k, "sample from the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));

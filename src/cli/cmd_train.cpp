@@ -1,13 +1,15 @@
 // moe train: train a dense model from scratch (preset or config.json), from a
 // checkpoint's weights (--init), or continue a run exactly (--resume).
-#include <csignal>
+#include <cmath>
 #include <filesystem>
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 #include "train/state.h"
@@ -36,9 +38,6 @@ void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* a
 
 namespace {
 
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_sigint(int) { g_interrupted = 1; }
-
 struct MoeOpts {
   int experts = 0, top_k = 1;
   std::string layers = "every-other", combine = "renorm", routing = "top-k";
@@ -50,7 +49,7 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32";
-  bool resume = false, init_optimizer = false, continue_data = false;
+  bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false;
   int stop_at = 0;
 };
 
@@ -77,12 +76,44 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   if (mc.family == "llama") mc.family = "mixtral";
 }
 
+bool given(CLI::App* sub, const char* flag) { return sub->get_option(flag)->count() > 0; }
+
+// The defaults that depend on the model and the run: --seq fits the model's
+// positions, --warmup fits the run. Explicit values are checked instead.
+void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc) {
+  if (!given(sub, "--seq")) {
+    c.seq = std::min(256, mc.n_ctx);
+  } else if (c.seq > mc.n_ctx) {
+    throw UsageError("--seq " + std::to_string(c.seq) + " exceeds the model's " + std::to_string(mc.n_ctx) +
+                     " positions: give --seq " + std::to_string(mc.n_ctx) + " or less");
+  }
+  if (c.warmup >= c.steps) {
+    if (given(sub, "--warmup"))
+      throw UsageError("--warmup " + std::to_string(c.warmup) + " is not shorter than --steps " +
+                       std::to_string(c.steps) + ": the learning rate would never reach --lr; give a shorter --warmup");
+    const int w = c.steps / 10;
+    std::fprintf(stderr, "note: the default warmup (%d steps) is not shorter than --steps %d: warmup %d steps (--warmup sets it)\n",
+                 c.warmup, c.steps, w);
+    c.warmup = w;
+  }
+}
+
+// Validation must hold at least one batch; say how to get one when it does not.
+void check_val_size(const DatasetInfo& ds, const TrainConfig& c) {
+  const uint64_t need = uint64_t(c.batch) * c.seq + 1;
+  if (ds.val_tokens < need)
+    throw std::runtime_error("dataset " + ds.dir + ": its validation split has " + std::to_string(ds.val_tokens) +
+                             " tokens, fewer than one batch of --batch " + std::to_string(c.batch) + " x --seq " +
+                             std::to_string(c.seq) + " (+1); train with a smaller --batch or --seq, or rebuild the "
+                             "dataset with a larger --val-fraction (moe data)");
+}
+
 void run_train(CLI::App* sub, TrainOpts& o) {
   TrainRun run;
   if (o.resume) {
     for (const char* flag : kFixedOnResume)
       if (sub->get_option(flag)->count() > 0)
-        throw std::invalid_argument(std::string(flag) + " cannot change when resuming (the run's settings are in "
+        throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
                                     "its trainer_state.json); only --steps and the eval/save/log cadence can");
     const std::string dir = resolve_model_dir(o.cfg.out_dir);
     run.model = model_load(dir);
@@ -90,27 +121,37 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     optimizer_load(*run.opt, *run.model, dir);
     run.state = trainer_state_load(dir);
     TrainConfig& c = run.state.config;
-    if (sub->get_option("--steps")->count() > 0) c.steps = o.cfg.steps;
+    if (given(sub, "--steps") && o.cfg.steps != c.steps) {
+      // The cosine schedule is a function of the total steps: a new total changes the
+      // learning rate of the steps still to come (and the ones done, had they run now).
+      const int at = run.state.step;
+      const float before = lr_at(c, at);
+      TrainConfig n = c;
+      n.steps = o.cfg.steps;
+      std::fprintf(stderr, "note: the learning-rate schedule was for %d steps; --steps %d re-fits it (cosine to "
+                   "step %d): lr at step %d %.3g -> %.3g\n", c.steps, n.steps, n.steps, at + 1, before, lr_at(n, at));
+      c.steps = o.cfg.steps;
+    }
     if (sub->get_option("--eval-every")->count() > 0) c.eval_every = o.cfg.eval_every;
     if (sub->get_option("--save-every")->count() > 0) c.save_every = o.cfg.save_every;
+    if (given(sub, "--save-minutes")) c.save_minutes = o.cfg.save_minutes;
     if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
     if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
     c.out_dir = o.cfg.out_dir;
     if (run.state.step >= c.steps)
-      throw std::invalid_argument(dir + " is at step " + std::to_string(run.state.step) +
-                                  ": give a larger --steps to continue");
+      throw UsageError("--steps " + std::to_string(c.steps) + ": " + dir + " is already at step " +
+                       std::to_string(run.state.step) + "; give a larger --steps to continue");
     std::fprintf(stderr, "resuming %s at step %d of %d\n", dir.c_str(), run.state.step, c.steps);
   } else {
-    if (o.cfg.data_dir.empty()) throw std::invalid_argument("--data is required (a dataset made by moe data)");
+    if (o.cfg.data_dir.empty()) throw UsageError("--data is required (a dataset made by moe data)");
     if (path_exists(o.cfg.out_dir)) {
       try {
         resolve_model_dir(o.cfg.out_dir);
-        throw std::invalid_argument(o.cfg.out_dir + " already holds a run: use --resume, or another --out");
+        throw UsageError("--out " + o.cfg.out_dir + " already holds a run: use --resume, or another --out");
       } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
       }
     }
     o.cfg.compute = compute_parse(o.compute);
-    o.cfg.validate();
     DatasetInfo ds = dataset_open(o.cfg.data_dir);
     if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
       throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");
@@ -120,6 +161,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       const std::string dir = resolve_model_dir(o.init);
       run.model = model_load(dir);
       run.state.init_from = dir;
+      if (!o.allow_tokenizer_mismatch)
+        tokenizer_check(dir, ds.tokenizer_sha256, "dataset " + ds.dir,
+                        "build the dataset with moe data --tokenizer " + dir + "/tokenizer.model",
+                        "--allow-tokenizer-mismatch");
     } else {
       ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
                                              : config_load(o.config_path);
@@ -127,12 +172,19 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
       mc.validate();
+      fit_defaults(sub, o.cfg, mc);
+      o.cfg.validate();
       run.model = std::make_unique<Model>(mc);
       run.model->init_weights(o.cfg.seed);
     }
+    if (!o.init.empty()) {
+      fit_defaults(sub, o.cfg, run.model->config());
+      o.cfg.validate();
+    }
+    check_val_size(ds, o.cfg);
     run.opt = std::make_unique<AdamW>(run.model->layout());
     if (o.init_optimizer) {
-      if (o.init.empty()) throw std::invalid_argument("--init-optimizer needs --init");
+      if (o.init.empty()) throw UsageError("--init-optimizer needs --init");
       const std::string dir = resolve_model_dir(o.init);
       if (!path_exists(dir + "/optimizer.safetensors"))
         throw std::invalid_argument("--init-optimizer: " + dir + " has no optimizer.safetensors");
@@ -141,7 +193,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                    run.opt->t());
     }
     if (o.continue_data) {
-      if (o.init.empty()) throw std::invalid_argument("--continue-data needs --init");
+      if (o.init.empty()) throw UsageError("--continue-data needs --init");
       const std::string dir = resolve_model_dir(o.init);
       if (!path_exists(dir + "/trainer_state.json"))
         throw std::invalid_argument("--continue-data: " + dir + " has no trainer_state.json (not a training checkpoint)");
@@ -163,6 +215,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   run.stop_at = o.stop_at;
   const TrainConfig& c = run.state.config;
   run.tokenizer_path = dataset_open(c.data_dir).tokenizer_path;
+  if (o.resume) check_val_size(dataset_open(c.data_dir), c);
   const ModelConfig& mc = run.model->config();
   std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
                mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
@@ -175,18 +228,27 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
                  mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
   }
-  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s\n",
-               c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr, compute_name(c.compute));
+  const DatasetInfo ds = dataset_open(c.data_dir);
+  const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * c.seq * c.accum);
+  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s; "
+               "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr,
+               compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
   Progress progress(c.steps, c.log_every);
-  g_interrupted = 0;
-  auto old = std::signal(SIGINT, on_sigint);
-  TrainSummary s = train(run, progress, [] { return g_interrupted != 0; });
-  std::signal(SIGINT, old);
-  std::printf("step %d: train loss %.4f, val loss %.4f, %.0f tokens/s; checkpoint %s\n", s.step, s.train_loss,
-              s.val_loss, s.tokens_per_s, s.checkpoint.c_str());
-  if (g_interrupted) {
-    std::fprintf(stderr, "interrupted: resume with  moe train --out %s --resume\n", c.out_dir.c_str());
-    set_exit_code(130);
+  TrainSummary s;
+  int sig = 0;
+  {
+    StopSignals signals;
+    s = train(run, progress, [] { return StopSignals::received() != 0; });
+    sig = StopSignals::received();
+  }
+  char val[64] = "not evaluated yet";
+  if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof val, "%.4f (at step %d)", s.val_loss, s.val_step);
+  std::printf("step %d: train loss %.4f, val loss %s, epoch %.2f, %.0f tokens/s; checkpoint %s\n", s.step,
+              s.train_loss, val, s.epochs, s.tokens_per_s, s.checkpoint.c_str());
+  if (sig) {
+    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  moe train --out %s --resume\n",
+                 StopSignals::name(sig), s.step, c.out_dir.c_str());
+    set_exit_code(128 + sig);
   }
 }
 
@@ -210,22 +272,31 @@ void register_train(CLI::App& app) {
                 "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
   sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
   sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(CLI::Range(1, 65536));
-  sub->add_option("--seq", c.seq, "tokens per sequence")->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--seq", c.seq, "tokens per sequence")
+      ->check(CLI::Range(2, 1 << 20))
+      ->default_str("min(256, the model's positions)");
   sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(CLI::Range(1, 4096));
   sub->add_option("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-9, 10.0));
   sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
-  sub->add_option("--warmup", c.warmup, "linear warmup steps")->check(CLI::Range(0, 100000000));
+  sub->add_option("--warmup", c.warmup, "linear warmup steps; must be shorter than --steps")
+      ->check(CLI::Range(0, 100000000))
+      ->default_str("100, or steps/10 when the run is not longer than 100 steps");
   sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::Range(0.0, 10.0));
   sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(CLI::Range(0.0, 1e9));
   sub->add_option("--compute", o->compute, "f32 | bf16 (bf16 GEMMs, fp32 master weights)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(CLI::Range(0.0, 0.99));
   sub->add_option("--seed", c.seed, "seed of the weights and dropout masks");
+  sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
+                "with --init: train even when the checkpoint's tokenizer.model is not the dataset's");
   sub->add_option("--eval-every", c.eval_every, "steps between validation runs (0: at the end)")
       ->check(CLI::Range(0, 100000000));
   sub->add_option("--eval-batches", c.eval_batches, "validation batches per run")->check(CLI::Range(1, 1000000));
   sub->add_option("--save-every", c.save_every, "steps between checkpoints (0: at the end)")
       ->check(CLI::Range(0, 100000000));
+  sub->add_option("--save-minutes", c.save_minutes,
+                  "also save a checkpoint when this many minutes passed since the last one (0: off)")
+      ->check(CLI::Range(0.0, 1e9));
   sub->add_option("--keep", c.keep, "checkpoints to keep")->check(CLI::Range(1, 100000));
   sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(CLI::Range(1, 100000000));
   MoeOpts& m = o->moe;

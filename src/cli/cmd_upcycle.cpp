@@ -1,9 +1,11 @@
 // moe upcycle: a dense checkpoint becomes an MoE checkpoint (src/upcycle), then the
 // step-0 check compares the two on a held-out batch.
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -101,7 +103,16 @@ void run_upcycle(UpcycleCli& o) {
   if (!o.dry_run && path_exists(o.out) && !o.force)
     throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
 
-  Upcycler up(o.from, o.opt);
+  // The plan checks the options against the dense model (k <= E, granularity divides
+  // the MLP, ...): its std::invalid_argument is a usage error; a broken checkpoint
+  // throws std::runtime_error (exit 1).
+  std::unique_ptr<Upcycler> plan;
+  try {
+    plan = std::make_unique<Upcycler>(o.from, o.opt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  Upcycler& up = *plan;
   if (o.dry_run) {
     if (o.json) std::printf("%s\n", up.plan_json().dump().c_str());
     else std::printf("%s(dry run: nothing written)\n", up.plan_text().c_str());

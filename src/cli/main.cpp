@@ -5,14 +5,21 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "tensor/cpu.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"moe: train Mixture-of-Experts language models and upcycle dense checkpoints into them"};
   app.set_version_flag("--version", std::string("moe ") + MOE_VERSION);
+  app.footer("Exit codes: 0 done, 1 bad data or I/O, 2 usage error, 128+N stopped by signal N after saving.");
+  // Inherited by every subcommand created below: --help shows each flag's default,
+  // and flags a subcommand does not know (the global --threads) may follow it.
+  app.option_defaults()->always_capture_default();
+  app.fallthrough();
   int threads = 0;
-  app.add_option("--threads", threads, "threads to use (default: all cores; never more than the cores)")
+  app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores; never more "
+                 "than the cores)")
       ->check(CLI::Range(0, 4096));
   app.parse_complete_callback([&] { moe::threads_set(threads); });
 
@@ -34,11 +41,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Usage errors (unknown flag, bad value, missing subcommand): one line, exit 2.
-    std::fprintf(stderr, "moe: %s (see moe --help)\n", e.what());
-    return 2;
+    std::fprintf(stderr, "moe: %s\n", moe::cli::parse_error_message(app, e).c_str());
+    return moe::cli::kExitUsage;
   } catch (const std::exception& e) {
+    if (moe::cli::is_usage_error(e)) {
+      const CLI::App* sub = moe::cli::deepest_subcommand(app);
+      std::fprintf(stderr, "moe: %s (see %s --help)\n", e.what(), moe::cli::command_path(sub).c_str());
+      return moe::cli::kExitUsage;
+    }
     std::fprintf(stderr, "moe: error: %s\n", e.what());
-    return 1;
+    return moe::cli::kExitBadData;
   }
   if (app.get_subcommands().empty()) {
     // Checked after parsing (not with require_subcommand) so that an unknown flag

@@ -21,6 +21,7 @@ nlohmann::json TrainerState::to_json() const {
           {"loader", {{"cursor", loader.cursor}, {"epoch", loader.epoch}}},
           {"elapsed_seconds", elapsed},
           {"val_loss", std::isfinite(val_loss) ? nlohmann::json(val_loss) : nlohmann::json(nullptr)},
+          {"val_step", val_step},
           {"init_from", init_from},
           {"config", config.to_json()},
           {"moe_version", MOE_VERSION}};
@@ -35,6 +36,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.loader.epoch = j.at("loader").at("epoch").get<uint64_t>();
     s.elapsed = j.at("elapsed_seconds").get<double>();
     s.val_loss = j.at("val_loss").is_null() ? NAN : j.at("val_loss").get<float>();
+    s.val_step = j.value("val_step", std::isfinite(s.val_loss) ? s.step : -1);
     s.init_from = j.value("init_from", "");
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": bad trainer state: " + e.what());

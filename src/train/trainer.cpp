@@ -128,6 +128,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   auto validate = [&]() {
     EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute);
     st.val_loss = float(r.loss);
+    st.val_step = st.step;
     log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens},
                {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token}});
     char buf[128];
@@ -135,7 +136,15 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
                   r.perplexity, (unsigned long long)r.tokens);
     progress.line(buf);
   };
+  auto epochs = [&]() {
+    const LoaderState ls = train_data.state();
+    return double(ls.epoch) + double(ls.cursor) / double(train_data.batches_per_epoch() * N);
+  };
+  auto last_save = Clock::now();
+  int saved_step = -1;
   auto save = [&]() {
+    last_save = Clock::now();
+    saved_step = st.step;
     st.loader = train_data.state();
     sum.checkpoint = checkpoint_write(cfg.out_dir, m, opt, st, run.tokenizer_path, cfg.keep);
     log.write({{"step", st.step}, {"checkpoint", sum.checkpoint}});
@@ -186,6 +195,9 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       line["moe"] = moe_telemetry(m);
       extra = moe_summary(line["moe"]);
     }
+    char ep[32];
+    std::snprintf(ep, sizeof ep, "  epoch %.2f", epochs());
+    extra = ep + extra;
     log.write(line);
     const double eta = train_seconds / std::max(1.0, double(run_tokens) / double(N * cfg.accum)) * (end_step - st.step);
     progress.step(st.step, float(loss), lr, tps, eta, extra);
@@ -195,13 +207,16 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     }
     if (cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && st.step != cfg.steps) validate();
     if (cfg.save_every > 0 && st.step % cfg.save_every == 0 && st.step != end_step) save();
+    else if (cfg.save_minutes > 0 && seconds_since(last_save) >= 60 * cfg.save_minutes && st.step != end_step) save();
   }
   if (window_steps) sum.train_loss = float(window_loss / window_steps);
   progress.finish();
   if (st.step == cfg.steps && !stopped) validate();
-  save();
+  if (saved_step != st.step) save();  // (a stop right after a periodic save: that one is the last)
   sum.step = st.step;
   sum.val_loss = st.val_loss;
+  sum.val_step = st.val_step;
+  sum.epochs = epochs();
   sum.tokens_per_s = train_seconds > 0 ? double(run_tokens) / train_seconds : 0;
   return sum;
 }

@@ -3,6 +3,7 @@
 // checkpoints every N steps and at the end, log.jsonl, and NaN/Inf detection that
 // names the step and the tensor and never saves the bad state.
 #pragma once
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,7 +26,9 @@ struct TrainRun {
 struct TrainSummary {
   int step = 0;
   float train_loss = 0;     // mean over the last log window
-  float val_loss = 0;
+  float val_loss = NAN;     // NAN: not evaluated yet
+  int val_step = -1;        // the step val_loss was measured at
+  double epochs = 0;        // passes over the training split so far (fractional)
   double tokens_per_s = 0;  // over the whole run (excluding eval and checkpoints)
   std::string checkpoint;   // the last one written
 };
