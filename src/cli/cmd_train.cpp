@@ -80,7 +80,8 @@ bool given(CLI::App* sub, const char* flag) { return sub->get_option(flag)->coun
 
 // The defaults that depend on the model and the run: --seq fits the model's
 // positions, --warmup fits the run. Explicit values are checked instead.
-void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc) {
+// `note` gets what changed, printed once the run is known to start.
+void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc, std::string* note) {
   if (!given(sub, "--seq")) {
     c.seq = std::min(256, mc.n_ctx);
   } else if (c.seq > mc.n_ctx) {
@@ -92,8 +93,8 @@ void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc) {
       throw UsageError("--warmup " + std::to_string(c.warmup) + " is not shorter than --steps " +
                        std::to_string(c.steps) + ": the learning rate would never reach --lr; give a shorter --warmup");
     const int w = c.steps / 10;
-    std::fprintf(stderr, "note: the default warmup (%d steps) is not shorter than --steps %d: warmup %d steps (--warmup sets it)\n",
-                 c.warmup, c.steps, w);
+    *note = "note: the default warmup (" + std::to_string(c.warmup) + " steps) is not shorter than --steps " +
+            std::to_string(c.steps) + ": warmup " + std::to_string(w) + " steps (--warmup sets it)";
     c.warmup = w;
   }
 }
@@ -110,6 +111,7 @@ void check_val_size(const DatasetInfo& ds, const TrainConfig& c) {
 
 void run_train(CLI::App* sub, TrainOpts& o) {
   TrainRun run;
+  std::string note;
   if (o.resume) {
     for (const char* flag : kFixedOnResume)
       if (sub->get_option(flag)->count() > 0)
@@ -172,13 +174,13 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
       mc.validate();
-      fit_defaults(sub, o.cfg, mc);
+      fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
       run.model = std::make_unique<Model>(mc);
       run.model->init_weights(o.cfg.seed);
     }
     if (!o.init.empty()) {
-      fit_defaults(sub, o.cfg, run.model->config());
+      fit_defaults(sub, o.cfg, run.model->config(), &note);
       o.cfg.validate();
     }
     check_val_size(ds, o.cfg);
@@ -216,6 +218,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   const TrainConfig& c = run.state.config;
   run.tokenizer_path = dataset_open(c.data_dir).tokenizer_path;
   if (o.resume) check_val_size(dataset_open(c.data_dir), c);
+  if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
   std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
                mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
@@ -258,6 +261,8 @@ void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainOpts>();
   TrainConfig& c = o->cfg;
   CLI::App* sub = app.add_subcommand("train", "Train a dense or MoE model (from scratch, --init CKPT, or --resume)");
+  sub->footer("Prints a progress line per step and a summary; log.jsonl fields: docs/logs.md in the moe sources.\n"
+              "SIGINT, SIGTERM and SIGHUP save a checkpoint and exit 128+N; resume with --resume.");
   sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
   sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");

@@ -142,6 +142,7 @@ void register_upcycle(CLI::App& app) {
   UpcycleOptions& u = o->opt;
   CLI::App* sub = app.add_subcommand(
       "upcycle", "Turn a dense checkpoint into an MoE checkpoint (sparse upcycling), then check step 0");
+  sub->footer("The step-0 report's columns: docs/logs.md in the moe sources.");
   sub->add_option("--from", o->from, "dense checkpoint directory (or a run directory: its newest checkpoint)")
       ->required();
   sub->add_option("--out", o->out, "MoE checkpoint directory to write (atomically)");
