@@ -8,6 +8,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/recipe.h"
 #include "data/dataset.h"
 #include "data/tokenizer_id.h"
 #include "io/files.h"
@@ -48,7 +49,7 @@ struct MoeOpts {
 struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
-  std::string preset = "small", family = "llama", config_path, init, compute = "f32";
+  std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
   bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false;
   int stop_at = 0;
 };
@@ -109,7 +110,38 @@ void check_val_size(const DatasetInfo& ds, const TrainConfig& c) {
                              "dataset with a larger --val-fraction (moe data)");
 }
 
+// The recipe that reproduces a new run: every training flag with its final value
+// (fitted defaults included), model flags as given.
+nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
+  nlohmann::ordered_json r;
+  r["data"] = c.data_dir;
+  if (!o.init.empty()) r["init"] = o.init;
+  else if (!o.config_path.empty()) r["config"] = o.config_path;
+  else r["preset"] = o.preset, r["family"] = o.family;
+  if (o.init_optimizer) r["init-optimizer"] = true;
+  if (o.continue_data) r["continue-data"] = true;
+  r["steps"] = c.steps, r["batch"] = c.batch, r["seq"] = c.seq, r["accum"] = c.accum;
+  r["lr"] = recipe_number(c.lr), r["min-lr"] = recipe_number(c.min_lr), r["warmup"] = c.warmup;
+  r["weight-decay"] = recipe_number(c.weight_decay), r["clip"] = recipe_number(c.clip);
+  r["compute"] = compute_name(c.compute), r["dropout"] = recipe_number(c.dropout), r["seed"] = c.seed;
+  r["eval-every"] = c.eval_every, r["eval-batches"] = c.eval_batches, r["save-every"] = c.save_every;
+  r["save-minutes"] = c.save_minutes, r["keep"] = c.keep, r["log-every"] = c.log_every;
+  if (o.moe.experts > 0) {
+    const MoeOpts& m = o.moe;
+    r["experts"] = m.experts, r["top-k"] = m.top_k, r["moe-layers"] = m.layers, r["combine"] = m.combine;
+    r["capacity-factor"] = recipe_number(m.capacity), r["eval-capacity-factor"] = recipe_number(m.eval_capacity);
+    r["aux-coef"] = recipe_number(m.aux), r["z-coef"] = recipe_number(m.z), r["routing"] = m.routing;
+    r["router-init-scale"] = recipe_number(m.router_init_scale), r["router-jitter"] = recipe_number(m.jitter);
+    r["expert-dropout"] = recipe_number(m.expert_dropout);
+  }
+  return r;
+}
+
 void run_train(CLI::App* sub, TrainOpts& o) {
+  if (!o.recipe.empty()) {
+    if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
+    recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
+  }
   TrainRun run;
   std::string note;
   if (o.resume) {
@@ -213,6 +245,8 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                    (unsigned long long)prev.loader.epoch);
     }
     run.state.config = o.cfg;
+    make_dirs(o.cfg.out_dir);
+    file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
   }
   run.stop_at = o.stop_at;
   const TrainConfig& c = run.state.config;
@@ -266,6 +300,10 @@ void register_train(CLI::App& app) {
   sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
   sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");
+  sub->add_option("--recipe", o->recipe,
+                  "take every flag not on the command line from this JSON recipe (e.g. RUN/recipe.json, which "
+                  "every new run writes)")
+      ->default_str("none");
   sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
   sub->add_option("--family", o->family, "model family: llama | gpt2")->check(CLI::IsMember({"llama", "gpt2"}));
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")

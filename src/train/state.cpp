@@ -10,6 +10,7 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "train/hf_extras.h"
 
 namespace moe {
 
@@ -64,6 +65,7 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
   try {
     model_save(m, tmp, STDType::F32);
     if (!tokenizer_path.empty()) file_copy_atomic(tokenizer_path, tmp + "/tokenizer.model");
+    hf_extras_write(tmp, m, st, run_dir);  // generation/tokenizer configs, model card
     SafeTensorsWriter w;
     for (const ParamSpec& s : m.layout().specs()) {
       const std::vector<int64_t> shape = s.shape.vec();
