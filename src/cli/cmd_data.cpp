@@ -74,8 +74,10 @@ void register_data(CLI::App& app) {
   cmd->add_option("--out", o->out, "dataset directory to write (created when missing)")->required();
   cmd->add_option("--input", o->inputs,
                   "a UTF-8 text file or a directory of them (recursive); repeatable. Default: the King James Bible "
-                  "and Jane Austen's novels from Debian packages");
-  auto* tok = cmd->add_option("--tokenizer", o->tokenizer, "use this SentencePiece tokenizer.model instead of training one");
+                  "and Jane Austen's novels from Debian packages")
+      ->default_str("the Debian corpus");
+  auto* tok = cmd->add_option("--tokenizer", o->tokenizer, "use this SentencePiece tokenizer.model instead of training one")
+                  ->default_str("none: train one");
   cmd->add_option("--vocab-size", o->vocab_size, "vocabulary of the trained BPE tokenizer")
       ->check(CLI::Range(260, 1000000))
       ->excludes(tok)

@@ -250,8 +250,9 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   }
   run.stop_at = o.stop_at;
   const TrainConfig& c = run.state.config;
-  run.tokenizer_path = dataset_open(c.data_dir).tokenizer_path;
-  if (o.resume) check_val_size(dataset_open(c.data_dir), c);
+  const DatasetInfo ds = dataset_open(c.data_dir);
+  run.tokenizer_path = ds.tokenizer_path;
+  if (o.resume) check_val_size(ds, c);
   if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
   std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
@@ -265,7 +266,6 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
                  mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
   }
-  const DatasetInfo ds = dataset_open(c.data_dir);
   const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * c.seq * c.accum);
   std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s; "
                "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr,
