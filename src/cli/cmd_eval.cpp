@@ -1,4 +1,5 @@
 // moe eval: loss and perplexity of a checkpoint on a dataset's validation tokens.
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -40,6 +41,10 @@ void run_eval(const EvalOpts& o) {
   DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
                                      uint64_t(ds.vocab_size));
   EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute));
+  const double uniform = std::log(double(m->config().vocab_size));
+  if (r.loss > uniform)
+    std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "
+                 "was not made for\n", r.loss, m->config().vocab_size, uniform);
   if (o.json) {
     nlohmann::ordered_json j{{"model", dir}, {"data", o.data}, {"split", o.split}, {"loss", r.loss},
                              {"perplexity", r.perplexity}, {"tokens", r.tokens}, {"batches", r.batches}};

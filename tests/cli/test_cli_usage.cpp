@@ -125,6 +125,20 @@ TEST(CliUsage, ResumeWithNewStepsSaysTheScheduleChanges) {
   EXPECT_EQ(state_of(a + "/checkpoint-8")["config"]["steps"], 8);
 }
 
+// --save-minutes: a checkpoint whenever that much time passed since the last one. At
+// 1e-9 minutes (60 ns, less than any step) that is after every step; the default is on.
+TEST(CliUsage, PeriodicSaveByMinutes) {
+  TempDir t("usage_save_minutes");
+  Proc r = run_moe(kOneThread + "train --data " + q(dataset()) + " --out " + q(t / "a") +
+                   " --preset tiny --batch 2 --seq 32 --steps 4 --warmup 1 --eval-every 0 --eval-batches 1"
+                   " --save-minutes 1e-9 --keep 100");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (int s = 1; s <= 4; s++) EXPECT_TRUE(fs::exists(t / ("a/checkpoint-" + std::to_string(s)))) << s;
+  EXPECT_EQ(state_of(t / "a/checkpoint-4")["config"]["save_minutes"].get<double>(), 1e-9);
+  Proc help = run_moe("train --help");
+  EXPECT_NE(help.out.find("--save-minutes FLOAT:FLOAT in [0 - 1e+09]=15"), std::string::npos) << help.out;
+}
+
 TEST(CliUsage, InspectJsonOfADenseModelHasNoMoeFields) {
   Proc r = run_moe("inspect --json " + q(run()));
   ASSERT_EQ(r.code, 0) << r.err;
