@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "cli/cli_util.h"
@@ -22,6 +24,18 @@ int newest_checkpoint(const std::string& run_dir) {
     if (n.rfind("checkpoint-", 0) == 0) best = std::max(best, std::stoi(n.substr(11)));
   }
   return best;
+}
+
+// Polls (every 0.2 ms, up to a minute) until a checkpoint is being written: its
+// temporary directory (.tmp-checkpoint-N-PID) exists in the run directory.
+bool wait_for_checkpoint_write(const std::string& run_dir) {
+  for (int i = 0; i < 300000; i++) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run_dir, ec))
+      if (e.path().filename().string().rfind(".tmp-checkpoint-", 0) == 0) return true;
+    ::usleep(200);
+  }
+  return false;
 }
 
 std::vector<std::string> train_args(const std::string& out, const std::string& extra) {
@@ -46,6 +60,7 @@ void check_stop_and_resume(int sig, int code, const std::string& name, const std
   std::vector<std::string> args = train_args(a, extra);
   Child c = spawn_moe(args, t / "out.txt", t / "err.txt");
   ASSERT_TRUE(wait_for_step(c, a, 3)) << read_file(t / "err.txt");
+  if (!extra.empty()) ASSERT_TRUE(wait_for_checkpoint_write(a)) << read_file(t / "err.txt");
   ::kill(c.pid, sig);
   ASSERT_EQ(wait_moe(c), code) << read_file(t / "err.txt");
   const std::string err = read_file(t / "err.txt"), out = read_file(t / "out.txt");
@@ -71,8 +86,9 @@ void check_stop_and_resume(int sig, int code, const std::string& name, const std
 
 TEST(CliSignals, SigtermSavesThenResumesExactly) { check_stop_and_resume(SIGTERM, 143, "SIGTERM", ""); }
 TEST(CliSignals, SighupSavesThenResumesExactly) { check_stop_and_resume(SIGHUP, 129, "SIGHUP", ""); }
-// A checkpoint every step: the signal lands while one is being written, most of the
-// time; the write completes, the run stops after it, nothing half-written remains.
+// A checkpoint every step, and the signal sent once a checkpoint's temporary directory
+// exists (so while one is being written, unless it completes in the microseconds
+// between): the write completes, the run stops after it, nothing half-written remains.
 TEST(CliSignals, SigtermWhileSavingEveryStep) {
   check_stop_and_resume(SIGTERM, 143, "SIGTERM", "--save-every=1");
 }
