@@ -53,7 +53,10 @@ void run_data(const DataOptions& o) {
               grouped(s.bytes).c_str());
   std::printf("tokens: %s train, %s val (%.3f tokens/char); vocabulary %s (%s)\n", grouped(s.train_tokens).c_str(),
               grouped(s.val_tokens).c_str(), double(tokens) / double(s.chars), grouped(uint64_t(s.vocab_size)).c_str(),
-              s.tokenizer_trained ? "trained BPE" : "given tokenizer");
+              !s.tokenizer_trained ? "given tokenizer"
+              : s.vocab_auto       ? "trained BPE, chosen from the corpus size; --vocab-size sets it"
+                                   : "trained BPE");
+  for (const std::string& w : s.warnings) std::fprintf(stderr, "moe data: warning: %s\n", w.c_str());
   if (s.reused)
     std::printf("time: %.1f s (reading and hashing the inputs)\n", s.total_s);
   else
@@ -71,14 +74,18 @@ void register_data(CLI::App& app) {
   cmd->add_option("--out", o->out, "dataset directory to write (created when missing)")->required();
   cmd->add_option("--input", o->inputs,
                   "a UTF-8 text file or a directory of them (recursive); repeatable. Default: the King James Bible "
-                  "and Jane Austen's novels from Debian packages");
-  auto* tok = cmd->add_option("--tokenizer", o->tokenizer, "use this SentencePiece tokenizer.model instead of training one");
-  cmd->add_option("--vocab-size", o->vocab_size, "vocabulary of the trained BPE tokenizer (default 8192)")
+                  "and Jane Austen's novels from Debian packages")
+      ->default_str("the Debian corpus");
+  auto* tok = cmd->add_option("--tokenizer", o->tokenizer, "use this SentencePiece tokenizer.model instead of training one")
+                  ->default_str("none: train one");
+  cmd->add_option("--vocab-size", o->vocab_size, "vocabulary of the trained BPE tokenizer")
       ->check(CLI::Range(260, 1000000))
-      ->excludes(tok);
+      ->excludes(tok)
+      ->default_str("from the corpus size: the power of 2 nearest chars/150, 512 .. 8192");
   cmd->add_option("--val-fraction", o->val_fraction,
-                  "fraction of each input's tokens held out for validation, from its end (default 0.01)")
-      ->check(kFraction);
+                  "fraction of each input's tokens held out for validation, from 16 places spread over it")
+      ->check(kFraction)
+      ->default_str("0.01, raised to 8193 tokens (4 batches of 8 x 256), at most 0.1");
   cmd->add_flag("--force", o->force, "rebuild even when the directory is up to date");
   cmd->callback([o] { run_data(*o); });
 }

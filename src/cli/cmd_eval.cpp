@@ -1,10 +1,13 @@
 // moe eval: loss and perplexity of a checkpoint on a dataset's validation tokens.
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/model_open.h"
+#include "cli/cli_util.h"
 #include "data/dataset.h"
+#include "data/tokenizer_id.h"
 #include "model/checkpoint.h"
 #include "train/config.h"
 #include "train/eval.h"
@@ -16,7 +19,7 @@ namespace {
 struct EvalOpts {
   std::string model, data, split = "val", compute = "f32";
   int batches = 0, batch = 8, seq = 0;
-  bool json = false;
+  bool json = false, allow_tokenizer_mismatch = false;
 };
 
 void run_eval(const EvalOpts& o) {
@@ -24,16 +27,26 @@ void run_eval(const EvalOpts& o) {
   const std::string& dir = opened.dir;
   auto& m = opened.model;
   DatasetInfo ds = dataset_open(o.data);
+  if (!o.allow_tokenizer_mismatch &&
+      !tokenizer_check(dir, ds.tokenizer_sha256, "dataset " + o.data,
+                       "evaluate on a dataset built with moe data --tokenizer " + dir + "/tokenizer.model",
+                       "--allow-tokenizer-mismatch"))
+    std::fprintf(stderr, "note: %s has no tokenizer.model: cannot check that it matches %s's tokenizer\n", dir.c_str(),
+                 o.data.c_str());
   if (ds.vocab_size > m->config().vocab_size)
     throw std::invalid_argument(o.data + ": tokenizer has " + std::to_string(ds.vocab_size) +
                                 " tokens but the model's vocabulary is " + std::to_string(m->config().vocab_size));
   const int seq = o.seq > 0 ? o.seq : std::min(256, m->config().n_ctx);
   if (seq > m->config().n_ctx)
-    throw std::invalid_argument("--seq " + std::to_string(seq) + " exceeds the model's " +
+    throw UsageError("--seq " + std::to_string(seq) + " exceeds the model's " +
                                 std::to_string(m->config().n_ctx) + " positions");
   DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
                                      uint64_t(ds.vocab_size));
   EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute));
+  const double uniform = std::log(double(m->config().vocab_size));
+  if (r.loss > uniform)
+    std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "
+                 "was not made for\n", r.loss, m->config().vocab_size, uniform);
   if (o.json) {
     nlohmann::ordered_json j{{"model", dir}, {"data", o.data}, {"split", o.split}, {"loss", r.loss},
                              {"perplexity", r.perplexity}, {"tokens", r.tokens}, {"batches", r.batches}};
@@ -53,13 +66,16 @@ void register_eval(CLI::App& app) {
       ->required();
   sub->add_option("--data", o->data, "dataset directory made by `moe data`")->required();
   sub->add_option("--split", o->split, "val | train")->check(CLI::IsMember({"val", "train"}));
-  sub->add_option("--batches", o->batches, "batches to evaluate (default: the whole split)")
+  sub->add_option("--batches", o->batches, "batches to evaluate (0: the whole split)")
       ->check(CLI::Range(0, 100000000));
   sub->add_option("--batch", o->batch, "sequences per batch")->check(CLI::Range(1, 65536));
-  sub->add_option("--seq", o->seq, "tokens per sequence (default: min(256, the model's positions))")
-      ->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--seq", o->seq, "tokens per sequence")
+      ->check(CLI::Range(2, 1 << 20))
+      ->default_str("min(256, the model's positions)");
   sub->add_option("--compute", o->compute, "f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
   sub->add_flag("--json", o->json, "one JSON object");
+  sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
+                "evaluate even when the checkpoint's tokenizer.model is not the dataset's");
   sub->callback([o] { run_eval(*o); });
 }
 

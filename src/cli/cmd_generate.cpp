@@ -1,10 +1,13 @@
 // moe generate: sample text from a checkpoint (KV-cache decoding), streamed.
 #include <cstdio>
+#include <random>
 #include <stdexcept>
 
 #include "cli/commands.h"
 #include "cli/model_open.h"
+#include "cli/stop_strings.h"
 #include "data/tokenizer.h"
+#include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -16,6 +19,9 @@ namespace {
 struct GenOpts {
   std::string model, prompt, tokenizer;
   SampleOptions s;
+  std::vector<std::string> stops;
+  int samples = 1;
+  bool allow_tokenizer_mismatch = false, seed_given = false;
 };
 
 void run_generate(const GenOpts& o) {
@@ -25,6 +31,9 @@ void run_generate(const GenOpts& o) {
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))
     throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
+  if (!o.tokenizer.empty() && !o.allow_tokenizer_mismatch)
+    tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
+                    "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
   Tokenizer tok = Tokenizer::load(tok_path);
   if (tok.vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
@@ -37,24 +46,36 @@ void run_generate(const GenOpts& o) {
                                 std::to_string(m->config().n_ctx) + " positions (" + dir + "/config.json)");
   SampleOptions s = o.s;
   s.stop_token = tok.eos_id();
-  std::printf("%s", o.prompt.c_str());
-  std::fflush(stdout);
-  // Decode the growing sequence and print what is new, so multi-piece characters
-  // and byte-fallback sequences come out whole.
-  std::vector<int32_t> generated;
-  std::string shown;
-  generate(*m, prompt, s, [&](int32_t t) {
-    if (t == s.stop_token) return false;
-    generated.push_back(t);
-    std::string text = tok.decode(generated);
-    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-      std::fwrite(text.data() + shown.size(), 1, text.size() - shown.size(), stdout);
-      std::fflush(stdout);
-      shown = text;
-    }
-    return true;
-  });
-  std::printf("\n");
+  if (!o.seed_given) s.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
+  std::fprintf(stderr, "moe generate: seed %llu%s\n", (unsigned long long)s.seed,
+               o.seed_given ? "" : " (random; --seed repeats a sample)");
+  for (int k = 0; k < o.samples; k++) {
+    if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
+                                   (unsigned long long)s.seed);
+    std::printf("%s", o.prompt.c_str());
+    std::fflush(stdout);
+    // Decode the growing sequence and print what is new, as tokens come: multi-piece
+    // characters and byte-fallback sequences come out whole, and text that could be
+    // the start of a --stop string waits until it is known not to be one.
+    std::vector<int32_t> generated;
+    std::string shown;  // printed so far
+    generate(*m, prompt, s, [&](int32_t t) {
+      if (t == s.stop_token) return false;
+      generated.push_back(t);
+      const std::string text = tok.decode(generated);
+      const StopCut cut = stop_cut(text, o.stops);
+      // (A partial UTF-8 sequence decodes differently once complete: print only when
+      // what was printed is still the text's start.)
+      if (cut.printable > shown.size() && text.compare(0, shown.size(), shown) == 0) {
+        std::fwrite(text.data() + shown.size(), 1, cut.printable - shown.size(), stdout);
+        std::fflush(stdout);
+        shown.assign(text, 0, cut.printable);
+      }
+      return !cut.stop;
+    });
+    std::printf("\n");
+    s.seed++;
+  }
 }
 
 }  // namespace
@@ -64,14 +85,25 @@ void register_generate(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a checkpoint");
   sub->add_option("--model", o->model, "checkpoint directory (or a run directory: its newest checkpoint)")
       ->required();
-  sub->add_option("--prompt", o->prompt, "text to continue (empty: start a new document)");
+  sub->add_option("--prompt", o->prompt, "text to continue (empty: start a new document)")->default_str("\"\"");
   sub->add_option("--tokenizer", o->tokenizer, "SentencePiece model (default: the checkpoint's tokenizer.model)");
+  sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
+                "use --tokenizer even when it is not the checkpoint's tokenizer.model");
   sub->add_option("--max-tokens", o->s.max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
   sub->add_option("--temperature", o->s.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--top-k", o->s.top_k, "sample from the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));
   sub->add_option("--top-p", o->s.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--seed", o->s.seed, "sampling seed");
-  sub->callback([o] { run_generate(*o); });
+  sub->add_option("--seed", o->s.seed, "sampling seed (printed; sample k of --samples uses seed + k - 1)")
+      ->default_str("random");
+  sub->add_option("--samples", o->samples, "how many samples to draw")->check(CLI::Range(1, 10000));
+  sub->add_option("--stop", o->stops, "stop a sample at this text (not printed); repeatable")->default_str("none");
+  sub->add_option("--repetition-penalty", o->s.repetition_penalty,
+                  "divide the (positive) logits of tokens already in the text by this (1: off; 1.1-1.3 typical)")
+      ->check(CLI::Range(1.0, 10.0));
+  sub->callback([o, sub] {
+    o->seed_given = sub->get_option("--seed")->count() > 0;
+    run_generate(*o);
+  });
 }
 
 }  // namespace moe::cli

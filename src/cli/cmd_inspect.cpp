@@ -31,10 +31,14 @@ void run_inspect(const InspectOpts& o) {
     nlohmann::ordered_json j{{"model", dir}, {"family", c.family}, {"layers", c.n_layer}, {"hidden", c.n_embd},
                              {"heads", c.n_head}, {"kv_heads", c.n_kv_head}, {"mlp", c.n_inner},
                              {"vocab", c.vocab_size}, {"positions", c.n_ctx}, {"params_total", total},
-                             {"params_active_per_token", active}, {"experts", c.n_experts}, {"top_k", c.top_k},
-                             {"moe_layers", layers}, {"capacity_factor", c.capacity_factor},
-                             {"eval_capacity_factor", c.eval_capacity_factor},
-                             {"combine", c.moe_renormalize ? "renormalised" : "raw"}};
+                             {"params_active_per_token", active}, {"experts", c.n_experts}};
+    if (c.is_moe()) {  // a dense model has no routing settings to report
+      j["top_k"] = c.top_k;
+      j["moe_layers"] = layers;
+      j["capacity_factor"] = c.capacity_factor;
+      j["eval_capacity_factor"] = c.eval_capacity_factor;
+      j["combine"] = c.moe_renormalize ? "renormalised" : "raw";
+    }
     std::printf("%s\n", j.dump().c_str());
     return;
   }

@@ -1,14 +1,18 @@
 // moe train: train a dense model from scratch (preset or config.json), from a
 // checkpoint's weights (--init), or continue a run exactly (--resume).
-#include <csignal>
+#include <cmath>
 #include <filesystem>
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "cli/model_open.h"
+#include "cli/recipe.h"
 #include "data/dataset.h"
+#include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 #include "model/memory.h"
@@ -38,9 +42,6 @@ void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* a
 
 namespace {
 
-volatile std::sig_atomic_t g_interrupted = 0;
-void on_sigint(int) { g_interrupted = 1; }
-
 struct MoeOpts {
   int experts = 0, top_k = 1;
   std::string layers = "every-other", combine = "renorm", routing = "top-k";
@@ -51,9 +52,10 @@ struct MoeOpts {
 struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
-  std::string preset = "small", family = "llama", config_path, init, compute = "f32";
-  bool resume = false, init_optimizer = false, continue_data = false;
+  std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
+  bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false;
   int stop_at = 0;
+  int zero = 0;
 };
 
 // Options that define the run: fixed once it started (trainer_state.json holds them).
@@ -91,13 +93,79 @@ void remove_failed_run(const std::string& out, bool out_existed, bool log_existe
   else if (!log_existed) fs::remove(out + "/log.jsonl", ec);
 }
 
+bool given(CLI::App* sub, const char* flag) { return sub->get_option(flag)->count() > 0; }
+
+// The defaults that depend on the model and the run: --seq fits the model's
+// positions, --warmup fits the run. Explicit values are checked instead.
+// `note` gets what changed, printed once the run is known to start.
+void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc, std::string* note) {
+  if (!given(sub, "--seq")) {
+    c.seq = std::min(256, mc.n_ctx);
+  } else if (c.seq > mc.n_ctx) {
+    throw UsageError("--seq " + std::to_string(c.seq) + " exceeds the model's " + std::to_string(mc.n_ctx) +
+                     " positions: give --seq " + std::to_string(mc.n_ctx) + " or less");
+  }
+  if (c.warmup >= c.steps) {
+    if (given(sub, "--warmup"))
+      throw UsageError("--warmup " + std::to_string(c.warmup) + " is not shorter than --steps " +
+                       std::to_string(c.steps) + ": the learning rate would never reach --lr; give a shorter --warmup");
+    const int w = c.steps / 10;
+    *note = "note: the default warmup (" + std::to_string(c.warmup) + " steps) is not shorter than --steps " +
+            std::to_string(c.steps) + ": warmup " + std::to_string(w) + " steps (--warmup sets it)";
+    c.warmup = w;
+  }
+}
+
+// Validation must hold at least one batch; say how to get one when it does not.
+void check_val_size(const DatasetInfo& ds, const TrainConfig& c) {
+  const uint64_t need = uint64_t(c.batch) * c.seq + 1;
+  if (ds.val_tokens < need)
+    throw std::runtime_error("dataset " + ds.dir + ": its validation split has " + std::to_string(ds.val_tokens) +
+                             " tokens, fewer than one batch of --batch " + std::to_string(c.batch) + " x --seq " +
+                             std::to_string(c.seq) + " (+1); train with a smaller --batch or --seq, or rebuild the "
+                             "dataset with a larger --val-fraction (moe data)");
+}
+
+// The recipe that reproduces a new run: every training flag with its final value
+// (fitted defaults included), model flags as given.
+nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
+  nlohmann::ordered_json r;
+  r["data"] = c.data_dir;
+  if (!o.init.empty()) r["init"] = o.init;
+  else if (!o.config_path.empty()) r["config"] = o.config_path;
+  else r["preset"] = o.preset, r["family"] = o.family;
+  if (o.init_optimizer) r["init-optimizer"] = true;
+  if (o.continue_data) r["continue-data"] = true;
+  r["steps"] = c.steps, r["batch"] = c.batch, r["seq"] = c.seq, r["accum"] = c.accum;
+  r["lr"] = recipe_number(c.lr), r["min-lr"] = recipe_number(c.min_lr), r["warmup"] = c.warmup;
+  r["weight-decay"] = recipe_number(c.weight_decay), r["clip"] = recipe_number(c.clip);
+  r["compute"] = compute_name(c.compute), r["dropout"] = recipe_number(c.dropout), r["seed"] = c.seed;
+  r["eval-every"] = c.eval_every, r["eval-batches"] = c.eval_batches, r["save-every"] = c.save_every;
+  r["save-minutes"] = c.save_minutes, r["keep"] = c.keep, r["log-every"] = c.log_every;
+  r["skip-nonfinite"] = c.skip_nonfinite, r["zero"] = o.zero;
+  if (o.moe.experts > 0) {
+    const MoeOpts& m = o.moe;
+    r["experts"] = m.experts, r["top-k"] = m.top_k, r["moe-layers"] = m.layers, r["combine"] = m.combine;
+    r["capacity-factor"] = recipe_number(m.capacity), r["eval-capacity-factor"] = recipe_number(m.eval_capacity);
+    r["aux-coef"] = recipe_number(m.aux), r["z-coef"] = recipe_number(m.z), r["routing"] = m.routing;
+    r["router-init-scale"] = recipe_number(m.router_init_scale), r["router-jitter"] = recipe_number(m.jitter);
+    r["expert-dropout"] = recipe_number(m.expert_dropout);
+  }
+  return r;
+}
+
 void run_train(CLI::App* sub, TrainOpts& o) {
   const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
+  if (!o.recipe.empty()) {
+    if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
+    recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
+  }
   TrainRun run;
+  std::string note;
   if (o.resume) {
     for (const char* flag : kFixedOnResume)
       if (sub->get_option(flag)->count() > 0)
-        throw std::invalid_argument(std::string(flag) + " cannot change when resuming (the run's settings are in "
+        throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
                                     "its trainer_state.json); only --steps and the eval/save/log cadence can");
     OpenedModel opened = open_model(o.cfg.out_dir);
     const std::string dir = opened.dir;
@@ -106,28 +174,38 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     optimizer_load(*run.opt, *run.model, dir);
     run.state = trainer_state_load(dir);
     TrainConfig& c = run.state.config;
-    if (sub->get_option("--steps")->count() > 0) c.steps = o.cfg.steps;
+    if (given(sub, "--steps") && o.cfg.steps != c.steps) {
+      // The cosine schedule is a function of the total steps: a new total changes the
+      // learning rate of the steps still to come (and the ones done, had they run now).
+      const int at = run.state.step;
+      const float before = lr_at(c, at);
+      TrainConfig n = c;
+      n.steps = o.cfg.steps;
+      std::fprintf(stderr, "note: the learning-rate schedule was for %d steps; --steps %d re-fits it (cosine to "
+                   "step %d): lr at step %d %.3g -> %.3g\n", c.steps, n.steps, n.steps, at + 1, before, lr_at(n, at));
+      c.steps = o.cfg.steps;
+    }
     if (sub->get_option("--eval-every")->count() > 0) c.eval_every = o.cfg.eval_every;
     if (sub->get_option("--save-every")->count() > 0) c.save_every = o.cfg.save_every;
+    if (given(sub, "--save-minutes")) c.save_minutes = o.cfg.save_minutes;
     if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
     if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
     if (sub->get_option("--skip-nonfinite")->count() > 0) c.skip_nonfinite = o.cfg.skip_nonfinite;
     c.out_dir = o.cfg.out_dir;
     if (run.state.step >= c.steps)
-      throw std::invalid_argument(dir + " is at step " + std::to_string(run.state.step) +
-                                  ": give a larger --steps to continue");
+      throw UsageError("--steps " + std::to_string(c.steps) + ": " + dir + " is already at step " +
+                       std::to_string(run.state.step) + "; give a larger --steps to continue");
     std::fprintf(stderr, "resuming %s at step %d of %d\n", dir.c_str(), run.state.step, c.steps);
   } else {
-    if (o.cfg.data_dir.empty()) throw std::invalid_argument("--data is required (a dataset made by moe data)");
+    if (o.cfg.data_dir.empty()) throw UsageError("--data is required (a dataset made by moe data)");
     if (path_exists(o.cfg.out_dir)) {
       try {
         resolve_model_dir(o.cfg.out_dir);
-        throw std::invalid_argument(o.cfg.out_dir + " already holds a run: use --resume, or another --out");
+        throw UsageError("--out " + o.cfg.out_dir + " already holds a run: use --resume, or another --out");
       } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
       }
     }
     o.cfg.compute = compute_parse(o.compute);
-    o.cfg.validate();
     DatasetInfo ds = dataset_open(o.cfg.data_dir);
     if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
       throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");
@@ -137,6 +215,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       OpenedModel opened = open_model(o.init);
       run.model = std::move(opened.model);
       run.state.init_from = opened.dir;
+      if (!o.allow_tokenizer_mismatch)
+        tokenizer_check(opened.dir, ds.tokenizer_sha256, "dataset " + ds.dir,
+                        "build the dataset with moe data --tokenizer " + opened.dir + "/tokenizer.model",
+                        "--allow-tokenizer-mismatch");
     } else {
       ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
                                              : config_load(o.config_path);
@@ -144,16 +226,23 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
       mc.validate();
+      fit_defaults(sub, o.cfg, mc, &note);
+      o.cfg.validate();
       model_check_memory(mc, true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq,
                          o.config_path.empty() ? "--preset " + o.preset : o.config_path);
       run.model = std::make_unique<Model>(mc);
       run.model->init_weights(o.cfg.seed);
     }
-    if (!o.init.empty())  // the weights are in; the gradients, moments and activations are not yet
+    if (!o.init.empty()) {
+      fit_defaults(sub, o.cfg, run.model->config(), &note);
+      o.cfg.validate();
+      // The weights are in; the gradients, moments and activations are not yet.
       model_check_memory(run.model->config(), true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq, o.init);
+    }
+    check_val_size(ds, o.cfg);
     run.opt = std::make_unique<AdamW>(run.model->layout());
     if (o.init_optimizer) {
-      if (o.init.empty()) throw std::invalid_argument("--init-optimizer needs --init");
+      if (o.init.empty()) throw UsageError("--init-optimizer needs --init");
       const std::string dir = resolve_model_dir(o.init);
       if (!path_exists(dir + "/optimizer.safetensors"))
         throw std::invalid_argument("--init-optimizer: " + dir + " has no optimizer.safetensors");
@@ -162,7 +251,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                    run.opt->t());
     }
     if (o.continue_data) {
-      if (o.init.empty()) throw std::invalid_argument("--continue-data needs --init");
+      if (o.init.empty()) throw UsageError("--continue-data needs --init");
       const std::string dir = resolve_model_dir(o.init);
       if (!path_exists(dir + "/trainer_state.json"))
         throw std::invalid_argument("--continue-data: " + dir + " has no trainer_state.json (not a training checkpoint)");
@@ -180,10 +269,20 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                    (unsigned long long)prev.loader.epoch);
     }
     run.state.config = o.cfg;
+    make_dirs(o.cfg.out_dir);
+    file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
   }
   run.stop_at = o.stop_at;
+  // Under mpirun: the ranks share every global batch (data parallelism).
+  if (launched_by_mpi()) run.comm = &comm_world();
+  run.zero = o.zero == 1;
+  if (run.zero && !(run.comm && run.comm->size() > 1))
+    std::fprintf(stderr, "note: --zero 1 shards the optimizer over the ranks of mpirun; one process keeps it whole\n");
   const TrainConfig& c = run.state.config;
-  run.tokenizer_path = dataset_open(c.data_dir).tokenizer_path;
+  const DatasetInfo ds = dataset_open(c.data_dir);
+  run.tokenizer_path = ds.tokenizer_path;
+  if (o.resume) check_val_size(ds, c);
+  if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
   std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
                mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
@@ -196,27 +295,33 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
                  mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
   }
-  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s\n",
-               c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr, compute_name(c.compute));
+  const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * c.seq * c.accum);
+  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s; "
+               "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr,
+               compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
   Progress progress(c.steps, c.log_every);
-  g_interrupted = 0;
-  auto old = std::signal(SIGINT, on_sigint);
   TrainSummary s;
-  try {
-    s = train(run, progress, [] { return g_interrupted != 0; });
-  } catch (...) {
-    std::signal(SIGINT, old);
-    // A new run that failed before its first checkpoint leaves nothing behind: what
-    // it made (the run directory, or its log in a directory that was there) goes.
-    if (!o.resume) remove_failed_run(c.out_dir, out_existed, log_existed);
-    throw;
+  int sig = 0;
+  {
+    StopSignals signals;
+    try {
+      s = train(run, progress, [] { return StopSignals::received() != 0; });
+    } catch (...) {
+      // A new run that failed before its first checkpoint leaves nothing behind: what
+      // it made (the run directory, or its log in a directory that was there) goes.
+      if (!o.resume && (!run.comm || run.comm->rank() == 0)) remove_failed_run(c.out_dir, out_existed, log_existed);
+      throw;
+    }
+    sig = StopSignals::received();
   }
-  std::signal(SIGINT, old);
-  std::printf("step %d: train loss %.4f, val loss %.4f, %.0f tokens/s; checkpoint %s\n", s.step, s.train_loss,
-              s.val_loss, s.tokens_per_s, s.checkpoint.c_str());
-  if (g_interrupted) {
-    std::fprintf(stderr, "interrupted: resume with  moe train --out %s --resume\n", c.out_dir.c_str());
-    set_exit_code(130);
+  char val[64] = "not evaluated yet";
+  if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof val, "%.4f (at step %d)", s.val_loss, s.val_step);
+  std::printf("step %d: train loss %.4f, val loss %s, epoch %.2f, %.0f tokens/s; checkpoint %s\n", s.step,
+              s.train_loss, val, s.epochs, s.tokens_per_s, s.checkpoint.c_str());
+  if (sig) {
+    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  moe train --out %s --resume\n",
+                 StopSignals::name(sig), s.step, c.out_dir.c_str());
+    set_exit_code(128 + sig);
   }
 }
 
@@ -226,9 +331,15 @@ void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainOpts>();
   TrainConfig& c = o->cfg;
   CLI::App* sub = app.add_subcommand("train", "Train a dense or MoE model (from scratch, --init CKPT, or --resume)");
+  sub->footer("Prints a progress line per step and a summary; log.jsonl fields: docs/logs.md in the moe sources.\n"
+              "SIGINT, SIGTERM and SIGHUP save a checkpoint and exit 128+N; resume with --resume.");
   sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
   sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");
+  sub->add_option("--recipe", o->recipe,
+                  "take every flag not on the command line from this JSON recipe (e.g. RUN/recipe.json, which "
+                  "every new run writes)")
+      ->default_str("none");
   sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
   sub->add_option("--family", o->family, "model family: llama | gpt2")->check(CLI::IsMember({"llama", "gpt2"}));
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
@@ -240,22 +351,31 @@ void register_train(CLI::App& app) {
                 "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
   sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
   sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(CLI::Range(1, 65536));
-  sub->add_option("--seq", c.seq, "tokens per sequence")->check(CLI::Range(2, 1 << 20));
+  sub->add_option("--seq", c.seq, "tokens per sequence")
+      ->check(CLI::Range(2, 1 << 20))
+      ->default_str("min(256, the model's positions)");
   sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(CLI::Range(1, 4096));
   sub->add_option("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-9, 10.0));
   sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
-  sub->add_option("--warmup", c.warmup, "linear warmup steps")->check(CLI::Range(0, 100000000));
+  sub->add_option("--warmup", c.warmup, "linear warmup steps; must be shorter than --steps")
+      ->check(CLI::Range(0, 100000000))
+      ->default_str("100, or steps/10 when the run is not longer than 100 steps");
   sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::Range(0.0, 10.0));
   sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(CLI::Range(0.0, 1e9));
   sub->add_option("--compute", o->compute, "f32 | bf16 (bf16 GEMMs, fp32 master weights)")
       ->check(CLI::IsMember({"f32", "bf16"}));
   sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(CLI::Range(0.0, 0.99));
   sub->add_option("--seed", c.seed, "seed of the weights and dropout masks");
+  sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
+                "with --init: train even when the checkpoint's tokenizer.model is not the dataset's");
   sub->add_option("--eval-every", c.eval_every, "steps between validation runs (0: at the end)")
       ->check(CLI::Range(0, 100000000));
   sub->add_option("--eval-batches", c.eval_batches, "validation batches per run")->check(CLI::Range(1, 1000000));
   sub->add_option("--save-every", c.save_every, "steps between checkpoints (0: at the end)")
       ->check(CLI::Range(0, 100000000));
+  sub->add_option("--save-minutes", c.save_minutes,
+                  "also save a checkpoint when this many minutes passed since the last one (0: off)")
+      ->check(CLI::Range(0.0, 1e9));
   sub->add_option("--keep", c.keep, "checkpoints to keep")->check(CLI::Range(1, 100000));
   sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(CLI::Range(1, 100000000));
   MoeOpts& m = o->moe;
@@ -279,6 +399,9 @@ void register_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99));
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")
       ->check(CLI::Range(0.0, 0.99));
+  sub->add_option("--zero", o->zero,
+                  "under mpirun: 1 shards the AdamW moments over the ranks (ZeRO stage 1; same results, less memory)")
+      ->check(CLI::Range(0, 1));
   sub->add_option("--skip-nonfinite", c.skip_nonfinite,
                   "steps with a NaN/Inf loss or gradient to skip in a row (no update, logged) before stopping; "
                   "0: stop at the first (default)")

@@ -1,9 +1,11 @@
 // moe upcycle: a dense checkpoint becomes an MoE checkpoint (src/upcycle), then the
 // step-0 check compares the two on a held-out batch.
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/model_open.h"
 #include "data/dataset.h"
@@ -102,7 +104,16 @@ void run_upcycle(UpcycleCli& o) {
   if (!o.dry_run && path_exists(o.out) && !o.force)
     throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
 
-  Upcycler up(o.from, o.opt);
+  // The plan checks the options against the dense model (k <= E, granularity divides
+  // the MLP, ...): its std::invalid_argument is a usage error; a broken checkpoint
+  // throws std::runtime_error (exit 1).
+  std::unique_ptr<Upcycler> plan;
+  try {
+    plan = std::make_unique<Upcycler>(o.from, o.opt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  Upcycler& up = *plan;
   check_model_tokenizer(up.dense_dir(), up.dense_config().vocab_size);  // copied into the output: check it first
   if (o.dry_run) {
     if (o.json) std::printf("%s\n", up.plan_json().dump().c_str());
@@ -133,6 +144,7 @@ void register_upcycle(CLI::App& app) {
   UpcycleOptions& u = o->opt;
   CLI::App* sub = app.add_subcommand(
       "upcycle", "Turn a dense checkpoint into an MoE checkpoint (sparse upcycling), then check step 0");
+  sub->footer("The step-0 report's columns: docs/logs.md in the moe sources.");
   sub->add_option("--from", o->from, "dense checkpoint directory (or a run directory: its newest checkpoint)")
       ->required();
   sub->add_option("--out", o->out, "MoE checkpoint directory to write (atomically)");

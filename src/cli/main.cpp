@@ -5,14 +5,36 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "tensor/cpu.h"
 
+namespace {
+
+// Under mpirun: MPI starts before anything else; ranks other than 0 keep quiet (their
+// stdout and stderr go to /dev/null) except for errors, and an error on any rank ends
+// every rank (MPI_Abort) with its one line, never a hang.
+int report(int code, const std::string& line) {
+  if (moe::launched_by_mpi() && moe::comm_world().size() > 1) moe::comm_fail(line, code);
+  std::fprintf(stderr, "moe: %s\n", line.c_str());
+  return code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (moe::launched_by_mpi()) moe::comm_quiet_other_ranks(moe::comm_world());
   CLI::App app{"moe: train Mixture-of-Experts language models and upcycle dense checkpoints into them"};
   app.set_version_flag("--version", std::string("moe ") + MOE_VERSION);
+  app.footer("Exit codes: 0 done, 1 bad data or I/O, 2 usage error, 128+N stopped by signal N after saving.");
+  // Inherited by every subcommand created below: --help shows each flag's default,
+  // and flags a subcommand does not know (the global --threads) may follow it.
+  app.option_defaults()->always_capture_default();
+  app.fallthrough();
   int threads = 0;
-  app.add_option("--threads", threads, "threads to use (default: all cores; never more than the cores)")
+  app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores; never more "
+                 "than the cores)")
       ->check(CLI::Range(0, 4096));
   app.parse_complete_callback([&] { moe::threads_set(threads); });
 
@@ -34,11 +56,14 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Usage errors (unknown flag, bad value, missing subcommand): one line, exit 2.
-    std::fprintf(stderr, "moe: %s (see moe --help)\n", e.what());
-    return 2;
+    return report(moe::cli::kExitUsage, moe::cli::parse_error_message(app, e));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "moe: error: %s\n", e.what());
-    return 1;
+    if (moe::cli::is_usage_error(e)) {
+      const CLI::App* sub = moe::cli::deepest_subcommand(app);
+      return report(moe::cli::kExitUsage,
+                    std::string(e.what()) + " (see " + moe::cli::command_path(sub) + " --help)");
+    }
+    return report(moe::cli::kExitBadData, std::string("error: ") + e.what());
   }
   if (app.get_subcommands().empty()) {
     // Checked after parsing (not with require_subcommand) so that an unknown flag

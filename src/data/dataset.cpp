@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -29,6 +30,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // Changes whenever tokenizer_train's settings change (part of the input hash).
 constexpr int kTokenizerSettingsVersion = 1;
+// Changes whenever the split rule or the automatic choices change (part of the input hash).
+constexpr int kSplitVersion = 2;
 
 constexpr const char* kMeta = "meta.json";
 constexpr const char* kTokenizer = "tokenizer.model";
@@ -39,9 +42,9 @@ std::string join(const std::string& dir, const char* name) { return (fs::path(di
 
 void validate(const DataOptions& o) {
   if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
-  if (!(o.val_fraction > 0.0 && o.val_fraction <= 0.5))
+  if (!(o.val_fraction >= 0.0 && o.val_fraction <= 0.5))
     throw std::runtime_error("--val-fraction " + std::to_string(o.val_fraction) + ": expected 0 < F <= 0.5");
-  if (o.tokenizer.empty() && (o.vocab_size < 260 || o.vocab_size > 1000000))
+  if (o.tokenizer.empty() && o.vocab_size != 0 && (o.vocab_size < 260 || o.vocab_size > 1000000))
     throw std::runtime_error("--vocab-size " + std::to_string(o.vocab_size) +
                              ": expected 260 .. 1000000 (3 special ids + 256 byte pieces + at least one more)");
   std::error_code ec;
@@ -66,8 +69,10 @@ std::string input_hash(const std::vector<CorpusInput>& inputs, const DataOptions
     s += "input " + in.kind + " " + in.name + "\n";
     for (const auto& src : in.sources) s += "source " + src.sha256 + " " + std::to_string(src.bytes) + " " + src.name + "\n";
   }
+  s += "split " + std::to_string(kSplitVersion) + "\n";
   if (o.tokenizer.empty())
-    s += "tokenizer bpe " + std::to_string(o.vocab_size) + " settings " + std::to_string(kTokenizerSettingsVersion) + "\n";
+    s += "tokenizer bpe " + (o.vocab_size ? std::to_string(o.vocab_size) : std::string("auto")) + " settings " +
+         std::to_string(kTokenizerSettingsVersion) + "\n";
   else
     s += "tokenizer file " + tok_sha + "\n";
   char f[64];
@@ -90,6 +95,16 @@ ojson read_json(const std::string& path) {
   ojson j = ojson::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw std::runtime_error(path + ": not a JSON object");
   return j;
+}
+
+// The warning for a validation split too small for a few evaluation batches.
+void add_val_warning(DataSummary& s) {
+  if (s.val_tokens >= kValMinTokens) return;
+  const uint64_t full = (s.val_tokens - 1) / (8 * 256), tiny = (s.val_tokens - 1) / (8 * 128);
+  s.warnings.push_back("the validation split has " + std::to_string(s.val_tokens) + " tokens: " + std::to_string(full) +
+                       " evaluation batches of 8 x 256 (moe train's default), " + std::to_string(tiny) +
+                       " of 8 x 128 (--preset tiny); fewer than 4 make a noisy validation loss, none makes moe train "
+                       "refuse it: add text, raise --val-fraction, or train with a smaller --batch or --seq");
 }
 
 // The summary a reused dataset reports, from its meta.json.
@@ -116,6 +131,8 @@ DataSummary summary_from_meta(const ojson& m) {
   s.val_tokens = m.at("val").at("tokens").get<uint64_t>();
   s.vocab_size = m.at("vocab_size").get<int64_t>();
   s.tokenizer_trained = m.at("tokenizer").at("trained").get<bool>();
+  s.vocab_auto = m.at("options").value("vocab_size_auto", false);
+  add_val_warning(s);
   return s;
 }
 
@@ -162,8 +179,31 @@ void chunk_text(std::string_view text, std::vector<std::string_view>* out) {
 void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string tok_bytes, std::string tok_sha,
                 const std::string& out, DataSummary& s, const std::function<void(const std::string&)>& say,
                 Clock::time_point t_start, int threads);
+// Validation tokens of an input of n tokens: round(F n) for an explicit F; otherwise
+// 1%, raised to kValMinTokens, at most 10%. At least 1 and at most n - 1.
+uint64_t val_tokens_for(uint64_t n, double fraction) {
+  if (n < 2) return 0;
+  uint64_t nv;
+  if (fraction > 0) {
+    nv = uint64_t(std::llround(double(n) * fraction));
+  } else {
+    nv = std::max<uint64_t>(uint64_t(std::llround(double(n) * kValFraction)), kValMinTokens);
+    nv = std::min<uint64_t>(nv, uint64_t(double(n) * kValMaxFraction));
+  }
+  return std::clamp<uint64_t>(nv, 1, n - 1);
+}
+
+// Segments the validation tokens come from: kValSegments, fewer when each would hold
+// fewer than 512 tokens (a piece shorter than a few windows is mostly boundary).
+uint64_t val_segments(uint64_t nv) { return std::clamp<uint64_t>(nv / 512, 1, kValSegments); }
 
 }  // namespace
+
+int vocab_for_corpus(uint64_t chars) {
+  const double x = std::max(1.0, double(chars) / 150.0);
+  const int p = int(std::lround(std::log2(x)));
+  return std::clamp(1 << std::clamp(p, 9, 13), 512, 8192);
+}
 
 DataSummary dataset_build(const DataOptions& o, const std::function<void(const std::string&)>& progress) {
   auto say = [&](const std::string& s) {
@@ -266,11 +306,28 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
           b = e + 1;
         }
       }
-    say("training a BPE tokenizer, vocabulary " + std::to_string(o.vocab_size) + ", on " + std::to_string(lines.size()) +
-        " lines");
+    s.vocab_auto = o.vocab_size == 0;
     TokenizerTrainOptions to;
-    to.vocab_size = o.vocab_size;  // threads: the fixed default, see TokenizerTrainOptions
-    tok_bytes = tokenizer_train(lines, to);
+    to.vocab_size = s.vocab_auto ? vocab_for_corpus(s.chars) : o.vocab_size;  // threads: the fixed default
+    say("training a BPE tokenizer, vocabulary " + std::to_string(to.vocab_size) +
+        (s.vocab_auto ? " (from the corpus size; --vocab-size sets it)" : "") + ", on " + std::to_string(lines.size()) +
+        " lines");
+    for (int attempt = 0;; attempt++) {
+      try {
+        tok_bytes = tokenizer_train(lines, to);
+        break;
+      } catch (const TokenizerVocabError& e) {
+        // An explicit size is the user's to change; an automatic one adapts to the text.
+        if (!s.vocab_auto)
+          throw std::invalid_argument("--vocab-size " + std::to_string(o.vocab_size) + ": " + e.what() + "; give --vocab-size " +
+                                      (e.too_large ? std::to_string(e.limit) + " or less" : std::to_string(e.limit) + " or more") +
+                                      (e.too_large ? " (or more text)" : ""));
+        if (attempt == 2) throw std::runtime_error(std::string("tokenizer training: ") + e.what());
+        to.vocab_size = e.limit;
+        say("vocabulary " + std::to_string(e.requested) + (e.too_large ? " is more than this text supports" : " is too small for this text's characters") +
+            ": training with " + std::to_string(to.vocab_size));
+      }
+    }
     tok_sha = sha256_hex(tok_bytes);
     s.tokenizer_trained = true;
   }
@@ -307,7 +364,8 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   }
   if (!error.empty()) throw std::runtime_error(error);
 
-  // ---- split: the last val_fraction of each input's stream is held out
+  // ---- split: val_tokens_for() of each input's stream is held out, from the tails of
+  // up to kValSegments equal segments of it
   const int32_t eos = tok.eos_id();
   std::vector<int32_t> train, val;
   size_t c = 0;
@@ -318,10 +376,13 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
         stream.insert(stream.end(), ids[c].begin(), ids[c].end());
       stream.push_back(eos);
     }
-    uint64_t n = stream.size(), nv = 0;
-    if (n >= 2) nv = std::clamp<uint64_t>(uint64_t(std::llround(double(n) * o.val_fraction)), 1, n - 1);
-    train.insert(train.end(), stream.begin(), stream.end() - int64_t(nv));
-    val.insert(val.end(), stream.end() - int64_t(nv), stream.end());
+    const uint64_t n = stream.size(), nv = val_tokens_for(n, o.val_fraction);
+    const uint64_t S = val_segments(nv);
+    for (uint64_t k = 0; k < S; k++) {
+      const uint64_t b = n * k / S, e = n * (k + 1) / S, v = nv * (k + 1) / S - nv * k / S;
+      train.insert(train.end(), stream.begin() + int64_t(b), stream.begin() + int64_t(e - v));
+      val.insert(val.end(), stream.begin() + int64_t(e - v), stream.begin() + int64_t(e));
+    }
     s.inputs[i].train_tokens = n - nv;
     s.inputs[i].val_tokens = nv;
   }
@@ -330,6 +391,7 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
                              " tokens cannot be split into train and val");
   s.train_tokens = train.size();
   s.val_tokens = val.size();
+  add_val_warning(s);
   s.encode_s = seconds_since(t0);
 
   // ---- write: tokenizer, shards, then meta.json last
@@ -372,11 +434,14 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
                    {"sources", srcs}});
   }
   m["inputs"] = jin;
-  m["split"] = "val = the last val_fraction of each input's token stream (documents joined with eos), contiguous";
+  m["split"] = "val = val_fraction of each input's token stream (documents joined with eos), taken from the tails of up "
+               "to 16 equal segments of it";
   m["options"] = {{"inputs", o.inputs},
                   {"tokenizer", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
-                  {"vocab_size", o.tokenizer.empty() ? ojson(o.vocab_size) : ojson(nullptr)},
-                  {"val_fraction", o.val_fraction},
+                  {"vocab_size", o.tokenizer.empty() ? ojson(s.vocab_size) : ojson(nullptr)},
+                  {"vocab_size_auto", s.vocab_auto},
+                  {"val_fraction", o.val_fraction > 0 ? ojson(o.val_fraction) : ojson("auto")},
+                  {"split_version", kSplitVersion},
                   {"clean_version", kCorpusCleanVersion},
                   {"tokenizer_settings_version", kTokenizerSettingsVersion}};
   m["timing_s"] = {{"read", s.read_s}, {"tokenizer", s.tokenizer_s}, {"encode", s.encode_s}, {"total", s.total_s}};
@@ -387,9 +452,17 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
 
 DatasetInfo dataset_open(const std::string& dir) {
   const std::string meta = join(dir, kMeta);
-  if (!fs::exists(meta))
-    throw std::runtime_error("dataset " + dir + ": no meta.json (not a complete dataset directory: run moe data --out " +
-                             dir + ")");
+  if (!fs::exists(meta)) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw std::runtime_error("dataset " + dir + ": no such directory (build one with moe data)");
+    bool empty = fs::directory_iterator(dir, ec) == fs::directory_iterator();
+    if (empty || fs::exists(join(dir, kTrain)) || fs::exists(join(dir, kTokenizer)))
+      throw std::runtime_error("dataset " + dir + ": no meta.json (an incomplete dataset directory: rebuild it with moe data --out " +
+                               dir + " and its --input)");
+    // Anything else, e.g. the user's folder of text: never suggest writing into it.
+    throw std::runtime_error("dataset " + dir + ": not a dataset directory (no meta.json); to make one from the text in it: "
+                             "moe data --input " + dir + " --out DATASET_DIR, then --data DATASET_DIR");
+  }
   ojson m = read_json(meta);
   DatasetInfo d;
   d.dir = dir;

@@ -19,8 +19,8 @@ struct DataOptions {
   std::string out;                  // the dataset directory (created when missing)
   std::vector<std::string> inputs;  // files / directories; empty: the default Debian corpus
   std::string tokenizer;            // an existing tokenizer.model; empty: train one
-  int vocab_size = 8192;            // when training
-  double val_fraction = 0.01;       // of each input's token stream, taken from its end
+  int vocab_size = 0;               // when training; 0: from the corpus size (vocab_for_corpus)
+  double val_fraction = 0;          // of each input's token stream; 0: automatic (see below)
   bool force = false;               // rebuild even when meta.json says the inputs are unchanged
   int threads = 0;                  // for encoding; <= 0: threads_get()
 };
@@ -37,8 +37,24 @@ struct DataSummary {
   uint64_t documents = 0, bytes = 0, chars = 0, train_tokens = 0, val_tokens = 0;
   int64_t vocab_size = 0;
   bool tokenizer_trained = false;
+  bool vocab_auto = false;         // the vocabulary was chosen from the corpus size
+  std::vector<std::string> warnings;  // e.g. a validation split too small for a few batches
   double read_s = 0, tokenizer_s = 0, encode_s = 0, total_s = 0;  // this run's times
 };
+
+// The default vocabulary for `chars` characters of text: the power of two nearest
+// chars / 150, within [512, 8192] (8192 from about 870K characters up). A small corpus
+// gets a small vocabulary: every piece is seen often enough to be learned, and a small
+// model does not spend most of its parameters on embeddings.
+int vocab_for_corpus(uint64_t chars);
+
+// The automatic validation split: 1% of each input's tokens, raised to kValMinTokens
+// (4 batches of moe train's default 8 x 256, +1) but never above 10% of the input.
+inline constexpr double kValFraction = 0.01, kValMaxFraction = 0.1;
+inline constexpr uint64_t kValMinTokens = 4 * 8 * 256 + 1;
+// Validation is taken from up to kValSegments places spread evenly over each input's
+// stream (the tail of each segment), so it samples every part of the corpus.
+inline constexpr int kValSegments = 16;
 
 // Builds (or reuses) the dataset. Progress messages (one line each) go to `progress`.
 // Throws one line on bad options, missing or binary inputs, an empty corpus, a

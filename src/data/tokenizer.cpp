@@ -3,6 +3,7 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -142,7 +143,29 @@ std::string tokenizer_train(const std::vector<std::string_view>& sentences, cons
   VectorIterator it(sentences);
   std::string model;
   auto st = spm::SentencePieceTrainer::Train(args, &it, &model);
-  if (!st.ok()) throw std::runtime_error("tokenizer training failed: " + std::string(st.message()));
+  if (!st.ok()) {
+    // SentencePiece's messages carry its source location and check expression; keep
+    // the number that matters and say it in our words.
+    const std::string msg(st.message());
+    const int V = o.vocab_size;
+    size_t at = msg.find("Please set it to a value <= ");
+    if (at != std::string::npos) {
+      const int limit = std::atoi(msg.c_str() + at + 28);
+      throw TokenizerVocabError("vocabulary " + std::to_string(V) + " is too large for this text: it supports at most " +
+                                    std::to_string(limit) + " pieces",
+                                V, limit, true);
+    }
+    at = msg.find("smaller than required_chars. ");
+    if (at != std::string::npos) {
+      const size_t vs = msg.find(" vs ", at);
+      const int need = vs == std::string::npos ? 0 : std::atoi(msg.c_str() + vs + 4);
+      throw TokenizerVocabError("vocabulary " + std::to_string(V) + " is too small for this text: its distinct "
+                                    "characters alone need " + std::to_string(need) + " pieces",
+                                V, need, false);
+    }
+    const size_t tail = msg.rfind("] ");  // drop "./src/x.cc(660) [check] "
+    throw std::runtime_error("tokenizer training failed: " + (tail == std::string::npos ? msg : msg.substr(tail + 2)));
+  }
   return model;
 }
 

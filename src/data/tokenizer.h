@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,10 +62,20 @@ struct TokenizerTrainOptions {
   int64_t max_sentences = 300000;
 };
 
+// The trainer refused the vocabulary size for this text: too large (not enough
+// distinct merges: at most `limit` pieces) or too small (the text's distinct
+// characters alone need `limit` pieces).
+struct TokenizerVocabError : std::runtime_error {
+  TokenizerVocabError(const std::string& what, int requested, int limit, bool too_large)
+      : std::runtime_error(what), requested(requested), limit(limit), too_large(too_large) {}
+  int requested, limit;
+  bool too_large;
+};
+
 // Trains a BPE model on `sentences` (each one a line of text without '\n': the
 // trainer never sees newlines, which encode as the byte piece <0x0A>) and returns
 // the serialized model (the bytes of a tokenizer.model file). Throws one line on
-// failure (e.g. a vocabulary too small or too large for the text).
+// failure; a vocabulary too small or too large for the text is a TokenizerVocabError.
 std::string tokenizer_train(const std::vector<std::string_view>& sentences, const TokenizerTrainOptions& opts);
 
 // A tokenizer file that belongs to a dataset or checkpoint (`owner`, for errors):

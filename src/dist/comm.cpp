@@ -1,5 +1,8 @@
 #include "dist/comm.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -55,6 +58,24 @@ class LocalComm final : public Comm {
 }  // namespace
 
 std::unique_ptr<Comm> comm_mpi_world();  // comm_mpi.cpp (null without MPI)
+
+namespace {
+int g_error_fd = 2;
+}  // namespace
+
+int comm_error_fd() { return g_error_fd; }
+
+void comm_quiet_other_ranks(Comm& world) {
+  if (world.size() < 2 || world.rank() == 0) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  g_error_fd = ::dup(2);
+  const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null < 0 || g_error_fd < 0) return;
+  ::dup2(null, 1);
+  ::dup2(null, 2);
+  ::close(null);
+}
 
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})

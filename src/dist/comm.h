@@ -66,8 +66,12 @@ bool launched_by_mpi();
 // True when this binary was built with MPI.
 bool mpi_available();
 
-// Ends every rank of the job: prints "moe: error: <what>" (rank-prefixed when P > 1)
-// and exits with `code` (MPI_Abort under MPI).
-[[noreturn]] void comm_fail(const std::string& what, int code);
+// Ends every rank of the job: prints "moe: <line>" ("moe: rank r of P: <line>" when
+// P > 1) on the process's real stderr and exits with `code` (MPI_Abort under MPI).
+[[noreturn]] void comm_fail(const std::string& line, int code);
+// Ranks other than 0 of `world` send their stdout and stderr to /dev/null (the lines
+// of one run, not P copies); comm_fail still prints on the real stderr.
+void comm_quiet_other_ranks(Comm& world);
+int comm_error_fd();  // where comm_fail writes: the real stderr
 
 }  // namespace moe

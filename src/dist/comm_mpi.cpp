@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #ifdef MOE_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -120,7 +122,7 @@ std::unique_ptr<Comm> comm_mpi_world() {
   return std::make_unique<MpiComm>(MPI_COMM_WORLD, false);
 }
 
-void comm_fail(const std::string& what, int code) {
+void comm_fail(const std::string& line, int code) {
   int inited = 0, fin = 0;
   MPI_Initialized(&inited);
   MPI_Finalized(&fin);
@@ -129,12 +131,15 @@ void comm_fail(const std::string& what, int code) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size > 1) {
-      std::fprintf(stderr, "moe: error: rank %d of %d: %s\n", rank, size, what.c_str());
-      std::fflush(stderr);
+      const std::string msg = "moe: rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + line + "\n";
+      if (::write(comm_error_fd(), msg.data(), msg.size()) < 0) {
+      }
       MPI_Abort(MPI_COMM_WORLD, code);
     }
   }
-  std::fprintf(stderr, "moe: error: %s\n", what.c_str());
+  const std::string msg = "moe: " + line + "\n";
+  if (::write(comm_error_fd(), msg.data(), msg.size()) < 0) {
+  }
   std::exit(code);
 }
 
@@ -142,8 +147,10 @@ void comm_fail(const std::string& what, int code) {
 
 bool mpi_available() { return false; }
 std::unique_ptr<Comm> comm_mpi_world() { return nullptr; }
-void comm_fail(const std::string& what, int code) {
-  std::fprintf(stderr, "moe: error: %s\n", what.c_str());
+void comm_fail(const std::string& line, int code) {
+  const std::string msg = "moe: " + line + "\n";
+  if (::write(comm_error_fd(), msg.data(), msg.size()) < 0) {
+  }
   std::exit(code);
 }
 

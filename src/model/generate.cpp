@@ -160,8 +160,21 @@ std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt
   uint64_t rng = o.seed;
   std::vector<int32_t> out;
   const std::vector<float>* logits = &dec.feed(prompt);
+  std::vector<char> seen;  // tokens in the sequence so far, for the repetition penalty
+  std::vector<float> penalised;
+  if (o.repetition_penalty != 1.0f) {
+    seen.assign(size_t(m.config().vocab_size), 0);
+    for (int32_t t : prompt) seen[size_t(t)] = 1;
+  }
   for (int i = 0; i < o.max_tokens && dec.length() < m.config().n_ctx; i++) {
+    if (!seen.empty()) {
+      penalised = *logits;
+      for (size_t v = 0; v < penalised.size(); v++)
+        if (seen[v]) penalised[v] = penalised[v] > 0 ? penalised[v] / o.repetition_penalty : penalised[v] * o.repetition_penalty;
+      logits = &penalised;
+    }
     int32_t t = sample_token(*logits, o, &rng);
+    if (!seen.empty()) seen[size_t(t)] = 1;
     out.push_back(t);
     if (on_token && !on_token(t)) break;
     if (t == o.stop_token) break;

@@ -17,6 +17,8 @@ struct SampleOptions {
   float top_p = 1.0f;        // nucleus; 1: off
   uint64_t seed = 0;
   int stop_token = -1;       // e.g. eos; -1: none
+  float repetition_penalty = 1.0f;  // > 1: logits of tokens already in the sequence are divided by it when
+                                    // positive, multiplied when negative (Keskar et al. 2019, CTRL); 1: off
 };
 
 // Incremental forward of one sequence with a KV cache (fp32, inference only).

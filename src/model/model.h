@@ -108,6 +108,11 @@ class Model {
   double moe_loss() const { return moe_loss_; }
   MoeWeights<float> moe_weights(int l) const;  // pointers into params() of MoE layer l
   const MoeBlock* moe_block(int l) const { return moe_[l].get(); }
+  // Data parallelism: every MoE block routes over the global batch of `group` (MoeBlock::set_group).
+  void set_moe_group(Comm* group) {
+    for (auto& b : moe_)
+      if (b) b->set_group(group);
+  }
 
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }

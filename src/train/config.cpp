@@ -37,6 +37,7 @@ void TrainConfig::validate() const {
   need(clip >= 0, "--clip must be non-negative");
   need(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1)");
   need(eval_every >= 0 && save_every >= 0, "--eval-every and --save-every must be non-negative");
+  need(save_minutes >= 0 && std::isfinite(save_minutes), "--save-minutes must be non-negative");
   need(eval_batches > 0, "--eval-batches must be positive");
   need(keep > 0, "--keep must be positive");
   need(log_every > 0, "--log-every must be positive");
@@ -48,7 +49,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"accum", accum}, {"lr", lr}, {"min_lr", min_lr}, {"warmup", warmup}, {"weight_decay", weight_decay},
           {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"clip", clip}, {"compute", compute_name(compute)},
           {"dropout", dropout}, {"seed", seed}, {"eval_every", eval_every}, {"eval_batches", eval_batches},
-          {"save_every", save_every}, {"keep", keep}, {"log_every", log_every},
+          {"save_every", save_every}, {"save_minutes", save_minutes}, {"keep", keep}, {"log_every", log_every},
           {"skip_nonfinite", skip_nonfinite}};
 }
 
@@ -75,6 +76,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& p
     c.eval_every = j.at("eval_every").get<int>();
     c.eval_batches = j.at("eval_batches").get<int>();
     c.save_every = j.at("save_every").get<int>();
+    c.save_minutes = j.value("save_minutes", 0.0);  // absent in runs from before it existed: off
     c.keep = j.at("keep").get<int>();
     c.log_every = j.at("log_every").get<int>();
     c.skip_nonfinite = j.value("skip_nonfinite", 0);  // absent in runs saved before it existed

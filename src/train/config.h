@@ -14,7 +14,7 @@ struct TrainConfig {
   std::string out_dir;       // run directory: checkpoint-N/, log.jsonl
   int steps = 1000;          // total optimizer steps
   int batch = 8;             // B sequences per micro-batch
-  int seq = 256;             // T tokens per sequence
+  int seq = 256;             // T tokens per sequence (moe train: min(256, the model's positions))
   int accum = 1;             // micro-batches per optimizer step
   float lr = 1e-3f;          // peak learning rate
   float min_lr = 1e-4f;      // end of the cosine decay
@@ -28,6 +28,7 @@ struct TrainConfig {
   int eval_every = 100;      // steps between validation runs (0: only at the end)
   int eval_batches = 20;     // validation batches per run
   int save_every = 0;        // steps between checkpoints (0: only at the end)
+  double save_minutes = 15;  // also a checkpoint when this many minutes passed since the last (0: off)
   int keep = 2;              // checkpoints kept (the newest)
   int log_every = 10;        // plain progress lines (non-terminal)
   int skip_nonfinite = 0;    // steps with a NaN/Inf loss or gradient skipped (no update) in a row before stopping

@@ -13,6 +13,7 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "train/hf_extras.h"
 
 namespace moe {
 
@@ -24,6 +25,7 @@ nlohmann::json TrainerState::to_json() const {
           {"loader", {{"cursor", loader.cursor}, {"epoch", loader.epoch}}},
           {"elapsed_seconds", elapsed},
           {"val_loss", std::isfinite(val_loss) ? nlohmann::json(val_loss) : nlohmann::json(nullptr)},
+          {"val_step", val_step},
           {"init_from", init_from},
           {"config", config.to_json()},
           {"moe_version", MOE_VERSION}};
@@ -38,6 +40,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.loader.epoch = j.at("loader").at("epoch").get<uint64_t>();
     s.elapsed = j.at("elapsed_seconds").get<double>();
     s.val_loss = j.at("val_loss").is_null() ? NAN : j.at("val_loss").get<float>();
+    s.val_step = j.value("val_step", std::isfinite(s.val_loss) ? s.step : -1);
     s.init_from = j.value("init_from", "");
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": bad trainer state: " + e.what());
@@ -91,6 +94,7 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
     model_save(m, tmp, STDType::F32);
     failpoint("checkpoint.model_written");
     if (!tokenizer_path.empty()) file_copy_atomic(tokenizer_path, tmp + "/tokenizer.model");
+    hf_extras_write(tmp, m, st, run_dir);  // generation/tokenizer configs, model card
     SafeTensorsWriter w;
     for (const ParamSpec& s : m.layout().specs()) {
       const std::vector<int64_t> shape = s.shape.vec();

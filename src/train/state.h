@@ -23,6 +23,7 @@ struct TrainerState {
   LoaderState loader;    // the training data cursor
   double elapsed = 0;    // seconds of training so far
   float val_loss = NAN;  // the last validation loss
+  int val_step = -1;     // the step it was measured at (-1: none yet)
   std::string init_from; // --init checkpoint, when the run started from one
   TrainConfig config;
 

@@ -12,6 +12,7 @@
 #include "io/files.h"
 #include "model/flops.h"
 #include "ops/clip.h"
+#include "train/data_parallel.h"
 #include "train/eval.h"
 #include "train/state.h"
 
@@ -90,10 +91,14 @@ void log_truncate_after(const std::string& path, int step) {
 
 class JsonlLog {
  public:
-  explicit JsonlLog(const std::string& path) : path_(path), out_(path, std::ios::app) {
+  // An empty path: a log that writes nothing (ranks other than 0).
+  explicit JsonlLog(const std::string& path) : path_(path) {
+    if (path.empty()) return;
+    out_.open(path, std::ios::app);
     if (!out_) throw std::runtime_error(path + ": cannot open for appending");
   }
   void write(const nlohmann::json& j) {
+    if (path_.empty()) return;
     out_ << j.dump() << "\n";
     out_.flush();
     if (!out_) throw std::runtime_error(path_ + ": write failed");
@@ -119,7 +124,10 @@ double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float
 
 TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop) {
   Model& m = *run.model;
+  const DataParallel dp(run.comm, m.params().numel(), run.zero);
+  if (dp.zero() && !run.opt->sharded()) run.opt = dp.shard_of(*run.opt, m.layout());  // ZeRO-1: keep this rank's shard
   AdamW& opt = *run.opt;
+  const bool lead = dp.rank() == 0;  // writes the log and the checkpoints
   TrainerState& st = run.state;
   const TrainConfig& cfg = st.config;
   cfg.validate();
@@ -137,13 +145,27 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   train_data.set_shuffle(cfg.seed);
   train_data.set_state(st.loader);
 
-  make_dirs(cfg.out_dir);
-  for (const std::string& n : run_dir_cleanup(cfg.out_dir))
-    progress.line("removed " + cfg.out_dir + "/" + n + " (left by a killed run)");
-  log_truncate_after(cfg.out_dir + "/log.jsonl", st.step);
-  JsonlLog log(cfg.out_dir + "/log.jsonl");
+  // Data parallelism: rank r runs rows [r Bl, (r+1) Bl) of every global batch of B rows.
+  const int P = dp.size(), Bl = cfg.batch / P;
+  if (cfg.batch % P != 0)
+    throw std::invalid_argument("--batch " + std::to_string(cfg.batch) + " must be a multiple of the " +
+                                std::to_string(P) + " ranks (each runs an equal share of every batch)");
+  if (dp.active() && (cfg.dropout > 0 || mc.router_jitter > 0 || mc.expert_dropout > 0))
+    throw std::invalid_argument("--dropout, --router-jitter and --expert-dropout are not data-parallel yet "
+                                "(their masks are drawn per rank): train them in one process");
+  const size_t row0 = size_t(dp.rank()) * Bl * cfg.seq;
+  m.set_moe_group(dp.comm());
+
+  if (lead) {
+    make_dirs(cfg.out_dir);
+    for (const std::string& n : run_dir_cleanup(cfg.out_dir))
+      progress.line("removed " + cfg.out_dir + "/" + n + " (left by a killed run)");
+    log_truncate_after(cfg.out_dir + "/log.jsonl", st.step);
+  }
+  dp.barrier();
+  JsonlLog log(lead ? cfg.out_dir + "/log.jsonl" : "");
   const AdamWParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
-  const size_t N = size_t(cfg.batch) * cfg.seq;
+  const size_t N = size_t(cfg.batch) * cfg.seq;  // tokens of a global micro-batch
   std::vector<int32_t> in(N), tgt(N);
   const int end_step = run.stop_at > 0 ? std::min(run.stop_at, cfg.steps) : cfg.steps;
 
@@ -154,8 +176,13 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   uint64_t run_tokens = 0;
   int window_steps = 0;
   auto validate = [&]() {
+    // Every rank evaluates the whole batches (the same result everywhere); MoE blocks
+    // route each rank's own batch meanwhile.
+    m.set_moe_group(nullptr);
     EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute);
+    m.set_moe_group(dp.comm());
     st.val_loss = float(r.loss);
+    st.val_step = st.step;
     log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens},
                {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token}});
     char buf[128];
@@ -163,9 +190,21 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
                   r.perplexity, (unsigned long long)r.tokens);
     progress.line(buf);
   };
+  auto epochs = [&]() {
+    const LoaderState ls = train_data.state();
+    return double(ls.epoch) + double(ls.cursor) / double(train_data.batches_per_epoch() * N);
+  };
+  auto last_save = Clock::now();
+  int saved_step = -1;
   auto save = [&]() {
+    last_save = Clock::now();
+    saved_step = st.step;
     st.loader = train_data.state();
-    sum.checkpoint = checkpoint_write(cfg.out_dir, m, opt, st, run.tokenizer_path, cfg.keep);
+    // One Hugging Face directory whatever the layout: ZeRO-1 moments are gathered first.
+    std::unique_ptr<AdamW> full = dp.zero() ? dp.gather(opt, m.layout()) : nullptr;
+    if (lead) sum.checkpoint = checkpoint_write(cfg.out_dir, m, full ? *full : opt, st, run.tokenizer_path, cfg.keep);
+    else sum.checkpoint = cfg.out_dir + "/checkpoint-" + std::to_string(st.step);
+    dp.barrier();
     log.write({{"step", st.step}, {"checkpoint", sum.checkpoint}});
   };
 
@@ -187,7 +226,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
                   " in a row)");
   };
   while (st.step < end_step) {
-    if (stop && stop()) {
+    // A signal may reach the ranks at different steps: all stop at the first rank's.
+    if (dp.mean(stop && stop() ? 1.0 : 0.0) > 0) {
       stopped = true;
       break;
     }
@@ -203,18 +243,20 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       fo.compute = cfg.compute;
       fo.dropout = cfg.dropout;
       fo.dropout_seed = cfg.seed ^ (uint64_t(st.step) << 20) ^ uint64_t(micro);
-      float l = m.forward(in.data(), tgt.data(), cfg.batch, cfg.seq, fo);
+      // The mean over ranks: every rank sees the same (global) loss, NaN included.
+      const float l = float(dp.mean(m.forward(in.data() + row0, tgt.data() + row0, Bl, cfg.seq, fo)));
       if (!std::isfinite(l)) {
         bad = "loss is " + std::to_string(l) + " (micro-batch " + std::to_string(micro) + ")";
         continue;
       }
-      m.backward(1.0f / float(cfg.accum));
+      m.backward(1.0f / float(cfg.accum * P));  // this rank's share of the global mean
       loss += l / cfg.accum;
       moe_loss += m.moe_loss() / cfg.accum;
     }
     double norm = NAN;
     if (bad.empty()) {
-      norm = apply_update(m, opt, hp, lr, cfg.clip, cfg.compute);  // no update when not finite
+      norm = dp.active() ? dp.update(m, opt, hp, lr, cfg.clip, cfg.compute)
+                         : apply_update(m, opt, hp, lr, cfg.clip, cfg.compute);  // no update when not finite
       if (!std::isfinite(norm)) bad = "gradient is not finite in " + first_bad_grad(m, m.grads());
     }
     if (!bad.empty()) {
@@ -244,6 +286,9 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       line["moe"] = moe_telemetry(m);
       extra = moe_summary(line["moe"]);
     }
+    char ep[32];
+    std::snprintf(ep, sizeof ep, "  epoch %.2f", epochs());
+    extra = ep + extra;
     log.write(line);
     const double eta = train_seconds / std::max(1.0, double(run_tokens) / double(N * cfg.accum)) * (end_step - st.step);
     progress.step(st.step, float(loss), lr, tps, eta, extra);
@@ -253,13 +298,18 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     }
     if (cfg.eval_every > 0 && st.step % cfg.eval_every == 0 && st.step != cfg.steps) validate();
     if (cfg.save_every > 0 && st.step % cfg.save_every == 0 && st.step != end_step) save();
+    else if (cfg.save_minutes > 0 && st.step != end_step &&
+             dp.mean(seconds_since(last_save) >= 60 * cfg.save_minutes ? 1.0 : 0.0) > 0)  // any rank's clock: all save together
+      save();
   }
   if (window_steps) sum.train_loss = float(window_loss / window_steps);
   progress.finish();
   if (st.step == cfg.steps && !stopped) validate();
-  save();
+  if (saved_step != st.step) save();  // (a stop right after a periodic save: that one is the last)
   sum.step = st.step;
   sum.val_loss = st.val_loss;
+  sum.val_step = st.val_step;
+  sum.epochs = epochs();
   sum.tokens_per_s = train_seconds > 0 ? double(run_tokens) / train_seconds : 0;
   return sum;
 }

@@ -3,10 +3,12 @@
 // checkpoints every N steps and at the end, log.jsonl, and NaN/Inf detection that
 // names the step and the tensor and never saves the bad state.
 #pragma once
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "dist/comm.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
@@ -20,12 +22,18 @@ struct TrainRun {
   TrainerState state;          // step 0 for a new run; config inside
   std::string tokenizer_path;  // copied into every checkpoint
   int stop_at = 0;             // > 0: save a checkpoint and return at this step (resume later)
+  // Data parallelism (train/data_parallel.h): the ranks sharing every global batch
+  // (null or one rank: this process alone), and ZeRO-1 sharding of the AdamW moments.
+  Comm* comm = nullptr;
+  bool zero = false;
 };
 
 struct TrainSummary {
   int step = 0;
   float train_loss = 0;     // mean over the last log window
-  float val_loss = 0;
+  float val_loss = NAN;     // NAN: not evaluated yet
+  int val_step = -1;        // the step val_loss was measured at
+  double epochs = 0;        // passes over the training split so far (fractional)
   double tokens_per_s = 0;  // over the whole run (excluding eval and checkpoints)
   std::string checkpoint;   // the last one written
 };

@@ -41,6 +41,48 @@ Proc run_moe(const std::string& args, const std::string& prefix) {
   return r;
 }
 
+Child spawn_moe(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path) {
+  Child c{-1, out_path, err_path};
+  std::vector<std::string> argv_s{MOE_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  c.pid = ::fork();
+  if (c.pid == 0) {
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0) ::_exit(127);
+    ::dup2(o, 1), ::dup2(e, 2);
+    ::execv(MOE_BINARY, argv.data());
+    ::_exit(127);
+  }
+  if (c.pid < 0) ADD_FAILURE() << "fork failed";
+  return c;
+}
+
+int wait_moe(const Child& c) {
+  int status = 0;
+  if (::waitpid(c.pid, &status, 0) != c.pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool wait_for_step(const Child& c, const std::string& run_dir, int step, double limit_s) {
+  for (int i = 0; i < int(limit_s * 50); i++) {
+    for (const std::string& l : lines_of(read_file(run_dir + "/log.jsonl"))) {
+      nlohmann::json j = nlohmann::json::parse(l, nullptr, false);
+      if (!j.is_discarded() && j.contains("loss") && j.value("step", 0) >= step) return true;
+    }
+    int status = 0;
+    if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      ADD_FAILURE() << "moe ended before step " << step << ": " << read_file(c.err_path);
+      return false;
+    }
+    ::usleep(20000);
+  }
+  return false;
+}
+
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);

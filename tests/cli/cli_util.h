@@ -20,6 +20,18 @@ struct Proc {
 // wrapper ("timeout -s KILL 30 ").
 Proc run_moe(const std::string& args, const std::string& prefix = "");
 
+// `moe <args>` in the background (stdout and stderr into files), for tests that
+// signal it; wait_moe() returns its exit status (-1 when it did not exit normally).
+struct Child {
+  int pid = -1;
+  std::string out_path, err_path;
+};
+Child spawn_moe(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path);
+int wait_moe(const Child& c);
+// Polls (every 20 ms, up to `limit_s` seconds) until the run's log.jsonl has a step
+// line at or past `step`; false when the limit passed or the process ended first.
+bool wait_for_step(const Child& c, const std::string& run_dir, int step, double limit_s = 300);
+
 std::vector<std::string> lines_of(const std::string& s);  // non-empty lines
 std::string q(const std::string& path);                    // 'path' quoted for the shell
 

@@ -236,7 +236,7 @@ TEST_F(BadInput, EmptyDatasetDirectory) {
 
 TEST_F(BadInput, MissingDatasetDirectory) {
   const std::string dir = tmp_ / "no_such_ds";
-  expect_bad_dataset(dir, {dir, "no meta.json"});
+  expect_bad_dataset(dir, {dir, "no such directory", "moe data"});
   EXPECT_FALSE(fs::exists(dir));
 }
 

@@ -93,7 +93,7 @@ class Crash : public ::testing::Test {
     std::set<std::string> left;
     for (const auto& e : fs::directory_iterator(out)) left.insert(e.path().filename().string());
     const std::set<std::string> expect{"checkpoint-" + std::to_string(kSteps - kSaveEvery),
-                                       "checkpoint-" + std::to_string(kSteps), "log.jsonl"};
+                                       "checkpoint-" + std::to_string(kSteps), "log.jsonl", "recipe.json"};
     EXPECT_EQ(left, expect) << "temp or trash directories left behind";
   }
 

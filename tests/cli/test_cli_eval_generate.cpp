@@ -3,6 +3,8 @@
 // prompt longer than the model's positions is refused.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <cmath>
 
 #include "cli/cli_util.h"
@@ -58,7 +60,8 @@ TEST(CliGenerate, PromptFirstDeterministicPerSeed) {
   Proc b = run_moe(gen(prompt, "--seed 2 --temperature 1"));
   for (const Proc* p : {&a, &a2, &b}) {
     ASSERT_EQ(p->code, 0) << p->err;
-    EXPECT_TRUE(p->err.empty()) << p->err;
+    EXPECT_EQ(p->err.rfind("moe generate: seed ", 0), 0u) << p->err;  // the seed, and nothing else
+    EXPECT_EQ(std::count(p->err.begin(), p->err.end(), '\n'), 1) << p->err;
     EXPECT_EQ(p->out.rfind(prompt, 0), 0u) << "output does not start with the prompt: " << p->out;
     EXPECT_GT(p->out.size(), prompt.size() + 5) << "nothing generated: " << p->out;
   }
@@ -83,7 +86,56 @@ TEST(CliGenerate, PromptLongerThanPositionsFails) {
   std::string prompt;
   for (int i = 0; i < 300; i++) prompt += "license ";
   Proc r = run_moe(gen(prompt, "--seed 1"));
-  expect_one_line_error(r, 1, {"--prompt", "128 positions"}, "a prompt longer than the model's positions");
+  expect_one_line_error(r, 2, {"--prompt", "128 positions"}, "a prompt longer than the model's positions");
+}
+
+// Without --seed the seed is random and printed; giving it back repeats the sample.
+TEST(CliGenerate, RandomSeedIsPrintedAndRepeats) {
+  Proc a = run_moe(gen("The license", "--temperature 1"));
+  ASSERT_EQ(a.code, 0) << a.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(a.err, m, std::regex(R"(seed (\d+) \(random)"))) << a.err;
+  Proc b = run_moe(gen("The license", "--temperature 1 --seed " + m[1].str()));
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+// --samples N: N samples, sample k with seed + k - 1 (so sample 2 of seed 1 is seed 2's).
+TEST(CliGenerate, SeveralSamples) {
+  Proc three = run_moe(gen("The license", "--temperature 1 --seed 1 --samples 3"));
+  ASSERT_EQ(three.code, 0) << three.err;
+  for (int k = 1; k <= 3; k++)
+    EXPECT_NE(three.out.find("=== sample " + std::to_string(k) + " of 3 (seed " + std::to_string(k) + ") ==="),
+              std::string::npos) << three.out;
+  Proc seed2 = run_moe(gen("The license", "--temperature 1 --seed 2"));
+  const size_t at = three.out.find("=== sample 2 of 3 (seed 2) ===\n");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(three.out.substr(at + 31, seed2.out.size()), seed2.out) << three.out << "\nvs\n" << seed2.out;
+}
+
+// --stop: the text ends before the stop string (greedy output cut at its first space).
+TEST(CliGenerate, StopStringEndsTheSample) {
+  Proc full = run_moe(gen("The license", "--temperature 0"));
+  ASSERT_EQ(full.code, 0) << full.err;
+  const std::string tail = full.out.substr(std::string("The license").size());
+  const size_t sp = tail.find(' ', 1);
+  ASSERT_NE(sp, std::string::npos) << "greedy output has no space to stop at: " << full.out;
+  Proc cut = run_moe(gen("The license", "--temperature 0 --stop ' '"));
+  ASSERT_EQ(cut.code, 0) << cut.err;
+  // A space at the very start of the continuation is the stop string itself.
+  const size_t first = tail.find(' ');
+  EXPECT_EQ(cut.out, "The license" + tail.substr(0, first) + "\n") << full.out;
+}
+
+// --repetition-penalty changes greedy output (the tiny model repeats itself), and 1 is off.
+TEST(CliGenerate, RepetitionPenalty) {
+  Proc plain = run_moe(gen("The license", "--temperature 0"));
+  Proc off = run_moe(gen("The license", "--temperature 0 --repetition-penalty 1"));
+  Proc pen = run_moe(gen("The license", "--temperature 0 --repetition-penalty 5"));
+  ASSERT_EQ(pen.code, 0) << pen.err;
+  EXPECT_EQ(plain.out, off.out);
+  EXPECT_NE(plain.out, pen.out);
+  expect_one_line_error(run_moe(gen("x", "--repetition-penalty 0.5")), 2, {"--repetition-penalty"}, "penalty < 1");
 }
 
 }  // namespace

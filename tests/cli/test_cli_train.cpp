@@ -136,7 +136,7 @@ TEST(CliTrain, ExistingRunWithoutResumeFails) {
   const auto before = snapshot(copy);
   Proc r = run_moe(kOneThread + "train --data " + q(dataset()) + " --out " + q(copy) +
                    " --preset tiny --batch 4 --seq 32 --steps 2 --eval-every 0");
-  expect_one_line_error(r, 1, {copy, "already holds a run", "--resume"}, "train over an existing run");
+  expect_one_line_error(r, 2, {copy, "already holds a run", "--resume"}, "train over an existing run");
   EXPECT_EQ(snapshot(copy), before) << "the existing run was modified";
 }
 
@@ -147,12 +147,12 @@ TEST(CliTrain, ResumeWithChangedSettingFails) {
   fs::copy(run(), copy, fs::copy_options::recursive);
   const auto before = snapshot(copy);
   Proc r = run_moe(kOneThread + "train --out " + q(copy) + " --resume --lr 1e-2 --steps " + std::to_string(kRunSteps + 5));
-  expect_one_line_error(r, 1, {"--lr", "cannot change when resuming"}, "resume with --lr");
+  expect_one_line_error(r, 2, {"--lr", "cannot change when resuming"}, "resume with --lr");
   r = run_moe(kOneThread + "train --out " + q(copy) + " --resume --batch 8 --steps " + std::to_string(kRunSteps + 5));
-  expect_one_line_error(r, 1, {"--batch", "cannot change when resuming"}, "resume with --batch");
+  expect_one_line_error(r, 2, {"--batch", "cannot change when resuming"}, "resume with --batch");
   // Resuming a finished run needs a larger --steps.
   r = run_moe(kOneThread + "train --out " + q(copy) + " --resume");
-  expect_one_line_error(r, 1, {"checkpoint-" + std::to_string(kRunSteps), "--steps"}, "resume a finished run");
+  expect_one_line_error(r, 2, {"checkpoint-" + std::to_string(kRunSteps), "--steps"}, "resume a finished run");
   EXPECT_EQ(snapshot(copy), before) << "the run was modified";
 }
 

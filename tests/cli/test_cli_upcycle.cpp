@@ -74,16 +74,16 @@ TEST(CliUpcycle, BadInputIsOneLine) {
                         {"already exists", "--force"}, "existing output");
   expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") +
                                 " --experts 4 --strategy granular"),
-                        1, {"--granularity"}, "granular without G");
+                        2, {"--granularity"}, "granular without G");
   expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") +
                                 " --experts 4 --shard-size 5XB"),
-                        1, {"--shard-size"}, "bad size");
-  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --top-k 5"), 1,
+                        2, {"--shard-size"}, "bad size");
+  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --top-k 5"), 2,
                         {"top-k 5"}, "k > E");
-  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --noise 0.1"), 1,
+  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") + " --experts 4 --noise 0.1"), 2,
                         {"--noise applies to --strategy noise"}, "--noise without its strategy");
   EXPECT_FALSE(path_exists(t / "o"));
-  expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --init-optimizer"), 1,
+  expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --init-optimizer"), 2,
                         {"--init-optimizer needs --init"}, "--init-optimizer alone");
 }
 

@@ -106,7 +106,17 @@ TEST(Tokenizer, Errors) {
   test::expect_error([&] { t.decode({5, 330}); }, {"small", "id 330", "position 1"});
   test::expect_error([&] { t.piece(-1); }, {"small", "id -1"});
   // Far more pieces than the text can make.
-  test::expect_error([] { train_small(100000); }, {"tokenizer training failed"});
+  // Far more pieces than the text can make: our words and the trainer's limit.
+  test::expect_error([] { train_small(100000); }, {"vocabulary 100000 is too large for this text", "at most"});
+  try {
+    train_small(100000);
+  } catch (const TokenizerVocabError& e) {
+    EXPECT_TRUE(e.too_large);
+    EXPECT_EQ(e.requested, 100000);
+    EXPECT_GT(e.limit, 259);  // 3 specials + 256 bytes, and the text's merges
+    EXPECT_LT(e.limit, 100000);
+    EXPECT_EQ(std::string(e.what()).find(".cc("), std::string::npos) << e.what();
+  }
   test::expect_error([] { tokenizer_train({}, {}); }, {"no text"});
 }
 

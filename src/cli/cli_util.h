@@ -1,0 +1,52 @@
+// Shared pieces of the command line: usage errors (exit 2), the one-line message for
+// a CLI11 parse error (closest valid flag, the subcommand's help), and the signals
+// that stop a training run cleanly.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace moe::cli {
+
+// Exit codes (README, "Exit codes"): 0 success, 1 bad data or I/O (a file, dataset or
+// checkpoint that is broken or does not fit), 2 usage (a flag, a value, a combination
+// of flags), 128 + N stopped by signal N after saving (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+inline constexpr int kExitBadData = 1, kExitUsage = 2;
+
+// A usage error: the command line itself is wrong. main() exits 2 with its message.
+// std::invalid_argument messages that start with a flag ("--seq ...") count as usage
+// errors too: library code (TrainConfig::validate) names the flag it checks.
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+bool is_usage_error(const std::exception& e);
+
+// The candidate closest to `word` by edit distance, or "" when none is close enough
+// to be a likely typo.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+// "moe train" for the train subcommand.
+std::string command_path(const CLI::App* app);
+
+// The deepest subcommand the parser reached (the app itself when none).
+const CLI::App* deepest_subcommand(const CLI::App& app);
+
+// The one-line message for a parse error: for an unknown flag, the closest flag of
+// the subcommand (or a global one), and in every case where its help is.
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e);
+
+// Signals that stop a run: SIGINT, SIGTERM, SIGHUP set a flag that training polls
+// between steps (it then saves a checkpoint and returns). stop_signal() is the signal
+// received (0: none). The previous handlers come back when the guard goes.
+class StopSignals {
+ public:
+  StopSignals();
+  ~StopSignals();
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  static int received();
+  static const char* name(int sig);  // "SIGTERM"
+};
+
+}  // namespace moe::cli

@@ -1,0 +1,49 @@
+// Data parallelism for the training loop: P ranks each run an equal share (B / P
+// sequences) of every global batch; after the backward the gradients are summed over
+// the ranks (each rank's loss is its share of the global mean, so a plain sum gives
+// the global gradient) with a rank-ordered, bucketed reduce-scatter, the global norm is
+// the rank-ordered sum of the shards' squares, and then either
+//   replicated: the reduced gradient is all-gathered and every rank runs the full AdamW;
+//   ZeRO-1:     each rank updates only its shard of the parameters with its shard of the
+//               AdamW moments, then the parameters are all-gathered.
+// Both give the same bits (dist/reduce.h, train/optimizer.h).
+#pragma once
+#include <memory>
+
+#include "dist/comm.h"
+#include "dist/reduce.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace moe {
+
+class DataParallel {
+ public:
+  // comm null or of size 1: one process (every call below is then the identity).
+  DataParallel(Comm* comm, size_t n_params, bool zero);
+  int size() const { return P_; }
+  int rank() const { return rank_; }
+  bool active() const { return P_ > 1; }
+  bool zero() const { return zero_; }
+  Comm* comm() const { return comm_; }
+  const Shards& shards() const { return shards_; }
+
+  // The mean over ranks of one value per rank (rank order; NaN anywhere gives NaN).
+  double mean(double local) const;
+  // Reduces the gradients and applies AdamW; returns the global gradient norm before
+  // clipping (no update when it is not finite, on any rank).
+  double update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
+  // This rank's ZeRO-1 shard of a full optimizer (the moments of its elements, and t).
+  std::unique_ptr<AdamW> shard_of(const AdamW& full, const ParamLayout& layout) const;
+  // A full optimizer gathered from every rank's shard (for a checkpoint).
+  std::unique_ptr<AdamW> gather(AdamW& shard, const ParamLayout& layout) const;
+  void barrier() const;
+
+ private:
+  Comm* comm_ = nullptr;
+  int P_ = 1, rank_ = 0;
+  bool zero_ = false;
+  Shards shards_;
+};
+
+}  // namespace moe
