@@ -13,6 +13,7 @@ PKGS=(
   libbenchmark-dev       # bench/
   python3-torch python3-numpy   # the PyTorch oracle, run as /usr/bin/python3
   libsentencepiece-dev   # tokenizer: BPE training and encoding (moe data, moe generate)
+  clang libclang-rt-14-dev libomp-dev   # fuzz targets (tests/fuzz): clang++, libFuzzer + sanitizers, OpenMP
   bible-kjv              # default corpus: the King James Bible (`bible`)
   r-cran-janeaustenr     # default corpus: Jane Austen's six novels (read with Rscript, from r-base-core)
 )
