@@ -13,6 +13,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 FUZZ_TEST_SECONDS ?= 60
 FUZZ_JOBS ?= 2
+FUZZ_MAX_LEN ?=
 
 ifeq ($(SANITIZE),1)
 BUILD := build-asan
@@ -20,7 +21,7 @@ CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOE_SANITIZE=ON -DMOE_BUILD_B
 BUILD_TARGETS := --target moe test_unit test_cli
 CTEST_ARGS := -L '^(unit|cli)$$'
 # detect_leaks: LeakSanitizer on; third-party frames only in the suppressions file.
-export ASAN_OPTIONS := detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=0
+export ASAN_OPTIONS := detect_leaks=1:halt_on_error=1
 export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
@@ -64,7 +65,7 @@ fuzz-test: fuzz-build
 
 # Long runs: each target for FUZZ_SECONDS; new inputs accumulate in $(FUZZ_BUILD)/tests/fuzz/corpus/.
 fuzz: fuzz-build
-	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -L fuzz -j $(FUZZ_JOBS) \
+	cd $(FUZZ_BUILD) && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MAX_LEN=$(FUZZ_MAX_LEN) ctest --output-on-failure -L fuzz -j $(FUZZ_JOBS) \
 	  --timeout $$(( $(FUZZ_SECONDS) + 300 ))
 
 demo: configure
