@@ -12,7 +12,9 @@ PKGS=(
   libgtest-dev           # tests
   libbenchmark-dev       # bench/
   python3-torch python3-numpy   # the PyTorch oracle, run as /usr/bin/python3
+  openmpi-bin libopenmpi-dev   # MPI: data parallelism across processes and machines (mpirun)
   libsentencepiece-dev   # tokenizer: BPE training and encoding (moe data, moe generate)
+  clang libclang-rt-14-dev libomp-dev   # fuzz targets (tests/fuzz): clang++, libFuzzer + sanitizers, OpenMP
   bible-kjv              # default corpus: the King James Bible (`bible`)
   r-cran-janeaustenr     # default corpus: Jane Austen's six novels (read with Rscript, from r-base-core)
 )

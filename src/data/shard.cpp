@@ -183,7 +183,7 @@ void TokenShard::read(uint64_t begin, uint64_t n, int32_t* out) const {
       out[i] = int32_t(v);
     }
   } else {
-    std::memcpy(out, tokens_ + 4 * begin, n * 4);  // < kShardMaxVocab checked by check_tokens
+    if (n) std::memcpy(out, tokens_ + 4 * begin, n * 4);  // n == 0: out may be null; < kShardMaxVocab: check_tokens
   }
 }
 

@@ -106,6 +106,17 @@ std::string STEntry::shape_str() const { return shape_string(shape); }
 
 // ---------------------------------------------------------------- reader
 
+namespace {
+// A JSON value for an error message: dump() recurses once per nesting level, so a
+// deeply nested array in a hostile header would overflow the stack; show those as "[...]".
+std::string brief(const json& v) {
+  if (v.is_structured())
+    for (const json& x : v)
+      if (x.is_structured()) return v.is_array() ? "[...]" : "{...}";
+  return v.dump();
+}
+}  // namespace
+
 void SafeTensorsFile::fail(const std::string& what) const {
   throw std::runtime_error("safetensors: " + path_ + ": " + what);
 }
@@ -211,7 +222,7 @@ void SafeTensorsFile::parse_header(const char* text, size_t n, uint64_t data_siz
     uint64_t numel = 1;
     for (const json& d : *sh) {
       if (!d.is_number_unsigned())  // parsed non-negative integers are unsigned
-        fail(e, "shape " + sh->dump() + " must hold non-negative integers");
+        fail(e, "shape " + brief(*sh) + " must hold non-negative integers");
       uint64_t x = d.get<uint64_t>();
       if (x > uint64_t(INT64_MAX) || __builtin_mul_overflow(numel, x, &numel) || numel > uint64_t(INT64_MAX))
         fail(e, "shape " + sh->dump() + " has too many elements");
@@ -321,7 +332,7 @@ void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
   const unsigned char* p = data_begin_ + e.offset;
   switch (e.dtype) {
     case STDType::F32:
-      std::memcpy(out, p, n * 4);
+      if (n) std::memcpy(out, p, n * 4);  // an empty tensor's out may be null
       break;
     case STDType::BF16:
 #pragma omp parallel for schedule(static) if (n > (1u << 16))
@@ -411,7 +422,7 @@ std::vector<int32_t> SafeTensorsFile::read_i32(const STEntry& e) const {
   std::vector<int32_t> v(n);
   const unsigned char* p = data_begin_ + e.offset;
   if (e.dtype == STDType::I32) {
-    std::memcpy(v.data(), p, n * 4);
+    if (n) std::memcpy(v.data(), p, n * 4);  // v.data() is null when empty
   } else if (e.dtype == STDType::I64) {
     for (size_t i = 0; i < n; i++) {
       int64_t x;

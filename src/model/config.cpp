@@ -65,8 +65,8 @@ void ModelConfig::validate() const {
     for (int l : moe_layers)
       need(l >= 0 && l < n_layer, "MoE layer " + std::to_string(l) + " is not a layer of this " +
                                       std::to_string(n_layer) + "-layer model");
-    bool any = false;
-    for (int l = 0; l < n_layer; l++) any |= moe_layer(l);
+    // moe_layer(l) for some l, without a loop over up to 2^30 layers (the listed ones are in range).
+    bool any = moe_all_layers || !moe_layers.empty() || n_layer > 1;
     need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
     need(moe_inner >= 0, "expert MLP width (moe_intermediate_size) must be positive");
     need(aux_loss_coef >= 0 && z_loss_coef >= 0, "aux and z loss coefficients must be non-negative");

@@ -51,7 +51,14 @@ void gpt2_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pa
   c.n_layer = hf::req_int(j, "n_layer", path);
   c.n_head = hf::req_int(j, "n_head", path);
   c.n_kv_head = c.n_head;
-  c.n_inner = hf::opt_int(j, "n_inner", 4 * c.n_embd, path);
+  c.n_inner = hf::opt_int(j, "n_inner", -1, path);
+  if (c.n_inner < 0) {  // absent: HF's default 4 * n_embd, in 64 bits (n_embd may be up to 2^30)
+    const int64_t inner = 4 * int64_t(c.n_embd);
+    if (inner > (int64_t(1) << 30))
+      hf::fail(path, "field 'n_inner' is absent and its default 4 * n_embd = " + std::to_string(inner) +
+                         " exceeds 2^30");
+    c.n_inner = int(inner);
+  }
   c.norm_eps = hf::opt_float(j, "layer_norm_epsilon", 1e-5f, path);
   auto act = hf::opt_string(j, "activation_function", path).value_or("gelu_new");
   if (act != "gelu_new" && act != "gelu_pytorch_tanh")

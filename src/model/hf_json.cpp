@@ -15,7 +15,12 @@ double num(float f) {
   return std::strtod(buf, nullptr);
 }
 
-static std::string shown(const nlohmann::json& v) {
+std::string shown(const nlohmann::json& v) {
+  // dump() recurses once per nesting level: a deeply nested value in a hostile
+  // config.json would overflow the stack, so nested containers show as [...] / {...}.
+  if (v.is_structured())
+    for (const auto& x : v)
+      if (x.is_structured()) return v.is_array() ? "[...]" : "{...}";
   std::string s = v.dump();
   return s.size() > 40 ? s.substr(0, 40) + "..." : s;
 }

@@ -16,6 +16,8 @@ bool opt_bool(const nlohmann::json& j, const char* key, bool def, const std::str
 std::optional<std::string> opt_string(const nlohmann::json& j, const char* key, const std::string& path);
 // A float as the decimal it was written from (1e-5f -> 1e-05, not 9.9999997e-06).
 double num(float f);
+// A field's value for an error message: at most 40 characters, nested containers elided.
+std::string shown(const nlohmann::json& v);
 [[noreturn]] void fail(const std::string& path, const std::string& what);
 
 }  // namespace moe::hf

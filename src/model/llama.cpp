@@ -54,7 +54,7 @@ void llama_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& p
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
     hf::fail(path, "field 'rope_scaling' is not supported (expected null)");
   int head_dim = hf::opt_int(j, "head_dim", 0, path);
-  if (head_dim != 0 && head_dim * c.n_head != c.n_embd)
+  if (head_dim != 0 && int64_t(head_dim) * c.n_head != c.n_embd)  // both up to 2^30: no int overflow
     hf::fail(path, "field 'head_dim' must equal hidden_size / num_attention_heads = " +
                        std::to_string(c.n_embd / c.n_head) + ", got " + std::to_string(head_dim));
 }

@@ -42,8 +42,8 @@ void moe_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& pat
   } else {
     if (!it->is_array()) hf::fail(path, "field 'moe_layers' must be a list of layer indices");
     for (const auto& v : *it) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0)
-        hf::fail(path, "field 'moe_layers' must be a list of non-negative layer indices, got " + v.dump());
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t(1) << 30))  // int() below
+        hf::fail(path, "field 'moe_layers' must be a list of non-negative layer indices, got " + hf::shown(v));
       c.moe_layers.push_back(int(v.get<int64_t>()));
     }
     if (c.moe_layers.empty()) hf::fail(path, "field 'moe_layers' is empty: an MoE model needs an MoE layer");
