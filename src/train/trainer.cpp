@@ -304,6 +304,19 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   }
   if (window_steps) sum.train_loss = float(window_loss / window_steps);
   progress.finish();
+  if (dp.active()) {  // what the collectives moved (this rank's sends) and how long they took
+    nlohmann::json comm = nlohmann::json::object();
+    double bytes = 0, secs = 0;
+    for (const auto& [kind, cs] : dp.comm()->stats()) {
+      comm[kind] = {{"bytes", cs.bytes}, {"seconds", cs.seconds}, {"calls", cs.calls}};
+      bytes += cs.bytes, secs += cs.seconds;
+    }
+    log.write({{"step", st.step}, {"comm", comm}, {"ranks", P}, {"zero", dp.zero()}, {"train_seconds", train_seconds}});
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "communication (rank 0 of %d): %.1f MB sent in %.2f s, %.0f%% of the training time",
+                  P, bytes / 1e6, secs, train_seconds > 0 ? 100 * secs / train_seconds : 0.0);
+    progress.line(buf);
+  }
   if (st.step == cfg.steps && !stopped) validate();
   if (saved_step != st.step) save();  // (a stop right after a periodic save: that one is the last)
   sum.step = st.step;
