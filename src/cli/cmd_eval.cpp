@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "cli/model_open.h"
 #include "cli/cli_util.h"
 #include "data/dataset.h"
@@ -42,7 +43,8 @@ void run_eval(const EvalOpts& o) {
                                 std::to_string(m->config().n_ctx) + " positions");
   DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
                                      uint64_t(ds.vocab_size));
-  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute));
+  // Under mpirun the ranks split the batches (the same result as one process).
+  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute), launched_by_mpi() ? &comm_world() : nullptr);
   const double uniform = std::log(double(m->config().vocab_size));
   if (r.loss > uniform)
     std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "

@@ -5,22 +5,29 @@
 
 namespace moe {
 
-EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute) {
+EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm) {
   const uint64_t avail = data.batches_per_epoch();
   const uint64_t n = batches <= 0 ? avail : std::min<uint64_t>(avail, uint64_t(batches));
   const size_t N = size_t(data.B()) * data.T();
+  const int P = comm ? comm->size() : 1, me = comm ? comm->rank() : 0;
   std::vector<int32_t> in(N), tgt(N);
-  double sum = 0;
-  uint64_t tokens = 0;
+  std::vector<double> loss_sum(n, 0.0), count(n, 0.0);  // per batch
   ForwardOptions fo;
   fo.compute = compute;
   fo.training = false;  // MoE: the evaluation capacity factor
-  for (uint64_t i = 0; i < n; i++) {
+  for (uint64_t i = uint64_t(me); i < n; i += uint64_t(P)) {
     data.batch_at(i, in.data(), tgt.data());
     float loss = m.forward(in.data(), tgt.data(), int(data.B()), int(data.T()), fo);
-    sum += double(loss) * m.valid_targets();
-    tokens += uint64_t(m.valid_targets());
+    loss_sum[i] = double(loss) * m.valid_targets();
+    count[i] = double(m.valid_targets());
   }
+  if (P > 1) {
+    comm->allreduce_sum(loss_sum.data(), n);
+    comm->allreduce_sum(count.data(), n);
+  }
+  double sum = 0;
+  uint64_t tokens = 0;
+  for (uint64_t i = 0; i < n; i++) sum += loss_sum[i], tokens += uint64_t(count[i]);
   EvalResult r;
   r.tokens = tokens;
   r.batches = int(n);

@@ -2,6 +2,7 @@
 // a shard (all of them when batches <= 0), always the same windows.
 #pragma once
 #include "data/loader.h"
+#include "dist/comm.h"
 #include "model/model.h"
 
 namespace moe {
@@ -13,6 +14,9 @@ struct EvalResult {
   int batches = 0;
 };
 
-EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute);
+// comm (several ranks): batch i is run by rank i mod P and the per-batch sums are
+// all-reduced, then added in batch order: every rank gets the one-process result, bit
+// for bit. Each batch is routed on its own (MoE blocks must not be grouped meanwhile).
+EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm = nullptr);
 
 }  // namespace moe

@@ -176,10 +176,10 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   uint64_t run_tokens = 0;
   int window_steps = 0;
   auto validate = [&]() {
-    // Every rank evaluates the whole batches (the same result everywhere); MoE blocks
-    // route each rank's own batch meanwhile.
+    // The ranks split the validation batches (whole batches, each routed on its own:
+    // the one-process result on every rank).
     m.set_moe_group(nullptr);
-    EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute);
+    EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute, dp.comm());
     m.set_moe_group(dp.comm());
     st.val_loss = float(r.loss);
     st.val_step = st.step;

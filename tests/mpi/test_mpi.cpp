@@ -152,6 +152,20 @@ TEST(Mpi, ResumesAcrossLayouts) {
   }
 }
 
+// moe eval under mpirun: the ranks split the batches; the one-process numbers exactly.
+TEST(Mpi, EvalSplitsTheBatches) {
+  const std::string args = kOneThread + "eval --model " + q(run()) + " --data " + q(dataset()) + " --batches 5 --json";
+  Proc one = run_moe(args);
+  ASSERT_EQ(one.code, 0) << one.err;
+  for (int P : {2, 3}) {
+    Proc r = run_moe(args, mpirun(P));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json a = json::parse(one.out), b = json::parse(r.out);
+    EXPECT_EQ(a["loss"], b["loss"]) << "P=" << P;
+    EXPECT_EQ(a["tokens"], b["tokens"]);
+  }
+}
+
 // One rank given a dataset that does not exist (MPMD launch: different arguments per
 // rank): every rank ends, non-zero, quickly, with the one-line error.
 TEST(Mpi, AnErrorOnOneRankEndsEveryRank) {
