@@ -10,27 +10,23 @@
 
 namespace moe {
 
-void Comm::allreduce_sum(double* data, size_t n) {
-  if (size() == 1) return;
-  std::vector<double> all(n * size_t(size()));
-  allgather(data, n * sizeof(double), all.data());
+namespace {
+// Every rank's values gathered, then added in rank order: the same bits everywhere.
+template <typename T>
+void ordered_sum(Comm& c, T* data, size_t n) {
+  if (c.size() == 1) return;
+  std::vector<T> all(n * size_t(c.size()));
+  c.allgather(data, n * sizeof(T), all.data());
   for (size_t i = 0; i < n; i++) {
-    double s = 0;
-    for (int r = 0; r < size(); r++) s += all[size_t(r) * n + i];
+    T s = 0;
+    for (int r = 0; r < c.size(); r++) s += all[size_t(r) * n + i];
     data[i] = s;
   }
 }
+}  // namespace
 
-void Comm::allreduce_sum(int64_t* data, size_t n) {
-  if (size() == 1) return;
-  std::vector<int64_t> all(n * size_t(size()));
-  allgather(data, n * sizeof(int64_t), all.data());
-  for (size_t i = 0; i < n; i++) {
-    int64_t s = 0;
-    for (int r = 0; r < size(); r++) s += all[size_t(r) * n + i];
-    data[i] = s;
-  }
-}
+void Comm::allreduce_sum(double* data, size_t n) { ordered_sum(*this, data, n); }
+void Comm::allreduce_sum(int64_t* data, size_t n) { ordered_sum(*this, data, n); }
 
 namespace {
 
