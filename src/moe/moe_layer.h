@@ -116,6 +116,12 @@ class MoeBlock {
   const MoeRouting& routing() const { return r_; }
   const MoeLosses& losses() const { return l_; }
   double router_entropy() const;  // mean over tokens of -sum p log p, nats
+  // Activation recomputation (moe_buffers.cpp): exchanges the large buffers of one
+  // forward + backward (gathered rows, expert activations, backward scratch) with
+  // `other`'s, so that blocks run one at a time share one set. The routing, the losses
+  // and the router probabilities stay with the block (telemetry reads them).
+  void swap_buffers(MoeBlock& other);
+  size_t buffer_bytes() const;  // bytes of the block's buffers in use (sizes, not capacities)
 
  private:
   MoeSpec spec_;
