@@ -28,6 +28,7 @@ struct TrainSummary {
   float val_loss = 0;
   double tokens_per_s = 0;  // over the whole run (excluding eval and checkpoints)
   std::string checkpoint;   // the last one written
+  double peak_rss_bytes = 0; // the process's peak resident memory at the end (VmHWM)
 };
 
 // One optimizer update after a backward: the global gradient norm, clipping folded
