@@ -118,6 +118,7 @@ void Model::layer_forward(int l, LayerActs& la, float* x_out) {
     MoeWeights<float> w = moe_weights(l);
     MoeWeights<bf16> wb = moe_weights_bf16(l);
     if (moe_shared_) blk->swap_buffers(*moe_shared_);
+    blk->reserve_buffers(int(N), grads_.numel() > 0, bf);  // once: no reallocation in later steps
     blk->forward(a.branch, la.ln2, int(N), w, bf ? &wb : nullptr);
     if (moe_shared_) blk->swap_buffers(*moe_shared_);
   } else {

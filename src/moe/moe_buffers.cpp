@@ -1,5 +1,7 @@
 // MoeBlock's buffer sharing for activation recomputation (see moe_layer.h). Kept
 // apart from moe_block.cpp: a new member buffer of the block must be added here too.
+#include <algorithm>
+#include <climits>
 #include <utility>
 
 #include "moe/moe_layer.h"
@@ -23,6 +25,27 @@ void MoeBlock::swap_buffers(MoeBlock& o) {
   std::swap(dy_, o.dy_), std::swap(dweight_, o.dweight_), std::swap(da_, o.da_), std::swap(dh1_, o.dh1_);
   std::swap(dh3_, o.dh3_), std::swap(dxg_, o.dxg_), std::swap(dlogits_, o.dlogits_);
   std::swap(dh1b_, o.dh1b_), std::swap(dh3b_, o.dh3b_);
+}
+
+void MoeBlock::reserve_buffers(int N, bool backward, bool bf16) {
+  const MoeSpec& sp = spec_;
+  const size_t C = sp.C, F = sp.F, E = sp.E, K = sp.K, NK = size_t(N) * K;
+  const int cap = sp.capacity(N);
+  const size_t pairs = cap == INT_MAX ? NK : std::min(NK, E * size_t(cap));
+  const size_t R = pairs + 15 * E;  // moe_block.cpp pads each expert's rows to a multiple of 16
+  const bool swiglu = sp.mlp == MlpKind::SwiGLU;
+  logits_.reserve(N * E), probs_.reserve(N * E), lse_.reserve(N);
+  if (sp.jitter > 0) xr_.reserve(N * C);
+  offsets_.reserve(E + 1), row_pair_.reserve(R), pair_row_.reserve(NK), order_.reserve(E);
+  xg_.reserve(R * C), y_.reserve(R * C), h1_.reserve(R * F), a_.reserve(R * F);
+  if (swiglu) h3_.reserve(R * F);
+  if (bf16) xg_bf_.reserve(R * C), a_bf_.reserve(R * F);
+  if (!backward) return;
+  dy_.reserve(R * C), dxg_.reserve(R * C), da_.reserve(R * F), dh1_.reserve(R * F), dweight_.reserve(NK);
+  dlogits_.reserve(N * E);
+  if (swiglu) dh3_.reserve(R * F);
+  if (bf16) d_bf_.reserve(R * C), dh1b_.reserve(R * F);
+  if (bf16 && swiglu) dh3b_.reserve(R * F);
 }
 
 size_t MoeBlock::buffer_bytes() const {
