@@ -91,7 +91,8 @@ class Model {
   void backward(float loss_scale = 1.0f);
   const float* logits() const { return logits_; }  // (B,T,V) of the last forward
   // The last forward's residual stream entering layer l (l = n_layer: after the last
-  // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C).
+  // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C)
+  // (after a backward with recompute: layer 0's, the last one rerun).
   const float* hidden(int l) const;
   const float* last_mlp_output() const;
   int valid_targets() const { return n_valid_; }
