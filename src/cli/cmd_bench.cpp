@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "model/memory.h"
 #include "perf/gemm_bench.h"
 #include "perf/peak.h"
 #include "perf/train_bench.h"
@@ -135,6 +136,7 @@ struct TrainBenchOpts {
   int batch = 8, seq = 256, vocab = 8192;
   int experts = 0, top_k = 1;  // > 0: also the MoE version (every other layer) and its step-time ratio
   float capacity = 1.25f;
+  bool recompute = false;  // also each configuration with activation recomputation
 };
 
 // Training steps per second of the dense presets, as tokens/s and MFU: the model's
@@ -159,18 +161,23 @@ void run_train_bench(const TrainBenchOpts& o) {
   for (const std::string& family : o.families)
     for (const std::string& preset : o.presets)
       for (Compute c : computes)
-        for (int variant = 0; variant < (o.experts > 0 ? 2 : 1); variant++) {
+        for (int variant = 0; variant < (o.experts > 0 ? 2 : 1); variant++)
+          for (int rc = 0; rc < (o.recompute ? 2 : 1); rc++) {
         ModelConfig cfg = model_preset(family, preset, o.vocab);
         if (o.seq > cfg.n_ctx) cfg.n_ctx = o.seq;
-        static double dense_step = 0;
+        static double dense_step = 0, plain_step = 0;
         if (variant == 1) {  // top-K MoE of the same per-token compute (K = 1: the same active parameters)
           cfg.n_experts = o.experts, cfg.top_k = o.top_k, cfg.capacity_factor = o.capacity;
           cfg.moe_renormalize = o.top_k > 1;
           if (cfg.family == "llama") cfg.family = "mixtral";
         }
-        TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time);
-        if (variant == 0) dense_step = r.best_step_s;
+        TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time, rc == 1);
+        if (variant == 0 && rc == 0) dense_step = r.best_step_s;
+        if (rc == 0) plain_step = r.best_step_s;
         const double ratio = variant == 1 ? r.best_step_s / dense_step : 1.0;
+        MemoryOptions mo;
+        mo.bf16 = c == Compute::BF16, mo.recompute = rc == 1, mo.B = o.batch, mo.T = o.seq;
+        const double estimate = model_memory_estimate(cfg, mo).total();
         const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
         const double mfu = pk > 0 ? r.gflops() / pk : 0.0;
         if (o.json) {
@@ -182,14 +189,22 @@ void run_train_bench(const TrainBenchOpts& o) {
                   {"tokens_per_s", round_to(r.tokens_per_s(), 1)},
                   {"tokens_per_s_median", round_to(r.tokens_per_s_median(), 1)}, {"gflops", round_to(r.gflops(), 1)},
                   {"mfu", pk > 0 ? ojson(round_to(mfu, 4)) : ojson(nullptr)}};
-          if (variant == 1) j["step_ratio_vs_dense"] = round_to(ratio, 4);
+          if (variant == 1 && rc == 0) j["step_ratio_vs_dense"] = round_to(ratio, 4);
+          j["recompute"] = rc == 1;
+          if (rc == 1) j["step_ratio_vs_no_recompute"] = round_to(r.best_step_s / plain_step, 4);
+          j["peak_rss_bytes"] = r.peak_rss_bytes;
+          j["peak_rss_scope"] = r.peak_rss_own ? "config" : "process";
+          j["activation_bytes"] = r.activation_bytes;
+          j["estimate_bytes"] = estimate;
           std::cout << j.dump() << std::endl;
         } else {
           std::printf("%-7s %-6s %-5s E=%d B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%",
                       cfg.family.c_str(), preset.c_str(), compute_name(c), cfg.n_experts, r.B, r.T,
                       double(r.params) / 1e6, r.tokens_per_s(), r.tokens_per_s_median(), r.gflops(), 100 * mfu);
-          if (variant == 1) std::printf(", step time %.3fx dense", ratio);
-          std::printf("\n");
+          if (variant == 1 && rc == 0) std::printf(", step time %.3fx dense", ratio);
+          if (rc == 1) std::printf(", recompute: step time %.3fx", r.best_step_s / plain_step);
+          std::printf("\n        peak memory %s (%s; estimate %s)\n", bytes_human(r.peak_rss_bytes).c_str(),
+                      r.peak_rss_own ? "this configuration" : "the process so far", bytes_human(estimate).c_str());
           std::fflush(stdout);
         }
       }
@@ -231,6 +246,8 @@ void register_bench(CLI::App& app) {
   train->add_option("--top-k", t->top_k, "MoE experts per token (default 1)")->check(CLI::Range(1, 1024));
   train->add_option("--capacity-factor", t->capacity, "MoE training capacity factor (default 1.25)")
       ->check(CLI::Range(0.0, 100.0));
+  train->add_flag("--recompute", t->recompute,
+                  "also each configuration with activation recomputation: its step time / without, and both peaks");
   train->callback([t] { run_train_bench(*t); });
   gemm->add_option("--shapes", o->shapes, "shape set: small (quick), square, mlp (a transformer MLP, forward and backward), all (default)")
       ->check(CLI::IsMember(gemm_shape_sets()));

@@ -11,6 +11,7 @@
 #include "dist/comm.h"
 #include "cli/model_open.h"
 #include "cli/recipe.h"
+#include "cli/train_plan.h"
 #include "data/dataset.h"
 #include "data/tokenizer_id.h"
 #include "io/files.h"
@@ -53,8 +54,9 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
-  bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false;
+  bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false, plan = false;
   int stop_at = 0;
+  int ranks = 1, expert_parallel = 1;  // --plan's distributed layout (under mpirun: the real one)
   int zero = 0;
 };
 
@@ -79,6 +81,12 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.router_init_scale = o.router_init_scale;
   parse_moe_layers(o.layers, &mc.moe_layers, &mc.moe_all_layers);
   if (mc.family == "llama") mc.family = "mixtral";
+}
+
+MemoryOptions memory_options(const TrainConfig& c) {
+  MemoryOptions mo;
+  mo.bf16 = c.compute == Compute::BF16, mo.recompute = c.recompute, mo.B = c.batch, mo.T = c.seq;
+  return mo;
 }
 
 // After a new run failed: when no checkpoint was written, removes the run directory
@@ -154,7 +162,53 @@ nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
   return r;
 }
 
+// --plan: the memory estimate per rank of the run these flags describe; no training.
+void run_plan(CLI::App* sub, TrainOpts& o) {
+  MemoryOptions mo;
+  ModelConfig mc;
+  std::string what;
+  const bool recompute_given = sub->get_option("--recompute")->count() > 0;
+  if (o.resume) {
+    if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
+    const std::string dir = resolve_model_dir(o.cfg.out_dir);
+    mc = config_load(dir + "/config.json");
+    const TrainConfig c = trainer_state_load(dir).config;
+    mo.B = c.batch, mo.T = c.seq, mo.bf16 = c.compute == Compute::BF16;
+    mo.recompute = recompute_given ? o.cfg.recompute : c.recompute;
+    what = dir;
+  } else {
+    if (!o.init.empty()) {
+      mc = config_load(resolve_model_dir(o.init) + "/config.json"), what = o.init;
+    } else if (!o.config_path.empty()) {
+      mc = config_load(o.config_path), what = o.config_path;
+    } else {
+      if (o.cfg.data_dir.empty()) throw CLI::RequiredError("--data (the vocabulary of a --preset is the dataset's)");
+      mc = model_preset(o.family, o.preset, int(dataset_open(o.cfg.data_dir).vocab_size)), what = "--preset " + o.preset;
+    }
+    if (o.moe.experts > 0) apply_moe(mc, o.moe);
+    mc.validate();
+    mo.B = o.cfg.batch, mo.T = o.cfg.seq, mo.bf16 = compute_parse(o.compute) == Compute::BF16;
+    mo.recompute = o.cfg.recompute;
+  }
+  const int P = o.ranks, EP = o.expert_parallel;
+  if (P % EP) throw CLI::ValidationError("--expert-parallel", std::to_string(EP) + " must divide --ranks " + std::to_string(P));
+  if (EP > 1 && !mc.is_moe()) throw CLI::ValidationError("--expert-parallel", "needs an MoE model (--experts)");
+  if (EP > 1 && mc.n_experts % EP)
+    throw CLI::ValidationError("--expert-parallel", std::to_string(EP) + " must divide the " + std::to_string(mc.n_experts) + " experts");
+  if (mo.B % P)
+    throw CLI::ValidationError("--batch", std::to_string(mo.B) + " (the global batch) must be a multiple of --ranks " + std::to_string(P));
+  mo.ranks = P, mo.expert_parallel = EP, mo.zero = o.zero;
+  print_train_plan(mc, what, mo);
+}
+
 void run_train(CLI::App* sub, TrainOpts& o) {
+  if (o.plan) return run_plan(sub, o);
+  if (sub->get_option("--ranks")->count() > 0)
+    throw CLI::ValidationError("--ranks", "only with --plan (to train on P ranks, start moe with mpirun -np P)");
+  if (sub->get_option("--expert-parallel")->count() > 0)
+    throw CLI::ValidationError("--expert-parallel", "only with --plan (expert parallelism is not built yet; under "
+                               "mpirun every rank is data-parallel)");
+  if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
   const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
   if (!o.recipe.empty()) {
     if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
@@ -191,6 +245,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
     if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
     if (sub->get_option("--skip-nonfinite")->count() > 0) c.skip_nonfinite = o.cfg.skip_nonfinite;
+    if (sub->get_option("--recompute")->count() > 0) c.recompute = o.cfg.recompute;  // bit-identical either way
     c.out_dir = o.cfg.out_dir;
     if (run.state.step >= c.steps)
       throw UsageError("--steps " + std::to_string(c.steps) + ": " + dir + " is already at step " +
@@ -228,8 +283,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       mc.validate();
       fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
-      model_check_memory(mc, true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq,
-                         o.config_path.empty() ? "--preset " + o.preset : o.config_path);
+      model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
       run.model = std::make_unique<Model>(mc);
       run.model->init_weights(o.cfg.seed);
     }
@@ -237,7 +291,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       fit_defaults(sub, o.cfg, run.model->config(), &note);
       o.cfg.validate();
       // The weights are in; the gradients, moments and activations are not yet.
-      model_check_memory(run.model->config(), true, o.cfg.compute == Compute::BF16, o.cfg.batch, o.cfg.seq, o.init);
+      model_check_memory(run.model->config(), memory_options(o.cfg), o.init);
     }
     check_val_size(ds, o.cfg);
     run.opt = std::make_unique<AdamW>(run.model->layout());
@@ -318,6 +372,8 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof val, "%.4f (at step %d)", s.val_loss, s.val_step);
   std::printf("step %d: train loss %.4f, val loss %s, epoch %.2f, %.0f tokens/s; checkpoint %s\n", s.step,
               s.train_loss, val, s.epochs, s.tokens_per_s, s.checkpoint.c_str());
+  std::printf("peak memory: %s resident (VmHWM), recompute %s\n", bytes_human(s.peak_rss_bytes).c_str(),
+              c.recompute ? "on" : "off");
   if (sig) {
     std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  moe train --out %s --resume\n",
                  StopSignals::name(sig), s.step, c.out_dir.c_str());
@@ -334,7 +390,7 @@ void register_train(CLI::App& app) {
   sub->footer("Prints a progress line per step and a summary; log.jsonl fields: docs/logs.md in the moe sources.\n"
               "SIGINT, SIGTERM and SIGHUP save a checkpoint and exit 128+N; resume with --resume.");
   sub->add_option("--data", c.data_dir, "dataset directory made by `moe data`");
-  sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl")->required();
+  sub->add_option("--out", c.out_dir, "run directory: checkpoint-N/ and log.jsonl (required, except for --plan)");
   sub->add_flag("--resume", o->resume, "continue the run in --out from its newest checkpoint, exactly");
   sub->add_option("--recipe", o->recipe,
                   "take every flag not on the command line from this JSON recipe (e.g. RUN/recipe.json, which "
@@ -400,12 +456,21 @@ void register_train(CLI::App& app) {
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")
       ->check(CLI::Range(0.0, 0.99));
   sub->add_option("--zero", o->zero,
-                  "under mpirun: 1 shards the AdamW moments over the ranks (ZeRO stage 1; same results, less memory)")
+                  "1 shards the AdamW moments over the ranks (ZeRO stage 1; same results, less memory): under "
+                  "mpirun, and in --plan")
       ->check(CLI::Range(0, 1));
   sub->add_option("--skip-nonfinite", c.skip_nonfinite,
                   "steps with a NaN/Inf loss or gradient to skip in a row (no update, logged) before stopping; "
                   "0: stop at the first (default)")
       ->check(CLI::Range(0, 1000000));
+  sub->add_flag("--recompute,!--no-recompute", c.recompute,
+                "recompute each layer's activations in the backward (less memory, ~1 more forward of time; "
+                "bit-identical results, so it may change on --resume)");
+  sub->add_flag("--plan", o->plan, "print the memory estimate per rank for these flags and exit (no training)");
+  sub->add_option("--ranks", o->ranks, "--plan: ranks P = data-parallel x expert-parallel (default 1)")
+      ->check(CLI::Range(1, 1 << 20));
+  sub->add_option("--expert-parallel", o->expert_parallel, "--plan: ranks EP that split each MoE layer's experts")
+      ->check(CLI::Range(1, 4096));
   sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
       ->check(CLI::Range(1, 100000000));
   sub->callback([sub, o] { run_train(sub, *o); });

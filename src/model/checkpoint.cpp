@@ -102,11 +102,17 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
   nlohmann::json cfg = config_to_hf(m.config());
   cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
   SafeTensorsWriter w;
-  std::vector<std::vector<char>> store;  // converted / transposed bytes, alive until write()
+  // Converted or transposed bytes, alive until write() (a training checkpoint's peak
+  // memory: F32 tensors in our layout are written straight from the parameters).
+  std::vector<std::vector<char>> store;
   // One HF tensor per parameter, or per expert for the [E, ...] expert tensors.
   auto emit = [&](const std::string& name, const float* src, std::vector<int64_t> shape, bool tr) {
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
+    if (dtype == STDType::F32 && !tr) {  // the bytes as they are: written from the parameters, no copy
+      w.add(name, dtype, shape, src);
+      return;
+    }
     std::vector<float> tmp;
     if (tr) {
       tmp.resize(n);

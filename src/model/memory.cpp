@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -31,34 +32,110 @@ double model_param_count(const ModelConfig& c) {
   return n;
 }
 
-MemoryEstimate model_memory_estimate(const ModelConfig& c, bool training, bool bf16, int B, int T) {
+double model_expert_param_count(const ModelConfig& c) {
+  if (!c.is_moe()) return 0;
+  const double C = c.n_embd, E = c.n_experts, Fe = c.expert_inner(), b = c.bias ? 1 : 0;
+  const double gated = c.mlp == MlpKind::SwiGLU ? 1 : 0;
+  double n = 0;
+  for (int l = 0; l < c.n_layer; l++)
+    if (c.moe_layer(l)) n += E * ((2 + gated) * Fe * C + b * (Fe + C));
+  return n;
+}
+
+namespace {
+
+// Bytes of the activation arena (model.cpp, ensure_acts) for N = B T tokens, without
+// the 64-byte alignment of each slice (< 64 bytes x ~40 slices). `layer`: one layer's set.
+double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* layer) {
+  const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
+  const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
+  const double A = double(B) * c.n_head * double(T) * T;  // attention probabilities
+  const double swiglu = c.mlp == MlpKind::SwiGLU ? 1 : 0, fused = c.fused_qkv ? 1 : 0;
+  // ln1, x_mid, ln2 (N,C); means and rstds; qkv; q, atty; k, v; MLP h1, h2, act; bf16 copies.
+  *layer = 4 * (N * (3 * C + 4 + fused * 3 * C + 2 * Cq + 2 * Ckv + (2 + swiglu) * F) + A) +
+           2 * N * (2 * C + Cq + F);
+  const double sets = recompute ? 1 : c.n_layer;
+  // L+1 residual streams; final norm (+ bf16); logits, losses, lse, dlosses; branch;
+  // backward scratch dres, dtmp, dln, datty, dq, dk, dv, dqkv, dact, dh1, dh2, dout_bf.
+  const double rest = 4 * N * ((c.n_layer + 1) * C + C + 2 + V + 3 + C + 3 * C + 2 * Cq + 2 * Ckv + fused * 3 * C +
+                               (2 + swiglu) * F) +
+                      2 * N * C + 2 * N * std::max({V, 3 * C, F});
+  return sets * *layer + rest;
+}
+
+// Bytes of one MoE block's buffers (moe_block.cpp) for N tokens: router logits and
+// probabilities, routing, the R grouped rows (kept pairs, each expert's group padded
+// to 16: counted as the upper bound) through the expert MLP, and the backward scratch.
+void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, double* kept, double* shared) {
+  const double C = c.n_embd, Fe = c.expert_inner(), E = c.n_experts, K = c.top_k;
+  const double swiglu = c.mlp == MlpKind::SwiGLU ? 1 : 0, bf = bf16 ? 1 : 0;
+  double pairs = N * K;
+  if (c.capacity_factor > 0) pairs = std::min(pairs, E * std::ceil(double(c.capacity_factor) * K * N / E));
+  const double R = pairs + 15 * E;
+  *kept = 4 * N * E + N * K * (4 + 1 + 8);  // probs; routing: choice, kept, weight
+  double f = 4 * N * E + 8 * N + 4 * (R + N * K) + (c.router_jitter > 0 ? 4 * N * C : 0);  // logits, lse, rows, jitter
+  f += 4 * R * (2 * C + (2 + swiglu) * Fe) + bf * 2 * R * (C + Fe);  // xg, y, h1, h3, a; bf16 xg, a
+  if (training)  // dy, dxg, da, dh1, dh3, dweight, dlogits; bf16 dy, dh1, dh3
+    f += 4 * (R * (2 * C + (2 + swiglu) * Fe) + N * K + N * E) + bf * 2 * R * (C + (1 + swiglu) * Fe);
+  *shared = f;
+}
+
+}  // namespace
+
+MemoryEstimate model_memory_estimate(const ModelConfig& c, const MemoryOptions& o) {
   MemoryEstimate m;
+  const int P = std::max(1, o.ranks), EP = std::max(1, o.expert_parallel);
+  const int DP = std::max(1, P / EP);
   m.n_params = model_param_count(c);
-  m.params = 4 * m.n_params;
-  if (training) m.grads = 4 * m.n_params, m.moments = 8 * m.n_params;
-  if (bf16) m.bf16_copy = 2 * m.n_params;
-  if (B > 0 && T > 0) {
-    // The arena (model.cpp, ensure_acts): per layer the residual input, norms, q/k/v,
-    // attention probabilities, MLP activations and their bf16 copies; then logits and
-    // the backward's scratch. fp32 unless noted.
-    const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
-    const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
-    const double A = double(B) * c.n_head * double(T) * T;
-    const double mlp = c.mlp == MlpKind::SwiGLU ? 3 : 2;
-    const double per_layer = 4 * (N * (5 * C + 4 + Cq * 2 + 2 * Ckv + mlp * F) + A + (c.fused_qkv ? 3 * N * C : 0)) +
-                             2 * N * (2 * C + Cq + F);
-    double a = c.n_layer * per_layer + 4 * N * (C + V + 6 * C + 2 * Cq + 2 * Ckv + 3 * F + 5) + 2 * N * (C + std::max({V, 3 * C, F}));
-    // MoE blocks: routing and per-expert rows (N K of them) forward and backward.
+  const double experts = model_expert_param_count(c), shared = m.n_params - experts;
+  m.n_params_rank = shared + experts / EP;
+  m.params = 4 * m.n_params_rank;
+  if (o.training) {
+    m.grads = 4 * m.n_params_rank;
+    // ZeRO-1: the replicated weights' moments over all P ranks, each expert's over the DP
+    // ranks that hold it.
+    m.moments = o.zero ? 8 * (shared / P + experts / EP / DP) : 8 * m.n_params_rank;
+  }
+  if (o.bf16) m.bf16_copy = 2 * m.n_params_rank;
+  m.local_batch = (o.B + P - 1) / P;
+  if (m.local_batch > 0 && o.T > 0) {
+    double a = arena_bytes(c, m.local_batch, o.T, o.recompute, &m.layer_activations);
     if (c.is_moe()) {
-      const double R = N * c.top_k, Fe = c.expert_inner(), E = c.n_experts;
-      const double block = 4 * (N * (3 * E + C) + R * (2 * C + 3 * Fe) + R * (2 * C + 3 * Fe) + N * E);
+      // Per MoE layer its probabilities and routing; the rest once per block, or once in
+      // all with recompute (the blocks share one set, swapped in).
+      double kept = 0, buf = 0;
+      moe_block_bytes(c, double(m.local_batch) * o.T, o.training, o.bf16, &kept, &buf);
       int moe_layers = 0;
       for (int l = 0; l < c.n_layer; l++) moe_layers += c.moe_layer(l);
-      a += moe_layers * block;
+      a += moe_layers * kept + (o.recompute ? 1 : moe_layers) * buf;
     }
-    m.activations = training ? a : a / 2;  // inference skips the backward's half (roughly)
+    m.activations = a;
   }
   return m;
+}
+
+MemoryEstimate model_memory_estimate(const ModelConfig& c, bool training, bool bf16, int B, int T) {
+  MemoryOptions o;
+  o.training = training, o.bf16 = bf16, o.B = B, o.T = T;
+  return model_memory_estimate(c, o);
+}
+
+bool peak_rss_reset() {
+  FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+double peak_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
 }
 
 double machine_memory_bytes() {
@@ -73,6 +150,7 @@ double machine_memory_bytes() {
 
 std::string bytes_human(double b) {
   const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (b == 0) return "0 B";
   int u = 0;
   while (b >= 1024 && u < 6) b /= 1024, u++;
   char buf[48];
@@ -81,7 +159,14 @@ std::string bytes_human(double b) {
 }
 
 void model_check_memory(const ModelConfig& c, bool training, bool bf16, int B, int T, const std::string& source) {
-  const MemoryEstimate m = model_memory_estimate(c, training, bf16, B, T);
+  MemoryOptions o;
+  o.training = training, o.bf16 = bf16, o.B = B, o.T = T;
+  model_check_memory(c, o, source);
+}
+
+void model_check_memory(const ModelConfig& c, const MemoryOptions& o, const std::string& source) {
+  const bool training = o.training;
+  const MemoryEstimate m = model_memory_estimate(c, o);
   const double have = machine_memory_bytes();
   if (m.total() <= have) return;
   char params[32];

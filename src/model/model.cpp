@@ -141,8 +141,17 @@ void Model::init_weights(uint64_t seed) {
   }
 }
 
+LayerActs& Model::layer_acts(int l) { return acts_->L[acts_recompute_ ? 0 : l]; }
+
+size_t Model::activation_bytes() const {
+  size_t b = arena_bytes_;
+  for (const auto& blk : moe_)
+    if (blk) b += blk->buffer_bytes();
+  return moe_shared_ ? b + moe_shared_->buffer_bytes() : b;
+}
+
 void Model::ensure_acts(int B, int T) {
-  if (acts_ && B == B_ && T == T_) return;
+  if (acts_ && B == B_ && T == T_ && acts_recompute_ == recompute_) return;
   if (T > cfg_.n_ctx)
     throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the model's " +
                                 std::to_string(cfg_.n_ctx) + " positions");
@@ -151,7 +160,7 @@ void Model::ensure_acts(int B, int T) {
   const size_t A = size_t(B) * cfg_.n_head * T * T;
   const bool bf = true;  // bf16 copies are small next to the fp32 activations: always carve them
   auto carve = [&](Carver& cv, Acts& a) {
-    a.L.resize(cfg_.n_layer);
+    a.L.resize(recompute_ ? 1 : cfg_.n_layer);  // recompute: one set, shared by every layer
     a.xs.resize(cfg_.n_layer + 1);
     for (auto& x : a.xs) x = cv.take<float>(N * C);
     for (auto& l : a.L) {
@@ -192,7 +201,17 @@ void Model::ensure_acts(int B, int T) {
   acts_ = std::make_unique<Acts>();
   Carver real{static_cast<char*>(arena_->alloc_bytes(count.used)), 0};
   carve(real, *acts_);
-  B_ = B, T_ = T;
+  B_ = B, T_ = T, acts_recompute_ = recompute_, arena_bytes_ = count.used;
+  if (recompute_ && cfg_.is_moe()) {
+    for (const auto& blk : moe_) {
+      if (!blk) continue;
+      moe_shared_ = std::make_unique<MoeBlock>(blk->spec());  // only its buffers are used
+      MoeBlock empty(blk->spec());
+      blk->swap_buffers(empty);  // frees what a forward without recompute left in the block
+    }
+  } else {
+    moe_shared_.reset();
+  }
 }
 
 }  // namespace moe

@@ -17,6 +17,7 @@
 
 namespace moe {
 
+struct LayerActs;
 enum class Compute { F32, BF16 };  // bf16: GEMM operands in bf16, fp32 accumulation and master weights
 
 // Offsets (in floats) of one layer's tensors in the flat buffers; npos when absent.
@@ -90,7 +91,8 @@ class Model {
   void backward(float loss_scale = 1.0f);
   const float* logits() const { return logits_; }  // (B,T,V) of the last forward
   // The last forward's residual stream entering layer l (l = n_layer: after the last
-  // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C).
+  // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C)
+  // (after a backward with recompute: layer 0's, the last one rerun).
   const float* hidden(int l) const;
   const float* last_mlp_output() const;
   int valid_targets() const { return n_valid_; }
@@ -117,9 +119,28 @@ class Model {
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }
 
+  // Activation recomputation: the forward keeps only each layer's input (the residual
+  // stream) and what the loss needs; the backward reruns each layer's forward into one
+  // shared set of layer buffers, then that layer's backward. Gradients, losses and
+  // routing are bit-identical to the run without it (same ops in the same order, same
+  // dropout, jitter and expert-dropout masks); the arena holds one layer's activations
+  // instead of L. Takes effect at the next forward.
+  void set_recompute(bool on) { recompute_ = on; }
+  bool recompute() const { return recompute_; }
+  // Bytes of the activation arena carved for the last forward's (B, T), and of the
+  // arena plus the MoE blocks' buffers (0 before the first forward).
+  size_t arena_bytes() const { return arena_bytes_; }
+  size_t activation_bytes() const;
+
  private:
   struct Acts;
   void ensure_acts(int B, int T);
+  LayerActs& layer_acts(int l);
+  // Layer l: xs[l] -> x_out, activations into la (model_step.cpp).
+  void layer_forward(int l, LayerActs& la, float* x_out);
+  // Layer l's backward: a.dres holds d x_out on entry, d xs[l] on return.
+  void layer_backward(int l, LayerActs& la);
+  void norm_fwd(float* out, float* mean, float* rstd, const float* inp, size_t w, size_t b, size_t N);
   void lin_fwd(float* out, const float* inp, const bf16* inp_bf, size_t W, size_t b, int N, int IC, int OC);
   void lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* inp, const bf16* inp_bf, size_t W,
                size_t b, int N, int IC, int OC);
@@ -138,13 +159,17 @@ class Model {
   bool bf16_fresh_ = false;
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Acts> acts_;
+  bool recompute_ = false, acts_recompute_ = false;  // wanted; how the arena was carved
+  size_t arena_bytes_ = 0;
   int B_ = 0, T_ = 0, n_valid_ = 0;
   ForwardOptions fopt_;
+  float bwd_scale_ = 1.0f;  // the running backward's loss_scale (MoE losses' weight)
   const int32_t* inputs_ = nullptr;
   std::vector<int32_t> inputs_copy_, targets_copy_;
   float* logits_ = nullptr;
   float* losses_ = nullptr;
   std::vector<std::unique_ptr<MoeBlock>> moe_;  // per layer, null when dense
+  std::unique_ptr<MoeBlock> moe_shared_;        // recompute: the one set of MoE buffers, swapped in
   double moe_loss_ = 0;
   MoeWeights<bf16> moe_weights_bf16(int l) const;
 };

@@ -64,9 +64,81 @@ void Model::lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* 
   if (b != npos) bias_backward(grads_.data() + b, dout, N, OC);
 }
 
-float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T, const ForwardOptions& opt) {
-  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
+void Model::norm_fwd(float* out, float* mean, float* rstd, const float* inp, size_t w, size_t b, size_t N) {
+  const float* P = params_.data();
+  const int C = cfg_.n_embd;
+  if (cfg_.norm == NormKind::LayerNorm)
+    layernorm_forward(out, mean, rstd, inp, P + w, b == npos ? nullptr : P + b, int(N), C, cfg_.norm_eps);
+  else
+    rmsnorm_forward(out, rstd, inp, P + w, int(N), C, cfg_.norm_eps);
+}
+
+void Model::layer_forward(int l, LayerActs& la, float* x_out) {
+  const int B = B_, T = T_;
+  const int C = cfg_.n_embd, F = cfg_.n_inner, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
   const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;
+  const size_t N = size_t(B) * T;
+  const ForwardOptions& opt = fopt_;
+  const bool bf = opt.compute == Compute::BF16;
+  Acts& a = *acts_;
+  const LayerOffsets& o = lay_[l];
+  auto drop = [&](float* x, size_t n, int site) {
+    if (opt.dropout > 0) dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, l, site));
+  };
+  // attention: x_mid = x + drop(o(attn(rope(q), rope(k), v)))
+  norm_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, a.xs[l], o.norm1, o.norm1_b, N);
+  if (bf) to_bf16(la.ln1_bf, la.ln1, N * C);
+  if (cfg_.fused_qkv) {
+    lin_fwd(la.qkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
+    copy_cols(la.q, Cq, la.qkv, 3 * C, N, Cq);
+    copy_cols(la.k, Ckv, la.qkv + C, 3 * C, N, Ckv);
+    copy_cols(la.v, Ckv, la.qkv + 2 * C, 3 * C, N, Ckv);
+  } else {
+    lin_fwd(la.q, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
+    lin_fwd(la.k, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
+    lin_fwd(la.v, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
+  }
+  if (cfg_.pos == PosKind::Rope) {
+    rope_forward(la.q, la.q, B, T, H, D, cfg_.rope_theta, 0);
+    rope_forward(la.k, la.k, B, T, Hkv, D, cfg_.rope_theta, 0);
+  }
+  attention_forward(la.atty, la.att, la.q, la.k, la.v, B, T, H, Hkv, D);
+  if (bf) to_bf16(la.atty_bf, la.atty, N * Cq);
+  lin_fwd(a.branch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
+  drop(a.branch, N * C, 1);
+  residual_forward(la.x_mid, a.xs[l], a.branch, N * C);
+  // MLP: x_out = x_mid + drop(down(act(ln2(x_mid))))
+  norm_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.x_mid, o.norm2, o.norm2_b, N);
+  if (bf && !moe_[l]) to_bf16(la.ln2_bf, la.ln2, N * C);  // an MoE block converts its gathered rows
+  if (MoeBlock* blk = moe_[l].get()) {
+    // The same capacity and noise seed when the backward reruns it: the same routing and masks.
+    blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
+    blk->set_noise(opt.training ? cfg_.router_jitter : 0.0f, opt.training ? cfg_.expert_dropout : 0.0f,
+                   site_seed(opt.dropout_seed, l, 3));
+    MoeWeights<float> w = moe_weights(l);
+    MoeWeights<bf16> wb = moe_weights_bf16(l);
+    if (moe_shared_) blk->swap_buffers(*moe_shared_);
+    blk->reserve_buffers(int(N), grads_.numel() > 0, bf);  // once: no reallocation in later steps
+    blk->forward(a.branch, la.ln2, int(N), w, bf ? &wb : nullptr);
+    if (moe_shared_) blk->swap_buffers(*moe_shared_);
+  } else {
+    if (cfg_.mlp == MlpKind::Gelu) {
+      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+      gelu_forward(la.act, la.h1, N * F);
+    } else {
+      lin_fwd(la.h1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+      lin_fwd(la.h2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+      swiglu_forward(la.act, la.h1, la.h2, N * F);
+    }
+    if (bf) to_bf16(la.act_bf, la.act, N * F);
+    lin_fwd(a.branch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
+  }
+  drop(a.branch, N * C, 2);
+  residual_forward(x_out, la.x_mid, a.branch, N * C);
+}
+
+float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T, const ForwardOptions& opt) {
+  const int C = cfg_.n_embd, V = cfg_.vocab_size;
   const size_t N = size_t(B) * T;
   for (size_t i = 0; i < N && !opt.hidden_in; i++)
     if (inputs[i] < 0 || inputs[i] >= V)
@@ -86,74 +158,19 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     bf16_fresh_ = true;
   }
   const float* P = params_.data();
-  const bool ln = cfg_.norm == NormKind::LayerNorm;
-  auto norm_fwd = [&](float* out, float* mean, float* rstd, const float* inp, size_t w, size_t b) {
-    if (ln) layernorm_forward(out, mean, rstd, inp, P + w, b == npos ? nullptr : P + b, int(N), C, cfg_.norm_eps);
-    else rmsnorm_forward(out, rstd, inp, P + w, int(N), C, cfg_.norm_eps);
-  };
-  auto drop = [&](float* x, size_t n, int layer, int site) {
-    if (opt.dropout > 0) dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, layer, site));
-  };
 
   moe_loss_ = 0;
   if (opt.hidden_in) {
     std::memcpy(a.xs[0], opt.hidden_in, N * C * sizeof(float));
   } else {
     embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
-    drop(a.xs[0], N * C, -1, 0);
+    if (opt.dropout > 0) dropout_forward(a.xs[0], a.xs[0], N * C, opt.dropout, site_seed(opt.dropout_seed, -1, 0));
   }
   for (int l = 0; l < cfg_.n_layer; l++) {
-    LayerActs& la = a.L[l];
-    const LayerOffsets& o = lay_[l];
-    // attention: x_mid = x + drop(o(attn(rope(q), rope(k), v)))
-    norm_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, a.xs[l], o.norm1, o.norm1_b);
-    if (bf) to_bf16(la.ln1_bf, la.ln1, N * C);
-    if (cfg_.fused_qkv) {
-      lin_fwd(la.qkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
-      copy_cols(la.q, Cq, la.qkv, 3 * C, N, Cq);
-      copy_cols(la.k, Ckv, la.qkv + C, 3 * C, N, Ckv);
-      copy_cols(la.v, Ckv, la.qkv + 2 * C, 3 * C, N, Ckv);
-    } else {
-      lin_fwd(la.q, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
-      lin_fwd(la.k, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
-      lin_fwd(la.v, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
-    }
-    if (cfg_.pos == PosKind::Rope) {
-      rope_forward(la.q, la.q, B, T, H, D, cfg_.rope_theta, 0);
-      rope_forward(la.k, la.k, B, T, Hkv, D, cfg_.rope_theta, 0);
-    }
-    attention_forward(la.atty, la.att, la.q, la.k, la.v, B, T, H, Hkv, D);
-    if (bf) to_bf16(la.atty_bf, la.atty, N * Cq);
-    lin_fwd(a.branch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
-    drop(a.branch, N * C, l, 1);
-    residual_forward(la.x_mid, a.xs[l], a.branch, N * C);
-    // MLP: x_out = x_mid + drop(down(act(ln2(x_mid))))
-    norm_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.x_mid, o.norm2, o.norm2_b);
-    if (bf && !moe_[l]) to_bf16(la.ln2_bf, la.ln2, N * C);  // an MoE block converts its gathered rows
-    if (MoeBlock* blk = moe_[l].get()) {
-      blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
-      blk->set_noise(opt.training ? cfg_.router_jitter : 0.0f, opt.training ? cfg_.expert_dropout : 0.0f,
-                     site_seed(opt.dropout_seed, l, 3));
-      MoeWeights<float> w = moe_weights(l);
-      MoeWeights<bf16> wb = moe_weights_bf16(l);
-      blk->forward(a.branch, la.ln2, int(N), w, bf ? &wb : nullptr);
-      moe_loss_ += blk->losses().aux + blk->losses().z;
-    } else {
-      if (cfg_.mlp == MlpKind::Gelu) {
-        lin_fwd(la.h1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
-        gelu_forward(la.act, la.h1, N * F);
-      } else {
-        lin_fwd(la.h1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
-        lin_fwd(la.h2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
-        swiglu_forward(la.act, la.h1, la.h2, N * F);
-      }
-      if (bf) to_bf16(la.act_bf, la.act, N * F);
-      lin_fwd(a.branch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
-    }
-    drop(a.branch, N * C, l, 2);
-    residual_forward(a.xs[l + 1], la.x_mid, a.branch, N * C);
+    layer_forward(l, layer_acts(l), a.xs[l + 1]);
+    if (const MoeBlock* blk = moe_[l].get()) moe_loss_ += blk->losses().aux + blk->losses().z;
   }
-  norm_fwd(a.lnf, a.lnf_mean, a.lnf_rstd, a.xs[cfg_.n_layer], off_lnf_, off_lnf_b_);
+  norm_fwd(a.lnf, a.lnf_mean, a.lnf_rstd, a.xs[cfg_.n_layer], off_lnf_, off_lnf_b_, N);
   if (bf) to_bf16(a.lnf_bf, a.lnf, N * C);
   lin_fwd(a.logits, a.lnf, a.lnf_bf, off_head_, npos, int(N), C, V);
   logits_ = a.logits;
@@ -181,18 +198,17 @@ const float* Model::last_mlp_output() const {
   return acts_->branch;
 }
 
-void Model::backward(float loss_scale) {
-  if (!acts_ || targets_copy_.empty()) throw std::logic_error("Model::backward without a forward with targets");
-  if (grads_.numel() != params_.numel()) throw std::logic_error("Model::backward on an inference-only model");
+// d a.dres (d x_out) -> d xs[l], through layer l's MLP and attention branches.
+void Model::layer_backward(int l, LayerActs& la) {
   const int B = B_, T = T_;
-  const int C = cfg_.n_embd, F = cfg_.n_inner, V = cfg_.vocab_size, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
+  const int C = cfg_.n_embd, F = cfg_.n_inner, H = cfg_.n_head, Hkv = cfg_.n_kv_head;
   const int D = cfg_.head_dim(), Cq = H * D, Ckv = Hkv * D;
   const size_t N = size_t(B) * T;
   Acts& a = *acts_;
   const float* P = params_.data();
   float* G = grads_.data();
-  const int32_t* targets = targets_copy_.data();
   const bool ln = cfg_.norm == NormKind::LayerNorm;
+  const LayerOffsets& o = lay_[l];
   // dinp (assigned) of a norm whose input was `inp`; weight/bias gradients accumulate.
   auto norm_backward = [&](float* dinp, const float* dout, const float* inp, size_t w, size_t b, const float* mean,
                            const float* rstd) {
@@ -202,62 +218,87 @@ void Model::backward(float loss_scale) {
       rmsnorm_backward(dinp, G + w, dout, inp, P + w, rstd, int(N), C);
   };
   // The gradient of a dropped-out branch: the mask again, into dtmp.
-  auto undrop = [&](const float* d, int layer, int site) -> const float* {
+  auto undrop = [&](const float* d, int site) -> const float* {
     if (fopt_.dropout <= 0) return d;
-    dropout_backward(a.dtmp, d, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, layer, site));
+    dropout_backward(a.dtmp, d, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, l, site));
     return a.dtmp;
   };
+  // MLP branch
+  const float* dbranch = undrop(a.dres, 2);
+  if (MoeBlock* blk = moe_[l].get()) {
+    auto gp = [&](size_t off) { return off == npos ? nullptr : G + off; };
+    MoeGrads<float> g{gp(o.router), gp(o.ew1), gp(o.eb1), gp(o.ew3), gp(o.ew2), gp(o.eb2)};
+    if (moe_shared_) blk->swap_buffers(*moe_shared_);
+    blk->backward(a.dln, g, dbranch, la.ln2, moe_weights(l), bwd_scale_);
+    if (moe_shared_) blk->swap_buffers(*moe_shared_);
+  } else {
+    lin_bwd(a.dact, false, dbranch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
+    if (cfg_.mlp == MlpKind::Gelu) {
+      gelu_backward(a.dh1, la.h1, a.dact, N * F);
+      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
+    } else {
+      swiglu_backward(a.dh1, a.dh2, a.dact, la.h1, la.h2, N * F);
+      lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
+      lin_bwd(a.dln, true, a.dh2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
+    }
+  }
+  norm_backward(a.dtmp, a.dln, la.x_mid, o.norm2, o.norm2_b, la.ln2_mean, la.ln2_rstd);
+  residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_mid = d x_out + through the MLP
+  // attention branch
+  dbranch = undrop(a.dres, 1);
+  lin_bwd(a.datty, false, dbranch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
+  attention_backward(a.dq, a.dk, a.dv, a.datty, la.q, la.k, la.v, la.att, B, T, H, Hkv, D);
+  if (cfg_.pos == PosKind::Rope) {
+    rope_backward(a.dq, a.dq, B, T, H, D, cfg_.rope_theta, 0);
+    rope_backward(a.dk, a.dk, B, T, Hkv, D, cfg_.rope_theta, 0);
+  }
+  if (cfg_.fused_qkv) {
+    copy_cols(a.dqkv, 3 * C, a.dq, Cq, N, Cq);
+    copy_cols(a.dqkv + C, 3 * C, a.dk, Ckv, N, Ckv);
+    copy_cols(a.dqkv + 2 * C, 3 * C, a.dv, Ckv, N, Ckv);
+    lin_bwd(a.dln, false, a.dqkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
+  } else {
+    lin_bwd(a.dln, false, a.dq, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
+    lin_bwd(a.dln, true, a.dk, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
+    lin_bwd(a.dln, true, a.dv, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
+  }
+  norm_backward(a.dtmp, a.dln, a.xs[l], o.norm1, o.norm1_b, la.ln1_mean, la.ln1_rstd);
+  residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_in = d x_mid + through attention
+}
+
+void Model::backward(float loss_scale) {
+  if (!acts_ || targets_copy_.empty()) throw std::logic_error("Model::backward without a forward with targets");
+  if (grads_.numel() != params_.numel()) throw std::logic_error("Model::backward on an inference-only model");
+  const int B = B_, T = T_;
+  const int C = cfg_.n_embd, V = cfg_.vocab_size;
+  const size_t N = size_t(B) * T;
+  Acts& a = *acts_;
+  const float* P = params_.data();
+  float* G = grads_.data();
+  const int32_t* targets = targets_copy_.data();
+  bwd_scale_ = loss_scale;
 
   // loss = scale * mean over valid targets of the token losses
   for (size_t i = 0; i < N; i++) a.dlosses[i] = targets[i] >= 0 ? loss_scale / float(n_valid_) : 0.0f;
   crossentropy_backward(a.logits, a.dlosses, a.logits, a.lse, targets, int(N), V);  // in place: logits -> dlogits
   lin_bwd(a.dln, false, a.logits, a.lnf, a.lnf_bf, off_head_, npos, int(N), C, V);
-  norm_backward(a.dres, a.dln, a.xs[cfg_.n_layer], off_lnf_, off_lnf_b_, a.lnf_mean, a.lnf_rstd);
+  if (cfg_.norm == NormKind::LayerNorm)
+    layernorm_backward(a.dres, G + off_lnf_, off_lnf_b_ == npos ? nullptr : G + off_lnf_b_, a.dln,
+                       a.xs[cfg_.n_layer], P + off_lnf_, a.lnf_mean, a.lnf_rstd, int(N), C);
+  else
+    rmsnorm_backward(a.dres, G + off_lnf_, a.dln, a.xs[cfg_.n_layer], P + off_lnf_, a.lnf_rstd, int(N), C);
 
   for (int l = cfg_.n_layer - 1; l >= 0; l--) {
-    LayerActs& la = a.L[l];
-    const LayerOffsets& o = lay_[l];
-    // MLP branch
-    const float* dbranch = undrop(a.dres, l, 2);
-    if (MoeBlock* blk = moe_[l].get()) {
-      auto gp = [&](size_t off) { return off == npos ? nullptr : G + off; };
-      MoeGrads<float> g{gp(o.router), gp(o.ew1), gp(o.eb1), gp(o.ew3), gp(o.ew2), gp(o.eb2)};
-      blk->backward(a.dln, g, dbranch, la.ln2, moe_weights(l), loss_scale);
-    } else {
-      lin_bwd(a.dact, false, dbranch, la.act, la.act_bf, o.down, o.down_b, int(N), F, C);
-      if (cfg_.mlp == MlpKind::Gelu) {
-        gelu_backward(a.dh1, la.h1, a.dact, N * F);
-        lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.up, o.up_b, int(N), C, F);
-      } else {
-        swiglu_backward(a.dh1, a.dh2, a.dact, la.h1, la.h2, N * F);
-        lin_bwd(a.dln, false, a.dh1, la.ln2, la.ln2_bf, o.gate, npos, int(N), C, F);
-        lin_bwd(a.dln, true, a.dh2, la.ln2, la.ln2_bf, o.up, npos, int(N), C, F);
-      }
-    }
-    norm_backward(a.dtmp, a.dln, la.x_mid, o.norm2, o.norm2_b, la.ln2_mean, la.ln2_rstd);
-    residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_mid = d x_out + through the MLP
-    // attention branch
-    dbranch = undrop(a.dres, l, 1);
-    lin_bwd(a.datty, false, dbranch, la.atty, la.atty_bf, o.o, o.o_b, int(N), Cq, C);
-    attention_backward(a.dq, a.dk, a.dv, a.datty, la.q, la.k, la.v, la.att, B, T, H, Hkv, D);
-    if (cfg_.pos == PosKind::Rope) {
-      rope_backward(a.dq, a.dq, B, T, H, D, cfg_.rope_theta, 0);
-      rope_backward(a.dk, a.dk, B, T, Hkv, D, cfg_.rope_theta, 0);
-    }
-    if (cfg_.fused_qkv) {
-      copy_cols(a.dqkv, 3 * C, a.dq, Cq, N, Cq);
-      copy_cols(a.dqkv + C, 3 * C, a.dk, Ckv, N, Ckv);
-      copy_cols(a.dqkv + 2 * C, 3 * C, a.dv, Ckv, N, Ckv);
-      lin_bwd(a.dln, false, a.dqkv, la.ln1, la.ln1_bf, o.qkv, o.qkv_b, int(N), C, 3 * C);
-    } else {
-      lin_bwd(a.dln, false, a.dq, la.ln1, la.ln1_bf, o.q, npos, int(N), C, Cq);
-      lin_bwd(a.dln, true, a.dk, la.ln1, la.ln1_bf, o.k, npos, int(N), C, Ckv);
-      lin_bwd(a.dln, true, a.dv, la.ln1, la.ln1_bf, o.v, npos, int(N), C, Ckv);
-    }
-    norm_backward(a.dtmp, a.dln, a.xs[l], o.norm1, o.norm1_b, la.ln1_mean, la.ln1_rstd);
-    residual_forward(a.dres, a.dres, a.dtmp, N * C);  // d x_in = d x_mid + through attention
+    // Recompute: rerun the layer's forward from its kept input (x_out is rewritten
+    // with the same values), then its backward.
+    if (acts_recompute_) layer_forward(l, layer_acts(l), a.xs[l + 1]);
+    layer_backward(l, layer_acts(l));
   }
-  const float* demb = undrop(a.dres, -1, 0);
+  const float* demb = a.dres;
+  if (fopt_.dropout > 0) {
+    dropout_backward(a.dtmp, a.dres, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, -1, 0));
+    demb = a.dtmp;
+  }
   embedding_backward(G + off_embed_, off_pos_ == npos ? nullptr : G + off_pos_, demb, inputs_copy_.data(), B, T, C);
   logits_ = nullptr;  // the logits buffer now holds their gradient
 }

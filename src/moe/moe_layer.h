@@ -132,6 +132,16 @@ class MoeBlock {
   const std::vector<int64_t>& global_chosen() const { return g_chosen_; }
   int64_t global_tokens() const { return g_tokens_; }
   int64_t global_dropped() const { return g_dropped_; }
+  // Activation recomputation (moe_buffers.cpp): exchanges the large buffers of one
+  // forward + backward (gathered rows, expert activations, backward scratch) with
+  // `other`'s, so that blocks run one at a time share one set. The routing, the losses
+  // and the router probabilities stay with the block (telemetry reads them).
+  void swap_buffers(MoeBlock& other);
+  size_t buffer_bytes() const;
+  // Reserves every buffer for N tokens at the most rows routing can produce (kept pairs
+  // plus each expert's padding), so that no step reallocates one: a reallocation frees
+  // the old block, which malloc keeps (resident) once its mmap threshold has risen.
+  void reserve_buffers(int N, bool backward, bool bf16);  // bytes of the block's buffers in use (sizes, not capacities)
 
  private:
   void route_global(int N);

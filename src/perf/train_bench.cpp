@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "model/memory.h"
 #include "ops/clip.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -12,9 +13,11 @@
 namespace moe {
 
 TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, Compute compute, int B, int T,
-                             double min_seconds) {
+                             double min_seconds, bool recompute) {
   using Clock = std::chrono::steady_clock;
+  const bool own_peak = peak_rss_reset();
   Model m(cfg);
+  m.set_recompute(recompute);
   m.init_weights(1);
   AdamW opt(m.layout());
   std::mt19937 rng(7);
@@ -48,6 +51,10 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   r.flops_per_token = model_train_flops_per_token(m, T);
   r.best_step_s = times.front();
   r.median_step_s = times[times.size() / 2];
+  r.recompute = recompute;
+  r.activation_bytes = m.activation_bytes();
+  r.peak_rss_bytes = peak_rss_bytes();
+  r.peak_rss_own = own_peak;
   return r;
 }
 

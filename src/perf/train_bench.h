@@ -18,13 +18,20 @@ struct TrainBenchResult {
   size_t params = 0;
   double flops_per_token = 0;
   double best_step_s = 0, median_step_s = 0;
+  bool recompute = false;
+  size_t activation_bytes = 0;  // the model's arena + MoE buffers (Model::activation_bytes)
+  double peak_rss_bytes = 0;    // VmHWM after the config's steps
+  bool peak_rss_own = false;    // the peak was reset before the config (else: the process's so far)
   double tokens_per_s() const { return double(B) * T / best_step_s; }
   double tokens_per_s_median() const { return double(B) * T / median_step_s; }
   double gflops() const { return flops_per_token * tokens_per_s() * 1e-9; }
 };
 
 
+// recompute: activation recomputation (Model::set_recompute). The process's peak
+// resident memory is reset before the model is built (when the kernel allows) and read
+// after the last step, so each configuration reports its own peak.
 TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, Compute compute, int B, int T,
-                             double min_seconds);
+                             double min_seconds, bool recompute = false);
 
 }  // namespace moe

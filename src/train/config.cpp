@@ -50,7 +50,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"clip", clip}, {"compute", compute_name(compute)},
           {"dropout", dropout}, {"seed", seed}, {"eval_every", eval_every}, {"eval_batches", eval_batches},
           {"save_every", save_every}, {"save_minutes", save_minutes}, {"keep", keep}, {"log_every", log_every},
-          {"skip_nonfinite", skip_nonfinite}};
+          {"skip_nonfinite", skip_nonfinite}, {"recompute", recompute}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& path) {
@@ -80,6 +80,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& p
     c.keep = j.at("keep").get<int>();
     c.log_every = j.at("log_every").get<int>();
     c.skip_nonfinite = j.value("skip_nonfinite", 0);  // absent in runs saved before it existed
+    c.recompute = j.value("recompute", false);         // likewise
     c.validate();
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": bad training config: " + e.what());

@@ -32,6 +32,7 @@ struct TrainConfig {
   int keep = 2;              // checkpoints kept (the newest)
   int log_every = 10;        // plain progress lines (non-terminal)
   int skip_nonfinite = 0;    // steps with a NaN/Inf loss or gradient skipped (no update) in a row before stopping
+  bool recompute = false;    // activation recomputation (bit-identical results: may change on resume)
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j, const std::string& path);

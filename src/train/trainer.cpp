@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "io/files.h"
 #include "model/flops.h"
+#include "model/memory.h"
 #include "ops/clip.h"
 #include "train/data_parallel.h"
 #include "train/eval.h"
@@ -136,6 +137,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     throw std::invalid_argument("--seq " + std::to_string(cfg.seq) + " exceeds the model's " +
                                 std::to_string(mc.n_ctx) + " positions");
 
+  m.set_recompute(cfg.recompute);
   DatasetInfo ds = dataset_open(cfg.data_dir);
   if (ds.vocab_size > mc.vocab_size)
     throw std::invalid_argument(cfg.data_dir + ": tokenizer has " + std::to_string(ds.vocab_size) +
@@ -319,6 +321,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   }
   if (st.step == cfg.steps && !stopped) validate();
   if (saved_step != st.step) save();  // (a stop right after a periodic save: that one is the last)
+  sum.peak_rss_bytes = peak_rss_bytes();  // after the checkpoint write: the whole run's peak
+  log.write({{"step", st.step}, {"peak_rss_bytes", sum.peak_rss_bytes}, {"recompute", cfg.recompute}});
   sum.step = st.step;
   sum.val_loss = st.val_loss;
   sum.val_step = st.val_step;

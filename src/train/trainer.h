@@ -36,6 +36,7 @@ struct TrainSummary {
   double epochs = 0;        // passes over the training split so far (fractional)
   double tokens_per_s = 0;  // over the whole run (excluding eval and checkpoints)
   std::string checkpoint;   // the last one written
+  double peak_rss_bytes = 0; // the process's peak resident memory at the end (VmHWM)
 };
 
 // One optimizer update after a backward: the global gradient norm, clipping folded

@@ -157,11 +157,12 @@ TEST(CliTrain, ResumeWithChangedSettingFails) {
 }
 
 // log.jsonl: one line per step (step, loss, lr, grad_norm, tokens_per_s), a val_loss
-// line every --eval-every steps and at the end, a checkpoint line at the end.
+// line every --eval-every steps and at the end, a checkpoint line at the end, then the
+// peak memory line.
 TEST(CliTrain, LogJsonl) {
   std::vector<nlohmann::json> log = read_jsonl(run() + "/log.jsonl");
   int next_step = 1;
-  std::vector<int> val_steps, ckpt_steps;
+  std::vector<int> val_steps, ckpt_steps, peak_steps;
   double max_lr = 0, last_lr = 0;
   for (const nlohmann::json& j : log) {
     ASSERT_TRUE(j.contains("step")) << j.dump();
@@ -183,6 +184,10 @@ TEST(CliTrain, LogJsonl) {
       EXPECT_EQ(j["val_tokens"], uint64_t(kRunEvalBatches) * kB * kT) << j.dump();
     } else if (j.contains("checkpoint")) {
       ckpt_steps.push_back(step);
+    } else if (j.contains("peak_rss_bytes")) {
+      peak_steps.push_back(step);
+      EXPECT_GT(j["peak_rss_bytes"].get<double>(), 1e6) << j.dump();  // at least the binary and the model
+      EXPECT_EQ(&j, &log.back()) << "the peak memory line is not the last";
     } else {
       ADD_FAILURE() << "unexpected log line: " << j.dump();
     }
@@ -190,6 +195,7 @@ TEST(CliTrain, LogJsonl) {
   EXPECT_EQ(next_step, kRunSteps + 1) << "not one line per step";
   EXPECT_EQ(val_steps, (std::vector<int>{kRunEvalEvery, 2 * kRunEvalEvery, kRunSteps}));
   EXPECT_EQ(ckpt_steps, (std::vector<int>{kRunSteps}));
+  EXPECT_EQ(peak_steps, (std::vector<int>{kRunSteps}));
   // Warmup then cosine decay: the peak is --lr (3e-3), the last step well below it.
   EXPECT_NEAR(max_lr, 3e-3, 1e-9);
   EXPECT_LT(last_lr, 0.5 * max_lr);
