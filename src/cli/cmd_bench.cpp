@@ -76,13 +76,16 @@ void run_gemm(const GemmOpts& o) {
     j["fp32_isa"] = peak.fp32_isa;
     j["fp32_gflops"] = round_to(peak.fp32_gflops, 1);
     j["bf16_gflops"] = peak.bf16_gflops ? ojson(round_to(*peak.bf16_gflops, 1)) : ojson(nullptr);
+    // With AMX, bf16 GEMMs run on the tile unit: the vector peak above does not bound them.
+    j["amx_bf16"] = cpu_has_amx_bf16();
     j["loadavg"] = load_average();
     std::cout << j.dump() << std::endl;
   } else {
     std::printf("cpu: %s, threads: %d, load average: %.2f\n", cpu.c_str(), peak.threads, load_average());
     std::printf("measured peak: fp32 (%s FMA) %.1f GFLOP/s, bf16 ", peak.fp32_isa, peak.fp32_gflops);
     if (peak.bf16_gflops)
-      std::printf("(vdpbf16ps) %.1f GFLOP/s\n\n", *peak.bf16_gflops);
+      std::printf("(vdpbf16ps) %.1f GFLOP/s%s\n\n", *peak.bf16_gflops,
+                  cpu_has_amx_bf16() ? " (this CPU has AMX: bf16 GEMMs on its tiles can exceed this vector peak)" : "");
     else
       std::printf("absent (no AVX512_BF16)\n\n");
     std::printf("%-5s %-14s %5s %5s %5s %2s %2s %9s %9s %6s %5s\n", "dtype", "shape", "M", "N", "K", "tA", "tB",

@@ -150,7 +150,7 @@ nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
   r["compute"] = compute_name(c.compute), r["dropout"] = recipe_number(c.dropout), r["seed"] = c.seed;
   r["eval-every"] = c.eval_every, r["eval-batches"] = c.eval_batches, r["save-every"] = c.save_every;
   r["save-minutes"] = c.save_minutes, r["keep"] = c.keep, r["log-every"] = c.log_every;
-  r["skip-nonfinite"] = c.skip_nonfinite, r["zero"] = o.zero;
+  r["skip-nonfinite"] = c.skip_nonfinite, r["zero"] = o.zero, r["recompute"] = c.recompute;
   if (o.moe.experts > 0) {
     const MoeOpts& m = o.moe;
     r["experts"] = m.experts, r["top-k"] = m.top_k, r["moe-layers"] = m.layers, r["combine"] = m.combine;
@@ -210,6 +210,12 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                                "mpirun every rank is data-parallel)");
   if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
   const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
+  // Under mpirun every rank runs an equal share of each batch: checked before anything
+  // is made (an error on one rank ends the others before they could clean up).
+  const int ranks = launched_by_mpi() ? comm_world().size() : 1;
+  if (!o.resume && o.cfg.batch % ranks != 0)
+    throw UsageError("--batch " + std::to_string(o.cfg.batch) + " must be a multiple of the " + std::to_string(ranks) +
+                     " ranks (each runs an equal share of every batch)");
   if (!o.recipe.empty()) {
     if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
     recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
@@ -323,8 +329,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                    (unsigned long long)prev.loader.epoch);
     }
     run.state.config = o.cfg;
-    make_dirs(o.cfg.out_dir);
-    file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
+    if (!launched_by_mpi() || comm_world().rank() == 0) {
+      make_dirs(o.cfg.out_dir);
+      file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
+    }
   }
   run.stop_at = o.stop_at;
   // Under mpirun: the ranks share every global batch (data parallelism).

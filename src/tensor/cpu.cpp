@@ -1,3 +1,4 @@
+#include <cpuid.h>
 #include "tensor/cpu.h"
 
 #include <omp.h>
@@ -12,6 +13,12 @@ bool cpu_has_avx512f() { return __builtin_cpu_supports("avx512f"); }
 bool cpu_has_avx512_bf16() {
   // GCC 12's __builtin_cpu_supports knows "avx512bf16".
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+}
+
+bool cpu_has_amx_bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (d >> 22) & 1u;  // CPUID.(EAX=7,ECX=0):EDX[22] = AMX-BF16
 }
 
 int cpu_cores() {

@@ -86,6 +86,8 @@ static void check_bench_json(const std::string& out, int threads, int fp32_expec
   const double fp32_peak = peak.at("fp32_gflops").get<double>();
   EXPECT_GT(fp32_peak, 0) << lines[0];
   double bf16_peak = 0;
+  const bool amx = peak.value("amx_bf16", false);
+  EXPECT_EQ(amx, moe::cpu_has_amx_bf16()) << lines[0];
   if (moe::cpu_has_avx512_bf16()) {
     ASSERT_TRUE(peak.at("bf16_gflops").is_number()) << lines[0];
     bf16_peak = peak.at("bf16_gflops").get<double>();
@@ -117,8 +119,14 @@ static void check_bench_json(const std::string& out, int threads, int fp32_expec
       EXPECT_TRUE(g.at("frac_peak").is_null()) << lines[i];
       continue;
     }
-    // 2e-3: the printed figures are rounded (gflops to 0.1, frac_peak to 1e-4).
-    EXPECT_NEAR(g.at("frac_peak").get<double>(), best / pk, 2e-3) << lines[i];
+    // The printed figures are rounded (gflops and the peak to 0.1, frac_peak to 1e-4):
+    // their rounding errors propagate into best / pk relatively (a loaded machine can
+    // measure a small peak, which magnifies them).
+    const double tol = 1e-4 + best / pk * (0.05 / best + 0.05 / pk) + 1e-9;
+    EXPECT_NEAR(g.at("frac_peak").get<double>(), best / pk, tol) << lines[i];
+    // With AMX, oneDNN's bf16 GEMMs run on the tile unit, which the vector peak loop
+    // (vdpbf16ps) does not measure: no bound to check.
+    if (dtype == "bf16" && amx) continue;
     // The sanity check of the peak loop: no GEMM can beat the FP pipes. A broken peak
     // loop (latency-bound, spilling, threads not counted) is off by 1.5-4x; the 5%
     // margin is for the two being measured at different moments (clock boost).
