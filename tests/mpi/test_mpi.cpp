@@ -113,19 +113,22 @@ TEST(Mpi, DataParallelComputesTheOneProcessRun) {
   }
 }
 
-TEST(Mpi, RerunsAndZeroOneGiveTheSameBits) {
+TEST(Mpi, RerunsZeroOneAndRecomputeGiveTheSameBits) {
   TempDir t("mpi_bits");
   const std::string flags = kModels[2].flags;
   for (int P : {2, 3}) {
     const std::string a = t / ("a" + std::to_string(P)), b = t / ("b" + std::to_string(P)),
                       z = t / ("z" + std::to_string(P));
-    for (const auto& [out, extra] : {std::pair{a, ""}, std::pair{b, ""}, std::pair{z, " --zero 1"}}) {
+    const std::string zr = t / ("zr" + std::to_string(P));
+    for (const auto& [out, extra] :
+         {std::pair{a, ""}, std::pair{b, ""}, std::pair{z, " --zero 1"}, std::pair{zr, " --zero 1 --recompute"}}) {
       Proc r = train(P, train_args(out, flags + std::string(extra)));
       ASSERT_EQ(r.code, 0) << r.err;
     }
     for (const char* f : {"/checkpoint-6/model.safetensors", "/checkpoint-6/optimizer.safetensors"}) {
       EXPECT_EQ(read_file(a + f), read_file(b + f)) << "P=" << P << ": a rerun differs in " << f;
       EXPECT_EQ(read_file(a + f), read_file(z + f)) << "P=" << P << ": ZeRO-1 differs from replicated in " << f;
+      EXPECT_EQ(read_file(a + f), read_file(zr + f)) << "P=" << P << ": ZeRO-1 + recompute differs in " << f;
     }
   }
 }
