@@ -138,7 +138,9 @@ TEST(CliFirstHour, ReadmeCommandsOnYourOwnText) {
       EXPECT_EQ(r.out.rfind("In the beginning", 0), 0u) << r.out;
       EXPECT_NE(r.err.find("seed "), std::string::npos) << "the seed is not printed: " << r.err;
     }
-    if (c.rfind("eval", 0) == 0) EXPECT_NE(r.out.find("loss"), std::string::npos) << r.out;
+    if (c.rfind("eval", 0) == 0) {
+      EXPECT_NE(r.out.find("loss"), std::string::npos) << r.out;
+    }
   }
   EXPECT_TRUE(fs::exists(t / "runs/tiny-moe-trained/checkpoint-20/model.safetensors"));
 }
