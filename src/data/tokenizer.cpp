@@ -33,7 +33,12 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::from_bytes(const std::string& bytes, const std::string& name) {
   Tokenizer t;
   t.path_ = name;
-  auto st = t.impl_->sp.LoadFromSerializedProto(bytes);
+  sentencepiece::util::Status st;
+  try {
+    st = t.impl_->sp.LoadFromSerializedProto(bytes);
+  } catch (const std::exception& e) {  // SentencePiece's trie builder throws on some malformed models (fuzzing)
+    throw std::runtime_error("tokenizer: " + name + ": not a valid SentencePiece model (" + e.what() + ")");
+  }
   if (!st.ok()) throw std::runtime_error("tokenizer: " + name + ": not a valid SentencePiece model: " + st.ToString());
   if (t.vocab_size() <= 0) throw std::runtime_error("tokenizer: " + name + ": empty vocabulary");
   return t;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "data/shard.h"
+#include "data/tokenizer.h"
 #include "data_util.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -120,6 +121,21 @@ TEST(FuzzRegression, ShardEmptyRead) {
   EXPECT_EQ(s.size(), 0u);
   s.read(0, 0, nullptr);
   s.check_tokens();
+}
+
+// fuzz_tokenizer: a 50-byte model whose pieces include an empty one made SentencePiece's
+// trie builder throw Darts::Details::Exception out of LoadFromSerializedProto.
+TEST(FuzzRegression, TokenizerEmptyPieceIsOurError) {
+  const char hex[] = "0a0e0a053c756e00001802150000000018030a0d0a04452f733e150000000018030a0f0a0600327830363e15000018002000";
+  std::string bytes;
+  for (size_t i = 0; hex[i] && hex[i + 1]; i += 2) bytes.push_back(char(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  ASSERT_EQ(bytes.size(), 50u);
+  try {
+    moe::Tokenizer::from_bytes(bytes, "fuzzed.model");
+    FAIL() << "accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fuzzed.model: not a valid SentencePiece model"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
