@@ -269,12 +269,7 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
   // killed build's temp directory is removed by the next moe data on the same --out).
   fs::path outp = fs::path(o.out).lexically_normal();
   if (outp.filename().empty()) outp = outp.parent_path();
-  const std::string parent = outp.parent_path().empty() ? "." : outp.parent_path().string();
-  make_dirs(parent);
-  remove_stale_temps(parent, {outp.filename().string() + ".tmp-"});
-  const std::string tmp = outp.string() + ".tmp-" + std::to_string(::getpid());
-  remove_tree(tmp);
-  make_dirs(tmp);
+  const std::string tmp = temp_dir_beside(outp.string());
   try {
     build_into(o, inputs, tok_bytes, tok_sha, tmp, s, say, t_start, threads);
     fsync_dir(tmp);

@@ -171,4 +171,15 @@ std::vector<std::string> remove_stale_temps(const std::string& dir, const std::v
   return removed;
 }
 
+std::string temp_dir_beside(const std::string& out) {
+  const fs::path o(out);
+  const std::string parent = o.parent_path().empty() ? "." : o.parent_path().string();
+  make_dirs(parent);
+  remove_stale_temps(parent, {o.filename().string() + ".tmp-"});
+  const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  remove_tree(tmp);
+  make_dirs(tmp);
+  return tmp;
+}
+
 }  // namespace moe

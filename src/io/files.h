@@ -30,5 +30,9 @@ bool pid_alive(long pid);
 // PID of a dead process ("<prefix>...-<pid>" or "<prefix>....<pid>"): temp and trash
 // directories of killed writers. Returns the names removed.
 std::vector<std::string> remove_stale_temps(const std::string& dir, const std::vector<std::string>& prefixes);
+// A fresh, empty temp directory beside `out` ("OUT.tmp-<pid>", out normalised, e.g. no
+// trailing slash), to be moved into place with dir_commit; the temp directories of
+// dead writers to the same `out` are removed first.
+std::string temp_dir_beside(const std::string& out);
 
 }  // namespace moe

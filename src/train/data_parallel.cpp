@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "ops/clip.h"
+#include "train/trainer.h"
 
 namespace moe {
 
@@ -27,13 +28,9 @@ double DataParallel::update(Model& m, AdamW& opt, const AdamWParams& hp, float l
   if (!zero_) allgather_shards(g.data(), n, shards_, *comm_);
   const double norm = std::sqrt(shards_sumsq(g.data(), shards_, *comm_, !zero_));
   if (!std::isfinite(norm)) return norm;
-  const double coef = clip > 0 ? double(clip) / (norm + 1e-6) : 1.0;
-  const float scale = coef < 1.0 ? float(coef) : 1.0f;
+  const float scale = clip_scale(norm, clip);
   if (!zero_) {
-    const bool bf = compute == Compute::BF16;
-    bf16* copy = bf ? m.bf16_copy_for_update() : nullptr;
-    opt.step(m.params(), g, hp, lr, scale, copy);
-    if (bf) m.mark_bf16_fresh();
+    adamw_step_full(m, opt, hp, lr, scale, compute);
     return norm;
   }
   FlatBuffer& p = m.params();  // mutable access: the bf16 copy is rebuilt by the next forward

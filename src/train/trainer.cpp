@@ -112,14 +112,22 @@ class JsonlLog {
 
 }  // namespace
 
+float clip_scale(double norm, float clip) {
+  const double coef = clip > 0 ? double(clip) / (norm + 1e-6) : 1.0;
+  return coef < 1.0 ? float(coef) : 1.0f;
+}
+
+void adamw_step_full(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute) {
+  const bool bf = compute == Compute::BF16;
+  bf16* copy = bf ? m.bf16_copy_for_update() : nullptr;
+  opt.step(m.params(), m.grads(), hp, lr, scale, copy);
+  if (bf) m.mark_bf16_fresh();
+}
+
 double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) {
   const double norm = grad_norm(m.grads().data(), m.grads().numel());
   if (!std::isfinite(norm)) return norm;
-  const double coef = clip > 0 ? double(clip) / (norm + 1e-6) : 1.0;
-  const bool bf = compute == Compute::BF16;
-  bf16* copy = bf ? m.bf16_copy_for_update() : nullptr;
-  opt.step(m.params(), m.grads(), hp, lr, coef < 1.0 ? float(coef) : 1.0f, copy);
-  if (bf) m.mark_bf16_fresh();
+  adamw_step_full(m, opt, hp, lr, clip_scale(norm, clip), compute);
   return norm;
 }
 

@@ -44,6 +44,10 @@ struct TrainSummary {
 // parameters written in the same pass. Returns the norm before clipping (may be
 // non-finite: the caller decides).
 double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute);
+// Its two parts, shared with the data-parallel update (train/data_parallel.h): torch's
+// clip_grad_norm_ factor for a norm, and the full AdamW step (with the bf16 copy).
+float clip_scale(double norm, float clip);
+void adamw_step_full(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute);
 
 // Runs `run` to its config's step count (or stop_at). `stop` is polled between
 // steps (e.g. set by SIGINT): the run then saves a checkpoint and returns.

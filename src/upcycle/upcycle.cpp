@@ -398,11 +398,8 @@ void Upcycler::write(const std::string& out_arg, bool replace) {
     w.add(t.name, t.dtype, t.shape, [&p, &t](std::vector<char>& scratch) { return p.produce(t, scratch); });
   }
   w.set_metadata("format", "pt");
-  const std::string tmp = out_dir + ".tmp-" + std::to_string(::getpid());
   // A killed upcycle's temp directory (its PID gone) goes now; a failure removes ours below.
-  remove_stale_temps(outp.parent_path().empty() ? "." : outp.parent_path().string(), {outp.filename().string() + ".tmp-"});
-  remove_tree(tmp);
-  make_dirs(tmp);
+  const std::string tmp = temp_dir_beside(out_dir);
   try {
     w.write(tmp, [&p](size_t i) {  // done with a dense tensor once its experts are written
       const OutTensor& t = p.outs[i];
