@@ -205,9 +205,6 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (o.plan) return run_plan(sub, o);
   if (sub->get_option("--ranks")->count() > 0)
     throw CLI::ValidationError("--ranks", "only with --plan (to train on P ranks, start moe with mpirun -np P)");
-  if (sub->get_option("--expert-parallel")->count() > 0)
-    throw CLI::ValidationError("--expert-parallel", "only with --plan (expert parallelism is not built yet; under "
-                               "mpirun every rank is data-parallel)");
   if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
   const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
   // Under mpirun every rank runs an equal share of each batch: checked before anything
@@ -216,18 +213,28 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (!o.resume && o.cfg.batch % ranks != 0)
     throw UsageError("--batch " + std::to_string(o.cfg.batch) + " must be a multiple of the " + std::to_string(ranks) +
                      " ranks (each runs an equal share of every batch)");
+  // Expert parallelism: EP ranks split each MoE layer's experts (any EP on resume: the
+  // checkpoint does not depend on the layout).
+  const int EP = o.expert_parallel;
+  if (EP < 1 || ranks % EP != 0)
+    throw UsageError("--expert-parallel " + std::to_string(EP) + " must divide the " + std::to_string(ranks) +
+                     (launched_by_mpi() ? " ranks" : " rank (start moe with mpirun -np P for more)"));
+  if (EP > 1 && o.zero == 1)
+    throw UsageError("--zero 1 with --expert-parallel is not supported: give one of them");
+  TrainRun run;
+  if (EP > 1) run.experts = make_expert_groups(comm_world(), EP);
+  const ExpertSplit split = run.experts ? run.experts->split() : ExpertSplit{};
   if (!o.recipe.empty()) {
     if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
     recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
   }
-  TrainRun run;
   std::string note;
   if (o.resume) {
     for (const char* flag : kFixedOnResume)
       if (sub->get_option(flag)->count() > 0)
         throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
                                     "its trainer_state.json); only --steps and the eval/save/log cadence can");
-    OpenedModel opened = open_model(o.cfg.out_dir);
+    OpenedModel opened = open_model(o.cfg.out_dir, split);
     const std::string dir = opened.dir;
     run.model = std::move(opened.model);
     run.opt = std::make_unique<AdamW>(run.model->layout());
@@ -273,7 +280,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     int n_model_flags = (sub->get_option("--preset")->count() > 0) + (!o.config_path.empty()) + (!o.init.empty());
     if (n_model_flags > 1) throw std::invalid_argument("give one of --preset, --config, --init");
     if (!o.init.empty()) {
-      OpenedModel opened = open_model(o.init);
+      OpenedModel opened = open_model(o.init, split);
       run.model = std::move(opened.model);
       run.state.init_from = opened.dir;
       if (!o.allow_tokenizer_mismatch)
@@ -290,7 +297,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
       model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
-      run.model = std::make_unique<Model>(mc);
+      run.model = std::make_unique<Model>(mc, true, split);
       run.model->init_weights(o.cfg.seed);
     }
     if (!o.init.empty()) {
@@ -477,7 +484,8 @@ void register_train(CLI::App& app) {
   sub->add_flag("--plan", o->plan, "print the memory estimate per rank for these flags and exit (no training)");
   sub->add_option("--ranks", o->ranks, "--plan: ranks P = data-parallel x expert-parallel (default 1)")
       ->check(CLI::Range(1, 1 << 20));
-  sub->add_option("--expert-parallel", o->expert_parallel, "--plan: ranks EP that split each MoE layer's experts")
+  sub->add_option("--expert-parallel", o->expert_parallel,
+                  "ranks EP that split each MoE layer's experts (under mpirun -np P, EP divides P; with --plan, of --ranks)")
       ->check(CLI::Range(1, 4096));
   sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
       ->check(CLI::Range(1, 100000000));

@@ -11,10 +11,10 @@ void check_model_tokenizer(const std::string& dir, int vocab_size) {
   if (path_exists(tok)) tokenizer_open_checked(tok, dir + "/config.json (vocab_size)", 1, vocab_size);
 }
 
-OpenedModel open_model(const std::string& path) {
+OpenedModel open_model(const std::string& path, ExpertSplit split) {
   OpenedModel o;
   o.dir = resolve_model_dir(path);
-  o.model = model_load(o.dir);
+  o.model = model_load(o.dir, split);
   check_model_tokenizer(o.dir, o.model->config().vocab_size);
   return o;
 }

@@ -15,7 +15,8 @@ struct OpenedModel {
   std::unique_ptr<Model> model;
 };
 
-OpenedModel open_model(const std::string& path);
+// split: the experts to load (expert parallelism; the default: all).
+OpenedModel open_model(const std::string& path, ExpertSplit split = {});
 
 // The checks of open_model on a directory that is read without loading a Model
 // (moe upcycle streams it): the tokenizer.model beside config.json, when present.

@@ -41,6 +41,9 @@ class Comm {
   // recv_counts[r] bytes from rank r, back to back. The counts must agree pairwise.
   virtual void alltoallv(const void* send, const std::vector<size_t>& send_counts, void* recv,
                          const std::vector<size_t>& recv_counts) = 0;
+  // root's recv = rank 0's bytes, rank 1's, ... (counts[r] from rank r, `send` holding
+  // this rank's counts[rank()] bytes); recv is not touched on other ranks.
+  virtual void gatherv(const void* send, void* recv, const std::vector<size_t>& counts, int root) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
   // The ranks with the same color, ordered by key (MPI_Comm_split).

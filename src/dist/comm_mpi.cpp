@@ -69,6 +69,12 @@ class MpiComm final : public Comm {
     check(MPI_Alltoallv(send, scounts.data(), sdispls.data(), MPI_BYTE, recv, rcounts.data(), rdispls.data(), MPI_BYTE,
                         c_));
   }
+  void gatherv(const void* send, void* recv, const std::vector<size_t>& c, int root) override {
+    std::vector<int> counts, displs;
+    to_int_counts(c, counts, displs);
+    Timer t(stats_["gather"], rank_ == root ? 0 : c[size_t(rank_)]);
+    check(MPI_Gatherv(send, counts[size_t(rank_)], MPI_BYTE, recv, counts.data(), displs.data(), MPI_BYTE, root, c_));
+  }
   void broadcast(void* data, size_t bytes, int root) override {
     Timer t(stats_["broadcast"], rank_ == root ? bytes * size_t(size_ - 1) : 0);
     if (bytes > size_t(INT_MAX)) throw std::runtime_error("MPI broadcast larger than 2 GiB");

@@ -87,8 +87,9 @@ void model_load_params(Model& m, const TensorDir& src,
     }
     std::vector<int64_t> one(shape.begin() + 1, shape.end());
     const size_t per = size_t(s.shape.numel() / shape[0]);
+    const int first = m.expert_split().first(m.config().n_experts);  // only the experts m holds are read
     for (int64_t e = 0; e < shape[0]; e++) {
-      const std::string n = expert_tensor_name(from, int(e));
+      const std::string n = expert_tensor_name(from, first + int(e));
       read_hf_tensor(src, n, one, tr, dst + e * per, why);
       if (used) used->insert(n);
     }
@@ -98,6 +99,8 @@ void model_load_params(Model& m, const TensorDir& src,
 void model_save(const Model& m, const std::string& dir, STDType dtype) {
   if (dtype != STDType::F32 && dtype != STDType::BF16 && dtype != STDType::F16)
     throw std::invalid_argument("model_save: dtype must be F32, BF16 or F16");
+  if (m.expert_split().partial())
+    throw std::logic_error("model_save: the model holds part of the experts (gather them first)");
   auto roles = model_roles(m.config());
   nlohmann::json cfg = config_to_hf(m.config());
   cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
@@ -147,16 +150,21 @@ void model_load_weights(Model& m, const std::string& dir) {
   const TensorDir src = TensorDir::open(dir);
   std::set<std::string> used;
   model_load_params(m, src, nullptr, &used);
+  std::set<std::string> others;  // expert parallelism: the experts other ranks hold
+  if (m.expert_split().partial())
+    for (const ParamSpec& s : m.layout().specs())
+      if (s.name.find('*') != std::string::npos)
+        for (int e = 0; e < m.config().n_experts; e++) others.insert(expert_tensor_name(s.name, e));
   for (const std::string& name : src.names()) {
-    if (used.count(name) || m.family().is_buffer(name)) continue;
+    if (used.count(name) || others.count(name) || m.family().is_buffer(name)) continue;
     if (m.config().tied && name == m.name(Role::LMHead)) continue;  // a tied head saved anyway: same tensor
     throw std::runtime_error(src.file_of(name).path() + ": unexpected tensor '" + name + "' (not part of a " +
                              m.config().family + " model with this config.json)");
   }
 }
 
-std::unique_ptr<Model> model_load(const std::string& dir) {
-  auto m = std::make_unique<Model>(config_load(dir + "/config.json"));
+std::unique_ptr<Model> model_load(const std::string& dir, ExpertSplit split) {
+  auto m = std::make_unique<Model>(config_load(dir + "/config.json"), true, split);
   model_load_weights(*m, dir);
   return m;
 }

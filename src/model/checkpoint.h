@@ -16,14 +16,15 @@
 namespace moe {
 
 // Writes config.json and model.safetensors into the existing directory `dir`,
-// each file atomically. dtype: F32, BF16 or F16 (HF checkpoints are mostly BF16).
+// each file atomically (a model holding every expert: see ExpertSplit). dtype: F32, BF16 or F16 (HF checkpoints are mostly BF16).
 void model_save(const Model& m, const std::string& dir, STDType dtype = STDType::F32);
 
 // Loads the weights of `dir` into m (whose config must match the directory's).
 void model_load_weights(Model& m, const std::string& dir);
 
-// config.json + weights of a model directory.
-std::unique_ptr<Model> model_load(const std::string& dir);
+// config.json + weights of a model directory (of the experts `split` holds: each
+// rank reads only its own expert tensors from the mapped file).
+std::unique_ptr<Model> model_load(const std::string& dir, ExpertSplit split = {});
 
 // The role and layer of every tensor name of a config's model ('*' names for experts).
 struct TensorRole {

@@ -27,7 +27,7 @@ struct Carver {
 
 }  // namespace
 
-ModelLayout model_layout(const ModelConfig& cfg) {
+ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
   ModelLayout m;
   const Family& fam = family_of(cfg.family);
   const int C = cfg.n_embd, F = cfg.n_inner, V = cfg.vocab_size, D = cfg.head_dim();
@@ -53,8 +53,8 @@ ModelLayout model_layout(const ModelConfig& cfg) {
     o.norm2 = add(Role::Norm2, l, {C});
     if (cfg.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
     if (cfg.moe_layer(l)) {
-      const int E = cfg.n_experts, F = cfg.expert_inner();
-      o.router = add(Role::Router, l, {E, C});
+      const int E = split.count(cfg.n_experts), F = cfg.expert_inner();  // the experts held
+      o.router = add(Role::Router, l, {cfg.n_experts, C});                // routes to all of them
       o.ew1 = add(Role::ExpertW1, l, {E, F, C});
       if (cfg.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
       if (cfg.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
@@ -74,12 +74,17 @@ ModelLayout model_layout(const ModelConfig& cfg) {
   return m;
 }
 
-Model::Model(const ModelConfig& cfg, bool trainable)
-    : cfg_(cfg), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
+Model::Model(const ModelConfig& cfg, bool trainable, ExpertSplit split)
+    : cfg_(cfg), split_(split), family_(&family_of(cfg.family)), params_(layout_), grads_(layout_) {
   cfg_.validate();
+  if (split_.partial() && !cfg_.is_moe())
+    throw std::invalid_argument("expert parallelism needs an MoE model (this " + cfg_.family + " model is dense)");
+  if (split_.ranks < 1 || split_.rank < 0 || split_.rank >= split_.ranks || cfg_.n_experts % split_.ranks != 0)
+    throw std::invalid_argument("expert parallelism over " + std::to_string(split_.ranks) + " ranks: the " +
+                                std::to_string(cfg_.n_experts) + " experts do not split evenly");
   const int C = cfg_.n_embd;
   {
-    ModelLayout ml = model_layout(cfg_);
+    ModelLayout ml = model_layout(cfg_, split_);
     layout_ = std::move(ml.layout);
     off_embed_ = ml.embed, off_pos_ = ml.pos, off_lnf_ = ml.lnf, off_lnf_b_ = ml.lnf_b, off_head_ = ml.head;
     lay_ = std::move(ml.layers);
@@ -100,6 +105,14 @@ Model::Model(const ModelConfig& cfg, bool trainable)
 }
 
 Model::~Model() = default;
+
+void Model::set_expert_group(Comm* ep) {
+  const int P = ep ? ep->size() : 1, r = ep ? ep->rank() : 0;
+  if (P != split_.ranks || r != split_.rank)
+    throw std::logic_error("Model::set_expert_group: the group does not match the model's expert split");
+  for (auto& b : moe_)
+    if (b) b->set_expert_group(ep);
+}
 
 MoeWeights<float> Model::moe_weights(int l) const {
   const LayerOffsets& o = lay_[l];
@@ -135,6 +148,10 @@ void Model::init_weights(uint64_t seed) {
       const double std_router = std::sqrt(double(cfg_.router_init_scale) / cfg_.n_embd);
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + index);
       std::normal_distribution<double> d(0.0, router ? std_router : residual_out ? std_res : std_w);
+      // A partial expert split draws the whole [E, ...] tensor's stream and keeps its
+      // rows: the same weights as the full model's.
+      if (split_.partial() && s.name.find('*') != std::string::npos)
+        for (size_t i = 0, skip = n / size_t(s.shape[0]) * size_t(split_.first(cfg_.n_experts)); i < skip; i++) d(rng);
       for (size_t i = 0; i < n; i++) p[i] = float(d(rng));
     }
     index++;

@@ -38,7 +38,18 @@ struct ModelLayout {
   size_t embed = 0, pos = LayerOffsets::npos, lnf = 0, lnf_b = LayerOffsets::npos, head = 0;
   std::vector<LayerOffsets> layers;
 };
-ModelLayout model_layout(const ModelConfig& cfg);  // cfg must be valid
+// Expert parallelism: a model that holds part `rank` of `ranks` equal parts of every
+// MoE layer's experts (experts [rank E/ranks, (rank+1) E/ranks)). Its expert tensors
+// are then [E/ranks, ...] (names unchanged: '*' stands for the global expert index,
+// the first held one at row 0). The default holds every expert.
+struct ExpertSplit {
+  int rank = 0, ranks = 1;
+  bool partial() const { return ranks > 1; }
+  int count(int E) const { return E / ranks; }
+  int first(int E) const { return rank * (E / ranks); }
+};
+
+ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split = {});  // cfg must be valid
 
 struct ForwardOptions {
   Compute compute = Compute::F32;
@@ -53,12 +64,14 @@ struct ForwardOptions {
 class Model {
  public:
   // trainable = false: no gradient buffer (inference only; backward() refuses).
-  explicit Model(const ModelConfig& cfg, bool trainable = true);
+  // split: the experts held (expert parallelism; see ExpertSplit).
+  explicit Model(const ModelConfig& cfg, bool trainable = true, ExpertSplit split = {});
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
+  const ExpertSplit& expert_split() const { return split_; }
   const Family& family() const { return *family_; }
   const ParamLayout& layout() const { return layout_; }
   // Mutable access marks the bf16 compute copy stale (refreshed by the next bf16 forward).
@@ -115,6 +128,9 @@ class Model {
     for (auto& b : moe_)
       if (b) b->set_group(group);
   }
+  // Expert parallelism: the ranks holding the other parts of the experts (ep's rank and
+  // size must be the split's). MoeBlock::set_expert_group.
+  void set_expert_group(Comm* ep);
 
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }
@@ -147,6 +163,7 @@ class Model {
   const bf16* to_bf16(bf16* dst, const float* src, size_t n);
 
   ModelConfig cfg_;
+  ExpertSplit split_;
   const Family* family_;
   ParamLayout layout_;
   FlatBuffer params_, grads_;

@@ -69,9 +69,8 @@ void MoeBlock::apply_expert_dropout(float* h, int R, int F, int K) const {
 // threads finish together; with few experts per thread the GEMMs are threaded instead.
 template <typename Fn>
 void MoeBlock::for_each_expert(Fn&& fn) const {
-  const int E = spec_.E;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel_experts_)
-  for (int i = 0; i < E; i++) {
+  for (int i = 0; i < El_; i++) {
     const int e = order_[i];
     const int o = offsets_[e], cnt = offsets_[e + 1] - offsets_[e];
     if (cnt > 0) fn(e, o, cnt);
@@ -111,7 +110,7 @@ void MoeBlock::route_global(int N) {
 
 void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf) {
   const MoeSpec& sp = spec_;
-  const int C = sp.C, F = sp.F, E = sp.E, K = sp.K;
+  const int C = sp.C, E = sp.E, K = sp.K;
   N_ = N;
   bf_ = wbf != nullptr;
   if (wbf) wbf_ = *wbf;
@@ -172,6 +171,12 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     l_.z = sums[E] * double(sp.z_coef) / double(Ng);
     entropy_ = sums[E + 1] / double(Ng);
   }
+  if (ep_) {  // expert parallelism: the rows travel to their experts' ranks and back
+    ep_dispatch(x, N, wbf != nullptr);
+    experts_forward(w, wbf);
+    ep_combine(out, N);
+    return;
+  }
   // Dispatch: rows of each expert contiguous, tokens in order within an expert. Each
   // expert's group is padded with zero rows to a multiple of 16, so the GEMMs see few
   // distinct row counts (primitives are cached per shape; see matmul.cpp). Padding
@@ -191,44 +196,15 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
           pair_row_[size_t(n) * K + k] = row;
         }
   }
-  order_.resize(E);
-  for (int e = 0; e < E; e++) order_[e] = e;
-  std::stable_sort(order_.begin(), order_.end(), [&](int a, int b) { return r_.counts[a] > r_.counts[b]; });
-  parallel_experts_ = E >= 4 * omp_get_max_threads();
+  plan_experts();
   xg_.resize(size_t(R) * C);
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < R; row++) {
     if (row_pair_[row] >= 0) std::memcpy(&xg_[size_t(row) * C], x + size_t(row_pair_[row] / K) * C, C * sizeof(float));
     else std::memset(&xg_[size_t(row) * C], 0, C * sizeof(float));
   }
-  const bool bf = wbf != nullptr;
-  if (bf) {
-    bf16_copy(xg_bf_, xg_);
-  }
-  // Experts: one GEMM per expert and matrix over its rows; activations over all rows.
-  h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
-  if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
-  for_each_expert([&](int e, int o, int cnt) {
-    const size_t wo = size_t(e) * F * C;
-    mm_nt(&h1_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo,
-          bf ? wbf->w1 + wo : nullptr, cnt, F, C, false);
-    if (w.b1) bias_forward(&h1_[size_t(o) * F], w.b1 + size_t(e) * F, cnt, F);
-    if (sp.mlp == MlpKind::SwiGLU)
-      mm_nt(&h3_[size_t(o) * F], &xg_[size_t(o) * C], bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w3 + wo,
-            bf ? wbf->w3 + wo : nullptr, cnt, F, C, false);
-  });
-  if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
-  else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
-  if (sp.expert_dropout > 0) apply_expert_dropout(a_.data(), R, F, K);
-  if (bf) {
-    bf16_copy(a_bf_, a_);
-  }
-  for_each_expert([&](int e, int o, int cnt) {
-    const size_t wo = size_t(e) * C * F;
-    mm_nt(&y_[size_t(o) * C], &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, w.w2 + wo,
-          bf ? wbf->w2 + wo : nullptr, cnt, C, F, false);
-    if (w.b2) bias_forward(&y_[size_t(o) * C], w.b2 + size_t(e) * C, cnt, C);
-  });
+  if (wbf) bf16_copy(xg_bf_, xg_);
+  experts_forward(w, wbf);
   // Combine: each token adds its kept choices' outputs, weighted, in choice order.
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
@@ -245,50 +221,64 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
 }
 
-void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,
-                        float dloss_scale) {
+void MoeBlock::plan_experts() {
+  order_.resize(El_);
+  for (int i = 0; i < El_; i++) order_[i] = i;
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](int a, int b) { return offsets_[a + 1] - offsets_[a] > offsets_[b + 1] - offsets_[b]; });
+  parallel_experts_ = El_ >= 4 * omp_get_max_threads();
+}
+
+// The local experts over the grouped rows xg_ (xg_bf_ with bf16 weights: then only
+// that copy is read) -> y_. Expert i's weights are w.w1 + i F C, ... (the local slice).
+void MoeBlock::experts_forward(const MoeWeights<float>& w, const MoeWeights<bf16>* wbf) {
   const MoeSpec& sp = spec_;
-  const int C = sp.C, F = sp.F, E = sp.E, K = sp.K, N = N_, R = offsets_[E];
+  const int C = sp.C, F = sp.F, R = offsets_[El_];
+  const bool bf = wbf != nullptr;
+  const float* xg = bf ? nullptr : xg_.data();
+  h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
+  if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
+  for_each_expert([&](int e, int o, int cnt) {
+    const size_t wo = size_t(e) * F * C;
+    const float* xo = xg ? xg + size_t(o) * C : nullptr;
+    mm_nt(&h1_[size_t(o) * F], xo, bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo, bf ? wbf->w1 + wo : nullptr, cnt,
+          F, C, false);
+    if (w.b1) bias_forward(&h1_[size_t(o) * F], w.b1 + size_t(e) * F, cnt, F);
+    if (sp.mlp == MlpKind::SwiGLU)
+      mm_nt(&h3_[size_t(o) * F], xo, bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w3 + wo, bf ? wbf->w3 + wo : nullptr,
+            cnt, F, C, false);
+  });
+  if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
+  else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
+  if (sp.expert_dropout > 0) apply_expert_dropout(a_.data(), R, F, sp.K);
+  if (bf) bf16_copy(a_bf_, a_);
+  for_each_expert([&](int e, int o, int cnt) {
+    const size_t wo = size_t(e) * C * F;
+    mm_nt(&y_[size_t(o) * C], &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, w.w2 + wo,
+          bf ? wbf->w2 + wo : nullptr, cnt, C, F, false);
+    if (w.b2) bias_forward(&y_[size_t(o) * C], w.b2 + size_t(e) * C, cnt, C);
+  });
+}
+
+// The local experts' backward over the grouped rows: dy_ (or its bf16 copy d_bf_,
+// already filled when dy_bf_ready) -> weight gradients (accumulated) and dxg_.
+void MoeBlock::experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, bool dy_bf_ready) {
+  const MoeSpec& sp = spec_;
+  const int C = sp.C, F = sp.F, K = sp.K, R = offsets_[El_];
   const bool bf = bf_;
-  // Combine backward: dy rows = weight * dout[token]; d weight = dout[token] . y.
-  // Scratch reused across calls: fresh multi-megabyte vectors would page-fault every
-  // step (measured: the backward took 4x the dense MLP's time before this).
   std::vector<float>& dy = dy_;
-  std::vector<float>& dweight = dweight_;
-  dy.resize(size_t(R) * C);
-  dweight.assign(size_t(N) * K, 0.0f);
-#pragma omp parallel for schedule(static)
-  for (int row = 0; row < R; row++) {
-    const int pair = row_pair_[row], n = pair / K;
-    if (pair < 0) {  // padding: no gradient
-      std::memset(&dy[size_t(row) * C], 0, C * sizeof(float));
-      continue;
-    }
-    const float wt = float(r_.weight[pair]);
-    const float* d = dout + size_t(n) * C;
-    const float* y = &y_[size_t(row) * C];
-    float* dyr = &dy[size_t(row) * C];
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int c = 0; c < C; c++) {
-      dyr[c] = wt * d[c];
-      s += d[c] * y[c];
-    }
-    dweight[pair] = s;
-  }
-  // Experts backward.
-  if (bf) {
-    bf16_copy(d_bf_, dy);
-  }
+  if (bf && !dy_bf_ready) bf16_copy(d_bf_, dy);
+  // fp32 rows (absent when only their bf16 copy travelled: the bf16 GEMMs read that).
+  auto dyf = [&](int o) { return dy.empty() ? nullptr : dy.data() + size_t(o) * C; };
+  auto xgf = [&](int o) { return xg_.empty() ? nullptr : xg_.data() + size_t(o) * C; };
   std::vector<float>& da = da_;
   da.resize(size_t(R) * F);
   for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * C * F;
     const bf16* dyb = bf ? &d_bf_[size_t(o) * C] : nullptr;
-    mm_tn_acc(g.w2 + wo, &dy[size_t(o) * C], dyb, &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, C, F,
-              cnt);
-    if (g.b2) bias_backward(g.b2 + size_t(e) * C, &dy[size_t(o) * C], cnt, C);
-    mm_nn(&da[size_t(o) * F], &dy[size_t(o) * C], dyb, w.w2 + wo, bf ? wbf_.w2 + wo : nullptr, cnt, F, C, false);
+    mm_tn_acc(g.w2 + wo, dyf(o), dyb, &a_[size_t(o) * F], bf ? &a_bf_[size_t(o) * F] : nullptr, C, F, cnt);
+    if (g.b2) bias_backward(g.b2 + size_t(e) * C, dyf(o), cnt, C);
+    mm_nn(&da[size_t(o) * F], dyf(o), dyb, w.w2 + wo, bf ? wbf_.w2 + wo : nullptr, cnt, F, C, false);
   });
   if (sp.expert_dropout > 0) apply_expert_dropout(da.data(), R, F, K);
   std::vector<float>& dh1 = dh1_;
@@ -313,18 +303,60 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * F * C;
     const bf16* xgb = bf ? &xg_bf_[size_t(o) * C] : nullptr;
-    mm_tn_acc(g.w1 + wo, &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F, C,
+    mm_tn_acc(g.w1 + wo, &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, xgf(o), xgb, F, C,
               cnt);
     if (g.b1) bias_backward(g.b1 + size_t(e) * F, &dh1[size_t(o) * F], cnt, F);
     mm_nn(&dxg[size_t(o) * C], &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, w.w1 + wo,
           bf ? wbf_.w1 + wo : nullptr, cnt, C, F, false);
     if (sp.mlp == MlpKind::SwiGLU) {
-      mm_tn_acc(g.w3 + wo, &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, &xg_[size_t(o) * C], xgb, F,
+      mm_tn_acc(g.w3 + wo, &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, xgf(o), xgb, F,
                 C, cnt);
       mm_nn(&dxg[size_t(o) * C], &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, w.w3 + wo,
             bf ? wbf_.w3 + wo : nullptr, cnt, C, F, true);
     }
   });
+}
+
+void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const float* x, const MoeWeights<float>& w,
+                        float dloss_scale) {
+  const MoeSpec& sp = spec_;
+  const int C = sp.C, E = sp.E, K = sp.K, N = N_;
+  const bool bf = bf_;
+  // Combine backward: dy rows = weight * dout[token]; d weight = dout[token] . y.
+  // Scratch reused across calls: fresh multi-megabyte vectors would page-fault every
+  // step (measured: the backward took 4x the dense MLP's time before this).
+  std::vector<float>& dweight = dweight_;
+  dweight.assign(size_t(N) * K, 0.0f);
+  bool dy_bf_ready = false;
+  if (ep_) {  // computed where the tokens are, then sent to the experts' ranks
+    ep_backward_send(dout, bf);
+    dy_bf_ready = bf && dy_.empty();
+  } else {
+    const int R = offsets_[E];
+    std::vector<float>& dy = dy_;
+    dy.resize(size_t(R) * C);
+#pragma omp parallel for schedule(static)
+    for (int row = 0; row < R; row++) {
+      const int pair = row_pair_[row], n = pair / K;
+      if (pair < 0) {  // padding: no gradient
+        std::memset(&dy[size_t(row) * C], 0, C * sizeof(float));
+        continue;
+      }
+      const float wt = float(r_.weight[pair]);
+      const float* d = dout + size_t(n) * C;
+      const float* y = &y_[size_t(row) * C];
+      float* dyr = &dy[size_t(row) * C];
+      float s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int c = 0; c < C; c++) {
+        dyr[c] = wt * d[c];
+        s += d[c] * y[c];
+      }
+      dweight[pair] = s;
+    }
+  }
+  experts_backward(g, w, dy_bf_ready);
+  if (ep_) ep_backward_return();
   // Router backward (fp32): combine weights, aux through P, softmax, z.
   const std::vector<double>& f = f_;  // global when grouped: d aux / d p = coef E f_e / N_global
   std::vector<float>& dlogits = dlogits_;
@@ -361,13 +393,15 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
       dx[i] *= 1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, i) - 1.0f);
   }
   // Scatter the experts' input gradients back to the tokens, in choice order.
+  const std::vector<int32_t>& rows = ep_ ? pair_slot_ : pair_row_;
+  const std::vector<float>& src = ep_ ? dxret_ : dxg_;
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     for (int k = 0; k < K; k++) {
-      const int row = pair_row_[size_t(n) * K + k];
+      const int row = rows[size_t(n) * K + k];
       if (row < 0) continue;
       float* d = dx + size_t(n) * C;
-      const float* s = &dxg[size_t(row) * C];
+      const float* s = &src[size_t(row) * C];
 #pragma omp simd
       for (int c = 0; c < C; c++) d[c] += s[c];
     }

@@ -103,7 +103,7 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
 // operands when bf16 weights are given), and the outputs are scattered back weighted.
 class MoeBlock {
  public:
-  explicit MoeBlock(const MoeSpec& spec) : spec_(spec) {}
+  explicit MoeBlock(const MoeSpec& spec) : spec_(spec), El_(spec.E) {}
   const MoeSpec& spec() const { return spec_; }
   void set_capacity_factor(float cf) { spec_.capacity_factor = cf; }  // training vs evaluation
   // Training noise for the next forward (zeros: none, as in evaluation).
@@ -126,6 +126,20 @@ class MoeBlock {
   // gradients assume the caller scales the loss by 1 / group size (each rank's share of
   // the global mean). Null (or a group of one): the block's own N tokens.
   void set_group(Comm* group) { group_ = group; }
+  // Expert parallelism: the E experts are split over the ranks of `ep` (rank i holds
+  // experts [i E/P, (i+1) E/P), and the weights and gradients given to forward and
+  // backward are that slice: [E/P, ...]). Every rank routes its own tokens (over
+  // set_group's global batch); the kept rows travel to their expert's rank and back
+  // with two all-to-alls in the forward (token rows, expert outputs) and two in the
+  // backward (output gradients, input gradients), after an exchange of the row counts.
+  // Rows go as bf16 (16-bit words) where the experts would round them to bf16 anyway
+  // (bf16 compute: the forward's inputs, and the backward's output gradients when the
+  // experts have no bias), else as fp32; nothing is reduced in bf16. The ranks of `ep`
+  // may hold different tokens (training) or the same ones (evaluation). Null or a group
+  // of one: every expert here.
+  void set_expert_group(Comm* ep);
+  int local_experts() const { return El_; }
+  int first_expert() const { return e0_; }
   // Of the last forward, over the global batch: kept pairs per expert, chosen pairs per
   // expert (before dropping), tokens, and dropped pairs.
   const std::vector<int64_t>& global_counts() const { return g_counts_; }
@@ -145,8 +159,18 @@ class MoeBlock {
 
  private:
   void route_global(int N);
+  void experts_forward(const MoeWeights<float>& w, const MoeWeights<bf16>* wbf);
+  void experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, bool dy_bf_ready);
+  void plan_experts();  // order_ and parallel_experts_ from offsets_
+  // Expert parallelism (moe_exchange.cpp).
+  void ep_dispatch(const float* x, int N, bool bf);
+  void ep_combine(float* out, int N);
+  void ep_backward_send(const float* dout, bool bf);
+  void ep_backward_return();
   MoeSpec spec_;
   Comm* group_ = nullptr;
+  Comm* ep_ = nullptr;   // expert-parallel group (null: all experts here)
+  int El_ = 0, e0_ = 0;  // local experts [e0_, e0_ + El_): all E without expert parallelism
   std::vector<double> f_;  // (E) chosen fraction of the (global) pairs: the aux loss's f
   std::vector<int64_t> g_counts_, g_chosen_;
   int64_t g_tokens_ = 0, g_dropped_ = 0;
@@ -171,6 +195,14 @@ class MoeBlock {
   std::vector<bf16> xg_bf_, a_bf_, d_bf_;
   std::vector<float> dy_, dweight_, da_, dh1_, dh3_, dxg_, dlogits_;  // backward scratch
   std::vector<bf16> dh1b_, dh3b_;
+  // Expert parallelism: the token side sends its kept pairs expert-major ("slots");
+  // the expert side receives rows from each rank, in rank order, and groups them per
+  // local expert (recv_row_: the grouped row of each received row).
+  std::vector<int32_t> slot_pair_, pair_slot_;  // (S) pair of each sent row; (N*K) slot or -1
+  std::vector<size_t> send_rows_, recv_rows_;  // per rank of ep_
+  std::vector<int32_t> recv_row_;
+  std::vector<float> yret_, dxret_;             // (S,C) the experts' outputs / input gradients, slot order
+  std::vector<char> send_buf_, recv_buf_;       // staging of the all-to-alls
 };
 
 }  // namespace moe

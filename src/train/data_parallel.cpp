@@ -1,9 +1,11 @@
 #include "train/data_parallel.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "ops/clip.h"
+#include "train/expert_parallel.h"
 #include "train/trainer.h"
 
 namespace moe {
@@ -21,7 +23,53 @@ double DataParallel::mean(double local) const {
   return v / P_;
 }
 
+void DataParallel::set_experts(ExpertGroups* g, std::vector<std::pair<size_t, size_t>> ranges, size_t n_params) {
+  if (!g || !g->active()) return;
+  if (zero_) throw std::invalid_argument("--zero 1 with --expert-parallel is not supported: use one of them");
+  eg_ = g;
+  expert_ = std::move(ranges);
+  size_t at = 0, ne = 0;
+  for (const auto& [b, e] : expert_) {
+    if (b > at) dense_.emplace_back(at, b);
+    at = e, ne += e - b;
+  }
+  if (at < n_params) dense_.emplace_back(at, n_params);
+  shards_ = Shards::even(n_params - ne, P_);
+  expert_shards_ = Shards::even(ne, g->DP);
+  dbuf_.resize(n_params - ne), ebuf_.resize(ne);
+}
+
+namespace {
+// Copies the ranges of buf to one contiguous vector (pack) or back (unpack).
+void pack(const float* buf, const std::vector<std::pair<size_t, size_t>>& r, float* out) {
+  for (const auto& [b, e] : r) out = std::copy(buf + b, buf + e, out);
+}
+void unpack(const float* in, const std::vector<std::pair<size_t, size_t>>& r, float* buf) {
+  for (const auto& [b, e] : r) std::copy(in, in + (e - b), buf + b), in += e - b;
+}
+}  // namespace
+
+double DataParallel::update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip,
+                               Compute compute) const {
+  float* g = m.grads().data();
+  pack(g, dense_, dbuf_.data());
+  pack(g, expert_, ebuf_.data());
+  reduce_scatter_sum(dbuf_.data(), dbuf_.size(), shards_, *comm_);
+  allgather_shards(dbuf_.data(), dbuf_.size(), shards_, *comm_);
+  reduce_scatter_sum(ebuf_.data(), ebuf_.size(), expert_shards_, *eg_->edp);
+  allgather_shards(ebuf_.data(), ebuf_.size(), expert_shards_, *eg_->edp);
+  double experts = shards_sumsq(ebuf_.data(), expert_shards_, *eg_->edp, true);
+  eg_->ep->allreduce_sum(&experts, 1);  // every part of the experts, in expert order
+  const double norm = std::sqrt(shards_sumsq(dbuf_.data(), shards_, *comm_, true) + experts);
+  unpack(dbuf_.data(), dense_, g);
+  unpack(ebuf_.data(), expert_, g);
+  if (!std::isfinite(norm)) return norm;
+  adamw_step_full(m, opt, hp, lr, clip_scale(norm, clip), compute);
+  return norm;
+}
+
 double DataParallel::update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const {
+  if (eg_) return update_ep(m, opt, hp, lr, clip, compute);
   FlatBuffer& g = m.grads();
   const size_t n = g.numel();
   reduce_scatter_sum(g.data(), n, shards_, *comm_);

@@ -9,6 +9,8 @@
 // Both give the same bits (dist/reduce.h, train/optimizer.h).
 #pragma once
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "dist/comm.h"
 #include "dist/reduce.h"
@@ -16,6 +18,8 @@
 #include "train/optimizer.h"
 
 namespace moe {
+
+struct ExpertGroups;
 
 class DataParallel {
  public:
@@ -39,7 +43,18 @@ class DataParallel {
   std::unique_ptr<AdamW> gather(AdamW& shard, const ParamLayout& layout) const;
   void barrier() const;
 
+  // Expert parallelism (train/expert_parallel.h): the gradients of the expert tensors
+  // (`ranges` of the flat buffer) are summed over `g.edp` only, the others over every
+  // rank; the global norm adds the parts' squares (the experts' over g.ep). ZeRO-1
+  // is not combined with it.
+  void set_experts(ExpertGroups* g, std::vector<std::pair<size_t, size_t>> ranges, size_t n_params);
+
  private:
+  double update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
+  ExpertGroups* eg_ = nullptr;  // expert parallelism (null: none)
+  std::vector<std::pair<size_t, size_t>> expert_, dense_;  // ranges of the flat buffer
+  Shards expert_shards_;
+  mutable std::vector<float> ebuf_, dbuf_;
   Comm* comm_ = nullptr;
   int P_ = 1, rank_ = 0;
   bool zero_ = false;

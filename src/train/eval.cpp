@@ -5,11 +5,14 @@
 
 namespace moe {
 
-EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm) {
+EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm, int replicas) {
   const uint64_t avail = data.batches_per_epoch();
   const uint64_t n = batches <= 0 ? avail : std::min<uint64_t>(avail, uint64_t(batches));
   const size_t N = size_t(data.B()) * data.T();
-  const int P = comm ? comm->size() : 1, me = comm ? comm->rank() : 0;
+  // Groups of `replicas` consecutive ranks run the same batches (expert parallelism:
+  // the ranks holding the parts of one model); the group's first rank counts them.
+  const int P = comm ? comm->size() / replicas : 1, me = comm ? comm->rank() / replicas : 0;
+  const bool counts = !comm || comm->rank() % replicas == 0;
   std::vector<int32_t> in(N), tgt(N);
   std::vector<double> loss_sum(n, 0.0), count(n, 0.0);  // per batch
   ForwardOptions fo;
@@ -18,10 +21,11 @@ EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compu
   for (uint64_t i = uint64_t(me); i < n; i += uint64_t(P)) {
     data.batch_at(i, in.data(), tgt.data());
     float loss = m.forward(in.data(), tgt.data(), int(data.B()), int(data.T()), fo);
+    if (!counts) continue;
     loss_sum[i] = double(loss) * m.valid_targets();
     count[i] = double(m.valid_targets());
   }
-  if (P > 1) {
+  if (comm && comm->size() > 1) {
     comm->allreduce_sum(loss_sum.data(), n);
     comm->allreduce_sum(count.data(), n);
   }

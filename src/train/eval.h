@@ -17,6 +17,9 @@ struct EvalResult {
 // comm (several ranks): batch i is run by rank i mod P and the per-batch sums are
 // all-reduced, then added in batch order: every rank gets the one-process result, bit
 // for bit. Each batch is routed on its own (MoE blocks must not be grouped meanwhile).
-EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm = nullptr);
+// replicas > 1 (expert parallelism): ranks [g replicas, (g+1) replicas) hold the parts
+// of one model and run group g's batches together (i mod (size / replicas) == g).
+EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm = nullptr,
+                    int replicas = 1);
 
 }  // namespace moe

@@ -146,18 +146,32 @@ TrainerState trainer_state_load(const std::string& dir) {
 
 void optimizer_load(AdamW& opt, const Model& m, const std::string& dir) {
   auto f = SafeTensorsFile::open(dir + "/optimizer.safetensors");
+  const ExpertSplit split = m.expert_split();
   for (const ParamSpec& s : m.layout().specs()) {
-    const std::vector<int64_t> shape = s.shape.vec();
+    std::vector<int64_t> shape = s.shape.vec();
+    // A model holding part of the experts reads its rows of the stacked [E, ...] moments.
+    const bool part = split.partial() && s.name.find('*') != std::string::npos;
+    if (part) shape[0] = m.config().n_experts;
     for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
       const STEntry& e = f.expect(kind + s.name, shape);
       if (e.dtype != STDType::F32)
         throw std::runtime_error(f.path() + ": tensor '" + e.name + "' must be F32 (exact resume)");
-      f.check_finite(e);
       FlatBuffer& buf = std::string(kind) == "exp_avg." ? opt.m() : opt.v();
-      f.read_f32(e, buf.data() + s.offset, size_t(s.shape.numel()));
+      const size_t n = size_t(s.shape.numel());
+      if (!part) {
+        f.check_finite(e);
+        f.read_f32(e, buf.data() + s.offset, n);
+        continue;
+      }
+      const size_t first = n / size_t(s.shape[0]) * size_t(split.first(m.config().n_experts));
+      std::memcpy(buf.data() + s.offset, static_cast<const char*>(f.data(e)) + first * sizeof(float), n * sizeof(float));
+      for (size_t i = 0; i < n; i++)
+        if (!std::isfinite(buf.data()[s.offset + i]))
+          throw std::runtime_error(f.path() + ": tensor '" + e.name + "' holds a non-finite value at flat index " +
+                                   std::to_string(first + i));
     }
   }
-  if (f.tensors().size() != 2 * m.layout().specs().size())
+  if (f.tensors().size() != 2 * m.layout().specs().size())  // the same count, whatever the split
     throw std::runtime_error(f.path() + ": has " + std::to_string(f.tensors().size()) + " tensors, expected " +
                              std::to_string(2 * m.layout().specs().size()) + " (two moments per parameter)");
   auto it = f.metadata().find("step");

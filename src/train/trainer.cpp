@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -133,7 +134,12 @@ double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float
 
 TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop) {
   Model& m = *run.model;
-  const DataParallel dp(run.comm, m.params().numel(), run.zero);
+  DataParallel dp(run.comm, m.params().numel(), run.zero);
+  ExpertGroups* eg = run.experts && run.experts->active() ? run.experts.get() : nullptr;
+  if (eg) {
+    dp.set_experts(eg, expert_ranges(m.layout()), m.params().numel());
+    m.set_expert_group(eg->ep.get());
+  }
   if (dp.zero() && !run.opt->sharded()) run.opt = dp.shard_of(*run.opt, m.layout());  // ZeRO-1: keep this rank's shard
   AdamW& opt = *run.opt;
   const bool lead = dp.rank() == 0;  // writes the log and the checkpoints
@@ -189,7 +195,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     // The ranks split the validation batches (whole batches, each routed on its own:
     // the one-process result on every rank).
     m.set_moe_group(nullptr);
-    EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute, dp.comm());
+    EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute, dp.comm(), eg ? eg->EP : 1);
     m.set_moe_group(dp.comm());
     st.val_loss = float(r.loss);
     st.val_step = st.step;
@@ -212,7 +218,11 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     st.loader = train_data.state();
     // One Hugging Face directory whatever the layout: ZeRO-1 moments are gathered first.
     std::unique_ptr<AdamW> full = dp.zero() ? dp.gather(opt, m.layout()) : nullptr;
-    if (lead) sum.checkpoint = checkpoint_write(cfg.out_dir, m, full ? *full : opt, st, run.tokenizer_path, cfg.keep);
+    std::unique_ptr<Model> whole = eg ? gather_model(m, *eg) : nullptr;  // expert parts: gathered on rank 0
+    if (eg) full = gather_optimizer(opt, m, whole.get(), *eg);
+    if (lead)
+      sum.checkpoint = checkpoint_write(cfg.out_dir, whole ? *whole : m, full ? *full : opt, st, run.tokenizer_path,
+                                        cfg.keep);
     else sum.checkpoint = cfg.out_dir + "/checkpoint-" + std::to_string(st.step);
     dp.barrier();
     log.write({{"step", st.step}, {"checkpoint", sum.checkpoint}});
@@ -317,11 +327,19 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   if (dp.active()) {  // what the collectives moved (this rank's sends) and how long they took
     nlohmann::json comm = nlohmann::json::object();
     double bytes = 0, secs = 0;
-    for (const auto& [kind, cs] : dp.comm()->stats()) {
+    std::map<std::string, CommStats> all = dp.comm()->stats();
+    if (eg)  // the expert groups' collectives: all-to-alls of token rows, expert gradient sums
+      for (const Comm* c : {eg->ep.get(), eg->edp.get()})
+        for (const auto& [kind, cs] : c->stats()) {
+          CommStats& a = all[kind];
+          a.bytes += cs.bytes, a.seconds += cs.seconds, a.calls += cs.calls;
+        }
+    for (const auto& [kind, cs] : all) {
       comm[kind] = {{"bytes", cs.bytes}, {"seconds", cs.seconds}, {"calls", cs.calls}};
       bytes += cs.bytes, secs += cs.seconds;
     }
-    log.write({{"step", st.step}, {"comm", comm}, {"ranks", P}, {"zero", dp.zero()}, {"train_seconds", train_seconds}});
+    log.write({{"step", st.step}, {"comm", comm}, {"ranks", P}, {"expert_parallel", eg ? eg->EP : 1},
+               {"zero", dp.zero()}, {"train_seconds", train_seconds}});
     char buf[160];
     std::snprintf(buf, sizeof buf, "communication (rank 0 of %d): %.1f MB sent in %.2f s, %.0f%% of the training time",
                   P, bytes / 1e6, secs, train_seconds > 0 ? 100 * secs / train_seconds : 0.0);

@@ -10,6 +10,7 @@
 
 #include "dist/comm.h"
 #include "model/model.h"
+#include "train/expert_parallel.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/state.h"
@@ -26,6 +27,9 @@ struct TrainRun {
   // (null or one rank: this process alone), and ZeRO-1 sharding of the AdamW moments.
   Comm* comm = nullptr;
   bool zero = false;
+  // Expert parallelism (train/expert_parallel.h; null: none): the model holds its
+  // ranks' part of the experts (experts->split()), and opt the moments of that part.
+  std::unique_ptr<ExpertGroups> experts;
 };
 
 struct TrainSummary {

@@ -1,13 +1,15 @@
 // moe train under mpirun on this machine (--oversubscribe --bind-to none, one thread
-// per rank): data parallelism over P = 1..4 ranks computes the one-process run at the
-// same global batch, ZeRO-1 and reruns give the same bits, runs resume across
-// layouts, and an error on one rank ends every rank.
+// per rank): data and expert parallelism over P = 1..4 ranks compute the one-process
+// run at the same global batch, expert gradients have the one-process scale, ZeRO-1,
+// recompute and reruns give the same bits, checkpoints do not depend on the layout and
+// runs resume across layouts, and an error on one rank ends every rank.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "cli/cli_util.h"
 #include "io/safetensors.h"
@@ -155,6 +157,111 @@ TEST(Mpi, ResumesAcrossLayouts) {
   }
 }
 
+// Expert parallelism: P ranks = DP x EP, the experts split over EP; the same run as one
+// process (same tolerances as data parallelism: the experts' weight gradients add the
+// same rows in another order), the same tokens dropped.
+TEST(Mpi, ExpertParallelComputesTheOneProcessRun) {
+  TempDir t("mpi_ep");
+  int n = 0;
+  for (const Model& m : kModels) {
+    if (std::string(m.flags).find("--experts") == std::string::npos) continue;
+    const std::string ref = t / ("ref" + std::to_string(n));
+    Proc r = train(0, train_args(ref, m.flags));
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (const auto& [P, EP] : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 4}}) {
+      const std::string what = std::string(m.name) + ", P=" + std::to_string(P) + " EP=" + std::to_string(EP);
+      const std::string out = t / ("run" + std::to_string(n) + "_" + std::to_string(P) + "_" + std::to_string(EP));
+      r = train(P, train_args(out, m.flags) + " --expert-parallel " + std::to_string(EP));
+      ASSERT_EQ(r.code, 0) << what << ": " << r.err;
+      expect_same_run(ref, out, what);
+    }
+    n++;
+  }
+}
+
+// The scaling test: after one step, AdamW's first moment is (1 - beta1) g exactly, so
+// optimizer.safetensors holds each expert's gradient. (DP2, EP1), (DP1, EP2) and one
+// process must agree; an expert gradient summed over every rank, or scaled by EP (the
+// bug other frameworks had), would be EP times too large here.
+TEST(Mpi, ExpertGradientsEqualTheOneProcessGradients) {
+  TempDir t("mpi_ep_grad");
+  auto args = [&](const std::string& out) {
+    std::string a = train_args(out, std::string(kModels[4].flags) + " --clip 0");
+    a.replace(a.find("--steps 6"), 9, "--steps 1");
+    return a.replace(a.find("--warmup 2"), 10, "--warmup 0");
+  };
+  const std::string one = t / "one", dp = t / "dp2ep1", ep = t / "dp1ep2";
+  ASSERT_EQ(train(0, args(one)).code, 0);
+  Proc r = train(2, args(dp));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = train(2, args(ep) + " --expert-parallel 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  SafeTensorsFile a = SafeTensorsFile::open(one + "/checkpoint-1/optimizer.safetensors");
+  int experts = 0;
+  for (const std::string& other : {dp, ep}) {
+    SafeTensorsFile b = SafeTensorsFile::open(other + "/checkpoint-1/optimizer.safetensors");
+    for (const STEntry& e : a.tensors()) {
+      if (e.name.rfind("exp_avg.", 0) != 0 || e.name.find(".experts.") == std::string::npos) continue;
+      experts++;
+      const std::vector<float> ga = a.read_f32(e), gb = b.read_f32(b.at(e.name));
+      double diff = 0, scale = 0, dot = 0, na = 0, nb = 0;
+      for (size_t i = 0; i < ga.size(); i++) {
+        diff = std::max(diff, double(std::fabs(ga[i] - gb[i])));
+        scale = std::max(scale, double(std::fabs(ga[i])));
+        dot += double(ga[i]) * gb[i], na += double(ga[i]) * ga[i], nb += double(gb[i]) * gb[i];
+      }
+      ASSERT_GT(scale, 0) << e.name << ": no gradient";
+      EXPECT_LE(diff, 1e-4 * scale) << other << ": " << e.name << " differs from the one-process gradient";
+      EXPECT_NEAR(std::sqrt(nb / na), 1.0, 1e-5) << other << ": " << e.name << ": gradient norm ratio";
+    }
+  }
+  EXPECT_GT(experts, 0);
+}
+
+// Reruns, and recomputation, under DP x EP: the same bits.
+TEST(Mpi, ExpertParallelRerunsAndRecomputeGiveTheSameBits) {
+  TempDir t("mpi_ep_bits");
+  const std::string flags = std::string(kModels[5].flags) + " --expert-parallel 2";
+  const std::string a = t / "a", b = t / "b", rc = t / "rc";
+  for (const auto& [out, extra] : {std::pair{a, ""}, std::pair{b, ""}, std::pair{rc, " --recompute"}}) {
+    Proc r = train(4, train_args(out, flags + std::string(extra)));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  for (const char* f : {"/checkpoint-6/model.safetensors", "/checkpoint-6/optimizer.safetensors"}) {
+    EXPECT_EQ(read_file(a + f), read_file(b + f)) << "a rerun differs in " << f;
+    EXPECT_EQ(read_file(a + f), read_file(rc + f)) << "recompute differs in " << f;
+  }
+}
+
+// The same weights give the same checkpoint bytes whoever writes them: a one-process
+// checkpoint resumed and saved again at once (--stop-at its step) by P ranks, data-
+// or expert-parallel, is byte-identical; and a run saved by P=4, EP=2 continues under
+// P=2, EP=2 and one process as the uninterrupted one-process run.
+TEST(Mpi, CheckpointsDoNotDependOnTheLayout) {
+  TempDir t("mpi_ep_resume");
+  const std::string flags = kModels[2].flags;
+  const std::string ref = t / "ref";
+  ASSERT_EQ(train(0, train_args(ref, flags) + " --save-every 3 --keep 5").code, 0);
+  for (const auto& [P, EP] : {std::pair{2, 1}, std::pair{4, 2}, std::pair{4, 4}}) {
+    const std::string out = t / ("resave" + std::to_string(P) + std::to_string(EP));
+    fs::create_directories(out);
+    fs::copy(ref + "/checkpoint-3", out + "/checkpoint-3", fs::copy_options::recursive);
+    Proc r = train(P, kOneThread + "train --out " + q(out) + " --resume --stop-at 3 --expert-parallel " +
+                          std::to_string(EP));
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (const char* f : {"/checkpoint-3/model.safetensors", "/checkpoint-3/optimizer.safetensors"})
+      EXPECT_EQ(read_file(ref + f), read_file(out + f)) << "P=" << P << " EP=" << EP << " rewrote " << f;
+  }
+  const std::string out = t / "layouts";
+  Proc r = train(4, train_args(out, flags) + " --expert-parallel 2 --stop-at 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = train(2, kOneThread + "train --out " + q(out) + " --resume --stop-at 4 --expert-parallel 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = train(1, kOneThread + "train --out " + q(out) + " --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_run(ref, out, "P=4 EP=2 -> P=2 EP=2 -> P=1");
+}
+
 // moe eval under mpirun: the ranks split the batches; the one-process numbers exactly.
 TEST(Mpi, EvalSplitsTheBatches) {
   const std::string args = kOneThread + "eval --model " + q(run()) + " --data " + q(dataset()) + " --batches 5 --json";
@@ -194,6 +301,20 @@ TEST(Mpi, AnErrorOnOneRankEndsEveryRank) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("must be a multiple of the 3 ranks"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(t / "y"));
+  // Expert parallelism that does not fit: EP not dividing P, experts not dividing over EP,
+  // a dense model, ZeRO with EP.
+  const std::string moe4 = std::string(kModels[2].flags);
+  for (const auto& [P, extra, want] :
+       {std::tuple{2, moe4 + " --expert-parallel 3", "--expert-parallel 3 must divide the 2 ranks"},
+        std::tuple{3, moe4 + " --expert-parallel 3", "the 4 experts do not split evenly"},
+        std::tuple{2, std::string("--family llama --expert-parallel 2"), "needs an MoE model"},
+        std::tuple{2, moe4 + " --expert-parallel 2 --zero 1", "--zero 1 with --expert-parallel"}}) {
+    r = train(P, train_args(t / "z", extra));
+    EXPECT_NE(r.code, 0) << extra;
+    EXPECT_NE(r.code, 128 + 9) << extra << ": a rank hung";
+    EXPECT_NE(r.err.find(want), std::string::npos) << extra << ": " << r.err;
+    EXPECT_FALSE(fs::exists(t / "z")) << extra;
+  }
 }
 
 }  // namespace

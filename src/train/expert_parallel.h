@@ -1,0 +1,46 @@
+// Expert parallelism in the training loop. P ranks = DP data-parallel groups x EP
+// expert ranks; world rank r is expert rank r % EP of data-parallel group r / EP, so
+// that the ranks of one expert group hold consecutive slices of every global batch.
+//
+//   ep:  the EP ranks of one data-parallel group: they hold the E/EP-expert parts of
+//        every MoE layer and exchange token rows (MoeBlock::set_expert_group).
+//   edp: the DP ranks holding the same experts: expert gradients are summed over them
+//        only. Every other gradient is summed over all P ranks. Each rank's loss is
+//        its 1/P share of the global mean, so both sums give the one-process gradient
+//        (summing expert gradients over all P, or scaling them by EP, would not).
+//
+// Checkpoints stay one HF directory: the expert parts are gathered to rank 0, which
+// writes the full model and moments (it holds the whole model while writing).
+#pragma once
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "dist/comm.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace moe {
+
+struct ExpertGroups {
+  int EP = 1, DP = 1;
+  Comm* world = nullptr;
+  std::unique_ptr<Comm> ep, edp;
+  bool active() const { return EP > 1; }
+  ExpertSplit split() const { return ep ? ExpertSplit{ep->rank(), EP} : ExpertSplit{}; }
+  int dp_rank() const { return world ? world->rank() / EP : 0; }
+};
+
+// Splits `world` (every rank calls it). EP must divide the world's size.
+std::unique_ptr<ExpertGroups> make_expert_groups(Comm& world, int EP);
+
+// [begin, end) ranges of the flat buffers holding expert tensors ('*' names), in order.
+std::vector<std::pair<size_t, size_t>> expert_ranges(const ParamLayout& layout);
+
+// The full model and moments gathered from the expert parts, on world rank 0 (null
+// elsewhere). Every rank of data-parallel group 0 takes part; the others return at once.
+std::unique_ptr<Model> gather_model(const Model& part, ExpertGroups& g);
+std::unique_ptr<AdamW> gather_optimizer(const AdamW& part, const Model& part_model, const Model* full,
+                                        ExpertGroups& g);
+
+}  // namespace moe
