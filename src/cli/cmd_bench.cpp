@@ -13,6 +13,7 @@
 #include "model/memory.h"
 #include "perf/gemm_bench.h"
 #include "perf/peak.h"
+#include "dist/comm.h"
 #include "perf/train_bench.h"
 #include "train/config.h"
 #include "tensor/cpu.h"
@@ -140,6 +141,8 @@ struct TrainBenchOpts {
   int experts = 0, top_k = 1;  // > 0: also the MoE version (every other layer) and its step-time ratio
   float capacity = 1.25f;
   bool recompute = false;  // also each configuration with activation recomputation
+  int expert_parallel = 1; // under mpirun: ranks that split the MoE variant's experts
+  int zero = 0;            // under mpirun: ZeRO-1
 };
 
 // Training steps per second of the dense presets, as tokens/s and MFU: the model's
@@ -174,7 +177,11 @@ void run_train_bench(const TrainBenchOpts& o) {
           cfg.moe_renormalize = o.top_k > 1;
           if (cfg.family == "llama") cfg.family = "mixtral";
         }
-        TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time, rc == 1);
+        TrainBenchDist dist;
+        if (launched_by_mpi()) dist.comm = &comm_world();
+        dist.expert_parallel = variant == 1 ? o.expert_parallel : 1;  // dense layers have no experts to split
+        dist.zero = o.zero == 1;
+        TrainBenchResult r = train_bench(cfg, preset, c, o.batch, o.seq, o.min_time, rc == 1, dist);
         if (variant == 0 && rc == 0) dense_step = r.best_step_s;
         if (rc == 0) plain_step = r.best_step_s;
         const double ratio = variant == 1 ? r.best_step_s / dense_step : 1.0;
@@ -199,6 +206,12 @@ void run_train_bench(const TrainBenchOpts& o) {
           j["peak_rss_scope"] = r.peak_rss_own ? "config" : "process";
           j["activation_bytes"] = r.activation_bytes;
           j["estimate_bytes"] = estimate;
+          if (r.ranks > 1) {
+            j["ranks"] = r.ranks, j["expert_parallel"] = r.expert_parallel, j["zero"] = r.zero;
+            j["comm_fraction"] = round_to(r.comm_fraction, 4);
+            j["comm_bytes_per_step"] = r.comm_bytes_per_step;
+            j["rank_peak_rss_bytes"] = r.rank_peak_rss_bytes;
+          }
           std::cout << j.dump() << std::endl;
         } else {
           std::printf("%-7s %-6s %-5s E=%d B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%",
@@ -208,6 +221,13 @@ void run_train_bench(const TrainBenchOpts& o) {
           if (rc == 1) std::printf(", recompute: step time %.3fx", r.best_step_s / plain_step);
           std::printf("\n        peak memory %s (%s; estimate %s)\n", bytes_human(r.peak_rss_bytes).c_str(),
                       r.peak_rss_own ? "this configuration" : "the process so far", bytes_human(estimate).c_str());
+          if (r.ranks > 1) {
+            std::string peaks;
+            for (double b : r.rank_peak_rss_bytes) peaks += (peaks.empty() ? "" : ", ") + bytes_human(b);
+            std::printf("        %d ranks (expert-parallel %d%s, global batch %d): %.0f%% of the step in collectives "
+                        "(rank 0, waits included); peak memory per rank: %s\n", r.ranks, r.expert_parallel,
+                        r.zero ? ", ZeRO-1" : "", r.B, 100 * r.comm_fraction, peaks.c_str());
+          }
           std::fflush(stdout);
         }
       }
@@ -247,6 +267,11 @@ void register_bench(CLI::App& app) {
   train->add_option("--experts", t->experts, "also an MoE of E experts (every other layer) and its step time / dense")
       ->check(CLI::Range(0, 1024));
   train->add_option("--top-k", t->top_k, "MoE experts per token (default 1)")->check(CLI::Range(1, 1024));
+  train->add_option("--expert-parallel", t->expert_parallel,
+                    "under mpirun: ranks that split the MoE variant's experts (divides the ranks and --experts)")
+      ->check(CLI::Range(1, 4096));
+  train->add_option("--zero", t->zero, "under mpirun: 1 shards the AdamW moments over the ranks")
+      ->check(CLI::Range(0, 1));
   train->add_option("--capacity-factor", t->capacity, "MoE training capacity factor (default 1.25)")
       ->check(CLI::Range(0.0, 100.0));
   train->add_flag("--recompute", t->recompute,

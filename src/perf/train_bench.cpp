@@ -2,24 +2,51 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "model/memory.h"
 #include "ops/clip.h"
+#include "train/data_parallel.h"
+#include "train/expert_parallel.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
 namespace moe {
 
 TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, Compute compute, int B, int T,
-                             double min_seconds, bool recompute) {
+                             double min_seconds, bool recompute, const TrainBenchDist& dist) {
   using Clock = std::chrono::steady_clock;
   const bool own_peak = peak_rss_reset();
-  Model m(cfg);
+  Comm* comm = dist.comm && dist.comm->size() > 1 ? dist.comm : nullptr;
+  const int P = comm ? comm->size() : 1, EP = comm ? dist.expert_parallel : 1;
+  if (B % P != 0)
+    throw std::invalid_argument("--batch " + std::to_string(B) + " must be a multiple of the " + std::to_string(P) +
+                                " ranks");
+  std::unique_ptr<ExpertGroups> eg = comm && EP > 1 ? make_expert_groups(*comm, EP) : nullptr;
+  Model m(cfg, true, eg ? eg->split() : ExpertSplit{});
   m.set_recompute(recompute);
   m.init_weights(1);
-  AdamW opt(m.layout());
+  DataParallel dp(comm, m.params().numel(), dist.zero);
+  if (eg) {
+    dp.set_experts(eg.get(), expert_ranges(m.layout()), m.params().numel());
+    m.set_expert_group(eg->ep.get());
+  }
+  m.set_moe_group(comm);
+  const Shards& sh = dp.shards();
+  std::unique_ptr<AdamW> optp = dp.zero() ? std::make_unique<AdamW>(m.layout(), sh.begin[size_t(dp.rank())],
+                                                                    sh.end[size_t(dp.rank())])
+                                          : std::make_unique<AdamW>(m.layout());
+  AdamW& opt = *optp;
+  const int Bl = B / P;
+  const size_t row0 = size_t(dp.rank()) * Bl * T;
+  auto comms = [&] {
+    std::vector<Comm*> cs{comm};
+    if (eg) cs.push_back(eg->ep.get()), cs.push_back(eg->edp.get());
+    return cs;
+  }();
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
   std::vector<int32_t> in(size_t(B) * T), tgt(size_t(B) * T);
@@ -30,24 +57,33 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   const AdamWParams hp{1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
   auto step = [&] {
     m.grads().zero();
-    m.forward(in.data(), tgt.data(), B, T, fo);
-    m.backward();
-    apply_update(m, opt, hp, hp.lr, 1.0f, compute);
+    m.forward(in.data() + row0, tgt.data() + row0, Bl, T, fo);
+    m.backward(1.0f / float(P));
+    if (comm) dp.update(m, opt, hp, hp.lr, 1.0f, compute);
+    else apply_update(m, opt, hp, hp.lr, 1.0f, compute);
   };
   step();  // warm-up: allocates the activations, creates the GEMM primitives
   step();
+  if (comm)
+    for (Comm* c : comms) c->reset_stats();
   std::vector<double> times;
   const auto start = Clock::now();
-  while (times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
+  for (;;) {
+    // Rank 0's clock decides, so that every rank runs the same steps.
+    int more = times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_seconds;
+    if (comm) comm->broadcast(&more, sizeof more, 0);
+    if (!more) break;
     const auto t0 = Clock::now();
     step();
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  double total = 0;
+  for (double t : times) total += t;
   std::sort(times.begin(), times.end());
   TrainBenchResult r;
   r.family = cfg.family, r.preset = preset, r.compute = compute, r.B = B, r.T = T;
   r.steps = int(times.size());
-  r.params = m.num_params();
+  r.params = model_layout(cfg).layout.num_params();  // the whole model's, whatever this rank holds
   r.flops_per_token = model_train_flops_per_token(m, T);
   r.best_step_s = times.front();
   r.median_step_s = times[times.size() / 2];
@@ -55,6 +91,20 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   r.activation_bytes = m.activation_bytes();
   r.peak_rss_bytes = peak_rss_bytes();
   r.peak_rss_own = own_peak;
+  r.ranks = P, r.expert_parallel = EP, r.zero = dp.zero();
+  if (comm) {
+    double secs = 0;
+    for (Comm* c : comms)
+      for (const auto& [kind, cs] : c->stats()) {
+        if (kind == "broadcast") continue;  // the loop's own step agreement
+        secs += cs.seconds;
+        r.comm_bytes_per_step[kind] += cs.bytes / double(times.size());
+      }
+    r.comm_fraction = total > 0 ? secs / total : 0;
+    r.rank_peak_rss_bytes.resize(size_t(P));
+    double mine = r.peak_rss_bytes;
+    comm->allgather(&mine, sizeof mine, r.rank_peak_rss_bytes.data());
+  }
   return r;
 }
 
