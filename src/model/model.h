@@ -56,6 +56,10 @@ struct ForwardOptions {
   bool training = true;       // MoE: the training capacity factor (else the evaluation one)
   float dropout = 0.0f;       // on the embedding output and both residual branches
   uint64_t dropout_seed = 0;  // with dropout > 0: one mask per (seed, layer, site)
+  // The global index of the batch's first token (data parallelism: rank r runs rows
+  // [r B/P, ...) of the global batch): every mask (dropout, router jitter, expert dropout)
+  // is drawn by global element index, so the ranks draw the one-process masks.
+  int64_t token_offset = 0;
   // Inference on a slice of layers (upcycling's step-0 check): start from this (B,T,C)
   // residual stream instead of the embedding; inputs may then be null. No backward.
   const float* hidden_in = nullptr;

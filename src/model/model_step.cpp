@@ -83,7 +83,8 @@ void Model::layer_forward(int l, LayerActs& la, float* x_out) {
   Acts& a = *acts_;
   const LayerOffsets& o = lay_[l];
   auto drop = [&](float* x, size_t n, int site) {
-    if (opt.dropout > 0) dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, l, site));
+    if (opt.dropout > 0)
+      dropout_forward(x, x, n, opt.dropout, site_seed(opt.dropout_seed, l, site), uint64_t(opt.token_offset) * C);
   };
   // attention: x_mid = x + drop(o(attn(rope(q), rope(k), v)))
   norm_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, a.xs[l], o.norm1, o.norm1_b, N);
@@ -114,7 +115,7 @@ void Model::layer_forward(int l, LayerActs& la, float* x_out) {
     // The same capacity and noise seed when the backward reruns it: the same routing and masks.
     blk->set_capacity_factor(opt.training ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
     blk->set_noise(opt.training ? cfg_.router_jitter : 0.0f, opt.training ? cfg_.expert_dropout : 0.0f,
-                   site_seed(opt.dropout_seed, l, 3));
+                   site_seed(opt.dropout_seed, l, 3), opt.token_offset);
     MoeWeights<float> w = moe_weights(l);
     MoeWeights<bf16> wb = moe_weights_bf16(l);
     if (moe_shared_) blk->swap_buffers(*moe_shared_);
@@ -164,7 +165,9 @@ float Model::forward(const int32_t* inputs, const int32_t* targets, int B, int T
     std::memcpy(a.xs[0], opt.hidden_in, N * C * sizeof(float));
   } else {
     embedding_forward(a.xs[0], inputs, P + off_embed_, off_pos_ == npos ? nullptr : P + off_pos_, B, T, C);
-    if (opt.dropout > 0) dropout_forward(a.xs[0], a.xs[0], N * C, opt.dropout, site_seed(opt.dropout_seed, -1, 0));
+    if (opt.dropout > 0)
+      dropout_forward(a.xs[0], a.xs[0], N * C, opt.dropout, site_seed(opt.dropout_seed, -1, 0),
+                      uint64_t(opt.token_offset) * C);
   }
   for (int l = 0; l < cfg_.n_layer; l++) {
     layer_forward(l, layer_acts(l), a.xs[l + 1]);
@@ -220,7 +223,8 @@ void Model::layer_backward(int l, LayerActs& la) {
   // The gradient of a dropped-out branch: the mask again, into dtmp.
   auto undrop = [&](const float* d, int site) -> const float* {
     if (fopt_.dropout <= 0) return d;
-    dropout_backward(a.dtmp, d, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, l, site));
+    dropout_backward(a.dtmp, d, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, l, site),
+                     uint64_t(fopt_.token_offset) * C);
     return a.dtmp;
   };
   // MLP branch
@@ -296,7 +300,8 @@ void Model::backward(float loss_scale) {
   }
   const float* demb = a.dres;
   if (fopt_.dropout > 0) {
-    dropout_backward(a.dtmp, a.dres, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, -1, 0));
+    dropout_backward(a.dtmp, a.dres, N * C, fopt_.dropout, site_seed(fopt_.dropout_seed, -1, 0),
+                     uint64_t(fopt_.token_offset) * C);
     demb = a.dtmp;
   }
   embedding_backward(G + off_embed_, off_pos_ == npos ? nullptr : G + off_pos_, demb, inputs_copy_.data(), B, T, C);

@@ -48,14 +48,15 @@ void mm_tn_acc(float* C, const float* A, const bf16* Abf, const float* B, const 
 }  // namespace
 
 // Multiplies hidden unit f of grouped row `row` by its pair's expert-dropout factor
-// (the same mask in the forward and the backward, and in the reference).
+// (the same mask in the forward and the backward, and in the reference), drawn by the
+// pair's global index (row_gpair_).
 void MoeBlock::apply_expert_dropout(float* h, int R, int F, int K) const {
   const float p = spec_.expert_dropout, scale = float(1.0 / (1.0 - double(p)));
   const uint64_t seed = spec_.noise_seed ^ 1;
 #pragma omp parallel for schedule(static)
   for (int row = 0; row < R; row++) {
-    if (row_pair_[row] < 0) continue;  // padding row
-    const uint64_t base = uint64_t(row_pair_[row]) * uint64_t(F);
+    if (row_gpair_[row] < 0) continue;  // padding row
+    const uint64_t base = uint64_t(row_gpair_[row]) * uint64_t(F);
     float* hr = h + size_t(row) * F;
     for (int f = 0; f < F; f++) hr[f] = dropout_uniform(seed, base + f) >= p ? hr[f] * scale : 0.0f;
   }
@@ -120,9 +121,10 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   const float* xr = x;
   if (sp.jitter > 0) {  // the router's input only: x * U[1-j, 1+j]
     xr_.resize(size_t(N) * C);
+    const uint64_t first = uint64_t(sp.token_offset) * C;  // global element index
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(N) * C; i++)
-      xr_[i] = x[i] * (1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, i) - 1.0f));
+      xr_[i] = x[i] * (1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, first + i) - 1.0f));
     xr = xr_.data();
   }
   matmul(logits_.data(), xr, w.router, N, E, C, false, true, false);
@@ -195,6 +197,11 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
           row_pair_[row] = n * K + k;
           pair_row_[size_t(n) * K + k] = row;
         }
+  }
+  if (sp.expert_dropout > 0) {
+    row_gpair_.resize(R);
+    for (int row = 0; row < R; row++)
+      row_gpair_[row] = row_pair_[row] < 0 ? -1 : sp.token_offset * K + row_pair_[row];
   }
   plan_experts();
   xg_.resize(size_t(R) * C);
@@ -388,9 +395,10 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
   matmul(g.router, dlogits.data(), jit ? xr_.data() : x, E, C, N, true, false, true);  // dWr += dlogits^T xr
   matmul(dx, dlogits.data(), w.router, N, C, E, false, false, false);                 // dx = dlogits Wr
   if (jit) {  // d xr / d x = the jitter factor
+    const uint64_t first = uint64_t(sp.token_offset) * C;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < size_t(N) * C; i++)
-      dx[i] *= 1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, i) - 1.0f);
+      dx[i] *= 1.0f + sp.jitter * (2.0f * dropout_uniform(sp.noise_seed, first + i) - 1.0f);
   }
   // Scatter the experts' input gradients back to the tokens, in choice order.
   const std::vector<int32_t>& rows = ep_ ? pair_slot_ : pair_row_;

@@ -28,6 +28,7 @@ void MoeBlock::swap_buffers(MoeBlock& o) {
   std::swap(slot_pair_, o.slot_pair_), std::swap(pair_slot_, o.pair_slot_), std::swap(send_rows_, o.send_rows_);
   std::swap(recv_rows_, o.recv_rows_), std::swap(recv_row_, o.recv_row_), std::swap(yret_, o.yret_);
   std::swap(dxret_, o.dxret_), std::swap(send_buf_, o.send_buf_), std::swap(recv_buf_, o.recv_buf_);
+  std::swap(row_gpair_, o.row_gpair_);
 }
 
 void MoeBlock::reserve_buffers(int N, bool backward, bool bf16) {
@@ -58,7 +59,7 @@ size_t MoeBlock::buffer_bytes() const {
   b += bytes_of(xg_bf_) + bytes_of(a_bf_) + bytes_of(d_bf_);
   b += bytes_of(dy_) + bytes_of(dweight_) + bytes_of(da_) + bytes_of(dh1_) + bytes_of(dh3_) + bytes_of(dxg_) +
        bytes_of(dlogits_) + bytes_of(dh1b_) + bytes_of(dh3b_);
-  b += bytes_of(slot_pair_) + bytes_of(pair_slot_) + bytes_of(recv_row_) + bytes_of(yret_) + bytes_of(dxret_) +
+  b += bytes_of(row_gpair_) + bytes_of(slot_pair_) + bytes_of(pair_slot_) + bytes_of(recv_row_) + bytes_of(yret_) + bytes_of(dxret_) +
        bytes_of(send_buf_) + bytes_of(recv_buf_);
   return b + bytes_of(r_.choice) + bytes_of(r_.kept) + bytes_of(r_.weight) + bytes_of(r_.counts);
 }

@@ -41,7 +41,6 @@ void MoeBlock::set_expert_group(Comm* ep) {
 void MoeBlock::ep_dispatch(const float* x, int N, bool bf) {
   const MoeSpec& sp = spec_;
   const int C = sp.C, E = sp.E, K = sp.K, P = ep_->size(), El = El_;
-  if (sp.expert_dropout > 0) throw std::invalid_argument("expert dropout is not expert-parallel here");
   // Slots: expert-major, pair order within an expert.
   std::vector<int32_t> fill(E + 1, 0);
   for (int e = 0; e < E; e++) fill[e + 1] = fill[e] + r_.counts[e];
@@ -92,6 +91,13 @@ void MoeBlock::ep_dispatch(const float* x, int N, bool bf) {
     else std::memcpy(dst, src, rb);
   }
   const int Rin = int(recv_row_.size());
+  if (sp.expert_dropout > 0) {  // the rows' global pair indices (the mask is drawn by them)
+    std::vector<int64_t> ids(S), got(Rin);
+    for (int slot = 0; slot < S; slot++) ids[slot] = sp.token_offset * K + slot_pair_[slot];
+    ep_->alltoallv(ids.data(), times(send_rows_, sizeof(int64_t)), got.data(), times(recv_rows_, sizeof(int64_t)));
+    row_gpair_.assign(R, -1);
+    for (int q = 0; q < Rin; q++) row_gpair_[recv_row_[q]] = got[q];
+  }
   recv_buf_.resize(size_t(Rin) * rb);
   ep_->alltoallv(send_buf_.data(), times(send_rows_, rb), recv_buf_.data(), times(recv_rows_, rb));
   if (bf) {

@@ -112,10 +112,11 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 // Jitter factor of element i of x; expert-dropout factor (0 or 1/(1-p)) of hidden unit f of pair.
 double jitter_factor(const MoeSpec& sp, size_t i) {
   if (sp.jitter <= 0) return 1.0;
-  return 1.0 + double(sp.jitter) * (2.0 * dropout_uniform(sp.noise_seed, i) - 1.0);
+  return 1.0 + double(sp.jitter) * (2.0 * dropout_uniform(sp.noise_seed, uint64_t(sp.token_offset) * sp.C + i) - 1.0);
 }
 double expert_keep(const MoeSpec& sp, size_t pair, int f) {
   if (sp.expert_dropout <= 0) return 1.0;
+  pair += size_t(sp.token_offset) * size_t(sp.K);
   return dropout_uniform(sp.noise_seed ^ 1, pair * size_t(sp.F) + f) >= sp.expert_dropout
              ? 1.0 / (1.0 - double(sp.expert_dropout))
              : 0.0;

@@ -54,6 +54,10 @@ struct MoeSpec {
   //     ones scaled by 1/(1-rate) (Switch's higher dropout inside experts).
   float jitter = 0.0f, expert_dropout = 0.0f;
   uint64_t noise_seed = 0;
+  // The global index of the block's first token (data parallelism: rank r's rows start
+  // at r N): the masks above are drawn by global index i + token_offset C and pair
+  // (token_offset + n) K + k, so every rank draws its part of the one-process masks.
+  int64_t token_offset = 0;
   int capacity(int N) const;     // INT32_MAX when dropless
 };
 
@@ -107,8 +111,9 @@ class MoeBlock {
   const MoeSpec& spec() const { return spec_; }
   void set_capacity_factor(float cf) { spec_.capacity_factor = cf; }  // training vs evaluation
   // Training noise for the next forward (zeros: none, as in evaluation).
-  void set_noise(float jitter, float expert_dropout, uint64_t seed) {
+  void set_noise(float jitter, float expert_dropout, uint64_t seed, int64_t token_offset = 0) {
     spec_.jitter = jitter, spec_.expert_dropout = expert_dropout, spec_.noise_seed = seed;
+    spec_.token_offset = token_offset;
   }
   // wbf: bf16 copies of w1, w3, w2 (null for fp32 experts). The router is fp32 always.
   void forward(float* out, const float* x, int N, const MoeWeights<float>& w, const MoeWeights<bf16>* wbf = nullptr);
@@ -201,6 +206,7 @@ class MoeBlock {
   std::vector<int32_t> slot_pair_, pair_slot_;  // (S) pair of each sent row; (N*K) slot or -1
   std::vector<size_t> send_rows_, recv_rows_;  // per rank of ep_
   std::vector<int32_t> recv_row_;
+  std::vector<int64_t> row_gpair_;              // (R) expert dropout: the global pair of each grouped row
   std::vector<float> yret_, dxret_;             // (S,C) the experts' outputs / input gradients, slot order
   std::vector<char> send_buf_, recv_buf_;       // staging of the all-to-alls
 };

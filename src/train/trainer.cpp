@@ -166,9 +166,6 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   if (cfg.batch % P != 0)
     throw std::invalid_argument("--batch " + std::to_string(cfg.batch) + " must be a multiple of the " +
                                 std::to_string(P) + " ranks (each runs an equal share of every batch)");
-  if (dp.active() && (cfg.dropout > 0 || mc.router_jitter > 0 || mc.expert_dropout > 0))
-    throw std::invalid_argument("--dropout, --router-jitter and --expert-dropout are not data-parallel yet "
-                                "(their masks are drawn per rank): train them in one process");
   const size_t row0 = size_t(dp.rank()) * Bl * cfg.seq;
   m.set_moe_group(dp.comm());
 
@@ -263,6 +260,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       fo.compute = cfg.compute;
       fo.dropout = cfg.dropout;
       fo.dropout_seed = cfg.seed ^ (uint64_t(st.step) << 20) ^ uint64_t(micro);
+      fo.token_offset = int64_t(row0);  // masks by global index: the one-process masks
       // The mean over ranks: every rank sees the same (global) loss, NaN included.
       const float l = float(dp.mean(m.forward(in.data() + row0, tgt.data() + row0, Bl, cfg.seq, fo)));
       if (!std::isfinite(l)) {

@@ -154,6 +154,22 @@ TEST(Fast, DropoutMatchesReferenceAndIsDeterministic) {
         EXPECT_NEAR(frac, 1.0 - p, 0.008) << "dropout keep fraction, p=" << p;
       }
     }
+  // A slice starting at element `first` gets the full tensor's mask there (data
+  // parallelism: each rank's rows of the global batch), in both paths.
+  {
+    const size_t n = 1000, first = 337, m = 400;
+    auto x = randn<float>(n, 4);
+    std::vector<float> full(n), part(m), part_ref(m), back(m);
+    dropout_forward(full.data(), x.data(), n, 0.3f, 99);
+    dropout_forward(part.data(), x.data() + first, m, 0.3f, 99, first);
+    dropout_forward_ref(part_ref.data(), x.data() + first, m, 0.3f, 99, first);
+    dropout_backward(back.data(), x.data() + first, m, 0.3f, 99, first);
+    for (size_t i = 0; i < m; i++) {
+      ASSERT_EQ(part[i], full[first + i]) << "element " << first + i;
+      ASSERT_EQ(back[i], full[first + i]) << "backward, element " << first + i;
+      ASSERT_NEAR(part_ref[i], full[first + i], 2e-7f * std::fabs(full[first + i])) << "reference, " << first + i;
+    }
+  }
   // The mask depends on (seed, index) only: one thread gives the same bits.
   const size_t n = 50001;
   auto x = randn<float>(n, 3);

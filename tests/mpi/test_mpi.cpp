@@ -205,6 +205,24 @@ TEST(Mpi, ExpertParallelBf16MatchesTheOneProcessRun) {
   }
 }
 
+// Dropout, router jitter and expert dropout draw their masks by global index (the
+// token's place in the global batch, the pair's global index, sent along with the rows
+// under expert parallelism): the ranks draw the one-process masks.
+TEST(Mpi, NoiseMasksAreTheOneProcessMasks) {
+  TempDir t("mpi_noise");
+  const std::string flags = "--family gpt2 --experts 4 --top-k 2 --capacity-factor 1.0 --dropout 0.1 "
+                            "--router-jitter 0.02 --expert-dropout 0.3";
+  const std::string ref = t / "ref";
+  ASSERT_EQ(train(0, train_args(ref, flags)).code, 0);
+  for (const auto& [P, extra] : {std::pair{3, ""}, std::pair{4, " --expert-parallel 2"},
+                                 std::pair{4, " --expert-parallel 4 --recompute"}}) {
+    const std::string out = t / ("run" + std::to_string(P) + std::string(extra).substr(0, 20));
+    Proc r = train(P, train_args(out, flags + extra));
+    ASSERT_EQ(r.code, 0) << r.err;
+    expect_same_run(ref, out, "noise, P=" + std::to_string(P) + extra);
+  }
+}
+
 // The scaling test: after one step, AdamW's first moment is (1 - beta1) g exactly, so
 // optimizer.safetensors holds each expert's gradient. (DP2, EP1), (DP1, EP2) and one
 // process must agree; an expert gradient summed over every rank, or scaled by EP (the
