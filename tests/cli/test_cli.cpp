@@ -168,12 +168,22 @@ TEST(Cli, BenchGemmTable) {
 // --threads is a global option; it is accepted after the subcommand too.
 TEST(Cli, BenchGemmThreads) {
   for (const char* args : {"--threads 1 bench gemm", "bench gemm --threads 1"}) {
-    Proc r = run_moe(std::string(args) + " --json --min-time 0.01 --peak-time 0.1 --shapes small --dtype fp32");
-    ASSERT_EQ(r.code, 0) << args << ": " << r.err;
     SCOPED_TRACE(args);
-    std::vector<std::string> beat_peak;
-    check_bench_json(r.out, 1, 2, 0, &beat_peak);
-    // One thread needs only one core at a time: peak and GEMM see the same machine.
-    for (const std::string& b : beat_peak) ADD_FAILURE() << "GEMM faster than the measured peak:\n" << b;
+    // One thread needs only one core at a time, but under ctest -j another job can still
+    // take that core during the peak's short windows: as above, a GEMM above the peak
+    // fails only when it happens in 3 runs out of 3.
+    std::string all;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Proc r = run_moe(std::string(args) + " --json --min-time 0.01 --peak-time 0.1 --shapes small --dtype fp32");
+      ASSERT_EQ(r.code, 0) << args << ": " << r.err;
+      std::vector<std::string> beat_peak;
+      check_bench_json(r.out, 1, 2, 0, &beat_peak);
+      if (HasFatalFailure() || beat_peak.empty()) {
+        all.clear();
+        break;
+      }
+      for (const std::string& b : beat_peak) all += b + "\n";
+    }
+    if (!all.empty()) ADD_FAILURE() << "GEMM faster than the measured peak in 3 runs of 3:\n" << all;
   }
 }
