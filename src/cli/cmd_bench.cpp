@@ -187,6 +187,7 @@ void run_train_bench(const TrainBenchOpts& o) {
         const double ratio = variant == 1 ? r.best_step_s / dense_step : 1.0;
         MemoryOptions mo;
         mo.bf16 = c == Compute::BF16, mo.recompute = rc == 1, mo.B = o.batch, mo.T = o.seq;
+        mo.ranks = r.ranks, mo.expert_parallel = r.expert_parallel, mo.zero = r.zero;  // per rank under mpirun
         const double estimate = model_memory_estimate(cfg, mo).total();
         const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
         const double mfu = pk > 0 ? r.gflops() / pk : 0.0;

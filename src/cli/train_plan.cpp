@@ -30,6 +30,7 @@ void print_train_plan(const ModelConfig& mc, const std::string& what, const Memo
   std::snprintf(buf, sizeof buf, "one layer %s%s", bytes_human(m.layer_activations).c_str(),
                 o.recompute ? ", kept once (recompute)" : ", kept per layer");
   row("activations", m.activations, buf);
+  if (m.comm > 0) row("reduction buffers", m.comm, "staging buckets of the gradient sums (MPI's own memory not counted)");
   row("total", m.total(), "");
   const double have = machine_memory_bytes();
   std::snprintf(buf, sizeof buf, "%s", m.total() <= have ? "fits" : "DOES NOT FIT");

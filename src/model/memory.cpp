@@ -66,7 +66,7 @@ double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* l
 // Bytes of one MoE block's buffers (moe_block.cpp) for N tokens: router logits and
 // probabilities, routing, the R grouped rows (kept pairs, each expert's group padded
 // to 16: counted as the upper bound) through the expert MLP, and the backward scratch.
-void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, double* kept, double* shared) {
+void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, int EP, double* kept, double* shared) {
   const double C = c.n_embd, Fe = c.expert_inner(), E = c.n_experts, K = c.top_k;
   const double swiglu = c.mlp == MlpKind::SwiGLU ? 1 : 0, bf = bf16 ? 1 : 0;
   double pairs = N * K;
@@ -77,6 +77,8 @@ void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, d
   f += 4 * R * (2 * C + (2 + swiglu) * Fe) + bf * 2 * R * (C + Fe);  // xg, y, h1, h3, a; bf16 xg, a
   if (training)  // dy, dxg, da, dh1, dh3, dweight, dlogits; bf16 dy, dh1, dh3
     f += 4 * (R * (2 * C + (2 + swiglu) * Fe) + N * K + N * E) + bf * 2 * R * (C + (1 + swiglu) * Fe);
+  if (EP > 1)  // moe_exchange.cpp: returned outputs and input gradients (fp32), send and receive staging
+    f += 4 * C * ((training ? 2 : 1) * pairs + 2 * R);
   *shared = f;
 }
 
@@ -104,13 +106,16 @@ MemoryEstimate model_memory_estimate(const ModelConfig& c, const MemoryOptions& 
       // Per MoE layer its probabilities and routing; the rest once per block, or once in
       // all with recompute (the blocks share one set, swapped in).
       double kept = 0, buf = 0;
-      moe_block_bytes(c, double(m.local_batch) * o.T, o.training, o.bf16, &kept, &buf);
+      moe_block_bytes(c, double(m.local_batch) * o.T, o.training, o.bf16, EP, &kept, &buf);
       int moe_layers = 0;
       for (int l = 0; l < c.n_layer; l++) moe_layers += c.moe_layer(l);
       a += moe_layers * kept + (o.recompute ? 1 : moe_layers) * buf;
     }
     m.activations = a;
   }
+  // The reduction's staging (dist/reduce.h): a receive bucket and a gather bucket, plus
+  // the packing bucket of expert parallelism; at most the gradients' size.
+  if (o.training && P > 1) m.comm = std::min(4 * m.n_params_rank, (EP > 1 ? 3.0 : 2.0) * 4 * double(4 << 20));
   return m;
 }
 

@@ -32,8 +32,9 @@ struct MemoryEstimate {
   double bf16_copy = 0;       // bf16 compute copy of the weights (bf16 training)
   double activations = 0;     // the activation arena for the rank's batch plus the MoE blocks' buffers
   double layer_activations = 0;  // of which one layer's kept activations (what recompute saves L-1 of)
+  double comm = 0;            // P > 1: the gradient reduction's staging buckets (MPI's own memory not counted)
   int local_batch = 0;        // sequences per rank
-  double total() const { return params + grads + moments + bf16_copy + activations; }
+  double total() const { return params + grads + moments + bf16_copy + activations + comm; }
 };
 
 // Parameters of a config's model, counted in floating point so that an absurd

@@ -28,41 +28,62 @@ void DataParallel::set_experts(ExpertGroups* g, std::vector<std::pair<size_t, si
   if (zero_) throw std::invalid_argument("--zero 1 with --expert-parallel is not supported: use one of them");
   eg_ = g;
   expert_ = std::move(ranges);
-  size_t at = 0, ne = 0;
+  size_t at = 0;
   for (const auto& [b, e] : expert_) {
     if (b > at) dense_.emplace_back(at, b);
-    at = e, ne += e - b;
+    at = e;
   }
   if (at < n_params) dense_.emplace_back(at, n_params);
-  shards_ = Shards::even(n_params - ne, P_);
-  expert_shards_ = Shards::even(ne, g->DP);
-  dbuf_.resize(n_params - ne), ebuf_.resize(ne);
 }
 
 namespace {
-// Copies the ranges of buf to one contiguous vector (pack) or back (unpack).
-void pack(const float* buf, const std::vector<std::pair<size_t, size_t>>& r, float* out) {
-  for (const auto& [b, e] : r) out = std::copy(buf + b, buf + e, out);
+
+// Sums the ranges of buf over c (every rank gets the rank-ordered sum), one bucket of
+// up to kReduceBucketFloats at a time: the ranges are packed into the bucket, reduced
+// (reduce-scatter + all-gather) and unpacked, so the staging stays one bucket.
+void allreduce_ranges(float* buf, const std::vector<std::pair<size_t, size_t>>& ranges, Comm& c,
+                      std::vector<float>& bucket) {
+  if (c.size() == 1) return;
+  bucket.resize(kReduceBucketFloats);
+  std::vector<std::pair<float*, size_t>> segs;
+  size_t i = 0, off = 0;  // the next range, and how far into it
+  while (i < ranges.size()) {
+    size_t n = 0;
+    segs.clear();
+    while (i < ranges.size() && n < bucket.size()) {
+      const size_t len = std::min(ranges[i].second - ranges[i].first - off, bucket.size() - n);
+      float* p = buf + ranges[i].first + off;
+      std::copy(p, p + len, bucket.data() + n);
+      segs.emplace_back(p, len);
+      n += len, off += len;
+      if (ranges[i].first + off == ranges[i].second) i++, off = 0;
+    }
+    const Shards s = Shards::even(n, c.size());
+    reduce_scatter_sum(bucket.data(), n, s, c);
+    allgather_shards(bucket.data(), n, s, c);
+    const float* q = bucket.data();
+    for (const auto& [p, len] : segs) std::copy(q, q + len, p), q += len;
+  }
 }
-void unpack(const float* in, const std::vector<std::pair<size_t, size_t>>& r, float* buf) {
-  for (const auto& [b, e] : r) std::copy(in, in + (e - b), buf + b), in += e - b;
+
+double ranges_sumsq(const float* buf, const std::vector<std::pair<size_t, size_t>>& ranges) {
+  double s = 0;
+  for (const auto& [b, e] : ranges) s += grad_sumsq(buf + b, e - b);
+  return s;
 }
+
 }  // namespace
 
 double DataParallel::update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip,
                                Compute compute) const {
   float* g = m.grads().data();
-  pack(g, dense_, dbuf_.data());
-  pack(g, expert_, ebuf_.data());
-  reduce_scatter_sum(dbuf_.data(), dbuf_.size(), shards_, *comm_);
-  allgather_shards(dbuf_.data(), dbuf_.size(), shards_, *comm_);
-  reduce_scatter_sum(ebuf_.data(), ebuf_.size(), expert_shards_, *eg_->edp);
-  allgather_shards(ebuf_.data(), ebuf_.size(), expert_shards_, *eg_->edp);
-  double experts = shards_sumsq(ebuf_.data(), expert_shards_, *eg_->edp, true);
-  eg_->ep->allreduce_sum(&experts, 1);  // every part of the experts, in expert order
-  const double norm = std::sqrt(shards_sumsq(dbuf_.data(), shards_, *comm_, true) + experts);
-  unpack(dbuf_.data(), dense_, g);
-  unpack(ebuf_.data(), expert_, g);
+  allreduce_ranges(g, dense_, *comm_, bucket_);      // every rank holds these
+  allreduce_ranges(g, expert_, *eg_->edp, bucket_);  // only the ranks holding the same experts
+  // Every rank now holds the same non-expert sums, and its ep group the same expert
+  // parts: the same norm everywhere (the experts' squares added over ep in rank order).
+  double experts = ranges_sumsq(g, expert_);
+  eg_->ep->allreduce_sum(&experts, 1);
+  const double norm = std::sqrt(ranges_sumsq(g, dense_) + experts);
   if (!std::isfinite(norm)) return norm;
   adamw_step_full(m, opt, hp, lr, clip_scale(norm, clip), compute);
   return norm;

@@ -53,8 +53,7 @@ class DataParallel {
   double update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
   ExpertGroups* eg_ = nullptr;  // expert parallelism (null: none)
   std::vector<std::pair<size_t, size_t>> expert_, dense_;  // ranges of the flat buffer
-  Shards expert_shards_;
-  mutable std::vector<float> ebuf_, dbuf_;
+  mutable std::vector<float> bucket_;                      // staging of one reduction bucket
   Comm* comm_ = nullptr;
   int P_ = 1, rank_ = 0;
   bool zero_ = false;
