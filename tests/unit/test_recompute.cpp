@@ -195,10 +195,16 @@ TEST(Recompute, EstimateParametersAndMomentsAreExact) {
     // ZeRO-1: the replicated part over all 8 ranks, each expert over the 2 ranks holding it.
     EXPECT_EQ(d.moments, 8 * (shared / 8 + experts / 4 / 2)) << k.name;
     EXPECT_EQ(d.grads, 4 * (shared + experts / 4)) << k.name;  // gradients are not sharded
-    // The activations of 8 ranks of 2 sequences each are those of one process with 2.
+    // The activations of 8 data-parallel ranks of 2 sequences each are those of one
+    // process with 2; expert parallelism adds its exchange buffers.
     MemoryOptions one;
     one.bf16 = k.bf16, one.B = 2, one.T = 32;
-    EXPECT_EQ(d.activations, model_memory_estimate(c, one).activations) << k.name;
+    MemoryOptions dp = o;
+    dp.expert_parallel = 1;
+    EXPECT_EQ(model_memory_estimate(c, dp).activations, model_memory_estimate(c, one).activations) << k.name;
+    EXPECT_GT(d.activations, model_memory_estimate(c, one).activations) << k.name;
+    EXPECT_GT(d.comm, 0) << k.name;
+    EXPECT_EQ(model_memory_estimate(c, one).comm, 0) << k.name;
   }
 }
 
