@@ -219,8 +219,6 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (EP < 1 || ranks % EP != 0)
     throw UsageError("--expert-parallel " + std::to_string(EP) + " must divide the " + std::to_string(ranks) +
                      (launched_by_mpi() ? " ranks" : " rank (start moe with mpirun -np P for more)"));
-  if (EP > 1 && o.zero == 1)
-    throw UsageError("--zero 1 with --expert-parallel is not supported: give one of them");
   TrainRun run;
   if (EP > 1) run.experts = make_expert_groups(comm_world(), EP);
   const ExpertSplit split = run.experts ? run.experts->split() : ExpertSplit{};

@@ -3,6 +3,7 @@
 #include "model/model.h"
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <stdexcept>
 
@@ -33,6 +34,15 @@ ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
   const int C = cfg.n_embd, F = cfg.n_inner, V = cfg.vocab_size, D = cfg.head_dim();
   const int Cq = cfg.n_head * D, Ckv = cfg.n_kv_head * D;
   auto add = [&](Role r, int l, Shape s) { return m.layout.add(fam.name(r, l), s); };
+  auto add_experts = [&](int l) {  // the experts held of MoE layer l
+    LayerOffsets& o = m.layers[l];
+    const int E = split.count(cfg.n_experts), F = cfg.expert_inner();
+    o.ew1 = add(Role::ExpertW1, l, {E, F, C});
+    if (cfg.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
+    if (cfg.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
+    o.ew2 = add(Role::ExpertW2, l, {E, C, F});
+    if (cfg.bias) o.eb2 = add(Role::ExpertB2, l, {E, C});
+  };
   m.embed = add(Role::Embed, 0, {V, C});
   if (cfg.pos == PosKind::Learned) m.pos = add(Role::Pos, 0, {cfg.n_ctx, C});
   m.layers.resize(cfg.n_layer);
@@ -53,13 +63,8 @@ ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
     o.norm2 = add(Role::Norm2, l, {C});
     if (cfg.bias) o.norm2_b = add(Role::Norm2Bias, l, {C});
     if (cfg.moe_layer(l)) {
-      const int E = split.count(cfg.n_experts), F = cfg.expert_inner();  // the experts held
-      o.router = add(Role::Router, l, {cfg.n_experts, C});                // routes to all of them
-      o.ew1 = add(Role::ExpertW1, l, {E, F, C});
-      if (cfg.bias) o.eb1 = add(Role::ExpertB1, l, {E, F});
-      if (cfg.mlp == MlpKind::SwiGLU) o.ew3 = add(Role::ExpertW3, l, {E, F, C});
-      o.ew2 = add(Role::ExpertW2, l, {E, C, F});
-      if (cfg.bias) o.eb2 = add(Role::ExpertB2, l, {E, C});
+      o.router = add(Role::Router, l, {cfg.n_experts, C});  // routes to all of them
+      if (!split.partial()) add_experts(l);
     } else {
       if (cfg.mlp == MlpKind::SwiGLU) o.gate = add(Role::Gate, l, {F, C});
       o.up = add(Role::Up, l, {F, C});
@@ -71,7 +76,20 @@ ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
   m.lnf = add(Role::FinalNorm, 0, {C});
   if (cfg.bias) m.lnf_b = add(Role::FinalNormBias, 0, {C});
   m.head = cfg.tied ? m.embed : add(Role::LMHead, 0, {V, C});
+  // A partial split keeps its experts after everything else: the flat buffers are then
+  // [replicated | this rank's experts], two ranges summed (and ZeRO-sharded) over
+  // different groups of ranks (train/data_parallel.h).
+  if (split.partial())
+    for (int l = 0; l < cfg.n_layer; l++)
+      if (cfg.moe_layer(l)) add_experts(l);
   return m;
+}
+
+std::map<std::string, size_t> model_tensor_index(const ModelConfig& cfg) {
+  std::map<std::string, size_t> out;
+  const ModelLayout full = model_layout(cfg);
+  for (const ParamSpec& s : full.layout.specs()) out.emplace(s.name, out.size());
+  return out;
 }
 
 Model::Model(const ModelConfig& cfg, bool trainable, ExpertSplit split)
@@ -131,8 +149,13 @@ MoeWeights<bf16> Model::moe_weights_bf16(int l) const {
 void Model::init_weights(uint64_t seed) {
   bf16_fresh_ = false;  // the bf16 compute copy must be rebuilt from the new weights
   const double std_w = 0.02, std_res = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
+  // Each tensor's stream is seeded by its place in the full model's layout (a partial
+  // split orders its tensors differently but draws the same weights).
+  const std::map<std::string, size_t> canonical = split_.partial() ? model_tensor_index(cfg_)
+                                                                     : std::map<std::string, size_t>{};
   size_t index = 0;
   for (const ParamSpec& s : layout_.specs()) {
+    if (split_.partial()) index = canonical.at(s.name);
     float* p = params_.data() + s.offset;
     size_t n = size_t(s.shape.numel());
     bool is_norm = s.name.find("norm") != std::string::npos || s.name.find("ln_") != std::string::npos;

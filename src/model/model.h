@@ -4,6 +4,7 @@
 // config's part flags choose norm, MLP, positions, biases and qkv fusion.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,7 +50,10 @@ struct ExpertSplit {
   int first(int E) const { return rank * (E / ranks); }
 };
 
-ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split = {});  // cfg must be valid
+// cfg must be valid. A partial split lays its expert tensors out after all the others.
+ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split = {});
+// The index of every tensor in the full model's layout (what seeds its init stream).
+std::map<std::string, size_t> model_tensor_index(const ModelConfig& cfg);
 
 struct ForwardOptions {
   Compute compute = Compute::F32;

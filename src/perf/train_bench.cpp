@@ -31,13 +31,11 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   m.init_weights(1);
   DataParallel dp(comm, m.params().numel(), dist.zero);
   if (eg) {
-    dp.set_experts(eg.get(), expert_ranges(m.layout()), m.params().numel());
+    dp.set_experts(eg.get(), experts_begin(m.layout()), m.params().numel());
     m.set_expert_group(eg->ep.get());
   }
   m.set_moe_group(comm);
-  const Shards& sh = dp.shards();
-  std::unique_ptr<AdamW> optp = dp.zero() ? std::make_unique<AdamW>(m.layout(), sh.begin[size_t(dp.rank())],
-                                                                    sh.end[size_t(dp.rank())])
+  std::unique_ptr<AdamW> optp = dp.zero() ? std::make_unique<AdamW>(m.layout(), dp.shard_ranges())
                                           : std::make_unique<AdamW>(m.layout());
   AdamW& opt = *optp;
   const int Bl = B / P;

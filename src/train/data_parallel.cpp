@@ -1,8 +1,9 @@
 #include "train/data_parallel.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "ops/clip.h"
 #include "train/expert_parallel.h"
@@ -14,6 +15,18 @@ DataParallel::DataParallel(Comm* comm, size_t n_params, bool zero) {
   if (comm && comm->size() > 1) comm_ = comm, P_ = comm->size(), rank_ = comm->rank();
   zero_ = zero && P_ > 1;
   shards_ = Shards::even(n_params, P_);
+  if (comm_) parts_.push_back({0, n_params, comm_, nullptr, shards_});
+}
+
+void DataParallel::set_experts(ExpertGroups* g, size_t experts_begin, size_t n_params) {
+  if (!g || !g->active()) return;
+  // [0, experts_begin): replicated, summed over every rank; the rest: this rank's
+  // experts, summed over the ranks holding the same ones (edp), their squares over ep.
+  parts_.clear();
+  parts_.push_back({0, experts_begin, comm_, nullptr, Shards::even(experts_begin, P_)});
+  parts_.push_back({experts_begin, n_params, g->edp.get(), g->ep.get(),
+                    Shards::even(n_params - experts_begin, g->edp->size())});
+  shards_ = parts_[0].shards;
 }
 
 double DataParallel::mean(double local) const {
@@ -23,107 +36,63 @@ double DataParallel::mean(double local) const {
   return v / P_;
 }
 
-void DataParallel::set_experts(ExpertGroups* g, std::vector<std::pair<size_t, size_t>> ranges, size_t n_params) {
-  if (!g || !g->active()) return;
-  if (zero_) throw std::invalid_argument("--zero 1 with --expert-parallel is not supported: use one of them");
-  eg_ = g;
-  expert_ = std::move(ranges);
-  size_t at = 0;
-  for (const auto& [b, e] : expert_) {
-    if (b > at) dense_.emplace_back(at, b);
-    at = e;
-  }
-  if (at < n_params) dense_.emplace_back(at, n_params);
-}
-
-namespace {
-
-// Sums the ranges of buf over c (every rank gets the rank-ordered sum), one bucket of
-// up to kReduceBucketFloats at a time: the ranges are packed into the bucket, reduced
-// (reduce-scatter + all-gather) and unpacked, so the staging stays one bucket.
-void allreduce_ranges(float* buf, const std::vector<std::pair<size_t, size_t>>& ranges, Comm& c,
-                      std::vector<float>& bucket) {
-  if (c.size() == 1) return;
-  bucket.resize(kReduceBucketFloats);
-  std::vector<std::pair<float*, size_t>> segs;
-  size_t i = 0, off = 0;  // the next range, and how far into it
-  while (i < ranges.size()) {
-    size_t n = 0;
-    segs.clear();
-    while (i < ranges.size() && n < bucket.size()) {
-      const size_t len = std::min(ranges[i].second - ranges[i].first - off, bucket.size() - n);
-      float* p = buf + ranges[i].first + off;
-      std::copy(p, p + len, bucket.data() + n);
-      segs.emplace_back(p, len);
-      n += len, off += len;
-      if (ranges[i].first + off == ranges[i].second) i++, off = 0;
-    }
-    const Shards s = Shards::even(n, c.size());
-    reduce_scatter_sum(bucket.data(), n, s, c);
-    allgather_shards(bucket.data(), n, s, c);
-    const float* q = bucket.data();
-    for (const auto& [p, len] : segs) std::copy(q, q + len, p), q += len;
-  }
-}
-
-double ranges_sumsq(const float* buf, const std::vector<std::pair<size_t, size_t>>& ranges) {
-  double s = 0;
-  for (const auto& [b, e] : ranges) s += grad_sumsq(buf + b, e - b);
-  return s;
-}
-
-}  // namespace
-
-double DataParallel::update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip,
-                               Compute compute) const {
-  float* g = m.grads().data();
-  allreduce_ranges(g, dense_, *comm_, bucket_);      // every rank holds these
-  allreduce_ranges(g, expert_, *eg_->edp, bucket_);  // only the ranks holding the same experts
-  // Every rank now holds the same non-expert sums, and its ep group the same expert
-  // parts: the same norm everywhere (the experts' squares added over ep in rank order).
-  double experts = ranges_sumsq(g, expert_);
-  eg_->ep->allreduce_sum(&experts, 1);
-  const double norm = std::sqrt(ranges_sumsq(g, dense_) + experts);
-  if (!std::isfinite(norm)) return norm;
-  adamw_step_full(m, opt, hp, lr, clip_scale(norm, clip), compute);
-  return norm;
-}
-
 double DataParallel::update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const {
-  if (eg_) return update_ep(m, opt, hp, lr, clip, compute);
-  FlatBuffer& g = m.grads();
-  const size_t n = g.numel();
-  reduce_scatter_sum(g.data(), n, shards_, *comm_);
-  if (!zero_) allgather_shards(g.data(), n, shards_, *comm_);
-  const double norm = std::sqrt(shards_sumsq(g.data(), shards_, *comm_, !zero_));
+  float* g = m.grads().data();
+  double sumsq = 0;
+  for (const Part& p : parts_) {
+    const size_t n = p.end - p.begin;
+    reduce_scatter_sum(g + p.begin, n, p.shards, *p.comm);
+    if (!zero_) allgather_shards(g + p.begin, n, p.shards, *p.comm);
+    double s = shards_sumsq(g + p.begin, p.shards, *p.comm, !zero_);
+    if (p.across) p.across->allreduce_sum(&s, 1);  // every expert part, in rank order
+    sumsq += s;
+  }
+  const double norm = std::sqrt(sumsq);
   if (!std::isfinite(norm)) return norm;
   const float scale = clip_scale(norm, clip);
   if (!zero_) {
     adamw_step_full(m, opt, hp, lr, scale, compute);
     return norm;
   }
-  FlatBuffer& p = m.params();  // mutable access: the bf16 copy is rebuilt by the next forward
-  opt.step_shard(p, g, hp, lr, scale);
-  allgather_shards(p.data(), n, shards_, *comm_);
+  FlatBuffer& params = m.params();  // mutable access: the bf16 copy is rebuilt by the next forward
+  opt.step_shard(params, m.grads(), hp, lr, scale);
+  for (const Part& p : parts_) allgather_shards(params.data() + p.begin, p.end - p.begin, p.shards, *p.comm);
   return norm;
 }
 
+AdamW::Ranges DataParallel::shard_ranges() const {
+  AdamW::Ranges r;
+  for (const Part& p : parts_) {
+    const int me = p.comm->rank();
+    r.emplace_back(p.begin + p.shards.begin[size_t(me)], p.begin + p.shards.end[size_t(me)]);
+  }
+  return r;
+}
+
 std::unique_ptr<AdamW> DataParallel::shard_of(const AdamW& full, const ParamLayout& layout) const {
-  const size_t b = shards_.begin[size_t(rank_)], e = shards_.end[size_t(rank_)];
-  auto s = std::make_unique<AdamW>(layout, b, e);
-  std::memcpy(s->m_shard(), full.m().data() + b, (e - b) * sizeof(float));
-  std::memcpy(s->v_shard(), full.v().data() + b, (e - b) * sizeof(float));
+  auto s = std::make_unique<AdamW>(layout, shard_ranges());
+  size_t at = 0;
+  for (const auto& [b, e] : s->ranges()) {
+    std::memcpy(s->m_shard() + at, full.m().data() + b, (e - b) * sizeof(float));
+    std::memcpy(s->v_shard() + at, full.v().data() + b, (e - b) * sizeof(float));
+    at += e - b;
+  }
   s->set_t(full.t());
   return s;
 }
 
 std::unique_ptr<AdamW> DataParallel::gather(AdamW& shard, const ParamLayout& layout) const {
   auto full = std::make_unique<AdamW>(layout);
-  const size_t b = shard.begin(), e = shard.end(), n = layout.numel();
-  std::memcpy(full->m().data() + b, shard.m_shard(), (e - b) * sizeof(float));
-  std::memcpy(full->v().data() + b, shard.v_shard(), (e - b) * sizeof(float));
-  allgather_shards(full->m().data(), n, shards_, *comm_);
-  allgather_shards(full->v().data(), n, shards_, *comm_);
+  size_t at = 0;
+  for (const auto& [b, e] : shard.ranges()) {
+    std::memcpy(full->m().data() + b, shard.m_shard() + at, (e - b) * sizeof(float));
+    std::memcpy(full->v().data() + b, shard.v_shard() + at, (e - b) * sizeof(float));
+    at += e - b;
+  }
+  for (const Part& p : parts_) {
+    allgather_shards(full->m().data() + p.begin, p.end - p.begin, p.shards, *p.comm);
+    allgather_shards(full->v().data() + p.begin, p.end - p.begin, p.shards, *p.comm);
+  }
   full->set_t(shard.t());
   return full;
 }

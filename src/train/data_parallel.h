@@ -39,25 +39,32 @@ class DataParallel {
   double update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
   // This rank's ZeRO-1 shard of a full optimizer (the moments of its elements, and t).
   std::unique_ptr<AdamW> shard_of(const AdamW& full, const ParamLayout& layout) const;
+  // This rank's ZeRO-1 shard of every part of the flat buffers (AdamW's ranges).
+  AdamW::Ranges shard_ranges() const;
   // A full optimizer gathered from every rank's shard (for a checkpoint).
   std::unique_ptr<AdamW> gather(AdamW& shard, const ParamLayout& layout) const;
   void barrier() const;
 
-  // Expert parallelism (train/expert_parallel.h): the gradients of the expert tensors
-  // (`ranges` of the flat buffer) are summed over `g.edp` only, the others over every
-  // rank; the global norm adds the parts' squares (the experts' over g.ep). ZeRO-1
-  // is not combined with it.
-  void set_experts(ExpertGroups* g, std::vector<std::pair<size_t, size_t>> ranges, size_t n_params);
+  // Expert parallelism (train/expert_parallel.h): the flat buffers are [replicated |
+  // this rank's experts] (a partial split's layout, experts from `experts_begin`). The
+  // replicated part is summed over every rank, the experts over g.edp only (the ranks
+  // holding the same experts); the global norm adds both parts' squares (the experts'
+  // over g.ep); ZeRO-1 shards each part over its own group. Call before shard_of.
+  void set_experts(ExpertGroups* g, size_t experts_begin, size_t n_params);
 
  private:
-  double update_ep(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
-  ExpertGroups* eg_ = nullptr;  // expert parallelism (null: none)
-  std::vector<std::pair<size_t, size_t>> expert_, dense_;  // ranges of the flat buffer
-  mutable std::vector<float> bucket_;                      // staging of one reduction bucket
+  // A range of the flat buffers reduced over one group (and, for the norm, across another).
+  struct Part {
+    size_t begin, end;
+    Comm* comm;
+    Comm* across;
+    Shards shards;
+  };
   Comm* comm_ = nullptr;
   int P_ = 1, rank_ = 0;
   bool zero_ = false;
-  Shards shards_;
+  Shards shards_;  // of the first part (the whole buffer without expert parallelism)
+  std::vector<Part> parts_;
 };
 
 }  // namespace moe

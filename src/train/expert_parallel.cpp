@@ -1,5 +1,6 @@
 #include "train/expert_parallel.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -20,11 +21,14 @@ std::unique_ptr<ExpertGroups> make_expert_groups(Comm& world, int EP) {
   return g;
 }
 
-std::vector<std::pair<size_t, size_t>> expert_ranges(const ParamLayout& layout) {
-  std::vector<std::pair<size_t, size_t>> out;
-  for (const ParamSpec& s : layout.specs())
-    if (s.name.find('*') != std::string::npos) out.emplace_back(s.offset, s.offset + size_t(s.shape.numel()));
-  return out;
+size_t experts_begin(const ParamLayout& layout) {
+  size_t first = layout.numel(), last_other = 0;
+  for (const ParamSpec& s : layout.specs()) {
+    if (s.name.find('*') != std::string::npos) first = std::min(first, s.offset);
+    else last_other = std::max(last_other, s.offset + size_t(s.shape.numel()));
+  }
+  if (last_other > first) throw std::logic_error("experts_begin: the expert tensors are not after the others");
+  return first;
 }
 
 namespace {

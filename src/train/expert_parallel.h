@@ -34,8 +34,9 @@ struct ExpertGroups {
 // Splits `world` (every rank calls it). EP must divide the world's size.
 std::unique_ptr<ExpertGroups> make_expert_groups(Comm& world, int EP);
 
-// [begin, end) ranges of the flat buffers holding expert tensors ('*' names), in order.
-std::vector<std::pair<size_t, size_t>> expert_ranges(const ParamLayout& layout);
+// Where a partial split's expert tensors ('*' names) start in its flat buffers: all of
+// them come after every other tensor (model_layout). Throws when they do not.
+size_t experts_begin(const ParamLayout& layout);
 
 // The full model and moments gathered from the expert parts, on world rank 0 (null
 // elsewhere). Every rank of data-parallel group 0 takes part; the others return at once.

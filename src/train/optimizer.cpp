@@ -12,10 +12,14 @@ const ParamLayout& empty_layout() {
 }
 }  // namespace
 
-AdamW::AdamW(const ParamLayout& layout, size_t begin, size_t end)
-    : layout_(&layout), m_(empty_layout()), v_(empty_layout()), ms_(end - begin, 0.0f), vs_(end - begin, 0.0f),
-      sharded_(true), begin_(begin), end_(end) {
-  if (begin > end || end > layout.numel()) throw std::invalid_argument("AdamW: shard outside the layout");
+AdamW::AdamW(const ParamLayout& layout, Ranges ranges)
+    : layout_(&layout), m_(empty_layout()), v_(empty_layout()), sharded_(true), ranges_(std::move(ranges)) {
+  size_t n = 0, at = 0;
+  for (const auto& [b, e] : ranges_) {
+    if (b < at || b > e || e > layout.numel()) throw std::invalid_argument("AdamW: shard outside the layout");
+    n += e - b, at = e;
+  }
+  ms_.assign(n, 0.0f), vs_.assign(n, 0.0f);
 }
 
 FlatBuffer& AdamW::m() {
@@ -43,17 +47,22 @@ void AdamW::step(FlatBuffer& params, const FlatBuffer& grads, const AdamWParams&
 }
 
 void AdamW::step_shard(FlatBuffer& params, const FlatBuffer& grads, const AdamWParams& hp, float lr, float grad_scale) {
+  if (!sharded_) throw std::logic_error("AdamW::step_shard on a full optimizer: use step");
   t_++;
-  float* ms = m_shard();
-  float* vs = v_shard();
-  for (const ParamSpec& s : params.layout().specs()) {
-    const size_t lo = std::max(begin_, s.offset), hi = std::min(end_, s.offset + size_t(s.shape.numel()));
-    if (lo >= hi) continue;
-    AdamWParams h = hp;
-    h.lr = lr;
-    h.weight_decay = s.shape.ndim >= 2 ? hp.weight_decay : 0.0f;
-    adamw_update(params.data() + lo, ms + (lo - begin_), vs + (lo - begin_), grads.data() + lo, hi - lo, h, t_,
-                 grad_scale, nullptr);
+  size_t at = 0;  // storage offset of the range
+  for (const auto& [b, e] : ranges_) {
+    float* ms = ms_.data() + at;
+    float* vs = vs_.data() + at;
+    for (const ParamSpec& s : params.layout().specs()) {
+      const size_t lo = std::max(b, s.offset), hi = std::min(e, s.offset + size_t(s.shape.numel()));
+      if (lo >= hi) continue;
+      AdamWParams h = hp;
+      h.lr = lr;
+      h.weight_decay = s.shape.ndim >= 2 ? hp.weight_decay : 0.0f;
+      adamw_update(params.data() + lo, ms + (lo - b), vs + (lo - b), grads.data() + lo, hi - lo, h, t_, grad_scale,
+                   nullptr);
+    }
+    at += e - b;
   }
 }
 

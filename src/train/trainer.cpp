@@ -137,7 +137,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   DataParallel dp(run.comm, m.params().numel(), run.zero);
   ExpertGroups* eg = run.experts && run.experts->active() ? run.experts.get() : nullptr;
   if (eg) {
-    dp.set_experts(eg, expert_ranges(m.layout()), m.params().numel());
+    dp.set_experts(eg, experts_begin(m.layout()), m.params().numel());
     m.set_expert_group(eg->ep.get());
   }
   if (dp.zero() && !run.opt->sharded()) run.opt = dp.shard_of(*run.opt, m.layout());  // ZeRO-1: keep this rank's shard
@@ -216,7 +216,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     // One Hugging Face directory whatever the layout: ZeRO-1 moments are gathered first.
     std::unique_ptr<AdamW> full = dp.zero() ? dp.gather(opt, m.layout()) : nullptr;
     std::unique_ptr<Model> whole = eg ? gather_model(m, *eg) : nullptr;  // expert parts: gathered on rank 0
-    if (eg) full = gather_optimizer(opt, m, whole.get(), *eg);
+    if (eg) full = gather_optimizer(full ? *full : opt, m, whole.get(), *eg);  // then the expert parts
     if (lead)
       sum.checkpoint = checkpoint_write(cfg.out_dir, whole ? *whole : m, full ? *full : opt, st, run.tokenizer_path,
                                         cfg.keep);

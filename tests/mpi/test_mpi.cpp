@@ -262,18 +262,21 @@ TEST(Mpi, ExpertGradientsEqualTheOneProcessGradients) {
   EXPECT_GT(experts, 0);
 }
 
-// Reruns, and recomputation, under DP x EP: the same bits.
-TEST(Mpi, ExpertParallelRerunsAndRecomputeGiveTheSameBits) {
+// Reruns, recomputation and ZeRO-1 (each part sharded over its own group) under
+// DP x EP: the same bits.
+TEST(Mpi, ExpertParallelRerunsZeroOneAndRecomputeGiveTheSameBits) {
   TempDir t("mpi_ep_bits");
   const std::string flags = std::string(kModels[5].flags) + " --expert-parallel 2";
-  const std::string a = t / "a", b = t / "b", rc = t / "rc";
-  for (const auto& [out, extra] : {std::pair{a, ""}, std::pair{b, ""}, std::pair{rc, " --recompute"}}) {
+  const std::string a = t / "a", b = t / "b", rc = t / "rc", z = t / "z";
+  for (const auto& [out, extra] :
+       {std::pair{a, ""}, std::pair{b, ""}, std::pair{rc, " --recompute"}, std::pair{z, " --zero 1 --recompute"}}) {
     Proc r = train(4, train_args(out, flags + std::string(extra)));
     ASSERT_EQ(r.code, 0) << r.err;
   }
   for (const char* f : {"/checkpoint-6/model.safetensors", "/checkpoint-6/optimizer.safetensors"}) {
     EXPECT_EQ(read_file(a + f), read_file(b + f)) << "a rerun differs in " << f;
     EXPECT_EQ(read_file(a + f), read_file(rc + f)) << "recompute differs in " << f;
+    EXPECT_EQ(read_file(a + f), read_file(z + f)) << "ZeRO-1 + recompute differs in " << f;
   }
 }
 
@@ -286,24 +289,25 @@ TEST(Mpi, CheckpointsDoNotDependOnTheLayout) {
   const std::string flags = kModels[2].flags;
   const std::string ref = t / "ref";
   ASSERT_EQ(train(0, train_args(ref, flags) + " --save-every 3 --keep 5").code, 0);
-  for (const auto& [P, EP] : {std::pair{2, 1}, std::pair{4, 2}, std::pair{4, 4}}) {
-    const std::string out = t / ("resave" + std::to_string(P) + std::to_string(EP));
+  for (const auto& [P, EP, zero] : {std::tuple{2, 1, 0}, std::tuple{4, 2, 0}, std::tuple{4, 4, 0}, std::tuple{4, 2, 1}}) {
+    const std::string out = t / ("resave" + std::to_string(P) + std::to_string(EP) + std::to_string(zero));
     fs::create_directories(out);
     fs::copy(ref + "/checkpoint-3", out + "/checkpoint-3", fs::copy_options::recursive);
     Proc r = train(P, kOneThread + "train --out " + q(out) + " --resume --stop-at 3 --expert-parallel " +
-                          std::to_string(EP));
+                          std::to_string(EP) + " --zero " + std::to_string(zero));
     ASSERT_EQ(r.code, 0) << r.err;
     for (const char* f : {"/checkpoint-3/model.safetensors", "/checkpoint-3/optimizer.safetensors"})
-      EXPECT_EQ(read_file(ref + f), read_file(out + f)) << "P=" << P << " EP=" << EP << " rewrote " << f;
+      EXPECT_EQ(read_file(ref + f), read_file(out + f)) << "P=" << P << " EP=" << EP << " zero=" << zero << " rewrote "
+                                                        << f;
   }
   const std::string out = t / "layouts";
-  Proc r = train(4, train_args(out, flags) + " --expert-parallel 2 --stop-at 2");
+  Proc r = train(4, train_args(out, flags) + " --expert-parallel 2 --zero 1 --stop-at 2");
   ASSERT_EQ(r.code, 0) << r.err;
   r = train(2, kOneThread + "train --out " + q(out) + " --resume --stop-at 4 --expert-parallel 2");
   ASSERT_EQ(r.code, 0) << r.err;
   r = train(1, kOneThread + "train --out " + q(out) + " --resume");
   ASSERT_EQ(r.code, 0) << r.err;
-  expect_same_run(ref, out, "P=4 EP=2 -> P=2 EP=2 -> P=1");
+  expect_same_run(ref, out, "P=4 EP=2 ZeRO-1 -> P=2 EP=2 -> P=1");
 }
 
 // A rank killed (SIGKILL) while writing a checkpoint: mpirun ends the other rank within
@@ -367,13 +371,12 @@ TEST(Mpi, AnErrorOnOneRankEndsEveryRank) {
   EXPECT_NE(r.err.find("must be a multiple of the 3 ranks"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(t / "y"));
   // Expert parallelism that does not fit: EP not dividing P, experts not dividing over EP,
-  // a dense model, ZeRO with EP.
+  // a dense model.
   const std::string moe4 = std::string(kModels[2].flags);
   for (const auto& [P, extra, want] :
        {std::tuple{2, moe4 + " --expert-parallel 3", "--expert-parallel 3 must divide the 2 ranks"},
         std::tuple{3, moe4 + " --expert-parallel 3", "the 4 experts do not split evenly"},
-        std::tuple{2, std::string("--family llama --expert-parallel 2"), "needs an MoE model"},
-        std::tuple{2, moe4 + " --expert-parallel 2 --zero 1", "--zero 1 with --expert-parallel"}}) {
+        std::tuple{2, std::string("--family llama --expert-parallel 2"), "needs an MoE model"}}) {
     r = train(P, train_args(t / "z", extra));
     EXPECT_NE(r.code, 0) << extra;
     EXPECT_NE(r.code, 128 + 9) << extra << ": a rank hung";
