@@ -12,6 +12,7 @@
 #include "model/checkpoint.h"
 #include "train/config.h"
 #include "train/eval.h"
+#include "train/expert_parallel.h"
 
 namespace moe::cli {
 
@@ -19,12 +20,25 @@ namespace {
 
 struct EvalOpts {
   std::string model, data, split = "val", compute = "f32";
-  int batches = 0, batch = 8, seq = 0;
+  int batches = 0, batch = 8, seq = 0, expert_parallel = 1;
   bool json = false, allow_tokenizer_mismatch = false;
 };
 
 void run_eval(const EvalOpts& o) {
-  OpenedModel opened = open_model(o.model);
+  // Under mpirun the ranks split the batches; with --expert-parallel EP the EP ranks of a
+  // group each hold E/EP of every MoE layer's experts and run the group's batches
+  // together (a model larger than one rank's memory).
+  Comm* comm = launched_by_mpi() ? &comm_world() : nullptr;
+  const int ranks = comm ? comm->size() : 1;
+  if (o.expert_parallel < 1 || ranks % o.expert_parallel != 0)
+    throw UsageError("--expert-parallel " + std::to_string(o.expert_parallel) + " must divide the " +
+                     std::to_string(ranks) + (comm ? " ranks" : " rank (start moe with mpirun -np P for more)"));
+  std::unique_ptr<ExpertGroups> eg = o.expert_parallel > 1 ? make_expert_groups(*comm, o.expert_parallel) : nullptr;
+  OpenedModel opened = open_model(o.model, eg ? eg->split() : ExpertSplit{});
+  if (eg) {
+    opened.model->set_expert_group(eg->ep.get());
+    opened.model->set_moe_group(eg->ep.get());  // a batch's rows are split over the group: route it whole
+  }
   const std::string& dir = opened.dir;
   auto& m = opened.model;
   DatasetInfo ds = dataset_open(o.data);
@@ -43,8 +57,7 @@ void run_eval(const EvalOpts& o) {
                                 std::to_string(m->config().n_ctx) + " positions");
   DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
                                      uint64_t(ds.vocab_size));
-  // Under mpirun the ranks split the batches (the same result as one process).
-  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute), launched_by_mpi() ? &comm_world() : nullptr);
+  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute), comm, o.expert_parallel);  // one process's result
   const double uniform = std::log(double(m->config().vocab_size));
   if (r.loss > uniform)
     std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "
@@ -75,6 +88,9 @@ void register_eval(CLI::App& app) {
       ->check(CLI::Range(2, 1 << 20))
       ->default_str("min(256, the model's positions)");
   sub->add_option("--compute", o->compute, "f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--expert-parallel", o->expert_parallel,
+                  "under mpirun: ranks that split each MoE layer's experts (each loads only its experts)")
+      ->check(CLI::Range(1, 4096));
   sub->add_flag("--json", o->json, "one JSON object");
   sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
                 "evaluate even when the checkpoint's tokenizer.model is not the dataset's");

@@ -1,6 +1,8 @@
 #include "train/eval.h"
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace moe {
@@ -10,9 +12,13 @@ EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compu
   const uint64_t n = batches <= 0 ? avail : std::min<uint64_t>(avail, uint64_t(batches));
   const size_t N = size_t(data.B()) * data.T();
   // Groups of `replicas` consecutive ranks run the same batches (expert parallelism:
-  // the ranks holding the parts of one model); the group's first rank counts them.
+  // the ranks holding the parts of one model), each its share of the rows.
   const int P = comm ? comm->size() / replicas : 1, me = comm ? comm->rank() / replicas : 0;
-  const bool counts = !comm || comm->rank() % replicas == 0;
+  const int part = comm ? comm->rank() % replicas : 0, B = int(data.B()), Bp = B / replicas;
+  if (B % replicas != 0)
+    throw std::invalid_argument("--batch " + std::to_string(B) + " must be a multiple of the " +
+                                std::to_string(replicas) + " expert-parallel ranks (each runs its share of a batch)");
+  const size_t row0 = size_t(part) * Bp * data.T();
   std::vector<int32_t> in(N), tgt(N);
   std::vector<double> loss_sum(n, 0.0), count(n, 0.0);  // per batch
   ForwardOptions fo;
@@ -20,8 +26,7 @@ EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compu
   fo.training = false;  // MoE: the evaluation capacity factor
   for (uint64_t i = uint64_t(me); i < n; i += uint64_t(P)) {
     data.batch_at(i, in.data(), tgt.data());
-    float loss = m.forward(in.data(), tgt.data(), int(data.B()), int(data.T()), fo);
-    if (!counts) continue;
+    float loss = m.forward(in.data() + row0, tgt.data() + row0, Bp, int(data.T()), fo);
     loss_sum[i] = double(loss) * m.valid_targets();
     count[i] = double(m.valid_targets());
   }

@@ -18,7 +18,10 @@ struct EvalResult {
 // all-reduced, then added in batch order: every rank gets the one-process result, bit
 // for bit. Each batch is routed on its own (MoE blocks must not be grouped meanwhile).
 // replicas > 1 (expert parallelism): ranks [g replicas, (g+1) replicas) hold the parts
-// of one model and run group g's batches together (i mod (size / replicas) == g).
+// of one model and run group g's batches together (i mod (size / replicas) == g), each
+// its B / replicas rows; the caller routes the MoE blocks over that group
+// (Model::set_moe_group), so capacity is the whole batch's as in one process. The
+// per-batch sums then add the parts in another order: equal to fp32 rounding.
 EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm = nullptr,
                     int replicas = 1);
 

@@ -191,7 +191,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   auto validate = [&]() {
     // The ranks split the validation batches (whole batches, each routed on its own:
     // the one-process result on every rank).
-    m.set_moe_group(nullptr);
+    m.set_moe_group(eg ? eg->ep.get() : nullptr);  // expert parallelism: the group shares each batch
     EvalResult r = evaluate(m, val_data, cfg.eval_batches, cfg.compute, dp.comm(), eg ? eg->EP : 1);
     m.set_moe_group(dp.comm());
     st.val_loss = float(r.loss);

@@ -345,6 +345,30 @@ TEST(Mpi, EvalSplitsTheBatches) {
   }
 }
 
+// moe eval --expert-parallel: each rank loads only its experts and a group's EP ranks
+// split each batch's rows, routed over the whole batch: the one-process loss, to fp32
+// rounding of the per-batch sums (seen: 2e-8 relative).
+TEST(Mpi, EvalWithExpertParallelism) {
+  TempDir t("mpi_eval_ep");
+  const std::string run = t / "run";
+  ASSERT_EQ(train(0, train_args(run, kModels[4].flags)).code, 0);
+  const std::string args = kOneThread + "eval --model " + q(run) + " --data " + q(dataset()) +
+                           " --batches 5 --batch 8 --json";
+  Proc one = run_moe(args);
+  ASSERT_EQ(one.code, 0) << one.err;
+  const json a = json::parse(one.out);
+  for (const auto& [P, EP] : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 4}}) {
+    Proc r = run_moe(args + " --expert-parallel " + std::to_string(EP), mpirun(P));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const json b = json::parse(r.out);
+    EXPECT_NEAR(a["loss"].get<double>(), b["loss"].get<double>(), 1e-6) << "P=" << P << " EP=" << EP;
+    EXPECT_EQ(a["tokens"], b["tokens"]);
+  }
+  Proc r = run_moe(args + " --expert-parallel 3", mpirun(2));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--expert-parallel 3 must divide the 2 ranks"), std::string::npos) << r.err;
+}
+
 // One rank given a dataset that does not exist (MPMD launch: different arguments per
 // rank): every rank ends, non-zero, quickly, with the one-line error.
 TEST(Mpi, AnErrorOnOneRankEndsEveryRank) {
