@@ -345,6 +345,33 @@ TEST(Mpi, EvalSplitsTheBatches) {
   }
 }
 
+// moe bench train under mpirun: the global batch's tokens/s, the share of the step in
+// collectives, bytes per step per kind (the all-to-alls of expert parallelism among
+// them), every rank's peak memory and the per-rank estimate.
+TEST(Mpi, BenchTrainReportsCommunicationAndMemoryPerRank) {
+  Proc r = run_moe(kOneThread + "bench train --json --preset tiny --family llama --compute f32 --experts 4 "
+                   "--expert-parallel 2 --batch 4 --seq 64 --vocab 256 --min-time 0.2 --peak-time 0.05",
+                   mpirun(2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  int trains = 0;
+  for (const std::string& line : lines_of(r.out)) {
+    const json j = json::parse(line);
+    if (j["kind"] != "train") continue;
+    trains++;
+    SCOPED_TRACE(line);
+    EXPECT_EQ(j["ranks"], 2);
+    EXPECT_EQ(j["expert_parallel"], j["experts"].get<int>() > 0 ? 2 : 1);
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+    EXPECT_GE(j["comm_fraction"].get<double>(), 0);
+    EXPECT_LT(j["comm_fraction"].get<double>(), 1);
+    EXPECT_GT(j["comm_bytes_per_step"]["alltoallv"].get<double>(), 0);
+    ASSERT_EQ(j["rank_peak_rss_bytes"].size(), 2u);
+    for (const json& b : j["rank_peak_rss_bytes"]) EXPECT_GT(b.get<double>(), 0);
+    EXPECT_GT(j["estimate_bytes"].get<double>(), 0);
+  }
+  EXPECT_EQ(trains, 2) << r.out;  // dense, then the MoE with its experts split
+}
+
 // moe eval --expert-parallel: each rank loads only its experts and a group's EP ranks
 // split each batch's rows, routed over the whole batch: the one-process loss, to fp32
 // rounding of the per-batch sums (seen: 2e-8 relative).
