@@ -305,9 +305,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       model_check_memory(run.model->config(), memory_options(o.cfg), o.init);
     }
     check_val_size(ds, o.cfg);
-    run.opt = std::make_unique<AdamW>(run.model->layout());
+    // Fresh moments are made by train() (only this rank's shard under --zero 1).
     if (o.init_optimizer) {
       if (o.init.empty()) throw UsageError("--init-optimizer needs --init");
+      run.opt = std::make_unique<AdamW>(run.model->layout());
       const std::string dir = resolve_model_dir(o.init);
       if (!path_exists(dir + "/optimizer.safetensors"))
         throw std::invalid_argument("--init-optimizer: " + dir + " has no optimizer.safetensors");

@@ -140,6 +140,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     dp.set_experts(eg, experts_begin(m.layout()), m.params().numel());
     m.set_expert_group(eg->ep.get());
   }
+  if (!run.opt)  // fresh moments: under ZeRO-1 only this rank's shard is ever allocated
+    run.opt = dp.zero() ? std::make_unique<AdamW>(m.layout(), dp.shard_ranges()) : std::make_unique<AdamW>(m.layout());
   if (dp.zero() && !run.opt->sharded()) run.opt = dp.shard_of(*run.opt, m.layout());  // ZeRO-1: keep this rank's shard
   AdamW& opt = *run.opt;
   const bool lead = dp.rank() == 0;  // writes the log and the checkpoints

@@ -19,7 +19,7 @@ namespace moe {
 
 struct TrainRun {
   std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<AdamW> opt;  // null: fresh moments, made by train()
   TrainerState state;          // step 0 for a new run; config inside
   std::string tokenizer_path;  // copied into every checkpoint
   int stop_at = 0;             // > 0: save a checkpoint and return at this step (resume later)
