@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   moe::cli::register_generate(app);
   moe::cli::register_inspect(app);
   moe::cli::register_upcycle(app);
+  moe::cli::register_export(app);
 
   try {
     app.parse(argc, argv);
