@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 namespace moe::test {
@@ -118,6 +119,13 @@ std::vector<float> scaled(const std::vector<float>& v, float s) {
   std::vector<float> r(v);
   for (float& x : r) x *= s;
   return r;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = std::string(MOE_TEST_BIN) + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 }  // namespace moe::test

@@ -66,4 +66,7 @@ class Guarded {
 // sum_i a[i] * w[i]: the scalar loss whose gradient wrt a is w.
 double dot(const std::vector<double>& a, const std::vector<double>& w);
 
+// An empty directory MOE_TEST_BIN/name (removed first if it was there).
+std::string fresh_dir(const std::string& name);
+
 }  // namespace moe::test

@@ -29,11 +29,7 @@ void run_eval(const EvalOpts& o) {
   // group each hold E/EP of every MoE layer's experts and run the group's batches
   // together (a model larger than one rank's memory).
   Comm* comm = launched_by_mpi() ? &comm_world() : nullptr;
-  const int ranks = comm ? comm->size() : 1;
-  if (o.expert_parallel < 1 || ranks % o.expert_parallel != 0)
-    throw UsageError("--expert-parallel " + std::to_string(o.expert_parallel) + " must divide the " +
-                     std::to_string(ranks) + (comm ? " ranks" : " rank (start moe with mpirun -np P for more)"));
-  std::unique_ptr<ExpertGroups> eg = o.expert_parallel > 1 ? make_expert_groups(*comm, o.expert_parallel) : nullptr;
+  std::unique_ptr<ExpertGroups> eg = expert_groups_for(o.expert_parallel);
   OpenedModel opened = open_model(o.model, eg ? eg->split() : ExpertSplit{});
   if (eg) {
     opened.model->set_expert_group(eg->ep.get());

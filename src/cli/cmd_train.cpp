@@ -215,12 +215,8 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                      " ranks (each runs an equal share of every batch)");
   // Expert parallelism: EP ranks split each MoE layer's experts (any EP on resume: the
   // checkpoint does not depend on the layout).
-  const int EP = o.expert_parallel;
-  if (EP < 1 || ranks % EP != 0)
-    throw UsageError("--expert-parallel " + std::to_string(EP) + " must divide the " + std::to_string(ranks) +
-                     (launched_by_mpi() ? " ranks" : " rank (start moe with mpirun -np P for more)"));
   TrainRun run;
-  if (EP > 1) run.experts = make_expert_groups(comm_world(), EP);
+  run.experts = expert_groups_for(o.expert_parallel);
   const ExpertSplit split = run.experts ? run.experts->split() : ExpertSplit{};
   if (!o.recipe.empty()) {
     if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");

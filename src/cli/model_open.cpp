@@ -1,6 +1,8 @@
 #include "cli/model_open.h"
 
+#include "cli/cli_util.h"
 #include "data/tokenizer.h"
+#include "dist/comm.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 
@@ -9,6 +11,14 @@ namespace moe::cli {
 void check_model_tokenizer(const std::string& dir, int vocab_size) {
   const std::string tok = dir + "/tokenizer.model";
   if (path_exists(tok)) tokenizer_open_checked(tok, dir + "/config.json (vocab_size)", 1, vocab_size);
+}
+
+std::unique_ptr<ExpertGroups> expert_groups_for(int EP) {
+  const int ranks = launched_by_mpi() ? comm_world().size() : 1;
+  if (EP < 1 || ranks % EP != 0)
+    throw UsageError("--expert-parallel " + std::to_string(EP) + " must divide the " + std::to_string(ranks) +
+                     (launched_by_mpi() ? " ranks" : " rank (start moe with mpirun -np P for more)"));
+  return EP > 1 ? make_expert_groups(comm_world(), EP) : nullptr;
 }
 
 OpenedModel open_model(const std::string& path, ExpertSplit split) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/model.h"
+#include "train/expert_parallel.h"
 
 namespace moe::cli {
 
@@ -17,6 +18,10 @@ struct OpenedModel {
 
 // split: the experts to load (expert parallelism; the default: all).
 OpenedModel open_model(const std::string& path, ExpertSplit split = {});
+
+// The expert groups of `--expert-parallel EP` over mpirun's ranks (null for EP = 1);
+// a usage error when EP does not divide the ranks.
+std::unique_ptr<ExpertGroups> expert_groups_for(int EP);
 
 // The checks of open_model on a directory that is read without loading a Model
 // (moe upcycle streams it): the tokenizer.model beside config.json, when present.

@@ -95,4 +95,15 @@ Comm& comm_world() {
   return *world;
 }
 
+std::map<std::string, CommStats> comm_stats_sum(const std::vector<const Comm*>& comms) {
+  std::map<std::string, CommStats> all;
+  for (const Comm* c : comms)
+    if (c)
+      for (const auto& [kind, cs] : c->stats()) {
+        CommStats& a = all[kind];
+        a.bytes += cs.bytes, a.seconds += cs.seconds, a.calls += cs.calls;
+      }
+  return all;
+}
+
 }  // namespace moe

@@ -61,6 +61,9 @@ class Comm {
   std::map<std::string, CommStats> stats_;
 };
 
+// Per kind of collective, the sum over several communicators' stats (null ones skipped).
+std::map<std::string, CommStats> comm_stats_sum(const std::vector<const Comm*>& comms);
+
 // The process's world: MPI_COMM_WORLD when started by mpirun (MPI initialised on first
 // use, finalised at exit), else a one-process communicator.
 Comm& comm_world();

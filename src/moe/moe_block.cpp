@@ -176,7 +176,8 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   if (ep_) {  // expert parallelism: the rows travel to their experts' ranks and back
     ep_dispatch(x, N, wbf != nullptr);
     experts_forward(w, wbf);
-    ep_combine(out, N);
+    ep_return(y_, yret_);  // the outputs (fp32) to the tokens' ranks
+    combine(out, N, pair_slot_, yret_);
     return;
   }
   // Dispatch: rows of each expert contiguous, tokens in order within an expert. Each
@@ -186,18 +187,7 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   offsets_.assign(E + 1, 0);
   for (int e = 0; e < E; e++) offsets_[e + 1] = offsets_[e] + padded(r_.counts[e]);
   const int R = offsets_[E];
-  row_pair_.assign(R, -1);
-  pair_row_.assign(size_t(N) * K, -1);
-  {
-    std::vector<int32_t> fill(offsets_.begin(), offsets_.end() - 1);
-    for (int n = 0; n < N; n++)
-      for (int k = 0; k < K; k++)
-        if (r_.kept[size_t(n) * K + k]) {
-          const int row = fill[r_.choice[size_t(n) * K + k]]++;
-          row_pair_[row] = n * K + k;
-          pair_row_[size_t(n) * K + k] = row;
-        }
-  }
+  assign_rows(offsets_, R, row_pair_, pair_row_);
   if (sp.expert_dropout > 0) {
     row_gpair_.resize(R);
     for (int row = 0; row < R; row++)
@@ -212,16 +202,38 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
   }
   if (wbf) bf16_copy(xg_bf_, xg_);
   experts_forward(w, wbf);
-  // Combine: each token adds its kept choices' outputs, weighted, in choice order.
+  combine(out, N, pair_row_, y_);
+}
+
+// Kept pairs in expert order (each expert's in pair order, from starts[e]): row_pair
+// (rows entries, -1 where none: padding) and pair_row (N K entries, -1 when dropped).
+void MoeBlock::assign_rows(const std::vector<int32_t>& starts, int rows, std::vector<int32_t>& row_pair,
+                           std::vector<int32_t>& pair_row) const {
+  const int N = r_.N, K = spec_.K;
+  row_pair.assign(rows, -1);
+  pair_row.assign(size_t(N) * K, -1);
+  std::vector<int32_t> fill(starts.begin(), starts.begin() + spec_.E);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < K; k++)
+      if (r_.kept[size_t(n) * K + k]) {
+        const int row = fill[r_.choice[size_t(n) * K + k]]++;
+        row_pair[row] = n * K + k;
+        pair_row[size_t(n) * K + k] = row;
+      }
+}
+
+// Each token adds its kept choices' outputs (rows[pair_row[pair]]), weighted, in choice order.
+void MoeBlock::combine(float* out, int N, const std::vector<int32_t>& pair_row, const std::vector<float>& rows) const {
+  const int C = spec_.C, K = spec_.K;
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     float* o = out + size_t(n) * C;
     std::memset(o, 0, C * sizeof(float));
     for (int k = 0; k < K; k++) {
-      const int row = pair_row_[size_t(n) * K + k];
+      const int row = pair_row[size_t(n) * K + k];
       if (row < 0) continue;
       const float wt = float(r_.weight[size_t(n) * K + k]);
-      const float* y = &y_[size_t(row) * C];
+      const float* y = &rows[size_t(row) * C];
 #pragma omp simd
       for (int c = 0; c < C; c++) o[c] += wt * y[c];
     }
@@ -363,7 +375,7 @@ void MoeBlock::backward(float* dx, MoeGrads<float>& g, const float* dout, const 
     }
   }
   experts_backward(g, w, dy_bf_ready);
-  if (ep_) ep_backward_return();
+  if (ep_) ep_return(dxg_, dxret_);  // the input gradients (fp32) to the tokens' ranks
   // Router backward (fp32): combine weights, aux through P, softmax, z.
   const std::vector<double>& f = f_;  // global when grouped: d aux / d p = coef E f_e / N_global
   std::vector<float>& dlogits = dlogits_;

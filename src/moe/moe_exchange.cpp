@@ -35,25 +35,16 @@ void MoeBlock::set_expert_group(Comm* ep) {
                                 std::to_string(P) + " ranks");
   ep_ = P > 1 ? ep : nullptr;
   El_ = spec_.E / P;
-  e0_ = P > 1 ? ep->rank() * El_ : 0;
 }
 
 void MoeBlock::ep_dispatch(const float* x, int N, bool bf) {
   const MoeSpec& sp = spec_;
   const int C = sp.C, E = sp.E, K = sp.K, P = ep_->size(), El = El_;
-  // Slots: expert-major, pair order within an expert.
-  std::vector<int32_t> fill(E + 1, 0);
-  for (int e = 0; e < E; e++) fill[e + 1] = fill[e] + r_.counts[e];
-  const int S = fill[E];
-  slot_pair_.assign(S, -1);
-  pair_slot_.assign(size_t(N) * K, -1);
-  for (int n = 0; n < N; n++)
-    for (int k = 0; k < K; k++)
-      if (r_.kept[size_t(n) * K + k]) {
-        const int slot = fill[r_.choice[size_t(n) * K + k]]++;
-        slot_pair_[slot] = n * K + k;
-        pair_slot_[size_t(n) * K + k] = slot;
-      }
+  // Slots: expert-major, pair order within an expert (no padding).
+  std::vector<int32_t> starts(E + 1, 0);
+  for (int e = 0; e < E; e++) starts[e + 1] = starts[e] + r_.counts[e];
+  const int S = starts[E];
+  assign_rows(starts, S, slot_pair_, pair_slot_);
   // Counts first: rank d learns how many rows each rank sends to each of its experts.
   std::vector<int32_t> rc(size_t(P) * El);  // rc[s El + i]: rows from rank s for local expert i
   const std::vector<size_t> per_rank(P, El * sizeof(int32_t));
@@ -98,43 +89,40 @@ void MoeBlock::ep_dispatch(const float* x, int N, bool bf) {
     row_gpair_.assign(R, -1);
     for (int q = 0; q < Rin; q++) row_gpair_[recv_row_[q]] = got[q];
   }
-  recv_buf_.resize(size_t(Rin) * rb);
-  ep_->alltoallv(send_buf_.data(), times(send_rows_, rb), recv_buf_.data(), times(recv_rows_, rb));
-  if (bf) {
-    xg_.clear();
-    xg_bf_.assign(size_t(R) * C, bf16{});
-  } else {
-    xg_.assign(size_t(R) * C, 0.0f);
-  }
-  char* xg = bf ? reinterpret_cast<char*>(xg_bf_.data()) : reinterpret_cast<char*>(xg_.data());
-#pragma omp parallel for schedule(static)
-  for (int q = 0; q < Rin; q++) std::memcpy(xg + size_t(recv_row_[q]) * rb, recv_buf_.data() + size_t(q) * rb, rb);
+  ep_send_regroup(bf, xg_, xg_bf_);
 }
 
-// The experts' output rows go back (fp32) to the ranks that sent them, and each token
-// adds its kept choices' outputs, weighted, in choice order.
-void MoeBlock::ep_combine(float* out, int N) {
-  const MoeSpec& sp = spec_;
-  const int C = sp.C, K = sp.K, Rin = int(recv_row_.size()), S = int(slot_pair_.size());
+// send_buf_ (rows of rb bytes in slot order) to the experts' ranks; the rows received
+// are regrouped per local expert (recv_row_) into `f32`, or into `half` (then `f32` is
+// emptied: only the bf16 copy exists), padding rows zero.
+void MoeBlock::ep_send_regroup(bool as_bf16, std::vector<float>& f32, std::vector<bf16>& half) {
+  const int C = spec_.C, Rin = int(recv_row_.size()), R = offsets_[El_];
+  const size_t rb = as_bf16 ? C * sizeof(bf16) : C * sizeof(float);
+  recv_buf_.resize(size_t(Rin) * rb);
+  ep_->alltoallv(send_buf_.data(), times(send_rows_, rb), recv_buf_.data(), times(recv_rows_, rb));
+  char* dst;
+  if (as_bf16) {
+    f32.clear();
+    half.assign(size_t(R) * C, bf16{});
+    dst = reinterpret_cast<char*>(half.data());
+  } else {
+    f32.assign(size_t(R) * C, 0.0f);
+    dst = reinterpret_cast<char*>(f32.data());
+  }
+#pragma omp parallel for schedule(static)
+  for (int q = 0; q < Rin; q++) std::memcpy(dst + size_t(recv_row_[q]) * rb, recv_buf_.data() + size_t(q) * rb, rb);
+}
+
+// Expert side: rows of `grouped` (outputs, or input gradients; fp32) go back to the
+// ranks that sent them, arriving in slot order in `by_slot`.
+void MoeBlock::ep_return(const std::vector<float>& grouped, std::vector<float>& by_slot) {
+  const int C = spec_.C, Rin = int(recv_row_.size()), S = int(slot_pair_.size());
   const size_t rb = C * sizeof(float);
   recv_buf_.resize(size_t(Rin) * rb);
 #pragma omp parallel for schedule(static)
-  for (int q = 0; q < Rin; q++) std::memcpy(recv_buf_.data() + size_t(q) * rb, &y_[size_t(recv_row_[q]) * C], rb);
-  yret_.resize(size_t(S) * C);
-  ep_->alltoallv(recv_buf_.data(), times(recv_rows_, rb), yret_.data(), times(send_rows_, rb));
-#pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++) {
-    float* o = out + size_t(n) * C;
-    std::memset(o, 0, C * sizeof(float));
-    for (int k = 0; k < K; k++) {
-      const int slot = pair_slot_[size_t(n) * K + k];
-      if (slot < 0) continue;
-      const float wt = float(r_.weight[size_t(n) * K + k]);
-      const float* y = &yret_[size_t(slot) * C];
-#pragma omp simd
-      for (int c = 0; c < C; c++) o[c] += wt * y[c];
-    }
-  }
+  for (int q = 0; q < Rin; q++) std::memcpy(recv_buf_.data() + size_t(q) * rb, &grouped[size_t(recv_row_[q]) * C], rb);
+  by_slot.resize(size_t(S) * C);
+  ep_->alltoallv(recv_buf_.data(), times(recv_rows_, rb), by_slot.data(), times(send_rows_, rb));
 }
 
 // Token side: dy = weight * dout[token] per slot and d weight = dout[token] . y; the dy
@@ -142,7 +130,7 @@ void MoeBlock::ep_combine(float* out, int N) {
 // compute without an output bias) and are regrouped as in the forward.
 void MoeBlock::ep_backward_send(const float* dout, bool bf) {
   const MoeSpec& sp = spec_;
-  const int C = sp.C, K = sp.K, S = int(slot_pair_.size()), Rin = int(recv_row_.size()), R = offsets_[El_];
+  const int C = sp.C, K = sp.K, S = int(slot_pair_.size());
   const bool half = bf && !sp.bias;
   const size_t rb = half ? C * sizeof(bf16) : C * sizeof(float);
   send_buf_.resize(size_t(S) * rb);
@@ -168,30 +156,7 @@ void MoeBlock::ep_backward_send(const float* dout, bool bf) {
       else std::memcpy(dst, row.data(), rb);
     }
   }
-  recv_buf_.resize(size_t(Rin) * rb);
-  ep_->alltoallv(send_buf_.data(), times(send_rows_, rb), recv_buf_.data(), times(recv_rows_, rb));
-  char* dy;
-  if (half) {
-    dy_.clear();
-    d_bf_.assign(size_t(R) * C, bf16{});
-    dy = reinterpret_cast<char*>(d_bf_.data());
-  } else {
-    dy_.assign(size_t(R) * C, 0.0f);
-    dy = reinterpret_cast<char*>(dy_.data());
-  }
-#pragma omp parallel for schedule(static)
-  for (int q = 0; q < Rin; q++) std::memcpy(dy + size_t(recv_row_[q]) * rb, recv_buf_.data() + size_t(q) * rb, rb);
-}
-
-// Expert side: the input gradients (fp32) go back to the tokens' ranks, in slot order.
-void MoeBlock::ep_backward_return() {
-  const int C = spec_.C, Rin = int(recv_row_.size()), S = int(slot_pair_.size());
-  const size_t rb = C * sizeof(float);
-  recv_buf_.resize(size_t(Rin) * rb);
-#pragma omp parallel for schedule(static)
-  for (int q = 0; q < Rin; q++) std::memcpy(recv_buf_.data() + size_t(q) * rb, &dxg_[size_t(recv_row_[q]) * C], rb);
-  dxret_.resize(size_t(S) * C);
-  ep_->alltoallv(recv_buf_.data(), times(recv_rows_, rb), dxret_.data(), times(send_rows_, rb));
+  ep_send_regroup(half, dy_, d_bf_);
 }
 
 }  // namespace moe

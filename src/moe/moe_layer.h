@@ -143,8 +143,6 @@ class MoeBlock {
   // may hold different tokens (training) or the same ones (evaluation). Null or a group
   // of one: every expert here.
   void set_expert_group(Comm* ep);
-  int local_experts() const { return El_; }
-  int first_expert() const { return e0_; }
   // Of the last forward, over the global batch: kept pairs per expert, chosen pairs per
   // expert (before dropping), tokens, and dropped pairs.
   const std::vector<int64_t>& global_counts() const { return g_counts_; }
@@ -167,15 +165,18 @@ class MoeBlock {
   void experts_forward(const MoeWeights<float>& w, const MoeWeights<bf16>* wbf);
   void experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, bool dy_bf_ready);
   void plan_experts();  // order_ and parallel_experts_ from offsets_
+  void assign_rows(const std::vector<int32_t>& starts, int rows, std::vector<int32_t>& row_pair,
+                   std::vector<int32_t>& pair_row) const;
+  void combine(float* out, int N, const std::vector<int32_t>& pair_row, const std::vector<float>& rows) const;
   // Expert parallelism (moe_exchange.cpp).
   void ep_dispatch(const float* x, int N, bool bf);
-  void ep_combine(float* out, int N);
   void ep_backward_send(const float* dout, bool bf);
-  void ep_backward_return();
+  void ep_send_regroup(bool as_bf16, std::vector<float>& f32, std::vector<bf16>& half);
+  void ep_return(const std::vector<float>& grouped, std::vector<float>& by_slot);
   MoeSpec spec_;
   Comm* group_ = nullptr;
   Comm* ep_ = nullptr;   // expert-parallel group (null: all experts here)
-  int El_ = 0, e0_ = 0;  // local experts [e0_, e0_ + El_): all E without expert parallelism
+  int El_ = 0;           // experts held (E / ep size: rank i's are [i El_, (i+1) El_))
   std::vector<double> f_;  // (E) chosen fraction of the (global) pairs: the aux loss's f
   std::vector<int64_t> g_counts_, g_chosen_;
   int64_t g_tokens_ = 0, g_dropped_ = 0;

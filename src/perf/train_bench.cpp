@@ -40,11 +40,7 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   AdamW& opt = *optp;
   const int Bl = B / P;
   const size_t row0 = size_t(dp.rank()) * Bl * T;
-  auto comms = [&] {
-    std::vector<Comm*> cs{comm};
-    if (eg) cs.push_back(eg->ep.get()), cs.push_back(eg->edp.get());
-    return cs;
-  }();
+  const std::vector<Comm*> comms{comm, eg ? eg->ep.get() : nullptr, eg ? eg->edp.get() : nullptr};
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
   std::vector<int32_t> in(size_t(B) * T), tgt(size_t(B) * T);
@@ -63,7 +59,8 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   step();  // warm-up: allocates the activations, creates the GEMM primitives
   step();
   if (comm)
-    for (Comm* c : comms) c->reset_stats();
+    for (Comm* c : comms)
+      if (c) c->reset_stats();
   std::vector<double> times;
   const auto start = Clock::now();
   for (;;) {
@@ -92,12 +89,11 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   r.ranks = P, r.expert_parallel = EP, r.zero = dp.zero();
   if (comm) {
     double secs = 0;
-    for (Comm* c : comms)
-      for (const auto& [kind, cs] : c->stats()) {
-        if (kind == "broadcast") continue;  // the loop's own step agreement
-        secs += cs.seconds;
-        r.comm_bytes_per_step[kind] += cs.bytes / double(times.size());
-      }
+    for (const auto& [kind, cs] : comm_stats_sum({comms.begin(), comms.end()})) {
+      if (kind == "broadcast") continue;  // the loop's own step agreement
+      secs += cs.seconds;
+      r.comm_bytes_per_step[kind] = cs.bytes / double(times.size());
+    }
     r.comm_fraction = total > 0 ? secs / total : 0;
     r.rank_peak_rss_bytes.resize(size_t(P));
     double mine = r.peak_rss_bytes;

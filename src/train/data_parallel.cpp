@@ -14,8 +14,7 @@ namespace moe {
 DataParallel::DataParallel(Comm* comm, size_t n_params, bool zero) {
   if (comm && comm->size() > 1) comm_ = comm, P_ = comm->size(), rank_ = comm->rank();
   zero_ = zero && P_ > 1;
-  shards_ = Shards::even(n_params, P_);
-  if (comm_) parts_.push_back({0, n_params, comm_, nullptr, shards_});
+  if (comm_) parts_.push_back({0, n_params, comm_, nullptr, Shards::even(n_params, P_)});
 }
 
 void DataParallel::set_experts(ExpertGroups* g, size_t experts_begin, size_t n_params) {
@@ -26,7 +25,6 @@ void DataParallel::set_experts(ExpertGroups* g, size_t experts_begin, size_t n_p
   parts_.push_back({0, experts_begin, comm_, nullptr, Shards::even(experts_begin, P_)});
   parts_.push_back({experts_begin, n_params, g->edp.get(), g->ep.get(),
                     Shards::even(n_params - experts_begin, g->edp->size())});
-  shards_ = parts_[0].shards;
 }
 
 double DataParallel::mean(double local) const {

@@ -30,7 +30,6 @@ class DataParallel {
   bool active() const { return P_ > 1; }
   bool zero() const { return zero_; }
   Comm* comm() const { return comm_; }
-  const Shards& shards() const { return shards_; }
 
   // The mean over ranks of one value per rank (rank order; NaN anywhere gives NaN).
   double mean(double local) const;
@@ -63,7 +62,6 @@ class DataParallel {
   Comm* comm_ = nullptr;
   int P_ = 1, rank_ = 0;
   bool zero_ = false;
-  Shards shards_;  // of the first part (the whole buffer without expert parallelism)
   std::vector<Part> parts_;
 };
 

@@ -29,6 +29,7 @@ struct ExpertGroups {
   bool active() const { return EP > 1; }
   ExpertSplit split() const { return ep ? ExpertSplit{ep->rank(), EP} : ExpertSplit{}; }
   int dp_rank() const { return world ? world->rank() / EP : 0; }
+  std::vector<const Comm*> comms() const { return {world, ep.get(), edp.get()}; }  // for comm_stats_sum
 };
 
 // Splits `world` (every rank calls it). EP must divide the world's size.

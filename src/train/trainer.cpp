@@ -327,14 +327,8 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   if (dp.active()) {  // what the collectives moved (this rank's sends) and how long they took
     nlohmann::json comm = nlohmann::json::object();
     double bytes = 0, secs = 0;
-    std::map<std::string, CommStats> all = dp.comm()->stats();
-    if (eg)  // the expert groups' collectives: all-to-alls of token rows, expert gradient sums
-      for (const Comm* c : {eg->ep.get(), eg->edp.get()})
-        for (const auto& [kind, cs] : c->stats()) {
-          CommStats& a = all[kind];
-          a.bytes += cs.bytes, a.seconds += cs.seconds, a.calls += cs.calls;
-        }
-    for (const auto& [kind, cs] : all) {
+    // With expert parallelism also the expert groups' (token rows, expert gradient sums).
+    for (const auto& [kind, cs] : comm_stats_sum(eg ? eg->comms() : std::vector<const Comm*>{dp.comm()})) {
       comm[kind] = {{"bytes", cs.bytes}, {"seconds", cs.seconds}, {"calls", cs.calls}};
       bytes += cs.bytes, secs += cs.seconds;
     }

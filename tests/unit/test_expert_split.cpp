@@ -8,6 +8,7 @@
 #include <random>
 
 #include "model/checkpoint.h"
+#include "testutil.h"
 #include "train/expert_parallel.h"
 #include "train/optimizer.h"
 #include "train/state.h"
@@ -15,12 +16,7 @@
 namespace moe {
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = std::string(MOE_TEST_BIN) + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using test::fresh_dir;
 
 ModelConfig moe_config(const std::string& family) {
   ModelConfig c = model_preset(family, "tiny", 96);

@@ -8,16 +8,12 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "testutil.h"
 
 namespace moe {
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = std::string(MOE_TEST_BIN) + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using test::fresh_dir;
 
 void expect_same_params(Model& a, Model& b) {
   ASSERT_EQ(a.layout().numel(), b.layout().numel());
