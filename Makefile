@@ -1,5 +1,5 @@
 # Top-level driver. `make test` and `make build` install dependencies when missing.
-#   make test               build/ : every ctest label, then the fuzz targets (build-fuzz/, ~1 min each)
+#   make test               build/ : every ctest label (llama.cpp from npm for the `llama` one), then the fuzz targets (build-fuzz/, ~1 min each)
 #   make test SANITIZE=1    build-asan/ : ASan + UBSan, the `unit` and `cli` labels
 #   make fuzz [FUZZ_SECONDS=600]   build-fuzz/ : long libFuzzer runs, corpora kept between runs
 BUILD ?= build
@@ -27,7 +27,7 @@ export LSAN_OPTIONS := suppressions=$(CURDIR)/tests/sanitizers/lsan.supp:print_s
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 endif
 
-.PHONY: all deps configure build install test demo bench clean fuzz-configure fuzz-build fuzz fuzz-test
+.PHONY: all deps configure build install test demo bench clean fuzz-configure fuzz-build fuzz fuzz-test llama-cpp
 
 all: build
 
@@ -51,10 +51,15 @@ ifeq ($(SANITIZE),1)
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 else
-test: build
+test: build llama-cpp
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) fuzz-test
 endif
+
+# llama.cpp for the `llama` tests (our GGUF exports run in it): node-llama-cpp 3.21.1
+# from npm, prebuilt CPU binaries, into $(BUILD)/llama-node.
+llama-cpp:
+	@bash scripts/install-llama-cpp.sh $(BUILD)/llama-node
 
 $(FUZZ_BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(FUZZ_BUILD) -DMOE_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo $(LAUNCHER)

@@ -86,6 +86,13 @@ std::string Tokenizer::piece(int32_t id) const {
   return impl_->sp.IdToPiece(id);
 }
 
+float Tokenizer::score(int32_t id) const {
+  piece(id);  // range check
+  return impl_->sp.GetScore(id);
+}
+
+TokenizerSpec Tokenizer::spec() const { return tokenizer_spec_parse(impl_->sp.serialized_model_proto(), path_); }
+
 // ---------------------------------------------------------------- training
 
 namespace {

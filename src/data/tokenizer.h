@@ -6,7 +6,8 @@
 // byte pieces <0x..>), digits split, identity normalisation, whitespace kept as is.
 // Unlike Llama, no dummy prefix: "The" encodes the same at the start of a text and
 // after a newline, so encoding a text line by line gives the same ids as encoding it
-// whole, and decode(encode(s)) == s for every valid UTF-8 string.
+// whole, and decode(encode(s)) == s for every valid UTF-8 string without U+2581 (SentencePiece
+// escapes the space as that character, so it decodes as a space).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,6 +18,25 @@
 #include <vector>
 
 namespace moe {
+
+// What a piece is: SentencePiece's piece types, with its numbering (which GGUF's
+// tokenizer.ggml.token_type shares).
+enum class PieceKind : uint8_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+
+// How a model file was trained and normalises text: fields of its protobuf, read from
+// the file itself (SentencePiece's API does not expose them).
+struct TokenizerSpec {
+  std::string model_type = "unigram";  // "unigram" | "bpe" | "word" | "char"
+  bool byte_fallback = false;
+  std::string normalizer;              // normalization rule name ("identity", "nmt_nfkc", ...)
+  bool has_charsmap = false;           // a precompiled normalisation map (none for identity)
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+  bool escape_whitespaces = true;      // ' ' -> U+2581
+  std::vector<PieceKind> kinds;        // per piece, in id order
+};
+// Parses the serialized ModelProto; throws naming `name` on malformed bytes.
+TokenizerSpec tokenizer_spec_parse(const std::string& model_bytes, const std::string& name);
 
 class Tokenizer {
  public:
@@ -42,6 +62,8 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   // The piece of one id ("▁the", "<0x0A>", "<s>"); throws when out of range.
   std::string piece(int32_t id) const;
+  float score(int32_t id) const;     // the piece's score (BPE: minus its merge rank)
+  TokenizerSpec spec() const;        // from the model's own bytes
   const std::string& path() const { return path_; }
 
  private:

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -180,6 +181,60 @@ std::string temp_dir_beside(const std::string& out) {
   remove_tree(tmp);
   make_dirs(tmp);
   return tmp;
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  const fs::path o(path_);
+  const std::string parent = o.parent_path().empty() ? "." : o.parent_path().string();
+  make_dirs(parent);
+  remove_stale_temps(parent, {o.filename().string() + ".tmp-"});
+  tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw err(path_, "cannot create " + tmp_, errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = ::write(fd_, p + done, std::min<size_t>(n - done, size_t(1) << 30));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw err(path_, "write to " + tmp_ + " failed", w < 0 ? errno : ENOSPC);
+    done += size_t(w);
+  }
+  size_ += n;
+}
+
+void AtomicFile::pad_to(uint64_t alignment) {
+  static const char zeros[256] = {};
+  const uint64_t pad = (alignment - size_ % alignment) % alignment;
+  if (pad > sizeof(zeros)) throw std::logic_error("AtomicFile::pad_to: alignment above 256");
+  write(zeros, size_t(pad));
+}
+
+void AtomicFile::commit() {
+  if (::fsync(fd_) != 0) throw err(path_, "fsync of " + tmp_ + " failed", errno);
+  if (::close(fd_) != 0) {
+    int e = errno;
+    fd_ = -1;
+    ::unlink(tmp_.c_str());
+    throw err(path_, "close of " + tmp_ + " failed", e);
+  }
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp_.c_str());
+    throw err(path_, "rename from " + tmp_ + " failed", e);
+  }
+  const std::string parent = fs::path(path_).parent_path().string();
+  fsync_dir(parent.empty() ? "." : parent);
 }
 
 }  // namespace moe
