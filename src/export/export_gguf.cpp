@@ -1,5 +1,6 @@
 #include "export/export_gguf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -79,22 +80,24 @@ STDType st_type(GGType t) { return t == GGType::F32 ? STDType::F32 : t == GGType
 
 // HF's Llama q/k rows are laid out for rotate-half RoPE (pairs i, i + D/2 of a head);
 // llama.cpp's rotates adjacent pairs (2j, 2j + 1): row 2j + t of a head takes HF row
-// t * D/2 + j (convert_hf_to_gguf.py's permute).
-std::vector<float> rope_permute(const std::vector<float>& w, int heads, int64_t cols) {
-  const int64_t D = int64_t(w.size()) / cols / heads;
-  std::vector<float> out(w.size());
-  for (int h = 0; h < heads; h++)
+// t * D/2 + j (convert_hf_to_gguf.py's permute). `w` holds whole heads of D rows.
+void rope_permute(std::vector<float>& w, int64_t D, int64_t cols) {
+  std::vector<float> head(size_t(D * cols));
+  for (size_t h0 = 0; h0 < w.size(); h0 += head.size()) {
+    float* x = w.data() + h0;
+    std::copy(x, x + head.size(), head.begin());
     for (int64_t j = 0; j < D / 2; j++)
       for (int64_t t = 0; t < 2; t++) {
-        const float* src = w.data() + (h * D + t * D / 2 + j) * cols;
-        std::copy(src, src + cols, out.data() + (h * D + 2 * j + t) * cols);
+        const float* src = head.data() + (t * D / 2 + j) * cols;
+        std::copy(src, src + cols, x + (2 * j + t) * cols);
       }
-  return out;
+  }
 }
 
 class Builder {
  public:
-  Builder(const ExportSource& s, GgufWriter& w, GGType dtype) : s_(s), w_(w), dtype_(dtype) {}
+  Builder(const ExportSource& s, GgufWriter& w, GGType dtype, size_t block_floats)
+      : s_(s), w_(w), dtype_(dtype), block_floats_(int64_t(std::max<size_t>(1, block_floats))) {}
 
   const SourceTensor& need(Role r, int layer = -1, int expert = -1) const {
     const SourceTensor* t = s_.find(r, layer, expert);
@@ -107,9 +110,7 @@ class Builder {
   void tensor(const std::string& name, const SourceTensor& t, int rope_heads = 0) {
     const GGType ty = t.shape.size() == 1 ? GGType::F32 : dtype_;
     w_.add(name, ne_of(t.shape), ty, [this, &t, ty, rope_heads](const GgufWriter::Emit& emit) {
-      std::vector<float> v = s_.read(t);
-      if (rope_heads > 0) v = rope_permute(v, rope_heads, t.shape[1]);
-      emit_as(v, ty, t.name, emit);
+      emit_rows(t, ty, rope_heads, emit);
     });
   }
 
@@ -119,10 +120,7 @@ class Builder {
     std::vector<uint64_t> ne = ne_of(t0.shape);
     ne.push_back(uint64_t(s_.cfg.n_experts));
     w_.add(name, ne, dtype_, [this, r, layer](const GgufWriter::Emit& emit) {
-      for (int e = 0; e < s_.cfg.n_experts; e++) {
-        const SourceTensor& t = need(r, layer, e);
-        emit_as(s_.read(t), dtype_, t.name, emit);
-      }
+      for (int e = 0; e < s_.cfg.n_experts; e++) emit_rows(need(r, layer, e), dtype_, 0, emit);
     });
   }
 
@@ -131,9 +129,7 @@ class Builder {
     std::vector<uint64_t> ne = ne_of(t.shape);
     ne.push_back(uint64_t(s_.cfg.n_experts));
     w_.add(name, ne, dtype_, [this, &t](const GgufWriter::Emit& emit) {
-      std::vector<char> bytes;
-      encode(s_.read(t), dtype_, t.name, bytes);
-      for (int e = 0; e < s_.cfg.n_experts; e++) emit(bytes.data(), bytes.size());
+      for (int e = 0; e < s_.cfg.n_experts; e++) emit_rows(t, dtype_, 0, emit);
     });
   }
 
@@ -165,9 +161,32 @@ class Builder {
     emit(bytes.data(), bytes.size());
   }
 
+  // Emits a tensor in `ty` a block of rows at a time (block_floats_ values, whole
+  // heads when permuting), so memory stays small whatever the tensor's size. GPT-2's
+  // Conv1D weights (stored transposed) are read whole.
+  void emit_rows(const SourceTensor& t, GGType ty, int rope_heads, const GgufWriter::Emit& emit) const {
+    if (t.transposed) {
+      std::vector<float> v = s_.read(t);
+      emit_as(v, ty, t.name, emit);
+      return;
+    }
+    const int64_t rows = t.shape[0], cols = t.shape.size() > 1 ? t.shape[1] : 1;
+    const int64_t unit = rope_heads > 0 ? rows / rope_heads : 1;  // rows kept together
+    const int64_t block = std::max<int64_t>(1, block_floats_ / cols / unit) * unit;
+    std::vector<float> v;
+    for (int64_t r = 0; r < rows; r += block) {
+      const int64_t n = std::min(block, rows - r);
+      v.resize(size_t(n * cols));
+      s_.read_rows(t, r, n, v.data());
+      if (rope_heads > 0) rope_permute(v, unit, cols);
+      emit_as(v, ty, t.name, emit);
+    }
+  }
+
   const ExportSource& s_;
   GgufWriter& w_;
   GGType dtype_;
+  int64_t block_floats_;
 };
 
 void llama_tensors(const ExportSource& s, Builder& b, GgufExportResult& r) {
@@ -265,7 +284,8 @@ void hparams(GgufWriter& w, const ModelConfig& c, const std::string& arch) {
 
 }  // namespace
 
-GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force) {
+GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force,
+                             size_t block_floats) {
   GgufExportResult r;
   r.dir = resolve_model_dir(model);
   {  // what llama.cpp cannot compute is refused before any tensor is read
@@ -294,7 +314,7 @@ GgufExportResult export_gguf(const std::string& model, const std::string& out, G
   w.kv_u32("general.file_type", dtype == GGType::F32 ? 0 : dtype == GGType::F16 ? 1 : 32);  // llama_ftype ALL_F32, MOSTLY_F16, MOSTLY_BF16
   hparams(w, c, r.arch);
   put_vocab(w, tok, c);
-  Builder b(s, w, dtype);
+  Builder b(s, w, dtype, block_floats);
   if (r.arch == "gpt2") gpt2_tensors(s, b);
   else llama_tensors(s, b, r);
   if (c.is_moe() && c.eval_capacity_factor > 0)

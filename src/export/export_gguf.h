@@ -30,6 +30,9 @@ struct GgufExportResult {
   std::vector<std::string> notes;  // what differs from the checkpoint, for the user
 };
 
-GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force);
+// block_floats: how many float32 values a tensor is read and converted in at a time
+// (the default, 4M, is 16 MB; tests make it small to cross block boundaries).
+GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force,
+                             size_t block_floats = size_t(4) << 20);
 
 }  // namespace moe

@@ -58,4 +58,13 @@ std::vector<float> ExportSource::read(const SourceTensor& t) const {
   return v;
 }
 
+void ExportSource::read_rows(const SourceTensor& t, int64_t row, int64_t n, float* out) const {
+  if (t.transposed) throw std::logic_error("export: read_rows of a transposed tensor");
+  const size_t cols = t.shape.size() > 1 ? size_t(t.shape[1]) : 1;
+  const STEntry& e = *src.find(t.name);
+  const SafeTensorsFile& f = src.file_of(t.name);
+  f.read_f32(e, size_t(row) * cols, size_t(n) * cols, out);
+  f.release(e);
+}
+
 }  // namespace moe

@@ -32,6 +32,9 @@ struct ExportSource {
   const SourceTensor* find(Role role, int layer = -1, int expert = -1) const;
   // Its values in our layout (float32, [out, in]); pages released after the read.
   std::vector<float> read(const SourceTensor& t) const;
+  // Rows [row, row + n) of a tensor HF stores as we do (not transposed), into out
+  // (n x the row's elements); its mapped pages are released after the read.
+  void read_rows(const SourceTensor& t, int64_t row, int64_t n, float* out) const;
 };
 
 // Throws one line naming the file and tensor on the first problem.

@@ -329,7 +329,15 @@ void SafeTensorsFile::prefetch(const STEntry& e) const {
 void SafeTensorsFile::read_f32(const STEntry& e, float* out, size_t n) const {
   if (uint64_t(e.numel()) != n)
     fail(e, "has " + std::to_string(e.numel()) + " elements, the caller expected " + std::to_string(n));
-  const unsigned char* p = data_begin_ + e.offset;
+  read_f32(e, 0, n, out);
+}
+
+void SafeTensorsFile::read_f32(const STEntry& e, size_t begin, size_t n, float* out) const {
+  if (begin > uint64_t(e.numel()) || n > uint64_t(e.numel()) - begin)
+    fail(e, "has " + std::to_string(e.numel()) + " elements, the caller asked for [" + std::to_string(begin) + ", " +
+                std::to_string(begin + n) + ")");
+  const size_t es = e.dtype == STDType::F32 ? 4 : 2;
+  const unsigned char* p = data_begin_ + e.offset + begin * es;
   switch (e.dtype) {
     case STDType::F32:
       if (n) std::memcpy(out, p, n * 4);  // an empty tensor's out may be null

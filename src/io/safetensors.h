@@ -82,6 +82,8 @@ class SafeTensorsFile {
   // Converts an F32, BF16 or F16 tensor to float32 into out[0 .. n); n must equal numel.
   void read_f32(const STEntry& e, float* out, size_t n) const;
   std::vector<float> read_f32(const STEntry& e) const;
+  // Elements [begin, begin + n) only (a streaming reader's block); throws when outside.
+  void read_f32(const STEntry& e, size_t begin, size_t n, float* out) const;
   // Throws "...: tensor 'x': holds NaN at flat index i (...)" when an F32, BF16 or F16
   // tensor holds a NaN or an Inf (integer tensors pass). One pass over its bytes.
   void check_finite(const STEntry& e) const;

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "cli/cli_util.h"
+#include "export/export_gguf.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -116,7 +117,9 @@ TEST(ExportGguf, LlamaFileReadsBackWithTheCheckpointsValues) {
   for (const std::string& n : g.order) {
     const GgufTensor& x = g.tensors.at(n);
     EXPECT_EQ(x.offset % 32, 0u) << n;
-    if (end) EXPECT_EQ(x.offset, (end + 31) / 32 * 32) << n;
+    if (end) {
+      EXPECT_EQ(x.offset, (end + 31) / 32 * 32) << n;
+    }
     end = x.offset + nbytes(x);
   }
   EXPECT_EQ((end + 31) / 32 * 32, g.bytes.size());
@@ -144,6 +147,25 @@ TEST(ExportGguf, LlamaFileReadsBackWithTheCheckpointsValues) {
   EXPECT_EQ(h.tensors.at("blk.0.attn_q.weight").type, 1u);
   EXPECT_EQ(h.tensors.at("blk.0.attn_norm.weight").type, 0u);
   EXPECT_EQ(h.tensors.at("output_norm.weight").type, 0u);
+}
+
+// Tensors are read and converted a block of rows at a time (whole heads for q and k):
+// blocks of one row or one head give the same file as one block per tensor.
+TEST(ExportGguf, BlocksDoNotChangeTheFile) {
+  TempDir t("export_gguf_blocks");
+  for (const std::string& ckpt : {run_checkpoint(), std::string()}) {
+    std::string model = ckpt;
+    if (model.empty()) {  // an upcycled every-other-layer MoE: experts and replicated dense layers
+      Proc r = run_moe("upcycle --from " + q(run_checkpoint()) + " --out " + q(t / "up") + " --experts 4 --no-check");
+      ASSERT_EQ(r.code, 0) << r.err;
+      model = t / "up";
+    }
+    for (GGType ty : {GGType::F32, GGType::F16}) {
+      export_gguf(model, t / "whole.gguf", ty, true, size_t(1) << 30);
+      export_gguf(model, t / "rows.gguf", ty, true, 1);
+      EXPECT_EQ(read_file(t / "whole.gguf"), read_file(t / "rows.gguf")) << model << " " << gg_type_name(ty);
+    }
+  }
 }
 
 TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
