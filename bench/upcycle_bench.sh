@@ -17,19 +17,13 @@ MOE=$BUILD/moe
 rm -rf "$W"; mkdir -p "$W"
 trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$W"' EXIT
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "(page cache not dropped: not root)"; }
-field() { grep "$1" "$2" | sed 's/.*: //'; }
-calc() { awk "BEGIN { print $1 }"; }
-secs() {  # h:mm:ss or m:ss.ss -> seconds
-  echo "$1" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }'
-}
+source "$(dirname "$0")/lib.sh"
 
 "$BUILD/bench/make_synthetic_ckpt" "$W/dense"
 du -sh "$W/dense"
 
 # Three rounds, upcycle then cp, each from a cold page cache: the disk of a shared
 # machine is noisy, the medians are reported (and every round is printed).
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ups=() cps=() rss=()
 for round in 1 2 3; do
   rm -rf "$W/moe"

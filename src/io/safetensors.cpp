@@ -92,7 +92,7 @@ void st_encode_f32(void* dst, const float* src, size_t n, STDType t) {
   if (t == STDType::F32) std::memcpy(dst, src, n * 4);
   else if (t == STDType::BF16) f32_to_bf16(static_cast<bf16*>(dst), src, n);
   else if (t == STDType::F16)
-    for (size_t i = 0; i < n; i++) static_cast<uint16_t*>(dst)[i] = f32_to_f16_bits(src[i]);
+    f32_to_f16(static_cast<uint16_t*>(dst), src, n);
   else throw std::invalid_argument(std::string("st_encode_f32: dtype ") + st_dtype_name(t) + " is not F32, BF16 or F16");
 }
 

@@ -55,6 +55,34 @@ __attribute__((target("avx512f"))) static void f32_to_bf16_avx512(bf16* out, con
 }
 #pragma GCC diagnostic pop
 
+// vcvtps2ph rounds to nearest even like the scalar path, subnormal halves included
+// (MXCSR's FTZ/DAZ do not apply to it); NaN lanes are redone by the scalar path, which
+// keeps no payload.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // inside GCC 12's _mm512_cvtps_ph, as above
+__attribute__((target("avx512f"))) static void f32_to_f16_avx512(uint16_t* out, const float* in, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(in + i);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q))
+      for (size_t j = i; j < i + 16; j++) out[j] = f32_to_f16_bits(in[j]);
+  }
+  for (; i < n; i++) out[i] = f32_to_f16_bits(in[i]);
+}
+#pragma GCC diagnostic pop
+
+void f32_to_f16(uint16_t* out, const float* in, size_t n) {
+  if (cpu_has_avx512f()) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t c = 0; c < n; c += 4096) f32_to_f16_avx512(out + c, in + c, n - c < 4096 ? n - c : 4096);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+  for (size_t i = 0; i < n; i++) out[i] = f32_to_f16_bits(in[i]);
+}
+
 void f32_to_bf16(bf16* out, const float* in, size_t n) {
   if (cpu_has_avx512f()) {
 #pragma omp parallel for schedule(static) if (n > (1u << 16))

@@ -41,5 +41,6 @@ uint16_t f32_to_f16_bits(float f);
 void f32_to_bf16_ref(bf16* out, const float* in, size_t n);
 void f32_to_bf16(bf16* out, const float* in, size_t n);
 void bf16_to_f32(float* out, const bf16* in, size_t n);
+void f32_to_f16(uint16_t* out, const float* in, size_t n);  // f32_to_f16_bits of each
 
 }  // namespace moe

@@ -60,6 +60,23 @@ TEST(Bf16, ArrayConversionMatchesScalarBitForBit) {
   }
 }
 
+TEST(F16, ArrayConversionMatchesScalarBitForBit) {
+  // Every 2^16-th bit pattern (normal, subnormal-half, overflow, NaN ranges), the
+  // halfway cases of the subnormal halves, and random values; vector body + tail.
+  std::vector<float> in;
+  for (uint64_t u = 0; u < (1ull << 32); u += 65537) in.push_back(from_bits(uint32_t(u)));
+  for (int k = 0; k < 2048; k++) in.push_back((float(k) + 0.5f) * 0x1p-24f), in.push_back(-(float(k) + 0.5f) * 0x1p-24f);
+  auto r = randn<float>(1001, 6, 100.0);
+  in.insert(in.end(), r.begin(), r.end());
+  for (size_t n : {size_t(1), size_t(15), size_t(17), in.size()}) {
+    std::vector<uint16_t> fast(n);
+    f32_to_f16(fast.data(), in.data(), n);
+    for (size_t i = 0; i < n; i++)
+      ASSERT_EQ(fast[i], f32_to_f16_bits(in[i])) << "at " << i << " input bits " << std::hex
+                                                 << *reinterpret_cast<const uint32_t*>(&in[i]);
+  }
+}
+
 TEST(Shape, NumelEqualityAndPrinting) {
   Shape s{2, 3, 4};
   EXPECT_EQ(s.numel(), 24);
