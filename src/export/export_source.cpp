@@ -32,8 +32,7 @@ ExportSource export_source_open(const std::string& model) {
       if (entry.dtype != STDType::F32 && entry.dtype != STDType::BF16 && entry.dtype != STDType::F16)
         throw std::runtime_error(f.path() + ": tensor '" + name + "' has dtype " + st_dtype_name(entry.dtype) +
                                  ", expected F32, BF16 or F16");
-      f.check_finite(entry);
-      f.release(entry);
+      f.check_finite(entry, true);  // released block by block: resident memory stays small
       const Role r = role->second.role;
       const bool model_wide = r == Role::Embed || r == Role::Pos || r == Role::FinalNorm ||
                               r == Role::FinalNormBias || r == Role::LMHead;

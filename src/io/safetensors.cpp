@@ -387,36 +387,34 @@ size_t first_nonfinite_bits(const unsigned char* p, size_t n, U exp_mask) {
 }
 }  // namespace
 
-void SafeTensorsFile::check_finite(const STEntry& e) const {
+void SafeTensorsFile::check_finite(const STEntry& e, bool release_pages) const {
   const unsigned char* p = data_begin_ + e.offset;
   const size_t n = size_t(e.numel());
-  size_t i = n;
-  bool nan = false;
+  uint32_t exp_mask, mant_mask;
+  size_t es;
   switch (e.dtype) {
-    case STDType::F32: {
-      i = first_nonfinite_bits<uint32_t>(p, n, 0x7f800000u);
-      uint32_t v = 0;
-      if (i < n) std::memcpy(&v, p + 4 * i, 4), nan = (v & 0x007fffffu) != 0;
-      break;
-    }
-    case STDType::BF16: {
-      i = first_nonfinite_bits<uint16_t>(p, n, uint16_t(0x7f80));
-      uint16_t v = 0;
-      if (i < n) std::memcpy(&v, p + 2 * i, 2), nan = (v & 0x7f) != 0;
-      break;
-    }
-    case STDType::F16: {
-      i = first_nonfinite_bits<uint16_t>(p, n, uint16_t(0x7c00));
-      uint16_t v = 0;
-      if (i < n) std::memcpy(&v, p + 2 * i, 2), nan = (v & 0x3ff) != 0;
-      break;
-    }
-    default:
-      return;  // integer tensors are always finite
+    case STDType::F32: exp_mask = 0x7f800000u, mant_mask = 0x007fffffu, es = 4; break;
+    case STDType::BF16: exp_mask = 0x7f80u, mant_mask = 0x7fu, es = 2; break;
+    case STDType::F16: exp_mask = 0x7c00u, mant_mask = 0x3ffu, es = 2; break;
+    default: return;  // integer tensors are always finite
   }
-  if (i < n)
-    fail(e, std::string("holds ") + (nan ? "NaN" : "Inf") + " at flat index " + std::to_string(i) +
+  // In blocks of 16 MB, each released after its pass when asked: a streaming reader's
+  // resident memory stays one block however large the tensor.
+  const size_t block = (size_t(16) << 20) / es;
+  size_t i = n;
+  for (size_t b = 0; b < n && i == n; b += block) {
+    const size_t len = std::min(block, n - b);
+    const size_t j = es == 4 ? first_nonfinite_bits<uint32_t>(p + b * es, len, exp_mask)
+                             : first_nonfinite_bits<uint16_t>(p + b * es, len, uint16_t(exp_mask));
+    if (j < len) i = b + j;
+    if (release_pages && map_) advise(p + b * es, len * es, MADV_DONTNEED);
+  }
+  if (i < n) {
+    uint32_t v = 0;
+    std::memcpy(&v, p + es * i, es);  // little-endian: the low bytes
+    fail(e, std::string("holds ") + ((v & mant_mask) != 0 ? "NaN" : "Inf") + " at flat index " + std::to_string(i) +
                 " (non-finite weights are refused)");
+  }
 }
 
 std::vector<float> SafeTensorsFile::read_f32(const STEntry& e) const {

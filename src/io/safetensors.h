@@ -86,7 +86,8 @@ class SafeTensorsFile {
   void read_f32(const STEntry& e, size_t begin, size_t n, float* out) const;
   // Throws "...: tensor 'x': holds NaN at flat index i (...)" when an F32, BF16 or F16
   // tensor holds a NaN or an Inf (integer tensors pass). One pass over its bytes.
-  void check_finite(const STEntry& e) const;
+  // release_pages: drop each checked block's pages (a streaming reader's pass).
+  void check_finite(const STEntry& e, bool release_pages = false) const;
   // An I32 tensor, or an I64 one whose values all fit in int32.
   std::vector<int32_t> read_i32(const STEntry& e) const;
 
