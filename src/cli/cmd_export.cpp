@@ -26,17 +26,16 @@ void run_export(const ExportOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string dir = resolve_model_dir(o.model);
   check_model_tokenizer(dir, config_load(dir + "/config.json").vocab_size);  // before anything is written
+  const STDType t = dtype == "f32" ? STDType::F32 : dtype == "bf16" ? STDType::BF16 : STDType::F16;
   size_t tensors = 0;
   uint64_t in = 0, out = 0;
   std::string what = dtype;
   if (gguf) {
-    const GGType t = dtype == "f32" ? GGType::F32 : dtype == "bf16" ? GGType::BF16 : GGType::F16;
     const GgufExportResult r = export_gguf(dir, o.out, t, o.force);
     for (const std::string& n : r.notes) std::printf("note: %s\n", n.c_str());
     tensors = r.tensors, in = r.bytes_in, out = r.bytes_out;
     what = "GGUF, arch " + r.arch + ", " + dtype;
   } else {
-    const STDType t = dtype == "f32" ? STDType::F32 : dtype == "bf16" ? STDType::BF16 : STDType::F16;
     const ExportResult r = export_safetensors(dir, o.out, t, o.force);
     tensors = r.tensors, in = r.bytes_in, out = r.bytes_out;
   }

@@ -105,10 +105,12 @@ class Builder {
     return *t;
   }
 
-  // One of our tensors ([out, in] -> ne {in, out}); weight matrices in the export dtype.
-  // rope_heads > 0: q/k rows permuted for llama.cpp's RoPE.
+  // One of our tensors ([out, in] -> ne {in, out}); weight matrices in the export dtype,
+  // vectors (norms, biases) and routers in F32 (llama.cpp computes routing in F32; a
+  // rounded router could flip near-tied choices). rope_heads > 0: q/k rows permuted for
+  // llama.cpp's RoPE.
   void tensor(const std::string& name, const SourceTensor& t, int rope_heads = 0) {
-    const GGType ty = t.shape.size() == 1 ? GGType::F32 : dtype_;
+    const GGType ty = t.shape.size() == 1 || t.role == Role::Router ? GGType::F32 : dtype_;
     w_.add(name, ne_of(t.shape), ty, [this, &t, ty, rope_heads](const GgufWriter::Emit& emit) {
       emit_rows(t, ty, rope_heads, emit);
     });
@@ -146,18 +148,21 @@ class Builder {
   static std::vector<uint64_t> ne_of(const std::vector<int64_t>& shape) {
     return std::vector<uint64_t>(shape.rbegin(), shape.rend());
   }
-  static void encode(const std::vector<float>& v, GGType ty, const std::string& name, std::vector<char>& out) {
-    if (ty == GGType::F16)
-      for (size_t i = 0; i < v.size(); i++)
-        if (std::fabs(v[i]) > 65504.0f)
-          throw std::runtime_error("export --format gguf: tensor '" + name + "' has " + std::to_string(v[i]) +
-                                   " at index " + std::to_string(i) + ", beyond f16's range (give --dtype bf16 or f32)");
-    out.resize(v.size() * gg_type_size(ty));
-    st_encode_f32(out.data(), v.data(), v.size(), st_type(ty));
+  // f16 holds at most 65504: a larger weight is refused (the partly written file is
+  // removed), naming the tensor and the value's flat index as the checkpoint stores it.
+  static void check_f16_range(const std::vector<float>& v, const SourceTensor& t, size_t first) {
+    for (size_t i = 0; i < v.size(); i++)
+      if (std::fabs(v[i]) > 65504.0f) {
+        size_t at = first + i;  // in our [out, in] order; HF's Conv1D stores [in, out]
+        if (t.transposed) at = at % size_t(t.shape[1]) * size_t(t.shape[0]) + at / size_t(t.shape[1]);
+        throw std::runtime_error("export --format gguf: tensor '" + t.name + "' holds " + std::to_string(v[i]) +
+                                 " at flat index " + std::to_string(at) +
+                                 ", beyond f16's range of 65504 (give --dtype bf16 or f32)");
+      }
   }
-  static void emit_as(const std::vector<float>& v, GGType ty, const std::string& name, const GgufWriter::Emit& emit) {
-    std::vector<char> bytes;
-    encode(v, ty, name, bytes);
+  static void emit_as(const std::vector<float>& v, GGType ty, const GgufWriter::Emit& emit) {
+    std::vector<char> bytes(v.size() * gg_type_size(ty));
+    st_encode_f32(bytes.data(), v.data(), v.size(), st_type(ty));
     emit(bytes.data(), bytes.size());
   }
 
@@ -167,7 +172,8 @@ class Builder {
   void emit_rows(const SourceTensor& t, GGType ty, int rope_heads, const GgufWriter::Emit& emit) const {
     if (t.transposed) {
       std::vector<float> v = s_.read(t);
-      emit_as(v, ty, t.name, emit);
+      if (ty == GGType::F16) check_f16_range(v, t, 0);
+      emit_as(v, ty, emit);
       return;
     }
     const int64_t rows = t.shape[0], cols = t.shape.size() > 1 ? t.shape[1] : 1;
@@ -178,8 +184,9 @@ class Builder {
       const int64_t n = std::min(block, rows - r);
       v.resize(size_t(n * cols));
       s_.read_rows(t, r, n, v.data());
+      if (ty == GGType::F16) check_f16_range(v, t, size_t(r * cols));
       if (rope_heads > 0) rope_permute(v, unit, cols);
-      emit_as(v, ty, t.name, emit);
+      emit_as(v, ty, emit);
     }
   }
 
@@ -234,8 +241,7 @@ void gpt2_tensors(const ExportSource& s, Builder& b) {
   b.tensor("position_embd.weight", b.need(Role::Pos));
   b.tensor("output_norm.weight", b.need(Role::FinalNorm));
   b.tensor("output_norm.bias", b.need(Role::FinalNormBias));
-  // llama.cpp's gpt2 reads output.weight when present: the tied head is written out.
-  b.tensor("output.weight", c.tied ? b.need(Role::Embed) : b.need(Role::LMHead));
+  if (!c.tied) b.tensor("output.weight", b.need(Role::LMHead));  // absent: llama.cpp reuses token_embd
   for (int l = 0; l < c.n_layer; l++) {
     const std::string p = "blk." + std::to_string(l) + ".";
     b.tensor(p + "attn_norm.weight", b.need(Role::Norm1, l));
@@ -253,6 +259,27 @@ void gpt2_tensors(const ExportSource& s, Builder& b) {
   }
 }
 
+bool moe_every_layer(const ModelConfig& c) {
+  bool all = c.is_moe();
+  for (int l = 0; l < c.n_layer; l++) all = all && c.moe_layer(l);
+  return all;
+}
+
+void refuse_unsupported(const ModelConfig& c, const std::string& cj) {
+  if (c.family == "gpt2" && c.is_moe())
+    refuse(cj + "a GPT-2 MoE has no llama.cpp equivalent (its gpt2 architecture has no expert layers); export it "
+                "with --format safetensors, or upcycle a Llama-family model");
+  if (!c.is_moe()) return;
+  if (!c.moe_renormalize)
+    refuse(cj + "raw Switch gates (moe_renormalize false) have no llama.cpp equivalent (its llama architecture "
+                "renormalises the top-k gates, another function); export with --format safetensors");
+  if (c.expert_choice) refuse(cj + "expert-choice routing has no llama.cpp equivalent");
+  if (!moe_every_layer(c) && c.expert_inner() != c.n_inner)
+    refuse(cj + "experts " + std::to_string(c.expert_inner()) + " wide beside dense layers " +
+           std::to_string(c.n_inner) + " wide (granular upcycling of some layers): llama.cpp's llama architecture has "
+           "one MLP width for every layer; upcycle every layer (--moe-layers all) or export --format safetensors");
+}
+
 void hparams(GgufWriter& w, const ModelConfig& c, const std::string& arch) {
   const std::string a = arch + ".";
   w.kv_u32(a + "vocab_size", uint32_t(c.vocab_size));
@@ -265,13 +292,8 @@ void hparams(GgufWriter& w, const ModelConfig& c, const std::string& arch) {
     w.kv_f32(a + "attention.layer_norm_epsilon", c.norm_eps);
     return;
   }
-  // Each layer's MLP width: the experts' (granular upcycling may narrow them) or the dense one.
-  std::vector<int32_t> ff;
-  for (int l = 0; l < c.n_layer; l++) ff.push_back(c.is_moe() && c.moe_layer(l) ? c.expert_inner() : c.n_inner);
-  bool same = true;
-  for (int32_t f : ff) same = same && f == ff[0];
-  if (same) w.kv_u32(a + "feed_forward_length", uint32_t(ff[0]));
-  else w.kv_i32_array(a + "feed_forward_length", ff);
+  // One MLP width for every layer (checked): the experts' when every layer is MoE.
+  w.kv_u32(a + "feed_forward_length", uint32_t(moe_every_layer(c) ? c.expert_inner() : c.n_inner));
   w.kv_u32(a + "attention.head_count_kv", uint32_t(c.n_kv_head));
   w.kv_f32(a + "rope.freq_base", c.rope_theta);
   w.kv_u32(a + "rope.dimension_count", uint32_t(c.head_dim()));
@@ -284,27 +306,22 @@ void hparams(GgufWriter& w, const ModelConfig& c, const std::string& arch) {
 
 }  // namespace
 
-GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force,
+GgufExportResult export_gguf(const std::string& model, const std::string& out, STDType st_dtype, bool force,
                              size_t block_floats) {
+  if (st_dtype != STDType::F32 && st_dtype != STDType::F16 && st_dtype != STDType::BF16)
+    throw std::invalid_argument("export: dtype must be f32, bf16 or f16");
+  const GGType dtype = st_dtype == STDType::F32 ? GGType::F32 : st_dtype == STDType::F16 ? GGType::F16 : GGType::BF16;
   GgufExportResult r;
   r.dir = resolve_model_dir(model);
-  {  // what llama.cpp cannot compute is refused before any tensor is read
+  const Tokenizer tok = [&] {  // what llama.cpp cannot compute is refused before any tensor is read
     const ModelConfig c = config_load(r.dir + "/config.json");
-    const std::string cj = r.dir + "/config.json: ";
-    if (c.family == "gpt2" && c.is_moe())
-      refuse(cj + "a GPT-2 MoE has no llama.cpp equivalent (its gpt2 architecture has no expert layers); export it "
-                  "with --format safetensors, or upcycle a Llama-family model");
-    if (c.is_moe() && !c.moe_renormalize)
-      refuse(cj + "raw Switch gates (moe_renormalize false) have no llama.cpp equivalent (its llama architecture "
-                  "renormalises the top-k gates, another function); export with --format safetensors");
-    if (c.is_moe() && c.expert_choice) refuse(cj + "expert-choice routing has no llama.cpp equivalent");
-    checked_tokenizer(r.dir, c);
-  }
+    refuse_unsupported(c, r.dir + "/config.json: ");
+    return checked_tokenizer(r.dir, c);
+  }();
   if (std::filesystem::is_directory(out)) refuse(out + ": is a directory (give the .gguf file to write)");
   if (path_exists(out) && !force) refuse(out + ": already exists (give --force to replace it)");
   const ExportSource s = export_source_open(r.dir);
   const ModelConfig& c = s.cfg;
-  const Tokenizer tok = checked_tokenizer(s.dir, c);
   r.arch = c.family == "gpt2" ? "gpt2" : "llama";
   r.bytes_in = s.bytes;
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "export/gguf.h"
+#include "io/safetensors.h"
 
 namespace moe {
 
@@ -32,7 +33,8 @@ struct GgufExportResult {
 
 // block_floats: how many float32 values a tensor is read and converted in at a time
 // (the default, 4M, is 16 MB; tests make it small to cross block boundaries).
-GgufExportResult export_gguf(const std::string& model, const std::string& out, GGType dtype, bool force,
+// dtype: the weight matrices' type, F32, F16 or BF16.
+GgufExportResult export_gguf(const std::string& model, const std::string& out, STDType dtype, bool force,
                              size_t block_floats = size_t(4) << 20);
 
 }  // namespace moe

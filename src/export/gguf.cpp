@@ -85,7 +85,7 @@ uint64_t GgufWriter::tensor_bytes() const {
   return n;
 }
 
-void GgufWriter::write(const std::string& path, const std::function<void(size_t)>& after_each) const {
+void GgufWriter::write(const std::string& path) const {
   auto pad = [](uint64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; };
   std::string head;
   head += "GGUF";
@@ -102,7 +102,7 @@ void GgufWriter::write(const std::string& path, const std::function<void(size_t)
     put<uint64_t>(head, offset);
     offset += pad(t.nbytes);
   }
-  AtomicFile f(path);
+  AtomicFile f(path, true);
   f.write(head.data(), head.size());
   f.pad_to(kAlignment);
   for (size_t i = 0; i < tensors_.size(); i++) {
@@ -115,7 +115,6 @@ void GgufWriter::write(const std::string& path, const std::function<void(size_t)
     });
     if (done != t.nbytes) throw std::logic_error("gguf: tensor '" + t.name + "': fewer bytes than its shape");
     f.pad_to(kAlignment);
-    if (after_each) after_each(i);
   }
   f.commit();
 }

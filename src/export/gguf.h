@@ -43,9 +43,10 @@ class GgufWriter {
   uint64_t tensor_bytes() const;  // tensor data, padding excluded
   size_t tensors() const { return tensors_.size(); }
 
-  // Writes the whole file at `path` (temp beside, then renamed into place); after_each(i)
-  // runs once tensor i is written. Throws one line naming the file (and tensor).
-  void write(const std::string& path, const std::function<void(size_t)>& after_each = nullptr) const;
+  // Writes the whole file at `path` (temp beside, then renamed into place). I/O errors
+  // are one line naming the file; a producer's exception passes through (the temp file
+  // is removed either way).
+  void write(const std::string& path) const;
 
  private:
   struct Tensor {

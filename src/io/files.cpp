@@ -71,32 +71,9 @@ void fsync_dir(const std::string& dir) {
 }
 
 void file_write_atomic(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw err(path, "cannot create " + tmp, errno);
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw err(path, "write failed", e);
-    }
-    off += size_t(w);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw err(path, "fsync/close failed", e);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw err(path, "rename failed", e);
-  }
-  fsync_dir(fs::path(path).parent_path().string());
+  AtomicFile f(path);
+  f.write(bytes.data(), bytes.size());
+  f.commit();
 }
 
 void file_copy_atomic(const std::string& from, const std::string& to) { file_write_atomic(to, file_read(from)); }
@@ -183,12 +160,14 @@ std::string temp_dir_beside(const std::string& out) {
   return tmp;
 }
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+AtomicFile::AtomicFile(std::string path, bool output) : path_(std::move(path)) {
   const fs::path o(path_);
-  const std::string parent = o.parent_path().empty() ? "." : o.parent_path().string();
-  make_dirs(parent);
-  remove_stale_temps(parent, {o.filename().string() + ".tmp-"});
-  tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
+  if (output) {
+    const std::string parent = o.parent_path().empty() ? "." : o.parent_path().string();
+    make_dirs(parent);
+    remove_stale_temps(parent, {o.filename().string() + ".tmp."});
+  }
+  tmp_ = path_ + ".tmp." + std::to_string(::getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw err(path_, "cannot create " + tmp_, errno);
 }

@@ -36,23 +36,20 @@ std::vector<std::string> remove_stale_temps(const std::string& dir, const std::v
 std::string temp_dir_beside(const std::string& out);
 
 // One file written in pieces that appears whole or not at all: the bytes go to
-// "<path>.tmp-<pid>" beside it (dead writers' temps to the same path are removed
-// first); commit() fsyncs it, renames it over `path` and fsyncs the directory. An
-// AtomicFile destroyed before commit() removes its temp file. Errors are one line
-// naming the path.
+// "<path>.tmp.<pid>" beside it; commit() fsyncs it, renames it over `path` and fsyncs
+// the directory. An AtomicFile destroyed before commit() removes its temp file. Errors
+// are one line naming the path. `output`: a user's output file: its directory is
+// created and the temps dead writers left for the same path are removed first.
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);
+  explicit AtomicFile(std::string path, bool output = false);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   void write(const void* data, size_t n);
   void pad_to(uint64_t alignment);  // zero bytes up to the next multiple of alignment
   uint64_t size() const { return size_; }
-  int fd() const { return fd_; }      // for kernel copies (then call advanced(n))
-  void advanced(uint64_t n) { size_ += n; }
   void commit();
-  const std::string& path() const { return path_; }
 
  private:
   std::string path_, tmp_;

@@ -160,10 +160,17 @@ TEST(ExportGguf, BlocksDoNotChangeTheFile) {
       ASSERT_EQ(r.code, 0) << r.err;
       model = t / "up";
     }
-    for (GGType ty : {GGType::F32, GGType::F16}) {
+    for (STDType ty : {STDType::F32, STDType::F16}) {
       export_gguf(model, t / "whole.gguf", ty, true, size_t(1) << 30);
       export_gguf(model, t / "rows.gguf", ty, true, 1);
-      EXPECT_EQ(read_file(t / "whole.gguf"), read_file(t / "rows.gguf")) << model << " " << gg_type_name(ty);
+      EXPECT_EQ(read_file(t / "whole.gguf"), read_file(t / "rows.gguf")) << model << " " << st_dtype_name(ty);
+    }
+    if (ckpt.empty()) {  // routers stay F32 in an f16 export, the zero one of the dense layer too
+      const Gguf g = read_gguf(t / "rows.gguf");
+      EXPECT_EQ(g.tensors.at("blk.1.ffn_gate_inp.weight").type, 0u);
+      EXPECT_EQ(g.tensors.at("blk.0.ffn_gate_inp.weight").type, 0u);
+      EXPECT_EQ(g.tensors.at("blk.1.ffn_up_exps.weight").type, 1u);
+      EXPECT_EQ(g.tensors.at("blk.0.ffn_up_exps.weight").ne, (std::vector<uint64_t>{64, 256, 4}));
     }
   }
 }
@@ -174,7 +181,7 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   auto nothing_written = [&](const std::string& out) {
     EXPECT_FALSE(fs::exists(out)) << out;
     for (const auto& e : fs::directory_iterator(t.str()))
-      EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << "temp left: " << e.path();
+      EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "temp left: " << e.path();
   };
   auto gguf = [&](const std::string& model, const std::string& out) {
     return run_moe("export --format gguf --model " + q(model) + " --out " + q(out));
@@ -218,6 +225,57 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   r = gguf(shape, t / "e.gguf");
   expect_one_line_error(r, 1, {"mlp", "shape"}, "shape against config.json");
   nothing_written(t / "e.gguf");
+  // A family llama.cpp export does not know.
+  const std::string fam = t / "family";
+  fs::create_directories(fam);
+  for (const char* f : {"model.safetensors", "tokenizer.model"}) fs::copy(ckpt + "/" + f, fam + "/" + f);
+  cfg = json::parse(read_file(ckpt + "/config.json"));
+  cfg["model_type"] = "bert";
+  write_file(fam + "/config.json", cfg.dump());
+  r = gguf(fam, t / "g.gguf");
+  expect_one_line_error(r, 1, {"bert"}, "unknown family");
+  nothing_written(t / "g.gguf");
+  // Granular upcycling of every other layer: experts narrower than the dense MLP.
+  r = run_moe("upcycle --from " + q(ckpt) + " --out " + q(t / "gran") +
+              " --experts 4 --strategy granular --granularity 2 --no-check");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = gguf(t / "gran", t / "h.gguf");
+  expect_one_line_error(r, 1, {"granular", "one MLP width", "--moe-layers all"}, "granular, some layers");
+  nothing_written(t / "h.gguf");
+  // Tokenizers llama.cpp would split differently. Fields appended to the model's protobuf
+  // override its own (protobuf merges repeated messages): SentencePiece loads the result.
+  const std::string tok_bytes = read_file(ckpt + "/tokenizer.model");
+  for (const auto& [tail, needle] : {std::pair<std::string, std::string>{"\x12\x02\x18\x01", "unigram"},
+                                     {"\x1a\x02\x20\x01", "removes extra whitespace"},
+                                     {std::string("\x12\x03\x98\x02\x00", 5), "byte_fallback"},  // SentencePiece refuses byte pieces then
+                                     {"\x1a\x06\x0a\x04nfkc", "normalises text"}}) {
+    const std::string d = t / "tok";
+    fs::remove_all(d);
+    fs::create_directories(d);
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy(ckpt + "/" + f, d + "/" + f);
+    write_file(d + "/tokenizer.model", tok_bytes + tail);
+    r = gguf(d, t / "i.gguf");
+    expect_one_line_error(r, 1, {"tokenizer.model", needle}, needle);
+    nothing_written(t / "i.gguf");
+  }
+  // A weight beyond f16's range, in the last tensor written: found mid-write, the partly
+  // written file removed; bf16 holds it.
+  const std::string big = t / "big";
+  fs::create_directories(big);
+  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy(ckpt + "/" + f, big + "/" + f);
+  {
+    SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
+    const STEntry& up = f.at("model.layers.1.mlp.up_proj.weight");
+    std::string b = bytes;
+    const float x = 1e6f;
+    std::memcpy(&b[f.file_offset(up) + 4 * 5], &x, sizeof x);
+    write_file(big + "/model.safetensors", b);
+  }
+  r = gguf(big, t / "j.gguf");
+  expect_one_line_error(r, 1, {"up_proj", "flat index 5", "65504", "--dtype bf16"}, "beyond f16");
+  nothing_written(t / "j.gguf");
+  r = run_moe("export --format gguf --dtype bf16 --model " + q(big) + " --out " + q(t / "j.gguf"));
+  EXPECT_EQ(r.code, 0) << r.err;
   // An existing file is kept unless --force; a directory is not a file.
   write_file(t / "f.gguf", "keep");
   r = gguf(ckpt, t / "f.gguf");

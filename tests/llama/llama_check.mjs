@@ -3,7 +3,7 @@
 // probabilities, greedy generation. Run in a child process: llama.cpp aborts the
 // process on some malformed files.
 //   node llama_check.mjs REQUEST.json   (NODE_PATH: the node_modules holding node-llama-cpp)
-// REQUEST: {"model": FILE.gguf, "context": N, "kv_type": "F32" | "F16",
+// REQUEST: {"model": FILE.gguf, "context": N, "kv_type": "F32" | "F16", "flash_attention": bool (absent: default),
 //           "texts": [string], "windows": [[ids]], "prompts": [[ids]], "generate": n}
 // Output (one JSON object on stdout):
 //   {"tokens": [[ids] per text], "detok": [string per text],
@@ -22,6 +22,9 @@ const context = await model.createContext({
   contextSize: req.context,
   batchSize: req.context,
   sequences: 1,
+  // false: attention in f32 (llama.cpp's flash attention, on by default on CPU, computes
+  // in f16 whatever the cache type); absent: llama.cpp's default.
+  ...(typeof req.flash_attention === "boolean" ? { flashAttention: req.flash_attention } : {}),
   threads: 1,  // one thread: the same summation order every run
   experimentalKvCacheKeyType: req.kv_type || "F32",
   experimentalKvCacheValueType: req.kv_type || "F32",
