@@ -54,7 +54,8 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
-  bool resume = false, init_optimizer = false, continue_data = false, allow_tokenizer_mismatch = false, plan = false;
+  bool resume = false, init_optimizer = false, continue_data = false, continue_schedule = false,
+       allow_tokenizer_mismatch = false, plan = false;
   int stop_at = 0;
   int ranks = 1, expert_parallel = 1;  // --plan's distributed layout (under mpirun: the real one)
   int zero = 0;
@@ -62,7 +63,8 @@ struct TrainOpts {
 
 // Options that define the run: fixed once it started (trainer_state.json holds them).
 const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "--init", "--init-optimizer", "--continue-data", "--batch", "--seq",
-                                "--accum", "--lr", "--min-lr", "--warmup", "--weight-decay", "--clip",
+                                "--accum", "--lr", "--min-lr", "--warmup", "--schedule", "--decay-steps",
+                                "--continue-schedule", "--weight-decay", "--clip",
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
                                 "--z-coef", "--router-jitter", "--expert-dropout", "--routing",
@@ -113,7 +115,7 @@ void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc, std::str
     throw UsageError("--seq " + std::to_string(c.seq) + " exceeds the model's " + std::to_string(mc.n_ctx) +
                      " positions: give --seq " + std::to_string(mc.n_ctx) + " or less");
   }
-  if (c.warmup >= c.steps) {
+  if (c.warmup >= c.schedule_offset + c.steps) {
     if (given(sub, "--warmup"))
       throw UsageError("--warmup " + std::to_string(c.warmup) + " is not shorter than --steps " +
                        std::to_string(c.steps) + ": the learning rate would never reach --lr; give a shorter --warmup");
@@ -122,6 +124,27 @@ void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc, std::str
             std::to_string(c.steps) + ": warmup " + std::to_string(w) + " steps (--warmup sets it)";
     c.warmup = w;
   }
+}
+
+// --continue-schedule: this run's learning rate continues the schedule of the run that
+// wrote --init where it stood (its step), instead of warming up again: the schedule, peak
+// and minimum lr and warmup are that run's unless given here; --steps extends its
+// horizon (a wsd decay comes at the end of this run).
+void continue_schedule(CLI::App* sub, TrainOpts& o) {
+  if (o.init.empty()) throw UsageError("--continue-schedule needs --init");
+  const std::string dir = resolve_model_dir(o.init);
+  if (!path_exists(dir + "/trainer_state.json"))
+    throw std::invalid_argument("--continue-schedule: " + dir + " has no trainer_state.json (not a training checkpoint)");
+  const TrainerState prev = trainer_state_load(dir);
+  TrainConfig& c = o.cfg;
+  if (!given(sub, "--schedule")) c.schedule = prev.config.schedule;
+  if (!given(sub, "--lr")) c.lr = prev.config.lr;
+  if (!given(sub, "--min-lr")) c.min_lr = prev.config.min_lr;
+  if (!given(sub, "--warmup")) c.warmup = prev.config.warmup;
+  c.schedule_offset = prev.config.schedule_offset + prev.step;
+  c.schedule_from = dir;
+  std::fprintf(stderr, "schedule: continuing %s at its step %d (%s)\n", dir.c_str(), c.schedule_offset,
+               c.schedule.c_str());
 }
 
 // Validation must hold at least one batch; say how to get one when it does not.
@@ -144,8 +167,10 @@ nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
   else r["preset"] = o.preset, r["family"] = o.family;
   if (o.init_optimizer) r["init-optimizer"] = true;
   if (o.continue_data) r["continue-data"] = true;
+  if (o.continue_schedule) r["continue-schedule"] = true;
   r["steps"] = c.steps, r["batch"] = c.batch, r["seq"] = c.seq, r["accum"] = c.accum;
   r["lr"] = recipe_number(c.lr), r["min-lr"] = recipe_number(c.min_lr), r["warmup"] = c.warmup;
+  r["schedule"] = c.schedule, r["decay-steps"] = c.decay_steps;
   r["weight-decay"] = recipe_number(c.weight_decay), r["clip"] = recipe_number(c.clip);
   r["compute"] = compute_name(c.compute), r["dropout"] = recipe_number(c.dropout), r["seed"] = c.seed;
   r["eval-every"] = c.eval_every, r["eval-batches"] = c.eval_batches, r["save-every"] = c.save_every;
@@ -236,14 +261,15 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     run.state = trainer_state_load(dir);
     TrainConfig& c = run.state.config;
     if (given(sub, "--steps") && o.cfg.steps != c.steps) {
-      // The cosine schedule is a function of the total steps: a new total changes the
-      // learning rate of the steps still to come (and the ones done, had they run now).
+      // The schedule is a function of the total steps (the cosine's length, the wsd decay's
+      // start): a new total changes the learning rate of the steps still to come.
       const int at = run.state.step;
       const float before = lr_at(c, at);
       TrainConfig n = c;
       n.steps = o.cfg.steps;
-      std::fprintf(stderr, "note: the learning-rate schedule was for %d steps; --steps %d re-fits it (cosine to "
-                   "step %d): lr at step %d %.3g -> %.3g\n", c.steps, n.steps, n.steps, at + 1, before, lr_at(n, at));
+      std::fprintf(stderr, "note: the learning-rate schedule was for %d steps; --steps %d re-fits it (%s): lr at "
+                   "step %d %.3g -> %.3g\n", c.steps, n.steps, schedule_describe(n).c_str(), at + 1, before,
+                   lr_at(n, at));
       c.steps = o.cfg.steps;
     }
     if (sub->get_option("--eval-every")->count() > 0) c.eval_every = o.cfg.eval_every;
@@ -294,6 +320,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       run.model = std::make_unique<Model>(mc, true, split);
       run.model->init_weights(o.cfg.seed);
     }
+    if (o.continue_schedule) continue_schedule(sub, o);
     if (!o.init.empty()) {
       fit_defaults(sub, o.cfg, run.model->config(), &note);
       o.cfg.validate();
@@ -360,9 +387,9 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
   }
   const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * c.seq * c.accum);
-  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, cosine to %.2g), %s; "
-               "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup, c.min_lr,
-               compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
+  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, %s), %s; "
+               "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup,
+               schedule_describe(c).c_str(), compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
   Progress progress(c.steps, c.log_every);
   TrainSummary s;
   int sig = 0;
@@ -413,6 +440,9 @@ void register_train(CLI::App& app) {
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");
   sub->add_flag("--continue-data", o->continue_data,
                 "with --init: continue the data order where that checkpoint's run stopped (same dataset)");
+  sub->add_flag("--continue-schedule", o->continue_schedule,
+                "with --init: continue that run's learning-rate schedule where it stood (no new warmup; its "
+                "--schedule, --lr, --min-lr, --warmup unless given)");
   sub->add_flag("--init-optimizer", o->init_optimizer,
                 "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
   sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
@@ -422,7 +452,13 @@ void register_train(CLI::App& app) {
       ->default_str("min(256, the model's positions)");
   sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(CLI::Range(1, 4096));
   sub->add_option("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-9, 10.0));
-  sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
+  sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the decay (cosine, wsd)")->check(CLI::Range(0.0, 10.0));
+  sub->add_option("--schedule", c.schedule,
+                  "after the warmup: cosine (to --min-lr at the end) | wsd (constant, then linear to --min-lr over "
+                  "the last --decay-steps) | rsqrt (lr sqrt(warmup / step), T5's)")
+      ->check(CLI::IsMember({"cosine", "wsd", "rsqrt"}));
+  sub->add_option("--decay-steps", c.decay_steps, "wsd: steps of the final decay (0: constant to the end)")
+      ->check(CLI::Range(0, 100000000));
   sub->add_option("--warmup", c.warmup, "linear warmup steps; must be shorter than --steps")
       ->check(CLI::Range(0, 100000000))
       ->default_str("100, or steps/10 when the run is not longer than 100 steps");

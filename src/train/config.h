@@ -17,8 +17,19 @@ struct TrainConfig {
   int seq = 256;             // T tokens per sequence (moe train: min(256, the model's positions))
   int accum = 1;             // micro-batches per optimizer step
   float lr = 1e-3f;          // peak learning rate
-  float min_lr = 1e-4f;      // end of the cosine decay
+  float min_lr = 1e-4f;      // end of the decay (cosine, wsd)
   int warmup = 100;          // linear warmup steps
+  // The learning-rate schedule after the warmup (lr_at): "cosine" to min_lr at the end;
+  // "wsd" (warmup-stable-decay) constant lr, then linear to min_lr over the last
+  // decay_steps (0: constant to the end); "rsqrt" (T5's inverse square root)
+  // lr * sqrt(warmup / (position + 1)).
+  std::string schedule = "cosine";
+  int decay_steps = 0;       // wsd only
+  // A continued schedule (moe train --init CKPT --continue-schedule): this run's step s
+  // is position schedule_offset + s of the schedule, whose horizon is schedule_offset +
+  // steps; schedule_from names the run it continues. 0 / empty: a fresh schedule.
+  int schedule_offset = 0;
+  std::string schedule_from;
   float weight_decay = 0.1f;
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
   float clip = 1.0f;         // global gradient-norm clip; 0 = off
@@ -39,9 +50,12 @@ struct TrainConfig {
   void validate() const;  // throws std::invalid_argument naming the flag
 };
 
-// Learning rate at optimizer step `step` (0-based): linear warmup to lr, then cosine
-// decay to min_lr at `steps`.
+// Learning rate at optimizer step `step` (0-based) of this run: linear warmup to lr
+// over the first `warmup` positions, then the schedule; positions count from
+// schedule_offset (a continued schedule), the horizon is schedule_offset + steps.
 float lr_at(const TrainConfig& c, int step);
+// "wsd to 1e-4 over the last 200 steps", for progress lines and model cards.
+std::string schedule_describe(const TrainConfig& c);
 
 const char* compute_name(Compute c);
 Compute compute_parse(const std::string& s);  // "f32" | "bf16"; throws otherwise

@@ -75,7 +75,7 @@ std::string model_card(const Model& m, const TrainerState& st, const nlohmann::j
   if (!st.init_from.empty()) add(s, "- initialised from: `", st.init_from, "`\n");
   add(s, "- steps: ", num(st.step), " of ", num(t.steps), " (", num((long long)st.tokens), " tokens; ", num(t.batch), " x ",
       num(t.seq), " tokens x ", num(t.accum), " per step), AdamW lr ", fmt("%.3g", t.lr), " (warmup ", num(t.warmup),
-      ", cosine to ", fmt("%.3g", t.min_lr), "), ", t.compute == Compute::BF16 ? "bf16" : "f32", " compute, seed ",
+      ", ", schedule_describe(t), "), ", t.compute == Compute::BF16 ? "bf16" : "f32", " compute, seed ",
       num((long long)t.seed), "\n");
   if (last.contains("loss"))
     add(s, "- final training loss: ", fmt("%.4f", last["loss"].get<double>()), " (step ", num(last.value("step", 0)), ")\n");
