@@ -17,6 +17,8 @@ PKGS=(
   clang libclang-rt-14-dev libomp-dev   # fuzz targets (tests/fuzz): clang++, libFuzzer + sanitizers, OpenMP
   bible-kjv              # default corpus: the King James Bible (`bible`)
   r-cran-janeaustenr     # default corpus: Jane Austen's six novels (read with Rscript, from r-base-core)
+  r-cran-tokenizers python3.11-doc perl-doc wordnet-base   # moe data --corpus large: Moby Dick, Python's and
+                                                           # Perl's manuals, WordNet's glosses (11M tokens in all)
 )
 
 # Programs the build and `moe data` run, checked after installing.

@@ -72,6 +72,10 @@ void register_data(CLI::App& app) {
       "data", "Build a dataset directory (tokenizer.model, train.bin, val.bin, meta.json) from text");
   cmd->fallthrough();  // global options (--threads) may follow the subcommand
   cmd->add_option("--out", o->out, "dataset directory to write (created when missing)")->required();
+  cmd->add_option("--corpus", o->corpus,
+                  "named corpora from Debian packages, comma-separated: kjv, austen, moby, python-docs, perl-docs, "
+                  "wordnet; default (kjv,austen) or large (all: about 11M tokens); with --input, both are read")
+      ->default_str("default, unless --input is given");
   cmd->add_option("--input", o->inputs,
                   "a UTF-8 text file or a directory of them (recursive); repeatable. Default: the King James Bible "
                   "and Jane Austen's novels from Debian packages")

@@ -1,4 +1,5 @@
 #include "data/corpus.h"
+#include "data/corpus_util.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,9 +62,7 @@ uint64_t utf8_chars(std::string_view s) {
 
 // ---------------------------------------------------------------- cleaning
 
-namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (is_space(s.front()) || s.front() == '\n')) s.remove_prefix(1);
@@ -97,8 +96,6 @@ void append_collapsed(std::string& out, std::string_view s) {
     out += c;
   }
 }
-
-}  // namespace
 
 std::string clean_plain_text(std::string_view raw) {
   if (raw.substr(0, 3) == "\xEF\xBB\xBF") raw.remove_prefix(3);
@@ -192,13 +189,6 @@ std::string clean_austen(std::string_view raw) {
 
 // ---------------------------------------------------------------- Debian corpus
 
-namespace {
-
-struct CmdResult {
-  int status = -1;  // exit status, -1 when it did not exit normally
-  std::string out;
-};
-
 CmdResult run_command(const std::string& cmd) {
   CmdResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -217,7 +207,7 @@ CorpusSource source_of(const std::string& name, std::string_view raw) {
   return {name, raw.size(), sha256_hex(raw)};
 }
 
-CorpusInput kjv_input() {
+CorpusInput corpus_kjv() {
   const char* kBible = "/usr/bin/bible";
   if (!executable(kBible))
     throw std::runtime_error(
@@ -241,7 +231,7 @@ CorpusInput kjv_input() {
 constexpr const char* kAustenBooks[] = {"sensesensibility", "prideprejudice", "mansfieldpark",
                                         "emma",             "northangerabbey", "persuasion"};
 
-CorpusInput austen_input() {
+CorpusInput corpus_austen() {
   const char* kRscript = "/usr/bin/Rscript";
   if (!executable(kRscript))
     throw std::runtime_error(
@@ -282,12 +272,10 @@ CorpusInput austen_input() {
   return in;
 }
 
-}  // namespace
-
 std::vector<CorpusInput> corpus_default() {
   std::vector<CorpusInput> v;
-  v.push_back(kjv_input());
-  v.push_back(austen_input());
+  v.push_back(corpus_kjv());
+  v.push_back(corpus_austen());
   return v;
 }
 

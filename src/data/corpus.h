@@ -41,6 +41,30 @@ struct CorpusInput {
 // The two inputs of the default corpus. Throws one line naming the Debian package to
 // install when a program or package is missing.
 std::vector<CorpusInput> corpus_default();
+CorpusInput corpus_kjv();
+CorpusInput corpus_austen();
+
+// Named corpora from Debian packages (moe data --corpus), each one input:
+//   kjv          bible-kjv              the King James Bible
+//   austen       r-cran-janeaustenr     Jane Austen's six novels
+//   moby         r-cran-tokenizers      Moby Dick (Project Gutenberg's text, its license header cut)
+//   python-docs  python3.11-doc         the reStructuredText sources of Python's documentation
+//                                       (one document per page; the changelog left out)
+//   perl-docs    perl-doc               Perl's POD manuals (markup removed; the perl*delta
+//                                       release notes left out)
+//   wordnet      wordnet-base           WordNet's glosses, "word, synonym: definition; "examples""
+// `list`: names separated by commas, or "default" (kjv,austen) or "large" (all of them).
+// The documentation and dictionary inputs are deduplicated: a document whose text was
+// seen before, and a paragraph of 200+ characters seen before, are dropped (the books
+// keep their own repetitions). Throws one line naming an unknown corpus, or the Debian
+// package to install.
+std::vector<CorpusInput> corpus_named(const std::string& list);
+// The names a list stands for, checked (throws std::invalid_argument naming an unknown one).
+std::vector<std::string> corpus_resolve(const std::string& list);
+std::vector<std::string> corpus_names();  // kjv, austen, moby, python-docs, perl-docs, wordnet
+// The deduplication: drops documents already seen and paragraphs (lines) of 200+
+// characters already seen, across the inputs given, in order.
+void corpus_dedup(const std::vector<CorpusInput*>& inputs);
 
 // A user file, or a directory read recursively (regular files in sorted path order;
 // names starting with '.' skipped, and so is `exclude` (the output directory) when
@@ -68,5 +92,15 @@ std::vector<CorpusDocument> clean_kjv(std::string_view raw);
 // editors' notes dropped (bracketed notes about editions, a closing "A NOTE ON THE
 // TEXT").
 std::string clean_austen(std::string_view raw);
+// A Project Gutenberg text: what lies between its "*** START OF" and "*** END OF"
+// lines (all of it when they are missing), unwrapped like clean_austen.
+std::string clean_gutenberg(std::string_view raw);
+// POD (Perl's documentation markup): command paragraphs become their text ("=head1
+// NAME" -> "NAME"; =cut, =over, =back, =begin/=end/=for blocks and =encoding dropped),
+// formatting codes their content (C<x>, B<< x >>, L<text|target> -> text, E<gt> -> >).
+std::string clean_pod(std::string_view raw);
+// WordNet data.* lines -> one line per synset: "lemma, lemma: gloss" (underscores as
+// spaces); the license header (lines starting with two spaces) skipped.
+std::string wordnet_glosses(std::string_view raw);
 
 }  // namespace moe

@@ -47,6 +47,7 @@ void validate(const DataOptions& o) {
   if (o.tokenizer.empty() && o.vocab_size != 0 && (o.vocab_size < 260 || o.vocab_size > 1000000))
     throw std::runtime_error("--vocab-size " + std::to_string(o.vocab_size) +
                              ": expected 260 .. 1000000 (3 special ids + 256 byte pieces + at least one more)");
+  if (!o.corpus.empty()) corpus_resolve(o.corpus);  // an unknown name, before anything is read
   std::error_code ec;
   if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
     throw std::runtime_error("--out " + o.out + ": exists and is not a directory");
@@ -215,12 +216,14 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
 
   // ---- read and clean
   std::vector<CorpusInput> inputs;
-  if (o.inputs.empty()) {
+  if (!o.corpus.empty()) {
+    say("reading the corpora " + o.corpus + " (Debian packages)");
+    inputs = corpus_named(o.corpus);
+  } else if (o.inputs.empty()) {
     say("reading the default corpus (Debian packages bible-kjv, r-cran-janeaustenr)");
     inputs = corpus_default();
-  } else {
-    for (const auto& p : o.inputs) inputs.push_back(corpus_from_path(p, o.out));
   }
+  for (const auto& p : o.inputs) inputs.push_back(corpus_from_path(p, o.out));
   std::string tok_bytes, tok_sha;
   if (!o.tokenizer.empty()) {
     try {

@@ -17,7 +17,8 @@ inline constexpr int kDatasetFormatVersion = 1;
 
 struct DataOptions {
   std::string out;                  // the dataset directory (created when missing)
-  std::vector<std::string> inputs;  // files / directories; empty: the default Debian corpus
+  std::vector<std::string> inputs;  // files / directories; empty (and no corpus): the default Debian corpus
+  std::string corpus;               // named Debian corpora (corpus_named): "large", "kjv,moby", ...
   std::string tokenizer;            // an existing tokenizer.model; empty: train one
   int vocab_size = 0;               // when training; 0: from the corpus size (vocab_for_corpus)
   double val_fraction = 0;          // of each input's token stream; 0: automatic (see below)

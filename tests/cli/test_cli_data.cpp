@@ -195,5 +195,35 @@ TEST(CliData, DefaultDebianCorpus) {
   EXPECT_NE(r.out.find("reused"), std::string::npos) << r.out;
 }
 
+// --corpus: a named Debian corpus (Moby Dick: quick), with --input beside it; an unknown
+// name is a usage error before anything is read.
+TEST(CliData, NamedCorpus) {
+  test::DataTempDir tmp("cli_data_named");
+  const std::string out = tmp / "ds", extra = tmp / "extra.txt";
+  std::FILE* f = std::fopen(extra.c_str(), "w");
+  std::fputs("A note of the user's own.\n", f);
+  std::fclose(f);
+  MoeRun r = moe_run("data --out '" + out + "' --corpus moby --input '" + extra + "' --vocab-size 512");
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  nlohmann::json m = meta_of(out);
+  ASSERT_EQ(m["inputs"].size(), 2u);
+  EXPECT_EQ(m["inputs"][0]["name"], "moby");
+  EXPECT_EQ(m["inputs"][1]["name"], extra);
+  EXPECT_GT(m["inputs"][0]["train_tokens"].get<uint64_t>(), 200000u);
+  Tokenizer tok = Tokenizer::load(out + "/tokenizer.model");
+  TokenShard train = TokenShard::open(out + "/train.bin", 512);
+  std::vector<int32_t> head(400);
+  train.read(0, 400, head.data());
+  const std::string text = tok.decode(head);
+  EXPECT_EQ(text.find("for the use of anyone anywhere"), std::string::npos) << "the license header is cut: " << text;
+  EXPECT_NE(text.find("MOBY DICK"), std::string::npos) << text;
+
+  r = moe_run("data --out '" + (tmp / "bad") + "' --corpus kjv,novels");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.out, "") << "nothing read or printed before the error";
+  EXPECT_NE(r.err.find("novels"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "bad"));
+}
+
 }  // namespace
 }  // namespace moe
