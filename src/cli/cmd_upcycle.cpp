@@ -165,6 +165,9 @@ void register_upcycle(CLI::App& app) {
   sub->add_option("--weight-scale", u.weight_scale,
                   "down-projection multiplier (default: G / combine mass when G > 1, else 1)")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--scale-to-dense", u.scale_to_dense,
+                "with --combine raw: scale each expert's down projection by G / (K/E), so a uniform router gives the "
+                "dense output at step 0 (NVIDIA's weight scaling; top-1 of E experts: x E)");
   sub->add_option("--router-init", o->router_init, "random (default) | zeros")->check(CLI::IsMember({"random", "zeros"}));
   sub->add_option("--router-std", u.router_std, "random router init std (default Switch's sqrt(0.1 / C))")
       ->check(CLI::NonNegativeNumber);

@@ -161,8 +161,11 @@ void Upcycler::Impl::plan() {
   // when the gates of the chosen experts add up to `mass` (1 renormalised; K/E raw,
   // the value at a uniform router).
   const float mass = opt.renormalize ? 1.0f : float(K) / float(E);
+  if (opt.scale_to_dense && opt.renormalize)
+    bad_option("--scale-to-dense is for --combine raw (renormalised gates already sum to 1 at step 0)");
+  if (opt.scale_to_dense && opt.weight_scale > 0) bad_option("give --scale-to-dense or --weight-scale, not both");
   if (opt.weight_scale > 0) scale = opt.weight_scale, bias_scale = 1.0f;
-  else if (G > 1) scale = float(G) / mass, bias_scale = 1.0f / mass;
+  else if (G > 1 || opt.scale_to_dense) scale = float(G) / mass, bias_scale = 1.0f / mass;
   router_std = opt.router_std < 0 ? std::sqrt(0.1f / float(dc.n_embd)) : opt.router_std;
 
   const Family& df = family_of(dc.family);
@@ -277,7 +280,9 @@ std::string Upcycler::exactness() const {
   if (!o.renormalize)
     why.push_back("raw gates: each MLP output is multiplied by its gate probabilities (about K/E = " +
                   std::to_string(o.top_k) + "/" + std::to_string(o.experts) + " at a fresh router)" +
-                  (o.granularity > 1 && o.weight_scale <= 0 ? ", compensated by the weight scaling only for a uniform router" : ""));
+                  ((o.granularity > 1 || o.scale_to_dense) && o.weight_scale <= 0
+                       ? ", compensated by the weight scaling only for a uniform router (--router-init zeros)"
+                       : ""));
   if (o.strategy == UpcycleStrategy::Noise) why.push_back("noise is added to the experts");
   if (o.strategy == UpcycleStrategy::Drop) why.push_back("Drop-Upcycling re-initialises part of every expert");
   if (o.granularity > 1 && o.top_k % o.granularity != 0)
@@ -306,7 +311,7 @@ nlohmann::ordered_json Upcycler::plan_json() const {
   static const char* strategies[] = {"copy", "noise", "drop", "granular"};
   j["strategy"] = strategies[int(p.opt.strategy)];
   j["granularity"] = p.opt.granularity;
-  j["weight_scale"] = p.scale, j["bias_scale"] = p.bias_scale;
+  j["weight_scale"] = p.scale, j["bias_scale"] = p.bias_scale, j["scale_to_dense"] = p.opt.scale_to_dense;
   j["router_std"] = p.router_std;
   std::vector<int> layers;
   for (int l = 0; l < p.mc.n_layer; l++)

@@ -34,6 +34,10 @@ struct UpcycleOptions {
   float drop_rate = 0.5f;          // Drop: fraction of each expert's units re-initialised
   int granularity = 1;             // G (Granular: > 1; any strategy may shard)
   float weight_scale = 0.0f;       // down-projection multiplier; 0: automatic (G / combine mass when G > 1, else 1)
+  // Raw gates: scale the down projections by G / combine mass (K/E) also when G = 1, so a
+  // uniform router gives the dense output at step 0 (the NVIDIA study's weight scaling
+  // for softmax-then-top-k Switch routing; top-1 of E experts: x E).
+  bool scale_to_dense = false;
   float router_std = -1.0f;        // router init std; < 0: Switch's sqrt(0.1 / C); 0: zeros
   // Stored in config.json. The paper trained at capacity factor 2; evaluation is
   // dropless so that the step-0 check (and eval) see every token through its experts.

@@ -64,6 +64,35 @@ TEST(CliUpcycle, SwitchTop1ReportShowsShrinkage) {
   EXPECT_NE(r.out.find("step-0 check"), std::string::npos) << r.out;
 }
 
+// Switch top-1 with raw gates shrinks the MLP at step 0 (gate 1/E at a uniform router);
+// the NVIDIA study's weight scaling (--scale-to-dense: down projections x E) restores
+// the dense function exactly for a uniform router (E a power of two).
+TEST(CliUpcycle, SwitchTop1WeightScalingRestoresStep0) {
+  TempDir t("cli_upcycle_scaled");
+  auto step0 = [&](const std::string& out, const std::string& flags) {
+    Proc r = run_moe(kOneThread + "upcycle --from " + q(run()) + " --out " + q(t / out) +
+                     " --experts 4 --top-k 1 --combine raw --router-init zeros --json " + flags);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(lines_of(r.out).back());
+  };
+  const auto shrunk = step0("plain", ""), scaled = step0("scaled", "--scale-to-dense");
+  const auto& a = shrunk["step0"];
+  const auto& b = scaled["step0"];
+  EXPECT_GT(a["moe_loss"].get<double>() - a["dense_loss"].get<double>(), 1e-3) << a.dump();
+  EXPECT_NEAR(b["moe_loss"].get<double>(), b["dense_loss"].get<double>(), 1e-5) << b.dump();
+  for (size_t l = 0; l < b["layers"].size(); l++) {  // per layer: MoE blocks only
+    if (!b["layers"][l]["moe"].get<bool>()) continue;
+    EXPECT_LE(b["layers"][l]["block_max_diff"].get<double>(), 1e-5) << b["layers"][l].dump();
+    EXPECT_GT(a["layers"][l]["block_max_diff"].get<double>(), 1e-2) << a["layers"][l].dump();  // 3/4 of the MLP lost
+  }
+  const auto prov = nlohmann::json::parse(read_file(t / "scaled/upcycling.json"));
+  EXPECT_EQ(prov["weight_scale"].get<double>(), 4.0);
+  EXPECT_EQ(prov["scale_to_dense"], true);
+  expect_one_line_error(run_moe("upcycle --from " + q(run()) + " --out " + q(t / "o") +
+                                " --experts 4 --top-k 2 --scale-to-dense"),
+                        2, {"--scale-to-dense", "--combine raw"}, "scaling renormalised gates");
+}
+
 TEST(CliUpcycle, BadInputIsOneLine) {
   TempDir t("cli_upcycle_bad");
   expect_one_line_error(run_moe("upcycle --from " + q(t / "nope") + " --out " + q(t / "o") + " --experts 4"), 1,
