@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""The sparse-upcycling protocol (issue 10): the paper's comparison done with a
+warmup-stable-decay schedule, several dense budgets, several extra budgets and
+several seeds. Standard library only; drives the moe binary.
+
+For each seed s and dense budget N (steps of the dense run):
+  dense  one run per seed: warmup, then a constant learning rate (wsd without decay);
+         its checkpoint at step N is a stable-phase checkpoint (no annealing).
+  (a)    dense continued from checkpoint-N with the schedule continued (no re-warmup),
+  (b)    checkpoint-N upcycled (E experts, every other layer, top-k renormalised: step 0
+         is the dense model; router seed s), then trained the same way,
+  (c)    the same MoE from scratch (seed s), same warmup and constant learning rate.
+  Each arm runs at the constant rate; for an extra budget f (a fraction of the dense
+  run's training FLOPs P) the arm branches at the step where a final decay of D steps
+  ends exactly on budget: (a) and (b) spend f P beyond the dense run, (c) spends
+  P + f P in all. D = max(1, round(decay x (b)'s steps at f)), the same for all arms,
+  so every arm ends with the same decay. The branch continues the arm's data order,
+  optimizer and schedule (--continue-data --continue-schedule --init-optimizer).
+  The optimizer of (a) and (b) at the start of their continuation is either fresh in
+  both or carried in both (--optimizer).
+Every branch is evaluated on the same validation batches (moe eval). Written to OUT:
+  summary.json   every run: losses, FLOPs, wall-clock, steps; the aggregate per (N, f)
+  table.md       mean +- std over seeds of (a), (b), (c) and the paired gaps b-a and
+                 b-c, marked when larger than their noise (paired t test, 95%)
+
+  protocol.py [--toy] [--out DIR] [--data DIR] [--seeds 1,2,3] [--dense 200,400,800]
+              [--budgets 0.1,0.2,0.4,0.6,1.0] [--decay 0.2] [--optimizer fresh|carried] ...
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+# Two-sided 95% critical values of Student's t, by degrees of freedom.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+class Moe:
+    """Runs the moe binary; every command and its output go to OUT/commands.log."""
+
+    def __init__(self, binary, threads, log_path):
+        self.binary, self.threads, self.log_path = binary, threads, log_path
+
+    def __call__(self, *args):
+        cmd = [self.binary, "--threads", str(self.threads)] + [str(a) for a in args]
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+            log.write(r.stdout)
+        if r.returncode != 0:
+            sys.exit(f"protocol: `{' '.join(cmd)}` failed (exit {r.returncode}); see {self.log_path}")
+        return r.stdout
+
+
+def log_lines(run):
+    with open(os.path.join(run, "log.jsonl"), encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def flops_per_token(run):
+    """Training FLOPs per token of a run, from its log (cumulative flops / tokens)."""
+    steps = [j for j in log_lines(run) if "flops" in j and "loss" in j]
+    if not steps:
+        sys.exit(f"protocol: {run}/log.jsonl has no step with flops")
+    return steps[-1]["flops"] / steps[-1]["tokens"]
+
+
+def trainer_state(ckpt):
+    with open(os.path.join(ckpt, "trainer_state.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ckpt(run, step):
+    return os.path.join(run, f"checkpoint-{step}")
+
+
+def stable_run(moe, out, first_args, stops, total):
+    """A constant-rate run with a checkpoint at every step in stops (each --stop-at,
+    then --resume: bit-exact), to `total` steps."""
+    points = sorted(set(k for k in stops if 0 < k < total))
+    args = list(first_args) + ["--out", out, "--steps", total, "--keep", 100000]
+    for i, k in enumerate(points + [None]):
+        stop = ["--stop-at", k] if k is not None else []
+        if i == 0:
+            moe("train", *args, *stop)
+        else:
+            moe("train", "--out", out, "--resume", *stop)
+
+
+def paired(xs, ys):
+    """Mean and std of the paired differences y - x, and whether |mean| beats the noise
+    (paired t test, two-sided 95%; needs 2+ seeds)."""
+    d = [y - x for x, y in zip(xs, ys)]
+    m = statistics.fmean(d)
+    if len(d) < 2:
+        return m, float("nan"), False
+    s = statistics.stdev(d)
+    t = abs(m) / (s / math.sqrt(len(d))) if s > 0 else math.inf
+    return m, s, t > T95.get(len(d) - 1, 1.96)
+
+
+def mean_std(xs):
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--toy", action="store_true", help="tiny sizes: a test of the protocol in seconds")
+    p.add_argument("--moe", default=os.environ.get("MOE", "build/moe"))
+    p.add_argument("--out", default="runs/protocol")
+    p.add_argument("--data", default="runs/demo/data")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--dense", default="200,400,800", help="dense budgets N (steps), comma-separated")
+    p.add_argument("--budgets", default="0.1,0.2,0.4,0.6,1.0", help="extra budgets f (fractions of the dense FLOPs)")
+    p.add_argument("--decay", type=float, default=0.2, help="decay steps as a fraction of (b)'s steps at a budget")
+    p.add_argument("--optimizer", choices=["fresh", "carried"], default="fresh")
+    p.add_argument("--experts", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=2)
+    p.add_argument("--upcycle-args", default="", help="more `moe upcycle` flags, e.g. '--combine raw --scale-to-dense'")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--compute", default="bf16")
+    p.add_argument("--eval-batches", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0, help="moe --threads (0: all cores)")
+    a = p.parse_args()
+    if a.toy:
+        a.preset, a.batch, a.seq, a.warmup, a.compute, a.eval_batches = "tiny", 4, 32, 2, "f32", 2
+        a.experts = 4
+    seeds = [int(s) for s in a.seeds.split(",")]
+    dense_budgets = sorted(int(n) for n in a.dense.split(","))
+    budgets = sorted(float(f) for f in a.budgets.split(","))
+    if min(dense_budgets) <= a.warmup:
+        sys.exit(f"protocol: every dense budget must be past the warmup ({a.warmup} steps)")
+    os.makedirs(a.out, exist_ok=True)
+    moe = Moe(a.moe, a.threads or os.cpu_count(), os.path.join(a.out, "commands.log"))
+    if not os.path.isfile(os.path.join(a.data, "meta.json")):
+        moe("data", "--out", a.data)
+    common = ["--data", a.data, "--batch", a.batch, "--seq", a.seq, "--compute", a.compute,
+              "--eval-every", 0, "--eval-batches", 1, "--log-every", 100]
+    schedule = ["--schedule", "wsd", "--decay-steps", 0, "--lr", a.lr, "--min-lr", a.min_lr, "--warmup", a.warmup]
+    tokens_per_step = a.batch * a.seq
+    runs = []
+
+    def evaluate(model):
+        out = moe("eval", "--model", model, "--data", a.data, "--batches", a.eval_batches, "--batch", a.batch,
+                  "--seq", a.seq, "--json")
+        return json.loads(out.strip().splitlines()[-1])["loss"]
+
+    def branch(arm_dir, k, start, d, out, seed):
+        """The final decay: D steps from the arm's checkpoint at step k (k = 0: `start`)."""
+        if k <= 0 and start is None:
+            sys.exit(f"protocol: {arm_dir} would branch before its first step; use larger budgets")
+        src = ckpt(arm_dir, k) if k > 0 else start
+        opt = ["--init-optimizer"] if k > 0 or a.optimizer == "carried" else []
+        moe("train", *common, "--init", src, "--continue-data", "--continue-schedule", *opt,
+            "--steps", d, "--decay-steps", d, "--out", out, "--seed", seed)
+        return ckpt(out, d)
+
+    for seed in seeds:
+        root = os.path.join(a.out, f"seed{seed}")
+        if os.path.isdir(root):
+            shutil.rmtree(root)
+        dense = os.path.join(root, "dense")
+        stable_run(moe, dense, [*common, *schedule, "--preset", a.preset, "--family", "llama", "--seed", seed],
+                   dense_budgets, max(dense_budgets))
+        fpt_d = flops_per_token(dense)
+        n_params = json.loads(moe("inspect", ckpt(dense, max(dense_budgets)), "--json"))["params_total"]
+        for n in dense_budgets:
+            base = os.path.join(root, f"N{n}")
+            up = os.path.join(base, "upcycled")
+            moe("upcycle", "--from", ckpt(dense, n), "--out", up, "--experts", a.experts, "--top-k", a.top_k,
+                "--seed", seed, "--check-data", a.data, *(["--carry-optimizer"] if a.optimizer == "carried" else []),
+                *a.upcycle_args.split())
+            # (b)'s FLOPs per token, from one step (then resumed: the same run).
+            b_dir = os.path.join(base, "b")
+            b_first = [*common, "--init", up, "--continue-data", "--continue-schedule", "--seed", seed,
+                       *(["--init-optimizer"] if a.optimizer == "carried" else [])]
+            a_first = [*common, "--init", ckpt(dense, n), "--continue-data", "--continue-schedule", "--seed", seed,
+                       *(["--init-optimizer"] if a.optimizer == "carried" else [])]
+            dense_flops = n * tokens_per_step * fpt_d
+            probe = os.path.join(base, "probe")
+            moe("train", *b_first, "--steps", 1, "--decay-steps", 0, "--out", probe)
+            fpt_m = flops_per_token(probe)
+            shutil.rmtree(probe)
+            plan = []
+            for f in budgets:
+                extra = f * dense_flops
+                s_a = max(1, round(extra / (tokens_per_step * fpt_d)))
+                s_b = max(1, round(extra / (tokens_per_step * fpt_m)))
+                s_c = max(1, round((dense_flops + extra) / (tokens_per_step * fpt_m)))
+                d = max(1, round(a.decay * s_b))
+                plan.append({"f": f, "steps": {"a": s_a, "b": s_b, "c": s_c}, "decay": d})
+            arms = {"a": (a_first, ckpt(dense, n)), "b": (b_first, up),
+                    "c": ([*common, *schedule, "--config", os.path.join(up, "config.json"), "--seed", seed], None)}
+            for arm, (first, start) in arms.items():
+                arm_dir = os.path.join(base, arm)
+                stops = [q["steps"][arm] - q["decay"] for q in plan]
+                total = max(max(stops), 1)
+                stable_run(moe, arm_dir, first + ([] if arm == "c" else ["--decay-steps", 0]), stops, total)
+                for q in plan:
+                    k = q["steps"][arm] - q["decay"]
+                    out = os.path.join(base, f"{arm}_f{q['f']:g}")
+                    final = branch(arm_dir, k, start, q["decay"], out, seed)
+                    st = trainer_state(final)
+                    wall = st["elapsed_seconds"] + (trainer_state(ckpt(arm_dir, k))["elapsed_seconds"] if k > 0 else 0)
+                    if arm != "c":
+                        wall += trainer_state(ckpt(dense, n))["elapsed_seconds"]
+                    flops = ((0 if arm == "c" else dense_flops) +
+                             (k + q["decay"]) * tokens_per_step * (fpt_d if arm == "a" else fpt_m))
+                    runs.append({"seed": seed, "dense_steps": n, "tokens_per_param": n * tokens_per_step / n_params,
+                                 "f": q["f"], "arm": arm, "branch_at": k, "decay_steps": q["decay"],
+                                 "steps": k + q["decay"], "val_loss": evaluate(final), "total_flops": flops,
+                                 "extra_flops": flops - dense_flops, "wall_s": wall, "dir": out})
+    write_report(a, runs, seeds, dense_budgets, budgets)
+
+
+def write_report(a, runs, seeds, dense_budgets, budgets):
+    rows = []
+    for n in dense_budgets:
+        for f in budgets:
+            by = {arm: [next(r for r in runs if r["seed"] == s and r["dense_steps"] == n and r["f"] == f
+                             and r["arm"] == arm) for s in seeds] for arm in "abc"}
+            loss = {arm: [r["val_loss"] for r in by[arm]] for arm in "abc"}
+            ba, bc = paired(loss["a"], loss["b"]), paired(loss["c"], loss["b"])
+            rows.append({"dense_steps": n, "tokens_per_param": by["a"][0]["tokens_per_param"], "f": f,
+                         **{arm: dict(zip(("mean", "std"), mean_std(loss[arm]))) for arm in "abc"},
+                         **{f"wall_{arm}": statistics.fmean(r["wall_s"] for r in by[arm]) for arm in "abc"},
+                         "b_minus_a": {"mean": ba[0], "std": ba[1], "beyond_noise": ba[2]},
+                         "b_minus_c": {"mean": bc[0], "std": bc[1], "beyond_noise": bc[2]}})
+    summary = {"settings": {k: v for k, v in vars(a).items()}, "seeds": seeds, "runs": runs, "table": rows}
+    with open(os.path.join(a.out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    pm = lambda m, s: f"{m:.4f} ± {s:.4f}" if not math.isnan(s) else f"{m:.4f}"
+    gap = lambda g: pm(g["mean"], g["std"]) + (" *" if g["beyond_noise"] else "")
+    lines = [f"Validation loss (nats), mean ± std over seeds {','.join(map(str, seeds))}; "
+             f"f = extra training FLOPs / dense FLOPs; * = the paired gap is beyond its noise (t test, 95%).", "",
+             "| dense steps | tokens/param | f | (a) dense | (b) upcycled | (c) scratch | b - a | b - c |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dense_steps']} | {r['tokens_per_param']:.3g} | {r['f']:g} | "
+                     f"{pm(r['a']['mean'], r['a']['std'])} | {pm(r['b']['mean'], r['b']['std'])} | "
+                     f"{pm(r['c']['mean'], r['c']['std'])} | {gap(r['b_minus_a'])} | {gap(r['b_minus_c'])} |")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(a.out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
