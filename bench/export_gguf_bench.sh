@@ -35,12 +35,7 @@ for dtype in f16 bf16; do
     exs+=("$(secs "$(field 'Elapsed (wall clock)' "$W/export.time")")")
     rss+=("$(field 'Maximum resident set size' "$W/export.time")")
     drop_caches
-    t0=$(date +%s.%N)
-    cp "$W/m.gguf" "$W/copy.gguf"
-    sync
-    t1=$(date +%s.%N)
-    cps+=("$(calc "$t1 - $t0")")
-    rm -f "$W/copy.gguf"
+    cps+=("$(timed_copy "$W/m.gguf" "$W/copy.gguf")")
     echo "$dtype round $round: export ${exs[-1]} s (max RSS ${rss[-1]} KB), cp + sync ${cps[-1]} s"
   done
   ex_s=$(printf '%s\n' "${exs[@]}" | median)

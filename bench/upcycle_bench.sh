@@ -32,12 +32,7 @@ for round in 1 2 3; do
   ups+=("$(secs "$(field 'Elapsed (wall clock)' "$W/upcycle.time")")")
   rss+=("$(field 'Maximum resident set size' "$W/upcycle.time")")
   drop_caches
-  t0=$(date +%s.%N)
-  cp -r "$W/moe" "$W/moe-copy"
-  sync
-  t1=$(date +%s.%N)
-  cps+=("$(calc "$t1 - $t0")")
-  rm -rf "$W/moe-copy"
+  cps+=("$(timed_copy "$W/moe" "$W/moe-copy")")
   echo "round $round: upcycle ${ups[-1]} s (max RSS ${rss[-1]} KB), cp + sync ${cps[-1]} s"
 done
 up_s=$(printf '%s\n' "${ups[@]}" | median)

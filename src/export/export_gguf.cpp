@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
+#include <utility>
 
 #include "data/tokenizer.h"
 #include "export/export_source.h"
@@ -19,14 +20,19 @@ namespace {
 
 // llama.cpp's tokenizer for tokenizer.ggml.model "llama" is SentencePiece BPE without
 // normalisation, with byte fallback for what no piece covers (it aborts on a byte it
-// cannot map). Checks that this tokenizer.model is that and returns it.
-Tokenizer checked_tokenizer(const std::string& dir, const ModelConfig& cfg) {
+// cannot map). Checks that this tokenizer.model is that and returns it with its spec.
+struct CheckedTokenizer {
+  Tokenizer tok;
+  TokenizerSpec spec;
+};
+
+CheckedTokenizer checked_tokenizer(const std::string& dir, const ModelConfig& cfg) {
   const std::string path = dir + "/tokenizer.model";
   if (!path_exists(path))
     refuse(path + ": missing: a GGUF file carries the vocabulary (copy in the tokenizer.model of the dataset the model "
                   "was trained on)");
   Tokenizer tok = tokenizer_open_checked(path, dir + "/config.json (vocab_size)", 1, cfg.vocab_size);
-  const TokenizerSpec s = tok.spec();
+  TokenizerSpec s = tok.spec();
   const std::string why = path + ": ";
   if (s.model_type != "bpe")
     refuse(why + "a SentencePiece " + s.model_type + " model; llama.cpp's SentencePiece tokenizer merges BPE-style, "
@@ -43,11 +49,12 @@ Tokenizer checked_tokenizer(const std::string& dir, const ModelConfig& cfg) {
   if (!s.byte_fallback || bytes != 256)
     refuse(why + "has no byte fallback (" + std::to_string(bytes) + " of 256 byte pieces): llama.cpp aborts on text "
                  "it cannot map to pieces; rebuild the dataset with moe data (its tokenizers fall back to bytes)");
-  return tok;
+  return {std::move(tok), std::move(s)};
 }
 
-void put_vocab(GgufWriter& w, const Tokenizer& tok, const ModelConfig& cfg) {
-  const TokenizerSpec s = tok.spec();
+void put_vocab(GgufWriter& w, const CheckedTokenizer& checked, const ModelConfig& cfg) {
+  const Tokenizer& tok = checked.tok;
+  const TokenizerSpec& s = checked.spec;
   std::vector<std::string> pieces;
   std::vector<float> scores;
   std::vector<int32_t> types;
@@ -242,21 +249,13 @@ void gpt2_tensors(const ExportSource& s, Builder& b) {
   b.tensor("output_norm.weight", b.need(Role::FinalNorm));
   b.tensor("output_norm.bias", b.need(Role::FinalNormBias));
   if (!c.tied) b.tensor("output.weight", b.need(Role::LMHead));  // absent: llama.cpp reuses token_embd
-  for (int l = 0; l < c.n_layer; l++) {
-    const std::string p = "blk." + std::to_string(l) + ".";
-    b.tensor(p + "attn_norm.weight", b.need(Role::Norm1, l));
-    b.tensor(p + "attn_norm.bias", b.need(Role::Norm1Bias, l));
-    b.tensor(p + "attn_qkv.weight", b.need(Role::QKV, l));
-    b.tensor(p + "attn_qkv.bias", b.need(Role::QKVBias, l));
-    b.tensor(p + "attn_output.weight", b.need(Role::O, l));
-    b.tensor(p + "attn_output.bias", b.need(Role::OBias, l));
-    b.tensor(p + "ffn_norm.weight", b.need(Role::Norm2, l));
-    b.tensor(p + "ffn_norm.bias", b.need(Role::Norm2Bias, l));
-    b.tensor(p + "ffn_up.weight", b.need(Role::Up, l));
-    b.tensor(p + "ffn_up.bias", b.need(Role::UpBias, l));
-    b.tensor(p + "ffn_down.weight", b.need(Role::Down, l));
-    b.tensor(p + "ffn_down.bias", b.need(Role::DownBias, l));
-  }
+  static const std::pair<const char*, Role> kLayer[] = {
+      {"attn_norm.weight", Role::Norm1}, {"attn_norm.bias", Role::Norm1Bias}, {"attn_qkv.weight", Role::QKV},
+      {"attn_qkv.bias", Role::QKVBias},  {"attn_output.weight", Role::O},    {"attn_output.bias", Role::OBias},
+      {"ffn_norm.weight", Role::Norm2},  {"ffn_norm.bias", Role::Norm2Bias}, {"ffn_up.weight", Role::Up},
+      {"ffn_up.bias", Role::UpBias},     {"ffn_down.weight", Role::Down},    {"ffn_down.bias", Role::DownBias}};
+  for (int l = 0; l < c.n_layer; l++)
+    for (const auto& [name, role] : kLayer) b.tensor("blk." + std::to_string(l) + "." + name, b.need(role, l));
 }
 
 bool moe_every_layer(const ModelConfig& c) {
@@ -313,7 +312,7 @@ GgufExportResult export_gguf(const std::string& model, const std::string& out, S
   const GGType dtype = st_dtype == STDType::F32 ? GGType::F32 : st_dtype == STDType::F16 ? GGType::F16 : GGType::BF16;
   GgufExportResult r;
   r.dir = resolve_model_dir(model);
-  const Tokenizer tok = [&] {  // what llama.cpp cannot compute is refused before any tensor is read
+  const CheckedTokenizer tok = [&] {  // what llama.cpp cannot compute is refused before any tensor is read
     const ModelConfig c = config_load(r.dir + "/config.json");
     refuse_unsupported(c, r.dir + "/config.json: ");
     return checked_tokenizer(r.dir, c);

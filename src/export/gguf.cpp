@@ -26,7 +26,6 @@ void put_str(std::string& out, const std::string& s) {
 }  // namespace
 
 size_t gg_type_size(GGType t) { return t == GGType::F32 ? 4 : 2; }
-const char* gg_type_name(GGType t) { return t == GGType::F32 ? "F32" : t == GGType::F16 ? "F16" : "BF16"; }
 
 void GgufWriter::key(const std::string& k, uint32_t type) {
   if (k.empty()) throw std::logic_error("gguf: empty metadata key");

@@ -16,7 +16,6 @@ namespace moe {
 // ggml tensor types we write.
 enum class GGType : uint32_t { F32 = 0, F16 = 1, BF16 = 30 };
 size_t gg_type_size(GGType t);
-const char* gg_type_name(GGType t);
 
 class GgufWriter {
  public:

@@ -48,7 +48,6 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
   void write(const void* data, size_t n);
   void pad_to(uint64_t alignment);  // zero bytes up to the next multiple of alignment
-  uint64_t size() const { return size_; }
   void commit();
 
  private:

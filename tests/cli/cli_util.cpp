@@ -94,6 +94,12 @@ std::vector<std::string> lines_of(const std::string& s) {
 
 std::string q(const std::string& path) { return "'" + path + "'"; }
 
+std::string copy_files(const std::string& from, const std::string& to, const std::vector<std::string>& names) {
+  fs::create_directories(to);
+  for (const std::string& n : names) fs::copy(from + "/" + n, to + "/" + n);
+  return to;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});

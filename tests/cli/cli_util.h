@@ -33,6 +33,9 @@ int wait_moe(const Child& c);
 bool wait_for_step(const Child& c, const std::string& run_dir, int step, double limit_s = 300);
 
 std::vector<std::string> lines_of(const std::string& s);  // non-empty lines
+// Creates directory `to` holding copies of `names` from directory `from` (a checkpoint
+// with some of its files, to be broken by a test); returns `to`.
+std::string copy_files(const std::string& from, const std::string& to, const std::vector<std::string>& names);
 std::string q(const std::string& path);                    // 'path' quoted for the shell
 
 std::string read_file(const std::string& path);

@@ -93,8 +93,7 @@ TEST(Export, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "o1");
   // A truncated model.safetensors.
   const std::string bad = t / "truncated";
-  fs::create_directories(bad);
-  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy(ckpt + "/" + f, bad + "/" + f);
+  copy_files(ckpt, bad, {"config.json", "tokenizer.model"});
   const std::string bytes = read_file(ckpt + "/model.safetensors");
   write_file(bad + "/model.safetensors", bytes.substr(0, bytes.size() / 2));
   r = run_moe("export --model " + q(bad) + " --out " + q(t / "o2"));
@@ -102,8 +101,7 @@ TEST(Export, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "o2");
   // A NaN weight.
   const std::string nan = t / "nan";
-  fs::create_directories(nan);
-  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy(ckpt + "/" + f, nan + "/" + f);
+  copy_files(ckpt, nan, {"config.json", "tokenizer.model"});
   {
     // The last tensor's first value becomes NaN (the data region ends the file).
     SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");

@@ -201,15 +201,13 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "b.gguf");
   // No tokenizer.model: the GGUF needs the vocabulary.
   const std::string notok = t / "notok";
-  fs::create_directories(notok);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy(ckpt + "/" + f, notok + "/" + f);
+  copy_files(ckpt, notok, {"config.json", "model.safetensors"});
   r = gguf(notok, t / "c.gguf");
   expect_one_line_error(r, 1, {"tokenizer.model", "missing"}, "missing tokenizer");
   nothing_written(t / "c.gguf");
   // A truncated checkpoint.
   const std::string trunc = t / "trunc";
-  fs::create_directories(trunc);
-  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy(ckpt + "/" + f, trunc + "/" + f);
+  copy_files(ckpt, trunc, {"config.json", "tokenizer.model"});
   const std::string bytes = read_file(ckpt + "/model.safetensors");
   write_file(trunc + "/model.safetensors", bytes.substr(0, bytes.size() - 1000));
   r = gguf(trunc, t / "d.gguf");
@@ -217,8 +215,7 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "d.gguf");
   // A shape that disagrees with config.json.
   const std::string shape = t / "shape";
-  fs::create_directories(shape);
-  for (const char* f : {"model.safetensors", "tokenizer.model"}) fs::copy(ckpt + "/" + f, shape + "/" + f);
+  copy_files(ckpt, shape, {"model.safetensors", "tokenizer.model"});
   json cfg = json::parse(read_file(ckpt + "/config.json"));
   cfg["intermediate_size"] = cfg["intermediate_size"].get<int>() * 2;
   write_file(shape + "/config.json", cfg.dump());
@@ -227,8 +224,7 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "e.gguf");
   // A family llama.cpp export does not know.
   const std::string fam = t / "family";
-  fs::create_directories(fam);
-  for (const char* f : {"model.safetensors", "tokenizer.model"}) fs::copy(ckpt + "/" + f, fam + "/" + f);
+  copy_files(ckpt, fam, {"model.safetensors", "tokenizer.model"});
   cfg = json::parse(read_file(ckpt + "/config.json"));
   cfg["model_type"] = "bert";
   write_file(fam + "/config.json", cfg.dump());
@@ -251,8 +247,7 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
                                      {"\x1a\x06\x0a\x04nfkc", "normalises text"}}) {
     const std::string d = t / "tok";
     fs::remove_all(d);
-    fs::create_directories(d);
-    for (const char* f : {"config.json", "model.safetensors"}) fs::copy(ckpt + "/" + f, d + "/" + f);
+    copy_files(ckpt, d, {"config.json", "model.safetensors"});
     write_file(d + "/tokenizer.model", tok_bytes + tail);
     r = gguf(d, t / "i.gguf");
     expect_one_line_error(r, 1, {"tokenizer.model", needle}, needle);
@@ -261,8 +256,7 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   // A weight beyond f16's range, in the last tensor written: found mid-write, the partly
   // written file removed; bf16 holds it.
   const std::string big = t / "big";
-  fs::create_directories(big);
-  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy(ckpt + "/" + f, big + "/" + f);
+  copy_files(ckpt, big, {"config.json", "tokenizer.model"});
   {
     SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
     const STEntry& up = f.at("model.layers.1.mlp.up_proj.weight");
