@@ -199,7 +199,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     st.val_loss = float(r.loss);
     st.val_step = st.step;
     log.write({{"step", st.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity}, {"val_tokens", r.tokens},
-               {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token}});
+               {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token}, {"elapsed", st.elapsed}});
     char buf[128];
     std::snprintf(buf, sizeof buf, "step %d: val loss %.4f (ppl %.1f) on %llu tokens", st.step, r.loss,
                   r.perplexity, (unsigned long long)r.tokens);
@@ -299,7 +299,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     const double tps = double(N * cfg.accum) / dt;
     nlohmann::json line{{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tps},
                         {"tokens", st.tokens}, {"flops", double(st.tokens) * flops_per_token},
-                        {"epoch", train_data.state().epoch}};
+                        {"elapsed", st.elapsed}, {"epoch", train_data.state().epoch}};
     std::string extra;
     if (mc.is_moe()) {
       line["moe_loss"] = moe_loss;

@@ -170,7 +170,7 @@ TEST(CliTrain, LogJsonl) {
     if (j.contains("loss")) {
       EXPECT_EQ(step, next_step) << "steps out of order or missing: " << j.dump();
       next_step = step + 1;
-      for (const char* k : {"loss", "lr", "grad_norm", "tokens_per_s"}) {
+      for (const char* k : {"loss", "lr", "grad_norm", "tokens_per_s", "elapsed"}) {
         ASSERT_TRUE(j.contains(k) && j[k].is_number()) << k << " missing: " << j.dump();
         EXPECT_TRUE(std::isfinite(j[k].get<double>())) << j.dump();
         EXPECT_GT(j[k].get<double>(), 0) << k << ": " << j.dump();
