@@ -68,7 +68,8 @@ std::string check_batch(const UpcycleCli& o, const std::string& dense_dir, int V
   return "random tokens: no dataset known (give --check-data)";
 }
 
-// The step-0 check of --out against --from; the report as text or JSON.
+// The step-0 check of --out against --from; the report as text or JSON, and kept
+// beside the checkpoint as step0.json (atomically) for `moe report`.
 nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, const ModelConfig& dc) {
   std::vector<int32_t> in, tgt;
   o.check_seq = std::min(o.check_seq, dc.n_ctx);
@@ -76,7 +77,11 @@ nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, co
   Step0Report rep = step0_check(dense_dir, o.out, in, tgt, o.check_batch, o.check_seq);
   rep.batch = src;
   if (!o.json) std::printf("%s", rep.text().c_str());
-  return rep.to_json();
+  nlohmann::ordered_json j = rep.to_json();
+  nlohmann::ordered_json kept{{"from", dense_dir}};
+  kept.update(j);
+  file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
+  return j;
 }
 
 void run_upcycle(UpcycleCli& o) {

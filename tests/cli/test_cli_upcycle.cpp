@@ -44,8 +44,13 @@ TEST(CliUpcycle, Step0ExactThenTrainsWithCarriedOptimizer) {
     }
   }
   EXPECT_GE(moe_layers, 1);
-  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.model", "upcycling.json"})
+  for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.model", "upcycling.json",
+                        "step0.json"})
     EXPECT_TRUE(path_exists(t / "moe/" + f)) << f;
+  // The check is kept beside the checkpoint for `moe report`: the same numbers as printed.
+  auto kept = nlohmann::json::parse(read_file(t / "moe/step0.json"));
+  EXPECT_EQ(kept["dense_loss"], s["dense_loss"]);
+  EXPECT_EQ(kept["layers"], s["layers"]);
   r = run_moe(kOneThread + "train --data " + q(dataset()) + " --init " + q(t / "moe") +
               " --init-optimizer --out " + q(t / "train") + " --steps 4 --batch 2 --seq 32 --eval-every 0");
   ASSERT_EQ(r.code, 0) << r.err;
