@@ -9,10 +9,13 @@ For each seed s and dense budget N (steps of the dense run):
   (a)    dense continued from checkpoint-N with the schedule continued (no re-warmup),
   (b)    checkpoint-N upcycled (E experts, every other layer, top-k renormalised: step 0
          is the dense model; router seed s), then trained the same way,
-  (c)    the same MoE from scratch (seed s), same warmup and constant learning rate.
+  (s)    with --switch: checkpoint-N upcycled the Switch way (top-1, raw gates, expert
+         outputs scaled so step 0 is the dense model: --combine raw --scale-to-dense),
+  (c)    the same MoE from scratch (seed s), same warmup and constant learning rate:
+         one run per seed, shared by every N (from scratch, nothing in it depends on N).
   Each arm runs at the constant rate; for an extra budget f (a fraction of the dense
   run's training FLOPs P) the arm branches at the step where a final decay of D steps
-  ends exactly on budget: (a) and (b) spend f P beyond the dense run, (c) spends
+  ends exactly on budget: (a), (b), (s) spend f P beyond the dense run, (c) spends
   P + f P in all. D = max(1, round(decay x (b)'s steps at f)), the same for all arms,
   so every arm ends with the same decay. The branch continues the arm's data order,
   optimizer and schedule (--continue-data --continue-schedule --init-optimizer).
@@ -20,13 +23,16 @@ For each seed s and dense budget N (steps of the dense run):
   both or carried in both (--optimizer).
 Every branch is evaluated on the same validation batches (moe eval). Written to OUT:
   summary.json   every run: losses, FLOPs, wall-clock, steps; the aggregate per (N, f)
-  table.md       mean +- std over seeds of (a), (b), (c) and the paired gaps b-a and
-                 b-c, marked when larger than their noise (paired t test, 95%)
+  table.md       mean +- std over seeds of every arm and the paired gaps b-a, b-c (s-a),
+                 marked when larger than their noise (paired t test, 95%); wall-clock
+  OUT/seedS/commands.log: every moe command of that seed and its output
 
   protocol.py [--toy] [--out DIR] [--data DIR] [--seeds 1,2,3] [--dense 200,400,800]
-              [--budgets 0.1,0.2,0.4,0.6,1.0] [--decay 0.2] [--optimizer fresh|carried] ...
+              [--budgets 0.1,0.2,0.4,0.6,1.0] [--decay 0.2] [--optimizer fresh|carried]
+              [--config CONFIG.json | --preset small] [--switch] [--jobs 3] ...
 """
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -115,6 +121,7 @@ def main():
     p.add_argument("--out", default="runs/protocol")
     p.add_argument("--data", default="runs/demo/data")
     p.add_argument("--preset", default="small")
+    p.add_argument("--config", default="", help="a model config.json for the dense model instead of --preset")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--dense", default="200,400,800", help="dense budgets N (steps), comma-separated")
     p.add_argument("--budgets", default="0.1,0.2,0.4,0.6,1.0", help="extra budgets f (fractions of the dense FLOPs)")
@@ -123,6 +130,9 @@ def main():
     p.add_argument("--experts", type=int, default=8)
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--upcycle-args", default="", help="more `moe upcycle` flags, e.g. '--combine raw --scale-to-dense'")
+    p.add_argument("--switch", action="store_true",
+                   help="also arm (s): Switch upcycling, top-1 raw gates with the dense output scale restored "
+                        "(--combine raw --scale-to-dense), at the extra FLOPs of (a)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -130,7 +140,8 @@ def main():
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--compute", default="bf16")
     p.add_argument("--eval-batches", type=int, default=16)
-    p.add_argument("--threads", type=int, default=0, help="moe --threads (0: all cores)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (each with --threads / jobs)")
+    p.add_argument("--threads", type=int, default=0, help="moe --threads of each job (0: the cores / jobs)")
     a = p.parse_args()
     if a.toy:
         a.preset, a.batch, a.seq, a.warmup, a.compute, a.eval_batches = "tiny", 4, 32, 2, "f32", 2
@@ -141,13 +152,30 @@ def main():
     if min(dense_budgets) <= a.warmup:
         sys.exit(f"protocol: every dense budget must be past the warmup ({a.warmup} steps)")
     os.makedirs(a.out, exist_ok=True)
-    moe = Moe(a.moe, a.threads or os.cpu_count(), os.path.join(a.out, "commands.log"))
+    jobs = max(1, min(a.jobs, len(seeds)))
+    threads = a.threads or max(1, (os.cpu_count() or 1) // jobs)
+    moe = Moe(a.moe, threads, os.path.join(a.out, "commands.log"))
     if not os.path.isfile(os.path.join(a.data, "meta.json")):
         moe("data", "--out", a.data)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        per_seed = list(pool.map(lambda seed: run_seed(a, seed, threads, dense_budgets, budgets), seeds))
+    write_report(a, [r for runs in per_seed for r in runs], seeds, dense_budgets, budgets)
+
+
+def run_seed(a, seed, threads, dense_budgets, budgets):
+    """Every run of one seed: the dense run, per dense budget the upcycled model(s) and
+    arms (a), (b) [, (s)], and one MoE-from-scratch run (c) shared by all dense budgets
+    (from scratch, it does not depend on N: each (N, f) is one branch of it)."""
+    root = os.path.join(a.out, f"seed{seed}")
+    if os.path.isdir(root):
+        shutil.rmtree(root)
+    os.makedirs(root)
+    moe = Moe(a.moe, threads, os.path.join(root, "commands.log"))
     common = ["--data", a.data, "--batch", a.batch, "--seq", a.seq, "--compute", a.compute,
               "--eval-every", 0, "--eval-batches", 1, "--log-every", 100]
     schedule = ["--schedule", "wsd", "--decay-steps", 0, "--lr", a.lr, "--min-lr", a.min_lr, "--warmup", a.warmup]
     tokens_per_step = a.batch * a.seq
+    carried = a.optimizer == "carried"
     runs = []
 
     def evaluate(model):
@@ -155,100 +183,111 @@ def main():
                   "--seq", a.seq, "--json")
         return json.loads(out.strip().splitlines()[-1])["loss"]
 
-    def branch(arm_dir, k, start, d, out, seed):
+    def branch(arm_dir, k, start, d, out):
         """The final decay: D steps from the arm's checkpoint at step k (k = 0: `start`)."""
         if k <= 0 and start is None:
             sys.exit(f"protocol: {arm_dir} would branch before its first step; use larger budgets")
         src = ckpt(arm_dir, k) if k > 0 else start
-        opt = ["--init-optimizer"] if k > 0 or a.optimizer == "carried" else []
+        opt = ["--init-optimizer"] if k > 0 or carried else []
         moe("train", *common, "--init", src, "--continue-data", "--continue-schedule", *opt,
             "--steps", d, "--decay-steps", d, "--out", out, "--seed", seed)
         return ckpt(out, d)
 
-    for seed in seeds:
-        root = os.path.join(a.out, f"seed{seed}")
-        if os.path.isdir(root):
-            shutil.rmtree(root)
-        dense = os.path.join(root, "dense")
-        stable_run(moe, dense, [*common, *schedule, "--preset", a.preset, "--family", "llama", "--seed", seed],
-                   dense_budgets, max(dense_budgets))
-        fpt_d = flops_per_token(dense)
-        n_params = json.loads(moe("inspect", ckpt(dense, max(dense_budgets)), "--json"))["params_total"]
-        for n in dense_budgets:
-            base = os.path.join(root, f"N{n}")
-            up = os.path.join(base, "upcycled")
-            moe("upcycle", "--from", ckpt(dense, n), "--out", up, "--experts", a.experts, "--top-k", a.top_k,
-                "--seed", seed, "--check-data", a.data, *(["--carry-optimizer"] if a.optimizer == "carried" else []),
-                *a.upcycle_args.split())
-            # (b)'s FLOPs per token, from one step (then resumed: the same run).
-            b_dir = os.path.join(base, "b")
-            b_first = [*common, "--init", up, "--continue-data", "--continue-schedule", "--seed", seed,
-                       *(["--init-optimizer"] if a.optimizer == "carried" else [])]
-            a_first = [*common, "--init", ckpt(dense, n), "--continue-data", "--continue-schedule", "--seed", seed,
-                       *(["--init-optimizer"] if a.optimizer == "carried" else [])]
-            dense_flops = n * tokens_per_step * fpt_d
-            probe = os.path.join(base, "probe")
-            moe("train", *b_first, "--steps", 1, "--decay-steps", 0, "--out", probe)
-            fpt_m = flops_per_token(probe)
+    def finish(arm, arm_dir, start, n, q, out, fpt, dense_flops, extra_wall):
+        """Branch an arm's stable run into its final decay at budget q; record the result."""
+        k = q["steps"][arm] - q["decay"]
+        final = branch(arm_dir, k, start, q["decay"], out)
+        wall = trainer_state(final)["elapsed_seconds"] + extra_wall
+        wall += trainer_state(ckpt(arm_dir, k))["elapsed_seconds"] if k > 0 else 0
+        flops = (0 if arm == "c" else dense_flops) + (k + q["decay"]) * tokens_per_step * fpt
+        runs.append({"seed": seed, "dense_steps": n, "tokens_per_param": n * tokens_per_step / n_params,
+                     "f": q["f"], "arm": arm, "branch_at": k, "decay_steps": q["decay"], "steps": k + q["decay"],
+                     "val_loss": evaluate(final), "total_flops": flops, "extra_flops": flops - dense_flops,
+                     "wall_s": wall, "dir": out})
+
+    model = ["--config", a.config] if a.config else ["--preset", a.preset, "--family", "llama"]
+    dense = os.path.join(root, "dense")
+    stable_run(moe, dense, [*common, *schedule, *model, "--seed", seed], dense_budgets, max(dense_budgets))
+    fpt_d = flops_per_token(dense)
+    n_params = json.loads(moe("inspect", ckpt(dense, max(dense_budgets)), "--json"))["params_total"]
+    upcycles = {"b": ["--top-k", a.top_k, *a.upcycle_args.split()]}
+    if a.switch:
+        upcycles["s"] = ["--top-k", 1, "--combine", "raw", "--scale-to-dense"]
+    c_plans, moe_config, fpt_c = [], None, None
+    for n in dense_budgets:
+        base = os.path.join(root, f"N{n}")
+        dense_flops = n * tokens_per_step * fpt_d
+        dense_wall = trainer_state(ckpt(dense, n))["elapsed_seconds"]
+        cont = [*common, "--continue-data", "--continue-schedule", "--seed", seed, *(["--init-optimizer"] if carried else [])]
+        starts, fpts = {"a": ckpt(dense, n)}, {"a": fpt_d}
+        for arm, args in upcycles.items():
+            up = os.path.join(base, "upcycled" if arm == "b" else f"upcycled_{arm}")
+            moe("upcycle", "--from", ckpt(dense, n), "--out", up, "--experts", a.experts, "--seed", seed,
+                "--check-data", a.data, *(["--carry-optimizer"] if carried else []), *args)
+            probe = os.path.join(base, f"probe_{arm}")  # the MoE's FLOPs per token, from one step
+            moe("train", *cont, "--init", up, "--steps", 1, "--decay-steps", 0, "--out", probe)
+            starts[arm], fpts[arm] = up, flops_per_token(probe)
             shutil.rmtree(probe)
-            plan = []
-            for f in budgets:
-                extra = f * dense_flops
-                s_a = max(1, round(extra / (tokens_per_step * fpt_d)))
-                s_b = max(1, round(extra / (tokens_per_step * fpt_m)))
-                s_c = max(1, round((dense_flops + extra) / (tokens_per_step * fpt_m)))
-                d = max(1, round(a.decay * s_b))
-                plan.append({"f": f, "steps": {"a": s_a, "b": s_b, "c": s_c}, "decay": d})
-            arms = {"a": (a_first, ckpt(dense, n)), "b": (b_first, up),
-                    "c": ([*common, *schedule, "--config", os.path.join(up, "config.json"), "--seed", seed], None)}
-            for arm, (first, start) in arms.items():
-                arm_dir = os.path.join(base, arm)
-                stops = [q["steps"][arm] - q["decay"] for q in plan]
-                total = max(max(stops), 1)
-                stable_run(moe, arm_dir, first + ([] if arm == "c" else ["--decay-steps", 0]), stops, total)
-                for q in plan:
-                    k = q["steps"][arm] - q["decay"]
-                    out = os.path.join(base, f"{arm}_f{q['f']:g}")
-                    final = branch(arm_dir, k, start, q["decay"], out, seed)
-                    st = trainer_state(final)
-                    wall = st["elapsed_seconds"] + (trainer_state(ckpt(arm_dir, k))["elapsed_seconds"] if k > 0 else 0)
-                    if arm != "c":
-                        wall += trainer_state(ckpt(dense, n))["elapsed_seconds"]
-                    flops = ((0 if arm == "c" else dense_flops) +
-                             (k + q["decay"]) * tokens_per_step * (fpt_d if arm == "a" else fpt_m))
-                    runs.append({"seed": seed, "dense_steps": n, "tokens_per_param": n * tokens_per_step / n_params,
-                                 "f": q["f"], "arm": arm, "branch_at": k, "decay_steps": q["decay"],
-                                 "steps": k + q["decay"], "val_loss": evaluate(final), "total_flops": flops,
-                                 "extra_flops": flops - dense_flops, "wall_s": wall, "dir": out})
-    write_report(a, runs, seeds, dense_budgets, budgets)
+        moe_config = moe_config or os.path.join(base, "upcycled", "config.json")
+        fpt_c = fpts["b"]
+        plan = []
+        for f in budgets:
+            extra = f * dense_flops
+            steps = {arm: max(1, round(extra / (tokens_per_step * fpt))) for arm, fpt in fpts.items()}
+            steps["c"] = max(1, round((dense_flops + extra) / (tokens_per_step * fpt_c)))
+            plan.append({"f": f, "steps": steps, "decay": max(1, round(a.decay * steps["b"]))})
+        for arm, start in starts.items():
+            arm_dir = os.path.join(base, arm)
+            stops = [q["steps"][arm] - q["decay"] for q in plan]
+            stable_run(moe, arm_dir, [*cont, "--init", start, "--decay-steps", 0], stops, max(max(stops), 1))
+            for q in plan:
+                finish(arm, arm_dir, start, n, q, os.path.join(base, f"{arm}_f{q['f']:g}"), fpts[arm], dense_flops,
+                       dense_wall)
+        c_plans += [(n, dense_flops, q) for q in plan]
+    c_dir = os.path.join(root, "c")
+    stops = [q["steps"]["c"] - q["decay"] for _, _, q in c_plans]
+    stable_run(moe, c_dir, [*common, *schedule, "--config", moe_config, "--seed", seed], stops, max(max(stops), 1))
+    for n, dense_flops, q in c_plans:
+        finish("c", c_dir, None, n, q, os.path.join(root, f"c_N{n}_f{q['f']:g}"), fpt_c, dense_flops, 0)
+    return runs
 
 
 def write_report(a, runs, seeds, dense_budgets, budgets):
+    arms = "abc" + ("s" if any(r["arm"] == "s" for r in runs) else "")
+    gaps = [("b", "a"), ("b", "c")] + ([("s", "a")] if "s" in arms else [])
     rows = []
     for n in dense_budgets:
         for f in budgets:
             by = {arm: [next(r for r in runs if r["seed"] == s and r["dense_steps"] == n and r["f"] == f
-                             and r["arm"] == arm) for s in seeds] for arm in "abc"}
-            loss = {arm: [r["val_loss"] for r in by[arm]] for arm in "abc"}
-            ba, bc = paired(loss["a"], loss["b"]), paired(loss["c"], loss["b"])
-            rows.append({"dense_steps": n, "tokens_per_param": by["a"][0]["tokens_per_param"], "f": f,
-                         **{arm: dict(zip(("mean", "std"), mean_std(loss[arm]))) for arm in "abc"},
-                         **{f"wall_{arm}": statistics.fmean(r["wall_s"] for r in by[arm]) for arm in "abc"},
-                         "b_minus_a": {"mean": ba[0], "std": ba[1], "beyond_noise": ba[2]},
-                         "b_minus_c": {"mean": bc[0], "std": bc[1], "beyond_noise": bc[2]}})
+                             and r["arm"] == arm) for s in seeds] for arm in arms}
+            loss = {arm: [r["val_loss"] for r in by[arm]] for arm in arms}
+            row = {"dense_steps": n, "tokens_per_param": by["a"][0]["tokens_per_param"], "f": f,
+                   **{arm: dict(zip(("mean", "std"), mean_std(loss[arm]))) for arm in arms},
+                   **{f"wall_{arm}": statistics.fmean(r["wall_s"] for r in by[arm]) for arm in arms}}
+            for x, y in gaps:
+                g = paired(loss[y], loss[x])
+                row[f"{x}_minus_{y}"] = {"mean": g[0], "std": g[1], "beyond_noise": g[2]}
+            rows.append(row)
     summary = {"settings": {k: v for k, v in vars(a).items()}, "seeds": seeds, "runs": runs, "table": rows}
     with open(os.path.join(a.out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
     pm = lambda m, s: f"{m:.4f} ± {s:.4f}" if not math.isnan(s) else f"{m:.4f}"
     gap = lambda g: pm(g["mean"], g["std"]) + (" *" if g["beyond_noise"] else "")
+    names = {"a": "(a) dense", "b": "(b) upcycled", "c": "(c) scratch", "s": "(s) switch"}
     lines = [f"Validation loss (nats), mean ± std over seeds {','.join(map(str, seeds))}; "
              f"f = extra training FLOPs / dense FLOPs; * = the paired gap is beyond its noise (t test, 95%).", "",
-             "| dense steps | tokens/param | f | (a) dense | (b) upcycled | (c) scratch | b - a | b - c |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| dense steps | tokens/param | f | " + " | ".join(names[x] for x in arms) + " | " +
+             " | ".join(f"{x} - {y}" for x, y in gaps) + " |",
+             "|---|---|---|" + "---|" * (len(arms) + len(gaps))]
     for r in rows:
-        lines.append(f"| {r['dense_steps']} | {r['tokens_per_param']:.3g} | {r['f']:g} | "
-                     f"{pm(r['a']['mean'], r['a']['std'])} | {pm(r['b']['mean'], r['b']['std'])} | "
-                     f"{pm(r['c']['mean'], r['c']['std'])} | {gap(r['b_minus_a'])} | {gap(r['b_minus_c'])} |")
+        lines.append(f"| {r['dense_steps']} | {r['tokens_per_param']:.3g} | {r['f']:g} | " +
+                     " | ".join(pm(r[x]["mean"], r[x]["std"]) for x in arms) + " | " +
+                     " | ".join(gap(r[f"{x}_minus_{y}"]) for x, y in gaps) + " |")
+    lines += ["", "Wall-clock (s, mean over seeds) of each arm at its FLOP-matched budget, "
+              "the dense run's seconds included for the continued arms:", "",
+              "| dense steps | f | " + " | ".join(names[x] for x in arms) + " |", "|---|---|" + "---|" * len(arms)]
+    for r in rows:
+        lines.append(f"| {r['dense_steps']} | {r['f']:g} | " + " | ".join(f"{r['wall_' + x]:.0f}" for x in arms) + " |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(a.out, "table.md"), "w", encoding="utf-8") as f:
         f.write(text)

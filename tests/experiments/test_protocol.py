@@ -13,6 +13,9 @@ import subprocess
 import sys
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from toy import toy_dataset  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(ROOT, "experiments", "protocol.py")
 MOE, WORK = None, None
@@ -42,18 +45,12 @@ def fpt(run):
 class Protocol(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        data, out = os.path.join(WORK, "data"), os.path.join(WORK, "out")
         shutil.rmtree(WORK, ignore_errors=True)
-        os.makedirs(os.path.join(WORK, "text"))
-        for name in sorted(os.listdir("/usr/share/common-licenses")):
-            p = os.path.join("/usr/share/common-licenses", name)
-            if os.path.isfile(p) and not os.path.islink(p):
-                shutil.copy(p, os.path.join(WORK, "text"))
-        subprocess.run([MOE, "data", "--out", data, "--input", os.path.join(WORK, "text"), "--vocab-size", "512"],
-                       check=True, stdout=subprocess.DEVNULL)
+        os.makedirs(WORK)
+        data, out = toy_dataset(MOE, WORK), os.path.join(WORK, "out")
         subprocess.run([sys.executable, SCRIPT, "--toy", "--moe", MOE, "--data", data, "--out", out, "--threads", "1",
                         "--seeds", ",".join(map(str, SEEDS)), "--dense", ",".join(map(str, DENSE)),
-                        "--budgets", ",".join(map(str, BUDGETS)), "--decay", str(DECAY)],
+                        "--budgets", ",".join(map(str, BUDGETS)), "--decay", str(DECAY), "--switch", "--jobs", "2"],
                        check=True, stdout=subprocess.DEVNULL)
         with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
             cls.summary = json.load(f)
@@ -61,13 +58,13 @@ class Protocol(unittest.TestCase):
 
     def test_every_arm_budget_and_seed_ran_and_the_table_aggregates_them(self):
         runs = self.summary["runs"]
-        self.assertEqual(len(runs), len(SEEDS) * len(DENSE) * len(BUDGETS) * 3)
+        self.assertEqual(len(runs), len(SEEDS) * len(DENSE) * len(BUDGETS) * 4)  # a, b, c, s
         for r in runs:
             self.assertTrue(math.isfinite(r["val_loss"]) and 3 < r["val_loss"] < 8, r)
         table = self.summary["table"]
         self.assertEqual(len(table), len(DENSE) * len(BUDGETS))
         for row in table:
-            for arm in "abc":
+            for arm in "abcs":
                 losses = [r["val_loss"] for r in runs if r["dense_steps"] == row["dense_steps"] and r["f"] == row["f"]
                           and r["arm"] == arm]
                 self.assertAlmostEqual(row[arm]["mean"], sum(losses) / len(losses), places=12)
@@ -77,7 +74,8 @@ class Protocol(unittest.TestCase):
                          and r["f"] == row["f"] and r["arm"] == "a") for s in SEEDS]
             self.assertAlmostEqual(row["b_minus_a"]["mean"], sum(gaps) / len(gaps), places=12)
         with open(os.path.join(self.out, "table.md"), encoding="utf-8") as f:
-            self.assertEqual(sum(1 for l in f if l.startswith("| ") and l[2].isdigit()), len(table))
+            # one row per (N, f) in the loss table, and again in the wall-clock table
+            self.assertEqual(sum(1 for l in f if l.startswith("| ") and l[2].isdigit()), 2 * len(table))
 
     def test_branches_continue_their_arm_schedule_data_and_seed(self):
         for r in self.summary["runs"]:
@@ -89,8 +87,12 @@ class Protocol(unittest.TestCase):
             offset = k if arm == "c" else n + k
             self.assertEqual(c["schedule_offset"], offset, r)
             arm_dir = os.path.join(os.path.dirname(r["dir"]), arm)
-            start = os.path.join(os.path.dirname(r["dir"]), "upcycled") if arm == "b" else \
-                os.path.join(os.path.dirname(os.path.dirname(r["dir"])), "dense", f"checkpoint-{n}")
+            # (c) is one run per seed, shared by every dense budget: seedS/c, branches seedS/c_N*_f*.
+            seed_dir = os.path.join(self.out, f"seed{r['seed']}")
+            self.assertEqual(r["dir"], os.path.join(seed_dir, f"c_N{n}_f{r['f']:g}") if arm == "c" else
+                             os.path.join(seed_dir, f"N{n}", f"{arm}_f{r['f']:g}"), r)
+            start = os.path.join(os.path.dirname(r["dir"]), {"b": "upcycled", "s": "upcycled_s"}[arm]) \
+                if arm in "bs" else os.path.join(os.path.dirname(os.path.dirname(r["dir"])), "dense", f"checkpoint-{n}")
             src = os.path.join(arm_dir, f"checkpoint-{k}") if k > 0 else start
             self.assertEqual(os.path.normpath(c["schedule_from"]), os.path.normpath(src), r)
             # The same seed, batch and sequence; the data order continued: every token of the
@@ -107,7 +109,7 @@ class Protocol(unittest.TestCase):
     def test_stable_phases_hold_the_peak_rate_without_a_second_warmup(self):
         for s in SEEDS:
             for n in DENSE:
-                for arm in "ab":
+                for arm in "abs":
                     lrs = step_lrs(os.path.join(self.out, f"seed{s}", f"N{n}", arm))
                     self.assertTrue(lrs and all(abs(v - LR) < 1e-9 for v in lrs.values()), (s, n, arm, lrs))
                 up = os.path.join(self.out, f"seed{s}", f"N{n}", "upcycled", "upcycling.json")
@@ -115,6 +117,10 @@ class Protocol(unittest.TestCase):
                     prov = json.load(f)
                 self.assertEqual(prov["seed"], s)  # the router's seed is the run's
                 self.assertTrue(prov["from"].endswith(f"dense/checkpoint-{n}"))
+                self.assertEqual((prov["top_k"], prov["combine"]), (2, "renorm"))
+                with open(os.path.join(os.path.dirname(os.path.dirname(up)), "upcycled_s", "upcycling.json")) as f:
+                    sw = json.load(f)  # (s): Switch top-1, raw gates, the dense output scale restored
+                self.assertEqual((sw["top_k"], sw["combine"], sw["weight_scale"], sw["seed"]), (1, "raw", 4.0, s))
 
     def test_compute_is_matched(self):
         runs = self.summary["runs"]
@@ -129,6 +135,9 @@ class Protocol(unittest.TestCase):
                     self.assertLessEqual(abs(by["a"]["extra_flops"] - f * p), B * T * fpt_d / 2 + 1, by["a"])
                     self.assertLessEqual(abs(by["b"]["extra_flops"] - f * p), B * T * fpt_m / 2 + 1, by["b"])
                     self.assertLessEqual(abs(by["c"]["total_flops"] - (1 + f) * p), B * T * fpt_m / 2 + 1, by["c"])
+                    fpt_s = fpt(by["s"]["dir"])
+                    self.assertLess(fpt_s, fpt_m)  # top-1: fewer active parameters than top-2
+                    self.assertLessEqual(abs(by["s"]["extra_flops"] - f * p), B * T * fpt_s / 2 + 1, by["s"])
                     self.assertEqual(len({r["decay_steps"] for r in by.values()}), 1, "one decay length for all arms")
 
 
