@@ -19,6 +19,8 @@ PKGS=(
   r-cran-janeaustenr     # default corpus: Jane Austen's six novels (read with Rscript, from r-base-core)
   r-cran-tokenizers python3.11-doc perl-doc wordnet-base   # moe data --corpus large: Moby Dick, Python's and
                                                            # Perl's manuals, WordNet's glosses (11M tokens in all)
+  python3-matplotlib python3-pil fonts-dejavu-core   # moe report: the figures of the HTML page
+  chromium python3-websocket   # the report's test opens the page in a headless browser (DevTools protocol)
 )
 
 # Programs the build and `moe data` run, checked after installing.

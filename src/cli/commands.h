@@ -15,6 +15,7 @@ void register_generate(CLI::App& app);  // cmd_generate.cpp
 void register_inspect(CLI::App& app);   // cmd_inspect.cpp
 void register_upcycle(CLI::App& app);   // cmd_upcycle.cpp
 void register_export(CLI::App& app);    // cmd_export.cpp
+void register_report(CLI::App& app);    // cmd_report.cpp
 
 // --moe-layers: "every-other" | "all" | "1,3,5" (cmd_train.cpp; shared with upcycle).
 void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all);

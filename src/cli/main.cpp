@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   moe::cli::register_inspect(app);
   moe::cli::register_upcycle(app);
   moe::cli::register_export(app);
+  moe::cli::register_report(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""moe report: the page's figures and tables against the logs it was drawn from, and
+the page in a real headless browser (Debian's chromium): every figure rendered
+(non-blank, the expected count) and nothing loaded from the network.
+
+Run: /usr/bin/python3 tests/report/test_report.py MOE_BINARY WORK_DIR
+"""
+import html.parser
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "experiments"))
+sys.path.insert(0, HERE)
+from toy import toy_dataset  # noqa: E402
+
+MOE, WORK = None, None
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+class Tables(html.parser.HTMLParser):
+    """Every <table> of a page as (class, rows of cell texts), and the <img class="fig"> count."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.figures, self.cell = [], 0, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append((a.get("class"), []))
+        elif tag == "tr":
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+        elif tag == "img" and a.get("class") == "fig":
+            self.figures += 1
+            if not a.get("src", "").startswith("data:image/png;base64,"):
+                raise AssertionError(f"a figure not inlined: {a.get('src', '')[:80]}")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][1][-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def moe(*args):
+    r = subprocess.run([MOE, "--threads", "1", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"moe {' '.join(map(str, args))} failed: {r.stderr}")
+    return r.stdout
+
+
+class Report(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        shutil.rmtree(WORK, ignore_errors=True)
+        os.makedirs(WORK)
+        data = toy_dataset(MOE, WORK)
+        w = lambda *p: os.path.join(WORK, *p)
+        small = ["--data", data, "--batch", 4, "--seq", 32, "--eval-batches", 1, "--eval-every", 4]
+        moe("train", *small, "--preset", "tiny", "--steps", 12, "--out", w("dense"))
+        moe("upcycle", "--from", w("dense"), "--out", w("up"), "--experts", 4, "--top-k", 2, "--check-data", data)
+        moe("train", *small, "--init", w("up"), "--continue-data", "--steps", 12, "--out", w("moe"))
+        subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "protocol.py"), "--toy", "--moe", MOE,
+                        "--data", data, "--out", w("proto"), "--threads", "1", "--seeds", "1,2", "--dense", "4,6",
+                        "--budgets", "1.0", "--switch"], check=True, stdout=subprocess.DEVNULL)
+        cls.out = moe("report", w("dense"), w("moe"), w("proto"), "--out", w("page"), "--title", "test page")
+        cls.page = w("page", "index.html")
+        cls.parsed = Tables()
+        with open(cls.page, encoding="utf-8") as f:
+            cls.parsed.feed(f.read())
+        cls.w = staticmethod(w)
+
+    def expected_figures(self):
+        """4 loss figures (steps, tokens, FLOPs, wall-clock); per MoE run one heatmap per MoE
+        layer plus drops/entropy; the step 0 of the upcycled checkpoint the MoE run started
+        from; the protocol's losses and gaps."""
+        layers = {m["layer"] for j in jsonl(self.w("moe", "log.jsonl")) for m in j.get("moe", [])}
+        self.assertEqual(len(layers), 1)  # tiny: 2 layers, every other one upcycled
+        return 4 + len(layers) + 1 + 1 + 2
+
+    def test_figure_count_and_the_printed_path(self):
+        self.assertEqual(self.parsed.figures, self.expected_figures())
+        self.assertIn(self.page, self.out)
+        self.assertIn(f"({self.expected_figures()} figures)", self.out)
+
+    def test_run_table_against_the_logs(self):
+        runs = next(rows for cls, rows in self.parsed.tables if rows and rows[0][0] == "run")
+        for row in runs[1:]:
+            log = jsonl(os.path.join(row[0], "log.jsonl"))
+            steps = [j for j in log if "loss" in j]
+            vals = [j for j in log if "val_loss" in j]
+            self.assertEqual(int(row[2]), steps[-1]["step"])
+            self.assertEqual(row[5], f"{steps[-1]['loss']:.4f}")
+            self.assertEqual(row[6], f"{vals[-1]['val_loss']:.4f}")
+
+    def test_comparison_table_against_the_summary(self):
+        with open(self.w("proto", "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+        rows = next(rows for cls, rows in self.parsed.tables if cls == "comparison")
+        header, body = rows[0], rows[1:]
+        self.assertEqual(len(body), len(summary["table"]))
+        arms = {"(a) dense continued": "a", "(b) upcycled": "b", "(c) MoE from scratch": "c",
+                "(s) Switch upcycled": "s"}
+        for cells, r in zip(body, summary["table"]):
+            self.assertEqual(int(cells[0]), r["dense_steps"])
+            self.assertEqual(float(cells[2]), r["f"])
+            for name, cell in zip(header, cells):
+                key = arms.get(name) or (name.replace(" - ", "_minus_") if " - " in name else None)
+                if key is None:
+                    continue
+                m, s = r[key]["mean"], r[key]["std"]
+                want = f"{m:.4f} ± {s:.4f}" + (" *" if r[key].get("beyond_noise") else "")
+                self.assertEqual(cell, want, (name, r))
+            # and the table's mean is the seeds' mean, from the runs themselves
+            b = [x["val_loss"] for x in summary["runs"] if x["arm"] == "b" and x["dense_steps"] == r["dense_steps"]
+                 and x["f"] == r["f"]]
+            self.assertAlmostEqual(r["b"]["mean"], sum(b) / len(b), places=12)
+
+    def test_step0_section_against_step0_json(self):
+        with open(self.w("up", "step0.json"), encoding="utf-8") as f:
+            s0 = json.load(f)
+        with open(self.page, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn(f"loss dense {s0['dense_loss']:.6f}, upcycled {s0['moe_loss']:.6f}", text)
+
+    def test_in_a_headless_browser(self):
+        from browser import Browser
+        from PIL import Image
+        b = Browser()
+        try:
+            urls = b.open("file://" + self.page)
+            remote = [u for u in urls if not u.startswith(("file:", "data:", "about:"))]
+            self.assertEqual(remote, [], "the page loaded something from the network")
+            boxes = b.eval("""Array.from(document.querySelectorAll('img.fig')).map(i => {
+                const r = i.getBoundingClientRect();
+                return {ok: i.complete && i.naturalWidth > 0, x: r.left + scrollX, y: r.top + scrollY,
+                        w: r.width, h: r.height};})""")
+            height = b.eval("document.documentElement.scrollHeight")
+            shot = self.w("screenshot.png")
+            b.screenshot(shot, 1200, height)
+            # The checks are not vacuous: a page with a remote image is caught.
+            bad = self.w("bad.html")
+            with open(bad, "w") as f:
+                f.write('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
+            self.assertTrue(any(u.startswith("http:") for u in b.open("file://" + bad)))
+        finally:
+            b.close()
+        self.assertEqual(len(boxes), self.expected_figures())
+        img = Image.open(shot).convert("L")
+        self.assertGreaterEqual(img.size[1], max(bx["y"] + bx["h"] for bx in boxes) - 1)
+
+        def inked(x, y, w, h):
+            """The fraction of clearly non-white pixels in a region of the screenshot."""
+            px = list(img.crop((int(x), int(y), int(x + w), int(y + h))).getdata())
+            return sum(1 for p in px if p < 200) / max(1, len(px))
+
+        for i, bx in enumerate(boxes, 1):
+            self.assertTrue(bx["ok"], f"figure {i} did not load")
+            self.assertGreater(bx["w"], 200, f"figure {i} has no width")
+            self.assertGreater(bx["h"], 100, f"figure {i} has no height")
+            self.assertGreater(inked(bx["x"], bx["y"], bx["w"], bx["h"]), 0.02, f"figure {i} is blank")
+        # The blank test itself: the margin right of the first figure is white.
+        first = boxes[0]
+        self.assertLess(inked(first["x"] + first["w"] + 5, first["y"], 40, first["h"]), 0.001)
+
+    def test_bad_input_is_one_line(self):
+        for args, words in [([self.w("nowhere")], ["nowhere", "not a directory"]),
+                            ([self.w("up", "config.json")], ["config.json", "not a directory"]),
+                            ([self.w("page")], ["page", "log.jsonl"])]:
+            r = subprocess.run([MOE, "report", *args, "--out", self.w("x")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            for word in words:
+                self.assertIn(word, r.stderr)
+        broken = self.w("broken")
+        shutil.copytree(self.w("dense"), broken)
+        with open(os.path.join(broken, "log.jsonl"), "a") as f:
+            f.write('{"step": 13, "loss": \n')
+        r = subprocess.run([MOE, "report", broken, "--out", self.w("x")], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("log.jsonl:", r.stderr)
+        self.assertIn("malformed JSON", r.stderr)
+        r = subprocess.run([MOE, "report", self.w("dense")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--out", r.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit("usage: test_report.py MOE_BINARY WORK_DIR")
+    MOE, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    unittest.main(argv=sys.argv[:1])
