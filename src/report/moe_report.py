@@ -23,6 +23,10 @@ from report_runs import ReportError, classify, load_protocol, load_run, load_upc
 NAMES = {"a": "(a) dense continued", "b": "(b) upcycled", "c": "(c) MoE from scratch", "s": "(s) Switch upcycled"}
 
 
+def seconds(x):
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def fmt(x, spec=".4f"):
     return "" if x is None else format(x, spec)
 
@@ -37,7 +41,7 @@ def run_section(page, figs, runs):
         src = r["state"].get("init_from") or ""
         rows.append([r["name"], kind, last.get("step", ""), fmt(last.get("tokens"), ",d") if last else "",
                      fmt(last.get("flops"), ".3g") if last else "", fmt(last.get("loss")), fmt(val),
-                     fmt(last.get("elapsed"), ".3g") if "elapsed" in last else "", src])
+                     seconds(last["elapsed"]) if "elapsed" in last else "", src])
     page.table(["run", "model", "steps", "tokens", "FLOPs", "last train loss", "last val loss", "seconds",
                 "started from"], rows)
     page.p("A run started from another checkpoint (--init) is drawn from where its source stood: its steps, "
@@ -104,7 +108,7 @@ def protocol_section(page, figs, pr):
     page.p("Wall-clock (s, mean over seeds) each arm took for its FLOP-matched budget, the dense run's seconds "
            "included for the continued arms:", "note")
     page.table(["dense steps", "f"] + [NAMES[a] for a in arms],
-               [[r["dense_steps"], f"{r['f']:g}"] + [f"{r['wall_' + a]:.3g}" for a in arms] for r in table],
+               [[r["dense_steps"], f"{r['f']:g}"] + [seconds(r["wall_" + a]) for a in arms] for r in table],
                cls="wall", left=0)
     page.figure(figs.protocol_losses(table, arms, NAMES), "Validation loss of every arm against the extra budget, "
                                                            "one panel per dense budget (error bars: std over seeds).")

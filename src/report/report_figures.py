@@ -159,7 +159,7 @@ def sunk_cost(table, gaps):
             rows = sorted((r for r in table if r["f"] == f), key=lambda r: r["tokens_per_param"])
             ax.errorbar([r["tokens_per_param"] for r in rows], [r[key]["mean"] for r in rows],
                         yerr=[0 if math.isnan(r[key]["std"]) else r[key]["std"] for r in rows], marker="o", ms=4,
-                        capsize=3, color=cmap(i / max(1, len(fs) - 1)), label=f"f = {f:g}")
+                        capsize=3, color=cmap(0.85 * i / max(1, len(fs) - 1)), label=f"f = {f:g}")
         ax.axhline(0, color="k", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("dense budget (tokens per parameter)")
