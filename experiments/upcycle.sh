@@ -1,71 +1,54 @@
 #!/usr/bin/env bash
-# The sparse upcycling experiment (Komatsuzaki et al., ICLR 2023) on the default
-# corpus, driven by the moe binary:
-#   dense  pretrain a dense Llama-family model for N steps;
-#   (a)    continue it dense for M_a steps, M_a chosen so that (a) spends the same
-#          extra training FLOPs as (b);
-#   (b)    upcycle its checkpoint (E experts, every other layer, top-2 renormalised,
-#          so step 0 is the dense model; EXPERTS, TOPK, COMBINE change that) and
-#          train M steps;
-#   (c)    train the same MoE architecture from scratch for N+M steps.
-# Same rules everywhere: warmup then cosine decay over each run's own steps, the same
-# seed, batch and learning rates; (a) and (b) continue the data order where the dense
-# run stopped (--continue-data), so no run sees a batch twice before (c) does.
-# Writes OUT/report/{table.md,summary.json,curves.svg,curves_tokens.svg}.
+# The sparse upcycling experiment (Komatsuzaki et al., ICLR 2023) done the way the
+# paper did it: experiments/protocol.py (dense run at a constant rate, checkpoints at
+# several dense budgets; (a) dense continued, (b) upcycled top-2 of 8 every other
+# layer, (c) the same MoE from scratch; one final decay for all; FLOP-matched extra
+# budgets; several seeds), then `moe report` on it.
 #
-# Usage: experiments/upcycle.sh [--long | --steps N M] [--out DIR] [--data DIR]
-#   default: N=250, M=150 (sized for make demo: about 9 minutes on 2 cores)
-#   --long:  N=1500, M=1500 (about an hour): a closer reproduction (the paper
-#            continues for a sizeable fraction of the dense budget)
+# Usage: experiments/upcycle.sh [--long] [--out DIR] [--data DIR] [-- protocol.py flags]
+#   default: the make demo size (about 10 minutes on 2 cores): the 460k-parameter Llama
+#            of experiments/configs/llama-460k.json on the large corpus (vocabulary 2048),
+#            dense budgets 1 and 4 tokens/parameter, extra budgets +25% and +50%, 3 seeds
+#   --long:  dense budgets 0.5, 2, 6 and 20 tokens/parameter, extra budgets +10, 25, 50%,
+#            and the Switch variant (s); about 75 minutes on 2 cores
+# Writes OUT/summary.json, OUT/table.md and OUT/report/index.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOE=${MOE:-build/moe}
 PY=${PY:-/usr/bin/python3}
 OUT=runs/upcycle
-DATA=runs/demo/data
-N=250 M=150 EVAL=50
+DATA=runs/large2k
+LONG=0
+EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --long) N=1500 M=1500 EVAL=150 ;;
-    --steps) N=$2 M=$3 EVAL=$(( ($2 + 5) / 6 )); shift 2 ;;
+    --long) LONG=1 ;;
     --out) OUT=$2; shift ;;
     --data) DATA=$2; shift ;;
-    *) echo "usage: experiments/upcycle.sh [--long | --steps N M] [--out DIR] [--data DIR]" >&2; exit 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "usage: experiments/upcycle.sh [--long] [--out DIR] [--data DIR] [-- protocol.py flags]" >&2; exit 2 ;;
   esac
   shift
 done
-E=${EXPERTS:-8} K=${TOPK:-2} COMBINE=${COMBINE:-renorm}  # e.g. TOPK=1 COMBINE=raw: Switch
-COMMON=(--data "$DATA" --compute bf16 --batch 8 --seq 256 --lr 1e-3 --min-lr 1e-4 --warmup 50
-        --eval-every "$EVAL" --eval-batches 8 --log-every 50 --seed 1)
+# 459,328 parameters, 2048 tokens a step: N steps = tokens/param x 459328 / 2048.
+if [ "$LONG" = 1 ]; then
+  PLAN=(--dense 112,450,1350,4500 --budgets 0.1,0.25,0.5 --switch)
+else
+  PLAN=(--dense 224,897 --budgets 0.25,0.5)
+fi
 banner() { printf '\n=== %s ===\n' "$*"; }
-# Training FLOPs per token of a run, from its log (cumulative flops / tokens).
-fpt() { "$PY" -c 'import json,sys
-for l in open(sys.argv[1]):
-    j = json.loads(l)
-    if "flops" in j and "loss" in j: r = j["flops"] / j["tokens"]
-print(r)' "$1/log.jsonl"; }
 
-[ -f "$DATA/meta.json" ] || $MOE data --out "$DATA"
-rm -rf "$OUT/dense" "$OUT/upcycled" "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/report"
-mkdir -p "$OUT"
+banner "dataset: every corpus of moe data --corpus large, BPE vocabulary 2048 (16M training tokens)"
+$MOE data --corpus large --vocab-size 2048 --out "$DATA"
 
-banner "dense pretraining: $N steps"
-$MOE train "${COMMON[@]}" --out "$OUT/dense" --preset small --family llama --steps "$N"
+banner "the protocol: ${PLAN[*]} ${EXTRA[*]:-} (experiments/protocol.py; commands in $OUT/seed*/commands.log)"
+"$PY" experiments/protocol.py --moe "$MOE" --out "$OUT" --data "$DATA" --config experiments/configs/llama-460k.json \
+  --seeds 1,2,3 --jobs 3 --threads 1 --eval-batches 32 "${PLAN[@]}" "${EXTRA[@]}"
 
-banner "upcycling: $E experts, every other layer, top-$K $COMBINE (renorm: step 0 = the dense model)"
-$MOE upcycle --from "$OUT/dense" --out "$OUT/upcycled" --experts "$E" --top-k "$K" --combine "$COMBINE" --check-data "$DATA"
-
-banner "(b) upcycled MoE: $M steps"
-$MOE train "${COMMON[@]}" --out "$OUT/b" --init "$OUT/upcycled" --continue-data --steps "$M"
-
-MA=$("$PY" -c "import sys; print(round($M * $(fpt "$OUT/b") / $(fpt "$OUT/dense")))")
-banner "(a) dense continued: $MA steps (the extra FLOPs of (b))"
-$MOE train "${COMMON[@]}" --out "$OUT/a" --init "$OUT/dense" --continue-data --steps "$MA"
-
-banner "(c) the same MoE from scratch: $((N + M)) steps"
-$MOE train "${COMMON[@]}" --out "$OUT/c" --config "$OUT/upcycled/config.json" --steps "$((N + M))"
-
-banner "comparison"
-"$PY" experiments/upcycle_report.py --dense "$OUT/dense" --a "$OUT/a" --b "$OUT/b" --c "$OUT/c" --out "$OUT/report" \
-  --title "Sparse upcycling on KJV + Austen: llama small, $E experts top-$K $COMBINE, N=$N, M=$M"
-echo "plot: $OUT/report/curves.svg (and curves_tokens.svg)"
+banner "report"
+N=$("$PY" -c 'import json,sys; print(max(json.load(open(sys.argv[1]))["settings"]["dense"].split(","), key=int))' \
+  "$OUT/summary.json")
+RUNS=("$OUT/seed1/dense" "$OUT/seed1/N$N/a" "$OUT/seed1/N$N/b" "$OUT/seed1/c")
+[ -d "$OUT/seed1/N$N/s" ] && RUNS+=("$OUT/seed1/N$N/s")
+$MOE report "${RUNS[@]}" "$OUT" --out "$OUT/report" \
+  --title "Sparse upcycling: llama 460k, 8 experts top-2, seeds 1-3 (curves: seed 1, dense budget N = $N)"
