@@ -40,9 +40,19 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 
 # Two-sided 95% critical values of Student's t, by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+class ProtocolError(Exception):
+    """A failure: printed as one line, exit 1 (with parallel seeds, as soon as one fails)."""
+
+
+# Parallel seeds: the first failure stops the others (their running moe is terminated).
+STOP = threading.Event()
+LIVE, LIVE_LOCK = set(), threading.Lock()
 
 
 class Moe:
@@ -56,11 +66,18 @@ class Moe:
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write("$ " + " ".join(cmd) + "\n")
             log.flush()
-            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-            log.write(r.stdout)
-        if r.returncode != 0:
-            sys.exit(f"protocol: `{' '.join(cmd)}` failed (exit {r.returncode}); see {self.log_path}")
-        return r.stdout
+            with LIVE_LOCK:
+                if STOP.is_set():
+                    raise ProtocolError("stopped: another seed failed")
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+                LIVE.add(proc)
+            out, _ = proc.communicate()
+            with LIVE_LOCK:
+                LIVE.discard(proc)
+            log.write(out)
+        if proc.returncode != 0:
+            raise ProtocolError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}); see {self.log_path}")
+        return out
 
 
 def log_lines(run):
@@ -72,7 +89,7 @@ def flops_per_token(run):
     """Training FLOPs per token of a run, from its log (cumulative flops / tokens)."""
     steps = [j for j in log_lines(run) if "flops" in j and "loss" in j]
     if not steps:
-        sys.exit(f"protocol: {run}/log.jsonl has no step with flops")
+        raise ProtocolError(f"{run}/log.jsonl has no step with flops")
     return steps[-1]["flops"] / steps[-1]["tokens"]
 
 
@@ -150,7 +167,7 @@ def main():
     dense_budgets = sorted(int(n) for n in a.dense.split(","))
     budgets = sorted(float(f) for f in a.budgets.split(","))
     if min(dense_budgets) <= a.warmup:
-        sys.exit(f"protocol: every dense budget must be past the warmup ({a.warmup} steps)")
+        raise ProtocolError(f"every dense budget must be past the warmup ({a.warmup} steps)")
     os.makedirs(a.out, exist_ok=True)
     jobs = max(1, min(a.jobs, len(seeds)))
     threads = a.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -158,8 +175,18 @@ def main():
     if not os.path.isfile(os.path.join(a.data, "meta.json")):
         moe("data", "--out", a.data)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        per_seed = list(pool.map(lambda seed: run_seed(a, seed, threads, dense_budgets, budgets), seeds))
-    write_report(a, [r for runs in per_seed for r in runs], seeds, dense_budgets, budgets)
+        futures = {pool.submit(run_seed, a, seed, threads, dense_budgets, budgets): seed for seed in seeds}
+        done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:  # stop the other seeds now, not when they finish
+            STOP.set()
+            with LIVE_LOCK:
+                for proc in LIVE:
+                    proc.terminate()
+            err = failed[0].exception()
+            raise ProtocolError(f"seed {futures[failed[0]]}: {err}") from None
+        runs = [r for f in sorted(futures, key=futures.get) for r in f.result()]
+    write_report(a, runs, seeds, dense_budgets, budgets)
 
 
 def run_seed(a, seed, threads, dense_budgets, budgets):
@@ -186,7 +213,7 @@ def run_seed(a, seed, threads, dense_budgets, budgets):
     def branch(arm_dir, k, start, d, out):
         """The final decay: D steps from the arm's checkpoint at step k (k = 0: `start`)."""
         if k <= 0 and start is None:
-            sys.exit(f"protocol: {arm_dir} would branch before its first step; use larger budgets")
+            raise ProtocolError(f"{arm_dir} would branch before its first step; use larger budgets")
         src = ckpt(arm_dir, k) if k > 0 else start
         opt = ["--init-optimizer"] if k > 0 or carried else []
         moe("train", *common, "--init", src, "--continue-data", "--continue-schedule", *opt,
@@ -196,6 +223,9 @@ def run_seed(a, seed, threads, dense_budgets, budgets):
     def finish(arm, arm_dir, start, n, q, out, fpt, dense_flops, extra_wall):
         """Branch an arm's stable run into its final decay at budget q; record the result."""
         k = q["steps"][arm] - q["decay"]
+        if k < 0:
+            raise ProtocolError(f"{arm_dir}: the final decay ({q['decay']} steps) is longer than the arm's "
+                                f"{q['steps'][arm]} steps at f = {q['f']:g}; use a smaller --decay or larger budgets")
         final = branch(arm_dir, k, start, q["decay"], out)
         wall = trainer_state(final)["elapsed_seconds"] + extra_wall
         wall += trainer_state(ckpt(arm_dir, k))["elapsed_seconds"] if k > 0 else 0
@@ -270,7 +300,7 @@ def write_report(a, runs, seeds, dense_budgets, budgets):
             rows.append(row)
     summary = {"settings": {k: v for k, v in vars(a).items()}, "seeds": seeds, "runs": runs, "table": rows}
     with open(os.path.join(a.out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1)
+        json.dump(json_safe(summary), f, indent=1, allow_nan=False)
     pm = lambda m, s: f"{m:.4f} ± {s:.4f}" if not math.isnan(s) else f"{m:.4f}"
     gap = lambda g: pm(g["mean"], g["std"]) + (" *" if g["beyond_noise"] else "")
     names = {"a": "(a) dense", "b": "(b) upcycled", "c": "(c) scratch", "s": "(s) switch"}
@@ -284,7 +314,9 @@ def write_report(a, runs, seeds, dense_budgets, budgets):
                      " | ".join(pm(r[x]["mean"], r[x]["std"]) for x in arms) + " | " +
                      " | ".join(gap(r[f"{x}_minus_{y}"]) for x, y in gaps) + " |")
     lines += ["", "Wall-clock (s, mean over seeds) of each arm at its FLOP-matched budget, "
-              "the dense run's seconds included for the continued arms:", "",
+              "the dense run's seconds included for the continued arms"
+              + (f" ({a.jobs} seeds in parallel: they shared the cores, so compare arms, not machines):"
+                 if a.jobs > 1 else ":"), "",
               "| dense steps | f | " + " | ".join(names[x] for x in arms) + " |", "|---|---|" + "---|" * len(arms)]
     for r in rows:
         lines.append(f"| {r['dense_steps']} | {r['f']:g} | " + " | ".join(f"{r['wall_' + x]:.0f}" for x in arms) + " |")
@@ -294,5 +326,19 @@ def write_report(a, runs, seeds, dense_budgets, budgets):
     print(text)
 
 
+def json_safe(x):
+    """NaN (the std of one seed) as null: summary.json stays strict JSON."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [json_safe(v) for v in x]
+    return x
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ProtocolError as e:
+        sys.exit(f"protocol: {e}")

@@ -4,7 +4,9 @@
 // from) and the interpreter, checks them, and hands over (exec) with the arguments.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -43,7 +45,7 @@ void run_report(const ReportOpts& o) {
   const std::string python = py_env ? py_env : "/usr/bin/python3";
   if (!path_exists(script))
     throw std::runtime_error("report: " + script + " not found (the report script; set MOE_REPORT_SCRIPT)");
-  if (access(python.c_str(), X_OK) != 0)
+  if (python.find('/') != std::string::npos && access(python.c_str(), X_OK) != 0)
     throw std::runtime_error("report: " + python + " is not an executable Python (apt-get install python3 "
                              "python3-matplotlib, or set MOE_PYTHON)");
   std::vector<std::string> args{python, script};
@@ -55,8 +57,8 @@ void run_report(const ReportOpts& o) {
   argv.push_back(nullptr);
   std::fflush(stdout);
   std::fflush(stderr);
-  execv(python.c_str(), argv.data());
-  throw std::runtime_error("report: cannot run " + python + " " + script);
+  execvp(python.c_str(), argv.data());  // a bare MOE_PYTHON name is looked up in PATH
+  throw std::runtime_error("report: cannot run " + python + " " + script + ": " + std::strerror(errno));
 }
 
 }  // namespace

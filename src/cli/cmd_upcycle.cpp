@@ -80,7 +80,12 @@ nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, co
   nlohmann::ordered_json j = rep.to_json();
   nlohmann::ordered_json kept{{"from", dense_dir}};
   kept.update(j);
-  file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
+  try {  // a side file: a read-only checkpoint still gets its check printed
+    file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moe upcycle: warning: step0.json not kept (%s); moe report will not show this step 0\n",
+                 e.what());
+  }
   return j;
 }
 

@@ -46,6 +46,10 @@ def run_section(page, figs, runs):
                 "started from"], rows)
     page.p("A run started from another checkpoint (--init) is drawn from where its source stood: its steps, "
            "tokens, FLOPs and seconds are added to the source's.", "note")
+    for r in runs:
+        if r["start"]["missing"]:
+            page.p(f"{r['name']}: its source {r['start']['missing']} was not found from here, so it is drawn from 0.",
+                   "note")
     page.h2("Loss")
     for key, label in figs.AXES:
         if any(key in t for r in runs for t in r["train"] + r["val"]):
@@ -128,10 +132,6 @@ def main(argv):
     p.add_argument("--out", required=True, help="directory to write index.html to")
     p.add_argument("--title", default="moe training report")
     a = p.parse_args(argv)
-    try:
-        import report_figures as figs
-    except ImportError as e:
-        raise ReportError(f"matplotlib is needed to draw the figures ({e}); install python3-matplotlib") from None
     runs, ups, protos, seen_up = [], [], [], set()
     for d in a.dirs:
         kind = classify(d)
@@ -147,6 +147,10 @@ def main(argv):
         if up and os.path.realpath(up) not in seen_up:
             ups.append(load_upcycled(up))
             seen_up.add(os.path.realpath(up))
+    try:  # after the inputs are read: a bad input is one line, whatever matplotlib prints when it starts
+        import report_figures as figs
+    except ImportError as e:
+        raise ReportError(f"matplotlib is needed to draw the figures ({e}); install python3-matplotlib") from None
     page = Page(a.title)
     page.p(f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by moe report from: "
            + ", ".join(a.dirs) + ".", "note")

@@ -20,6 +20,11 @@ def png(fig):
     return buf.getvalue()
 
 
+def err(std):
+    """An error bar: none for one seed (std null or NaN)."""
+    return 0 if std is None or math.isnan(std) else std
+
+
 def smooth(ys, window):
     """Trailing mean over `window` points (the train loss of single steps is noisy)."""
     out, acc = [], 0.0
@@ -51,7 +56,8 @@ def loss_curves(runs, key, label):
         if pts:
             ys = smooth([p[1] for p in pts], max(1, len(pts) // 50))
             shown += ys
-            ax.plot([p[0] for p in pts], ys, color=c, lw=1, alpha=0.6, label=f"{r['name']} train")
+            ax.plot([p[0] for p in pts], ys, color=c, lw=1, alpha=0.6, marker="." if len(pts) == 1 else None,
+                    label=f"{r['name']} train")
         vpts = [(x_of(v, key, r["start"]), v["val_loss"]) for v in r["val"]]
         vpts = [p for p in vpts if p[0] is not None]
         if vpts:
@@ -97,8 +103,9 @@ def drop_and_entropy(run):
     for layer, recs in sorted(run["moe"].items()):
         steps = [r[0] + run["start"]["step"] for r in recs]
         w = max(1, len(recs) // 50)
-        a1.plot(steps, smooth([100 * r[2] for r in recs], w), lw=1.2, label=f"layer {layer}")
-        a2.plot(steps, smooth([r[3] for r in recs], w), lw=1.2, label=f"layer {layer}")
+        mk = "o" if len(recs) == 1 else None
+        a1.plot(steps, smooth([100 * r[2] for r in recs], w), lw=1.2, marker=mk, label=f"layer {layer}")
+        a2.plot(steps, smooth([r[3] for r in recs], w), lw=1.2, marker=mk, label=f"layer {layer}")
     E = run["experts"]
     a2.axhline(math.log(E), color="k", ls=":", lw=1, label=f"ln {E} (uniform)")
     a1.set_title("dropped (token, choice) pairs (%)", fontsize=10)
@@ -138,7 +145,7 @@ def protocol_losses(table, arms, names):
         rows = [r for r in table if r["dense_steps"] == n]
         for arm in arms:
             ax.errorbar([r["f"] for r in rows], [r[arm]["mean"] for r in rows],
-                        yerr=[0 if math.isnan(r[arm]["std"]) else r[arm]["std"] for r in rows],
+                        yerr=[err(r[arm]["std"]) for r in rows],
                         marker="o", ms=4, capsize=3, color=ARM_COLORS[arm], label=names[arm])
         ax.set_title(f"N = {n} steps ({rows[0]['tokens_per_param']:.2g} tokens/param)", fontsize=9)
         ax.set_xlabel("extra budget f (x dense FLOPs)")
@@ -158,7 +165,7 @@ def sunk_cost(table, gaps):
         for i, f in enumerate(fs):
             rows = sorted((r for r in table if r["f"] == f), key=lambda r: r["tokens_per_param"])
             ax.errorbar([r["tokens_per_param"] for r in rows], [r[key]["mean"] for r in rows],
-                        yerr=[0 if math.isnan(r[key]["std"]) else r[key]["std"] for r in rows], marker="o", ms=4,
+                        yerr=[err(r[key]["std"]) for r in rows], marker="o", ms=4,
                         capsize=3, color=cmap(0.85 * i / max(1, len(fs) - 1)), label=f"f = {f:g}")
         ax.axhline(0, color="k", lw=1)
         ax.set_xscale("log")

@@ -50,4 +50,4 @@ class Page:
 
 def pm(m, s, digits=4):
     """mean +- std as the protocol's table.md writes it (std omitted for one seed)."""
-    return f"{m:.{digits}f} ± {s:.{digits}f}" if not math.isnan(s) else f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None and not math.isnan(s) else f"{m:.{digits}f}"

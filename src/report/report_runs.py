@@ -2,6 +2,7 @@
 checkpoints (upcycling.json, step0.json) and protocol outputs (summary.json).
 Every problem is a ReportError naming the file and what was expected."""
 import json
+import math
 import os
 
 
@@ -17,6 +18,10 @@ def read_json(path, what):
         raise ReportError(f"{path}: cannot read ({e.strerror}); expected {what}") from None
     except ValueError as e:
         raise ReportError(f"{path}: not valid JSON ({e}); expected {what}") from None
+
+
+def finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def read_log(run_dir):
@@ -39,8 +44,11 @@ def read_log(run_dir):
             if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
                 raise ReportError(f"{path}:{lineno}: expected a JSON object with an integer \"step\"")
             if "val_loss" in rec:
-                val[rec["step"]] = rec
+                if finite(rec["val_loss"]):  # a diverged run's NaN is written as null
+                    val[rec["step"]] = rec
             elif "loss" in rec:
+                if not finite(rec["loss"]):
+                    continue
                 train[rec["step"]] = rec
     if not train and not val:
         raise ReportError(f"{path}: no training or validation line (expected lines with \"loss\" or \"val_loss\")")
@@ -56,13 +64,31 @@ def newest_checkpoint(run_dir):
     return os.path.join(run_dir, f"checkpoint-{max(steps)}") if steps else None
 
 
+def locate(path):
+    """A source path as recorded by moe (relative to where that command ran): as given,
+    else its longest tail that exists from here (the report may run from elsewhere)."""
+    if not path or os.path.isdir(path):
+        return path
+    parts = os.path.normpath(path).split(os.sep)
+    for i in range(1, len(parts)):
+        tail = os.path.join(*parts[i:])
+        if os.path.isdir(tail):
+            return tail
+    return None
+
+
 def origin(init_from, depth=0):
     """Where a continued run starts: (step, tokens, flops, elapsed, upcycled dir or None)
     of the checkpoint it was initialised from (through an upcycled checkpoint to its
-    dense source), so curves can be drawn on the total compute."""
-    zero = {"step": 0, "tokens": 0, "flops": 0.0, "elapsed": 0.0, "upcycled": None}
-    if not init_from or depth > 8 or not os.path.isdir(init_from):
+    dense source), so curves can be drawn on the total compute. "missing" names a source
+    that could not be found (the run is then drawn from 0, and the page says so)."""
+    zero = {"step": 0, "tokens": 0, "flops": 0.0, "elapsed": 0.0, "upcycled": None, "missing": None}
+    if not init_from or depth > 8:
         return zero
+    found = locate(init_from)
+    if not found:
+        return {**zero, "missing": init_from}
+    init_from = found
     up = os.path.join(init_from, "upcycling.json")
     if os.path.isfile(up):
         o = origin(read_json(up, "the upcycling provenance").get("from"), depth + 1)
@@ -84,7 +110,7 @@ def origin(init_from, depth=0):
     for k in ("tokens", "flops", "elapsed"):
         o[k] += parent[k]
     o["step"] += parent["step"]
-    o["upcycled"] = parent["upcycled"]
+    o["upcycled"], o["missing"] = parent["upcycled"], parent["missing"]
     return o
 
 
@@ -94,12 +120,13 @@ def load_run(path, name):
     ckpt = newest_checkpoint(path)
     st = read_json(os.path.join(ckpt, "trainer_state.json"), "a checkpoint's trainer state") if ckpt else {}
     start = origin(st.get("init_from"))
-    if not start["step"] and st.get("config", {}).get("schedule_offset"):
-        start["step"] = st["config"]["schedule_offset"]
     layers = {}
     for r in train:
         for m in r.get("moe", []):
-            layers.setdefault(m["layer"], []).append((r["step"], m.get("load", []), m.get("drop", 0.0),
+            if not isinstance(m, dict) or not isinstance(m.get("layer"), int) or not m.get("load"):
+                raise ReportError(f"{path}/log.jsonl: step {r['step']}: an MoE entry without \"layer\" and "
+                                  f"\"load\" (expected one object per MoE layer, docs/logs.md)")
+            layers.setdefault(m["layer"], []).append((r["step"], m["load"], m.get("drop", 0.0),
                                                       m.get("entropy", float("nan"))))
     return {"name": name, "path": path, "train": train, "val": val, "state": st, "start": start, "moe": layers,
             "experts": max((len(v[0][1]) for v in layers.values()), default=0)}
@@ -123,13 +150,22 @@ def classify(path):
 def load_upcycled(path):
     prov = read_json(os.path.join(path, "upcycling.json"), "the upcycling provenance")
     s0 = os.path.join(path, "step0.json")
-    return {"path": path, "prov": prov,
-            "step0": read_json(s0, "the step-0 check of `moe upcycle`") if os.path.isfile(s0) else None}
+    step0 = read_json(s0, "the step-0 check of `moe upcycle`") if os.path.isfile(s0) else None
+    if step0 is not None and (not isinstance(step0, dict) or
+                              any(k not in step0 for k in ("layers", "dense_loss", "moe_loss", "B", "T"))):
+        raise ReportError(f"{s0}: no layers, dense_loss, moe_loss, B or T (expected `moe upcycle`'s step-0 check)")
+    if not isinstance(prov, dict):
+        raise ReportError(f"{path}/upcycling.json: expected a JSON object")
+    return {"path": path, "prov": prov, "step0": step0}
 
 
 def load_protocol(path):
     s = read_json(os.path.join(path, "summary.json"), "experiments/protocol.py's summary")
-    for k in ("table", "runs", "seeds", "settings"):
-        if k not in s:
-            raise ReportError(f"{path}/summary.json: no \"{k}\" (expected experiments/protocol.py's summary)")
+    if not isinstance(s, dict) or any(k not in s for k in ("table", "runs", "seeds", "settings")):
+        raise ReportError(f"{path}/summary.json: no table, runs, seeds or settings (expected experiments/protocol.py's "
+                          f"summary)")
+    need = ("dense_steps", "tokens_per_param", "f", "a", "b", "c")
+    for i, row in enumerate(s["table"]):
+        if not isinstance(row, dict) or any(k not in row for k in need):
+            raise ReportError(f"{path}/summary.json: table row {i} lacks one of {', '.join(need)}")
     return {"path": path, "summary": s}

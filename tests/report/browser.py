@@ -19,34 +19,44 @@ def read(path):
 
 
 class Browser:
-    def __init__(self, width=1200, height=900):
+    def __init__(self, width=1200, height=900, start_timeout=120):
         exe = shutil.which("chromium") or shutil.which("chromium-browser")
         if not exe:
             raise RuntimeError("chromium not found (apt-get install chromium)")
         self.profile = tempfile.mkdtemp(prefix="moe-chromium-")
-        self.proc = subprocess.Popen(
-            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-             "--disable-background-networking", "--disable-extensions", "--remote-debugging-port=0",
-             "--remote-allow-origins=*", f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc, self.ws = None, None
+        try:
+            self.proc = subprocess.Popen(
+                [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 "--no-first-run", "--disable-background-networking", "--disable-extensions",
+                 "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={self.profile}",
+                 f"--window-size={width},{height}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.ws = websocket.create_connection(self._page_socket(start_timeout), timeout=60)
+            self.next_id, self.events = 0, []
+            self.call("Network.enable")
+            self.call("Page.enable")
+        except BaseException:
+            self.close()
+            raise
+
+    def _page_socket(self, timeout):
+        """The DevTools websocket of the first page, once chromium has written its port."""
         port_file = os.path.join(self.profile, "DevToolsActivePort")
-        for _ in range(300):
-            if os.path.isfile(port_file) and read(port_file).strip():
-                break
+        deadline = time.time() + timeout
+        while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self.proc.returncode}")
-            time.sleep(0.1)
-        port = int(read(port_file).split()[0])
-        for _ in range(100):
-            pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
-            pages = [p for p in pages if p.get("type") == "page"]
-            if pages:
-                break
-            time.sleep(0.1)
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=60)
-        self.next_id, self.events = 0, []
-        self.call("Network.enable")
-        self.call("Page.enable")
+                raise RuntimeError(f"chromium exited with {self.proc.returncode} before listening")
+            if os.path.isfile(port_file) and read(port_file).strip():
+                port = int(read(port_file).split()[0])
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+                        pages = [p for p in json.load(r) if p.get("type") == "page"]
+                    if pages:
+                        return pages[0]["webSocketDebuggerUrl"]
+                except OSError:
+                    pass  # not listening yet
+            time.sleep(0.2)
+        raise RuntimeError(f"chromium did not open its DevTools port within {timeout} s")
 
     def call(self, method, **params):
         self.next_id += 1
@@ -59,6 +69,10 @@ class Browser:
                 return msg.get("result", {})
             self.events.append(msg)
 
+    def requests(self):
+        """Every URL requested since the last open(), including after the load event."""
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
     def open(self, url, timeout=60):
         """Navigate and wait for the load event; returns the URLs the page requested."""
         self.events = []
@@ -68,7 +82,7 @@ class Browser:
             if time.time() > deadline:
                 raise RuntimeError(f"{url}: no load event in {timeout} s")
             self.events.append(json.loads(self.ws.recv()))
-        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+        return self.requests()
 
     def eval(self, js):
         r = self.call("Runtime.evaluate", expression=js, returnByValue=True, awaitPromise=True)
@@ -85,11 +99,13 @@ class Browser:
 
     def close(self):
         try:
-            self.ws.close()
+            if self.ws is not None:
+                self.ws.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            if self.proc is not None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
             shutil.rmtree(self.profile, ignore_errors=True)

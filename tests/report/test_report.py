@@ -99,6 +99,20 @@ class Report(unittest.TestCase):
         self.assertIn(self.page, self.out)
         self.assertIn(f"({self.expected_figures()} figures)", self.out)
 
+    def test_continued_run_drawn_from_where_its_source_stood(self):
+        """The MoE run continues the upcycled dense checkpoint-12: its origin on every axis is
+        that checkpoint's (step, tokens, FLOPs, seconds), found through upcycling.json."""
+        sys.path.insert(0, os.path.join(ROOT, "src", "report"))
+        from report_runs import load_run
+        run = load_run(self.w("moe"), "moe")
+        dense = [j for j in jsonl(self.w("dense", "log.jsonl")) if "loss" in j and j["step"] == 12][0]
+        start = run["start"]
+        self.assertEqual((start["step"], start["tokens"]), (12, dense["tokens"]))
+        self.assertEqual(start["flops"], dense["flops"])
+        self.assertEqual(start["elapsed"], dense["elapsed"])
+        self.assertEqual(os.path.realpath(start["upcycled"]), os.path.realpath(self.w("up")))
+        self.assertIsNone(start["missing"])
+
     def test_run_table_against_the_logs(self):
         runs = next(rows for cls, rows in self.parsed.tables if rows and rows[0][0] == "run")
         for row in runs[1:]:
@@ -114,6 +128,12 @@ class Report(unittest.TestCase):
             summary = json.load(f)
         rows = next(rows for cls, rows in self.parsed.tables if cls == "comparison")
         header, body = rows[0], rows[1:]
+        self.assertEqual(header, ["dense steps", "tokens/param", "f", "(a) dense continued", "(b) upcycled",
+                                  "(c) MoE from scratch", "(s) Switch upcycled", "b - a", "b - c", "s - a"])
+        wall = next(rows for cls, rows in self.parsed.tables if cls == "wall")
+        for cells, r in zip(wall[1:], summary["table"]):
+            self.assertEqual([float(x) for x in cells[2:]], [float(f"{r['wall_' + a]:.3g}") if r["wall_" + a] < 100
+                                                             else round(r["wall_" + a]) for a in "abcs"])
         self.assertEqual(len(body), len(summary["table"]))
         arms = {"(a) dense continued": "a", "(b) upcycled": "b", "(c) MoE from scratch": "c",
                 "(s) Switch upcycled": "s"}
@@ -143,22 +163,26 @@ class Report(unittest.TestCase):
         from browser import Browser
         from PIL import Image
         b = Browser()
+        page_url = "file://" + self.page
         try:
-            urls = b.open("file://" + self.page)
-            remote = [u for u in urls if not u.startswith(("file:", "data:", "about:"))]
-            self.assertEqual(remote, [], "the page loaded something from the network")
+            b.open(page_url)
+            height = b.eval("document.documentElement.scrollHeight")
+            shot = self.w("screenshot.png")
+            b.screenshot(shot, 1200, height)
             boxes = b.eval("""Array.from(document.querySelectorAll('img.fig')).map(i => {
                 const r = i.getBoundingClientRect();
                 return {ok: i.complete && i.naturalWidth > 0, x: r.left + scrollX, y: r.top + scrollY,
                         w: r.width, h: r.height};})""")
-            height = b.eval("document.documentElement.scrollHeight")
-            shot = self.w("screenshot.png")
-            b.screenshot(shot, 1200, height)
-            # The checks are not vacuous: a page with a remote image is caught.
+            # Nothing but the page itself and its data: URIs, before or after the load event.
+            others = [u for u in b.requests() if u != page_url and not u.startswith("data:")]
+            self.assertEqual(others, [], "the page loaded something besides itself")
+            # The check is not vacuous: a page with a remote image, or a file beside it, is caught.
             bad = self.w("bad.html")
             with open(bad, "w") as f:
-                f.write('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
-            self.assertTrue(any(u.startswith("http:") for u in b.open("file://" + bad)))
+                f.write('<html><body><img src="http://127.0.0.1:9/x.png"><img src="fig.png"></body></html>')
+            urls = b.open("file://" + bad)
+            self.assertTrue(any(u.startswith("http:") for u in urls), urls)
+            self.assertTrue(any(u.endswith("/fig.png") for u in urls), urls)
         finally:
             b.close()
         self.assertEqual(len(boxes), self.expected_figures())
