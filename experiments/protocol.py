@@ -146,7 +146,8 @@ def main():
     p.add_argument("--optimizer", choices=["fresh", "carried"], default="fresh")
     p.add_argument("--experts", type=int, default=8)
     p.add_argument("--top-k", type=int, default=2)
-    p.add_argument("--upcycle-args", default="", help="more `moe upcycle` flags, e.g. '--combine raw --scale-to-dense'")
+    p.add_argument("--upcycle-args", default="", help="more `moe upcycle` flags for (b) only, e.g. '--strategy drop' ((s) is always "
+                        "--top-k 1 --combine raw --scale-to-dense)")
     p.add_argument("--switch", action="store_true",
                    help="also arm (s): Switch upcycling, top-1 raw gates with the dense output scale restored "
                         "(--combine raw --scale-to-dense), at the extra FLOPs of (a)")
