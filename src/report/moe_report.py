@@ -101,10 +101,10 @@ def protocol_section(page, figs, pr):
     rows = []
     for r in table:
         cells = [r["dense_steps"], f"{r['tokens_per_param']:.3g}", f"{r['f']:g}"]
-        cells += [figs_pm(r[a]) for a in arms]
+        cells += [pm(r[a]["mean"], r[a]["std"]) for a in arms]
         for x, y in gaps:
             g = r[f"{x}_minus_{y}"]
-            text = figs_pm(g) + (" *" if g["beyond_noise"] else "")
+            text = pm(g["mean"], g["std"]) + (" *" if g["beyond_noise"] else "")
             cells.append((text, "star") if g["beyond_noise"] else text)
         rows.append(cells)
     page.table(["dense steps", "tokens/param", "f"] + [NAMES[a] for a in arms] + [f"{x} - {y}" for x, y in gaps],
@@ -119,10 +119,6 @@ def protocol_section(page, figs, pr):
     page.figure(figs.sunk_cost(table, gaps), "The gaps against the dense model's budget (the sunk-cost axis), one "
                                              "line per extra budget f; below 0 the upcycled model is better "
                                              "(error bars: std of the paired gap over seeds).")
-
-
-def figs_pm(d):
-    return pm(d["mean"], d["std"])
 
 
 def main(argv):

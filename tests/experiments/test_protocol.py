@@ -14,7 +14,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from toy import toy_dataset  # noqa: E402
+from toy import jsonl, toy_dataset  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(ROOT, "experiments", "protocol.py")
@@ -22,10 +22,6 @@ MOE, WORK = None, None
 SEEDS, DENSE, BUDGETS, DECAY = [1, 2], [8, 16], [0.5, 1.0], 0.25
 B, T, LR, MIN_LR = 4, 32, 1e-3, 1e-4  # protocol.py's --toy sizes and the default rates
 
-
-def jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(l) for l in f if l.strip()]
 
 
 def state(ckpt):

@@ -1,5 +1,6 @@
-"""A toy dataset for the experiment and report tests: the licence texts Debian ships
-in /usr/share/common-licenses, a 512-piece vocabulary."""
+"""Shared by the experiment and report tests: a toy dataset (the licence texts Debian
+ships in /usr/share/common-licenses, a 512-piece vocabulary) and reading JSONL logs."""
+import json
 import os
 import shutil
 import subprocess
@@ -15,3 +16,8 @@ def toy_dataset(moe, work):
     subprocess.run([moe, "data", "--out", data, "--input", text, "--vocab-size", "512"], check=True,
                    stdout=subprocess.DEVNULL)
     return data
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]

@@ -17,14 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "experiments"))
 sys.path.insert(0, HERE)
-from toy import toy_dataset  # noqa: E402
+from toy import jsonl, toy_dataset  # noqa: E402
 
 MOE, WORK = None, None
 
-
-def jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(l) for l in f if l.strip()]
 
 
 class Tables(html.parser.HTMLParser):
