@@ -7,9 +7,12 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/attention_general.h"
 #include "ops/cross_entropy.h"
 #include "ops/gelu.h"
 #include "ops/layernorm.h"
+#include "ops/relpos.h"
+#include "ops/relu.h"
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
 #include "ops/swiglu.h"
@@ -73,6 +76,18 @@ void SwigluFwdBwd(benchmark::State& st) {
 }
 BENCHMARK(SwigluFwdBwd)->Unit(benchmark::kMicrosecond);
 
+void GegluFwdBwd(benchmark::State& st) {
+  size_t n = size_t(kN) * 4 * kC;
+  auto a = rnd(n), b = rnd(n, 2), g = rnd(n, 3);
+  std::vector<float> o(n), da(n), db(n);
+  for (auto _ : st) {
+    moe::geglu_forward(o.data(), a.data(), b.data(), n);
+    moe::geglu_backward(da.data(), db.data(), g.data(), a.data(), b.data(), n);
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(GegluFwdBwd)->Unit(benchmark::kMicrosecond);
+
 void RopeFwd(benchmark::State& st) {
   const int B = 8, T = 256, H = 8, D = 64;
   auto x = rnd(size_t(B) * T * H * D);
@@ -95,6 +110,31 @@ void AttentionFwdBwd(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(pairs * D * 12 * st.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(AttentionFwdBwd)->Arg(8)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// T5 attention at B=8, T=256, H=8, D=64, scale 1, with its relative position bias
+// (computed from the table and its gradient summed back, as a T5 layer does):
+// arg 1 causal (decoder self-attention), 0 not (encoder). The GEMMs cover the full
+// T x T block either way: 12 flops per (query, key, d).
+void AttentionGeneralFwdBwd(benchmark::State& st) {
+  const int B = 8, T = 256, H = 8, D = 64, NB = 32, MD = 128;
+  const bool causal = st.range(0) != 0;
+  auto q = rnd(size_t(B) * T * H * D), k = rnd(size_t(B) * T * H * D, 2), v = rnd(size_t(B) * T * H * D, 3),
+       table = rnd(size_t(NB) * H, 4);
+  for (auto& x : q) x *= 0.125f;  // T5 folds 1/sqrt(D) into q
+  std::vector<float> bias(size_t(H) * T * T), out(q.size()), att(size_t(B) * H * T * T), dq(q.size()),
+      dk(k.size()), dv(v.size()), ds(att.size()), dtable(table.size());
+  for (auto _ : st) {
+    moe::relpos_bias_forward(bias.data(), table.data(), T, T, H, NB, MD, !causal, 0);
+    moe::attention_general_forward(out.data(), att.data(), q.data(), k.data(), v.data(), bias.data(), B, T, T, H, D,
+                                   1.0f, causal);
+    moe::attention_general_backward(dq.data(), dk.data(), dv.data(), ds.data(), out.data(), q.data(), k.data(),
+                                    v.data(), att.data(), B, T, T, H, D, 1.0f, causal);
+    moe::relpos_bias_backward(dtable.data(), ds.data(), B, T, T, H, NB, MD, !causal, 0);
+  }
+  double elems = double(B) * H * T * T;
+  st.counters["GFLOP/s"] = benchmark::Counter(elems * D * 12 * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(AttentionGeneralFwdBwd)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 void CrossEntropyFwdBwd(benchmark::State& st) {
   const int N = 512, V = 8192;

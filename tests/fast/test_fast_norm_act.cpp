@@ -1,9 +1,10 @@
-// Fast path vs reference: LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, dropout.
+// Fast path vs reference: LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, ReLU, GeGLU, dropout.
 #include <cmath>
 
 #include "ops/dropout.h"
 #include "ops/gelu.h"
 #include "ops/layernorm.h"
+#include "ops/relu.h"
 #include "ops/rmsnorm.h"
 #include "ops/swiglu.h"
 #include "ops/vecmath.h"
@@ -130,6 +131,75 @@ TEST(Fast, Activations) {
     EXPECT_TRUE(all_close(d.vec(), rd, 1e-6, 1e-6, "swiglu dgate"));
     EXPECT_TRUE(all_close(d2.vec(), rd2, 1e-6, 1e-6, "swiglu dup"));
     ASSERT_TRUE(all_finite(d.data(), n, "swiglu dgate"));
+  }
+}
+
+// ReLU is a comparison and a select in both paths: bit-exact, NaN kept NaN.
+TEST(Fast, Relu) {
+  for (size_t n : {1, 3, 7, 17, 65, 1000, 100003}) {
+    auto x = act_inputs(n), g = randn<float>(n, 9);
+    if (n > 5) x[4] = -0.0f;
+    Guarded o(n), d(n);
+    std::vector<float> ro(n), rd(n);
+    relu_forward(o.data(), x.data(), n);
+    relu_forward_ref(ro.data(), x.data(), n);
+    relu_backward(d.data(), x.data(), g.data(), n);
+    relu_backward_ref(rd.data(), x.data(), g.data(), n);
+    ASSERT_TRUE(o.intact("relu") && d.intact("relu d"));
+    EXPECT_TRUE(all_close(o.vec(), ro, 0, 0, "relu out"));
+    EXPECT_TRUE(all_close(d.vec(), rd, 0, 0, "relu dinp"));
+    auto io = g;  // dinp may alias dout
+    relu_backward(io.data(), x.data(), io.data(), n);
+    EXPECT_EQ(io, d.vec()) << "relu dinp in place";
+  }
+  float nan = NAN, out, ref;
+  relu_forward(&out, &nan, 1);
+  relu_forward_ref(&ref, &nan, 1);
+  EXPECT_TRUE(std::isnan(out) && std::isnan(ref)) << "relu(NaN) must stay NaN (non-finite detection)";
+}
+
+// GeGLU: fp32 tanh-gelu (vexp) times up vs double: a few ulps, 1e-6 abs + 1e-6 rel as
+// the activations above; gate includes saturated (+-30) and tiny inputs.
+TEST(Fast, Geglu) {
+  for (size_t n : {1, 3, 7, 17, 65, 1000, 100003}) {
+    auto x = act_inputs(n), u = randn<float>(n, 8), g = randn<float>(n, 9);
+    Guarded o(n), d(n), d2(n);
+    std::vector<float> ro(n), rd(n), rd2(n);
+    geglu_forward(o.data(), x.data(), u.data(), n);
+    geglu_forward_ref(ro.data(), x.data(), u.data(), n);
+    geglu_backward(d.data(), d2.data(), g.data(), x.data(), u.data(), n);
+    geglu_backward_ref(rd.data(), rd2.data(), g.data(), x.data(), u.data(), n);
+    ASSERT_TRUE(o.intact("geglu") && d.intact("geglu dgate") && d2.intact("geglu dup"));
+    ASSERT_TRUE(all_finite(o.data(), n, "geglu out") && all_finite(d.data(), n, "geglu dgate") &&
+                all_finite(d2.data(), n, "geglu dup"));
+    EXPECT_TRUE(all_close(o.vec(), ro, 1e-6, 1e-6, "geglu out"));
+    EXPECT_TRUE(all_close(d.vec(), rd, 1e-6, 1e-6, "geglu dgate"));
+    EXPECT_TRUE(all_close(d2.vec(), rd2, 1e-6, 1e-6, "geglu dup"));
+    auto io = g;  // dgate may alias dout
+    geglu_backward(io.data(), d2.data(), io.data(), x.data(), u.data(), n);
+    EXPECT_EQ(io, d.vec()) << "geglu dgate in place";
+  }
+}
+
+// geglu's gelu is ops/gelu.cpp's, not another approximation: with up = 1 both paths
+// give gelu's own bits (the same fp32 expression; the reference is gelu_forward_ref
+// in double, rounded once), and dgate with up = 1 is gelu_backward's.
+TEST(Fast, GegluIsGeluTimesUp) {
+  for (size_t n : {1, 7, 65, 100003}) {
+    auto x = act_inputs(n), g = randn<float>(n, 9);
+    std::vector<float> one(n, 1.0f), a(n), b(n), da(n), db(n), dup(n);
+    geglu_forward(a.data(), x.data(), one.data(), n);
+    gelu_forward(b.data(), x.data(), n);
+    EXPECT_EQ(a, b) << "fast geglu(gate, 1) vs gelu_forward, n=" << n;
+    geglu_backward(da.data(), dup.data(), g.data(), x.data(), one.data(), n);
+    gelu_backward(db.data(), x.data(), g.data(), n);
+    EXPECT_EQ(da, db) << "fast geglu dgate (up = 1) vs gelu_backward, n=" << n;
+    geglu_forward_ref(a.data(), x.data(), one.data(), n);
+    gelu_forward_ref(b.data(), x.data(), n);
+    EXPECT_EQ(a, b) << "reference geglu(gate, 1) vs gelu_forward_ref, n=" << n;
+    geglu_backward_ref(da.data(), dup.data(), g.data(), x.data(), one.data(), n);
+    gelu_backward_ref(db.data(), x.data(), g.data(), n);
+    EXPECT_EQ(da, db) << "reference geglu dgate (up = 1) vs gelu_backward_ref, n=" << n;
   }
 }
 

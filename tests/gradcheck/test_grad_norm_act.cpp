@@ -1,8 +1,9 @@
-// Gradient checks: LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, dropout.
+// Gradient checks: LayerNorm, RMSNorm, GELU, SiLU, SwiGLU, ReLU, GeGLU, dropout.
 #include "gradcheck/gradcheck.h"
 #include "ops/dropout.h"
 #include "ops/gelu.h"
 #include "ops/layernorm.h"
+#include "ops/relu.h"
 #include "ops/rmsnorm.h"
 #include "ops/swiglu.h"
 
@@ -67,6 +68,33 @@ TEST(GradCheck, SwiGLU) {
   };
   swiglu_backward_ref(dgate.data(), dup.data(), g.data(), gate.data(), up.data(), n);
   check_grads({{"gate", &gate, &dgate}, {"up", &up, &dup}}, loss, "swiglu");
+}
+
+// ReLU's kink at 0 has no derivative: the inputs stay at least 0.1 away from it, more
+// than the finite-difference step (1e-5) by far.
+TEST(GradCheck, Relu) {
+  const size_t n = 67;
+  auto x = randn<double>(n, 1, 2.0), g = randn<double>(n, 2);
+  for (auto& v : x) v = v < 0 ? v - 0.1 : v + 0.1;
+  std::vector<double> out(n), dx(n);
+  auto loss = [&] {
+    relu_forward_ref(out.data(), x.data(), n);
+    return dot(out, g);
+  };
+  relu_backward_ref(dx.data(), x.data(), g.data(), n);
+  check_grads({{"inp", &x, &dx}}, loss, "relu");
+}
+
+TEST(GradCheck, Geglu) {
+  const size_t n = 67;
+  auto gate = randn<double>(n, 1, 3.0), up = randn<double>(n, 2), g = randn<double>(n, 3);
+  std::vector<double> out(n), dgate(n), dup(n);
+  auto loss = [&] {
+    geglu_forward_ref(out.data(), gate.data(), up.data(), n);
+    return dot(out, g);
+  };
+  geglu_backward_ref(dgate.data(), dup.data(), g.data(), gate.data(), up.data(), n);
+  check_grads({{"gate", &gate, &dgate}, {"up", &up, &dup}}, loss, "geglu");
 }
 
 TEST(GradCheck, Dropout) {

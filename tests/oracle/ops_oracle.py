@@ -393,6 +393,137 @@ def attention_cases(d):
         c.write()
 
 
+def t5_activation_cases(d):
+    """T5's MLP activations: ReLU (the original T5) and GeGLU (v1.1: gelu_new(wi_0 x) * wi_1 x)."""
+    for n, seed in ((1037, 130), (65536 + 7, 131)):
+        tag = "small" if n < 5000 else "large"
+        c = Case(d, "relu_" + tag, seed)
+        x = c.randn(n, scale=2.0)
+        x[0], x[1] = 0.0, -0.0  # the kink: torch's derivative there is 0, as ours
+        x = c.inp("inp", x)
+        out = F.relu(x)
+        c.add("out", out)
+        backward(c, out, [("inp", x)])
+        c.set(n=n)
+        c.write()
+
+        c = Case(d, "geglu_" + tag, seed + 10)
+        gate = c.inp("gate", c.randn(n, scale=3.0))  # wide range: tanh saturates both sides
+        up = c.inp("up", c.randn(n))
+        out = F.gelu(gate, approximate="tanh") * up
+        c.add("out", out)
+        backward(c, out, [("gate", gate), ("up", up)])
+        c.set(n=n)
+        c.write()
+
+
+def attention_general_cases(d):
+    """softmax(scale q k^T + bias, masked) v, (B, H, T, D) layout as HF's T5Attention; autograd
+    gives q, k, v, the bias (shared by the batch: summed over it) and the scores' gradient."""
+    for name, (B, Tq, Tk, H, D, scale, causal, has_bias, qscale, seed) in {
+        "enc": (2, 9, 9, 3, 8, 1.0, 0, 1, 8 ** -0.5, 140),        # T5 encoder self-attention: no 1/sqrt(D)
+        "dec": (2, 7, 7, 4, 6, 1.0, 1, 1, 6 ** -0.5, 141),        # decoder self-attention: causal
+        "cross": (2, 5, 11, 3, 8, 1.0, 0, 0, 8 ** -0.5, 142),     # cross-attention: Tq != Tk, no bias
+        "cross_bias": (1, 11, 5, 2, 4, 1.0, 0, 1, 1.0, 143),      # Tq > Tk, with a bias
+        "scaled": (2, 9, 9, 3, 8, 0.3, 1, 0, 1.0, 144),
+        "scaled_bias": (1, 6, 13, 2, 16, 0.3, 0, 1, 1.0, 145),
+        "peaked": (1, 17, 17, 2, 64, 1.0, 0, 1, 1.0, 146),        # scores ~ 8: nearly one-hot rows
+        "large": (2, 64, 64, 6, 64, 1.0, 1, 1, 64 ** -0.5, 147),  # a T5-small-like decoder layer
+    }.items():
+        c = Case(d, "attention_general_" + name, seed)
+        scale = f32(scale)
+        q = c.inp("q", c.randn(B, Tq, H, D, scale=qscale))
+        k = c.inp("k", c.randn(B, Tk, H, D))
+        v = c.inp("v", c.randn(B, Tk, H, D))
+        qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        scores = scale * (qh @ kh.transpose(2, 3))  # (B, H, Tq, Tk)
+        leaves = [("q", q), ("k", k), ("v", v)]
+        if has_bias:
+            bias = c.inp("bias", c.randn(H, Tq, Tk))
+            scores = scores + bias[None]  # HF: scores += position_bias (1, H, Tq, Tk)
+            leaves.append(("bias", bias))
+        scores.retain_grad()
+        if causal:
+            keep = torch.ones(Tq, Tk, dtype=torch.bool).tril()
+            masked = scores.masked_fill(~keep, float("-inf"))
+        else:
+            masked = scores
+        att = torch.softmax(masked, dim=-1)
+        out = (att @ vh).transpose(1, 2).contiguous()  # (B, Tq, H, D)
+        c.add("att", att)
+        c.add("out", out)
+        backward(c, out, leaves)
+        c.add("dscores", scores.grad)
+        c.set(B=B, Tq=Tq, Tk=Tk, H=H, D=D, scale=scale, causal=causal)
+        c.write()
+
+
+def t5_relative_position_bucket(rel, bidirectional, num_buckets, max_distance, dtype=torch.float32):
+    """HF T5Attention._relative_position_bucket's arithmetic, step by step in torch: rel a
+    long tensor; the large-distance branch in `dtype` (HF: float32; float64 only to count
+    where the two disagree)."""
+    buckets = torch.zeros_like(rel)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (rel > 0).to(torch.long) * num_buckets
+        n = torch.abs(rel)
+    else:
+        n = -torch.min(rel, torch.zeros_like(rel))
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    log_part = torch.log(n.to(dtype) / max_exact) / math.log(max_distance / max_exact)
+    if_large = max_exact + (log_part * (num_buckets - max_exact)).to(torch.long)
+    if_large = torch.min(if_large, torch.full_like(if_large, num_buckets - 1))
+    return buckets + torch.where(is_small, n, if_large)
+
+
+# T5's defaults; a small table that saturates early; and two where float64 arithmetic
+# gives other buckets than HF's float32 (n = 10, 20, 80 with max_exact 5 and
+# max_distance / max_exact = 32: log(n / 5) / log(32) * 5 is an integer in exact
+# arithmetic, which float32 reaches and float64 misses by an ulp, truncating to one less).
+BUCKET_CONFIGS = ((32, 128), (8, 20), (20, 160), (10, 160))
+
+
+def relpos_cases(d):
+    c = Case(d, "relpos_buckets", 150)
+    rel = torch.arange(-300, 301, dtype=torch.long)
+    c.add("rel", rel)
+    for nb, md in BUCKET_CONFIGS:
+        for bi in (1, 0):
+            key = "%d_%d_%s" % (nb, md, "bi" if bi else "causal")
+            b32 = t5_relative_position_bucket(rel, bool(bi), nb, md)
+            b64 = t5_relative_position_bucket(rel, bool(bi), nb, md, torch.float64)
+            c.add("buckets_" + key, b32)
+            c.set(**{"f64_mismatches_" + key: int((b32 != b64).sum())})
+    c.set(configs=",".join("%d_%d" % cfg for cfg in BUCKET_CONFIGS))
+    c.write()
+
+    # HF compute_bias: buckets of memory_position - context_position, the (NB, H) table
+    # looked up (an Embedding), permuted to (H, Tq, Tk); with a cache (q0 > 0) HF builds
+    # the bias for all q0 + Tq rows and keeps the last Tq. The attention adds it to every
+    # sequence's scores, so the table's gradient sums dscores over the batch.
+    for name, (B, Tq, Tk, H, nb, md, bi, q0, seed) in {
+        "enc": (2, 9, 9, 3, 32, 128, 1, 0, 151),
+        "dec": (2, 7, 7, 4, 32, 128, 0, 0, 152),
+        "dec_cached": (1, 3, 20, 2, 32, 128, 0, 17, 153),    # the last 3 queries of a 20-key cache
+        "long": (2, 160, 160, 2, 32, 128, 1, 0, 154),        # |rel| past max_distance: the far buckets fill
+        "small_buckets": (2, 45, 45, 3, 8, 20, 1, 0, 155),
+    }.items():
+        c = Case(d, "relpos_bias_" + name, seed)
+        table = c.inp("table", c.randn(nb, H))
+        context = torch.arange(q0 + Tq, dtype=torch.long)[:, None]
+        memory = torch.arange(Tk, dtype=torch.long)[None, :]
+        buckets = t5_relative_position_bucket(memory - context, bool(bi), nb, md)
+        bias = F.embedding(buckets, table).permute(2, 0, 1)[:, q0:, :]  # (H, Tq, Tk)
+        c.add("bias", bias)
+        g = c.randn(B, H, Tq, Tk)
+        c.add("dscores", g)
+        (bias[None] * torch.tensor(g, dtype=F64)).sum().backward()
+        c.add("dtable", table.grad)
+        c.set(B=B, Tq=Tq, Tk=Tk, H=H, num_buckets=nb, max_distance=md, bidirectional=bi, q0=q0)
+        c.write()
+
+
 def adamw_cases(d):
     for name, (n, lr, b1, b2, eps, wd, gscale, steps, seed) in {
         "default": (1037, 1e-2, 0.9, 0.999, 1e-8, 0.1, 1.0, 3, 110),
@@ -439,7 +570,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for fn in (matmul_cases, linear_cases, layernorm_cases, rmsnorm_cases, elementwise_cases, dropout_cases,
-               embedding_cases, crossentropy_cases, rope_cases, attention_cases, adamw_cases, clip_cases):
+               embedding_cases, crossentropy_cases, rope_cases, attention_cases, t5_activation_cases,
+               attention_general_cases, relpos_cases, adamw_cases, clip_cases):
         fn(args.out)
     n = len([f for f in os.listdir(args.out) if f.startswith("ops_") and f.endswith(".safetensors")])
     print("ops_oracle: torch %s wrote %d files to %s" % (torch.__version__, n, args.out))

@@ -13,13 +13,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/safetensors.h"
 #include "ops/adamw.h"
 #include "ops/attention.h"
+#include "ops/attention_general.h"
 #include "ops/bias.h"
 #include "ops/clip.h"
 #include "ops/cross_entropy.h"
@@ -29,6 +32,8 @@
 #include "ops/layernorm.h"
 #include "ops/linear.h"
 #include "ops/matmul.h"
+#include "ops/relpos.h"
+#include "ops/relu.h"
 #include "ops/residual.h"
 #include "ops/rmsnorm.h"
 #include "ops/rope.h"
@@ -361,6 +366,55 @@ ORACLE_SUITE(OracleSwiglu, "small", "large") {
   }
 }
 
+// ReLU: a comparison and a select; torch's float64 result rounded to float32 is the
+// input itself (or 0), so both paths must give it exactly, the gradient too (0 at the
+// kink, as torch's).
+ORACLE_SUITE(OracleRelu, "small", "large") {
+  OracleCase c("relu_" + GetParam());
+  size_t n = size_t(c.dim("n"));
+  std::vector<float> inp = c.f("inp"), dout = c.f("dout");
+  FOR_EACH_PATH(path) {
+    Guarded out(n, kNaN), dinp(n, kNaN), io(n);
+    if (path == Path::Ref) relu_forward_ref<float>(out.data(), inp.data(), n);
+    else relu_forward(out.data(), inp.data(), n);
+    EXPECT_TRUE(all_close(out.vec(), c.f("out"), 0, 0, "out"));
+    if (path == Path::Ref) relu_backward_ref<float>(dinp.data(), inp.data(), dout.data(), n);
+    else relu_backward(dinp.data(), inp.data(), dout.data(), n);
+    EXPECT_TRUE(all_close(dinp.vec(), c.f("dinp"), 0, 0, "dinp"));
+    load_into(dout, io);  // dinp may alias dout
+    if (path == Path::Ref) relu_backward_ref<float>(io.data(), inp.data(), io.data(), n);
+    else relu_backward(io.data(), inp.data(), io.data(), n);
+    EXPECT_TRUE(all_close(io.vec(), c.f("dinp"), 0, 0, "dinp in place"));
+    for (auto* g : {&out, &dinp, &io}) EXPECT_TRUE(g->intact("relu buffers"));
+  }
+}
+
+// GeGLU against F.gelu(gate, approximate="tanh") * up: gelu's error (close_act) and one
+// more rounding for the product, within close_act's 8 eps relative.
+ORACLE_SUITE(OracleGeglu, "small", "large") {
+  OracleCase c("geglu_" + GetParam());
+  size_t n = size_t(c.dim("n"));
+  std::vector<float> gate = c.f("gate"), up = c.f("up"), dout = c.f("dout");
+  FOR_EACH_PATH(path) {
+    Guarded out(n, kNaN), dgate(n, kNaN), dup(n, kNaN), io(n);
+    if (path == Path::Ref) geglu_forward_ref<float>(out.data(), gate.data(), up.data(), n);
+    else geglu_forward(out.data(), gate.data(), up.data(), n);
+    EXPECT_TRUE(close_act(out.data(), c.f("out"), "out"));
+    auto bwd = [&](float* dg, const float* d) {
+      if (path == Path::Ref) geglu_backward_ref<float>(dg, dup.data(), d, gate.data(), up.data(), n);
+      else geglu_backward(dg, dup.data(), d, gate.data(), up.data(), n);
+    };
+    bwd(dgate.data(), dout.data());
+    EXPECT_TRUE(close_act(dgate.data(), c.f("dgate"), "dgate"));
+    EXPECT_TRUE(close_act(dup.data(), c.f("dup"), "dup"));
+    load_into(dout, io);  // dgate may alias dout
+    bwd(io.data(), io.data());
+    EXPECT_TRUE(close_act(io.data(), c.f("dgate"), "dgate in place"));
+    EXPECT_TRUE(close_act(dup.data(), c.f("dup"), "dup (dgate in place)"));
+    for (auto* g : {&out, &dgate, &dup, &io}) EXPECT_TRUE(g->intact("geglu buffers"));
+  }
+}
+
 // ================================================================ residual, bias, dropout
 
 TEST(OracleResidual, MatchesTorch) {
@@ -596,6 +650,144 @@ ORACLE_SUITE(OracleAttention, "mha", "gqa", "mqa", "large") {
     EXPECT_TRUE(close_att(dk.data(), w_dk, rms(dout) * rms(v) * rms(q), "dk"));
     EXPECT_TRUE(close_att(dv.data(), w_dv, rms(dout), "dv"));
     for (auto* g : {&out, &att, &dq, &dk, &dv}) EXPECT_TRUE(g->intact("attention buffers"));
+  }
+}
+
+// ================================================================ general attention, relative position bias
+
+ORACLE_SUITE(OracleAttentionGeneral, "enc", "dec", "cross", "cross_bias", "scaled", "scaled_bias", "peaked",
+             "large") {
+  OracleCase c("attention_general_" + GetParam());
+  int B = c.dim("B"), Tq = c.dim("Tq"), Tk = c.dim("Tk"), H = c.dim("H"), D = c.dim("D");
+  float scale = c.f32("scale");
+  bool causal = c.dim("causal"), has_bias = c.has("bias");
+  std::vector<float> q = c.f("q"), k = c.f("k"), v = c.f("v"), dout = c.f("dout");
+  std::vector<float> bias = has_bias ? c.f("bias") : std::vector<float>();
+  const float* bp = has_bias ? bias.data() : nullptr;
+  const size_t nb = size_t(H) * Tq * Tk;
+  // As OracleAttention, with the scale and the bias free. A score is a sum over D terms
+  // of size sc / sqrt(D), with sc = scale sqrt(D) rms(q) rms(k) + rms(bias) the typical
+  // score (T5: ~2; the "peaked" case: ~9): its error is ~ eps sqrt(D) sc (partial sums
+  // ~ sc, D roundings), and an error e in a score is a relative error e in its
+  // probability; the sums over Tk keys add eps sqrt(Tk). So the walk is sqrt(Tk) +
+  // sqrt(D) max(1, sc) (at sc = 1 OracleAttention's), and each tolerance is 4 eps walk
+  // times the typical term of its sum: |V| for out, 1 for P, dP ~ sqrt(D) |dO||V| for
+  // dscores, scale dP |K| (|Q|) for dq (dk), |dO| for dv. Measured: at most 0.15 of it.
+  const double sc = double(scale) * std::sqrt(double(D)) * rms(q) * rms(k) + (has_bias ? rms(bias) : 0.0);
+  const double walk = std::sqrt(double(Tk)) + std::sqrt(double(D)) * std::max(1.0, sc);
+  auto close_att = [&](const float* got, const std::vector<float>& want, double term, const std::string& what) {
+    return all_close(got, want.data(), want.size(), 4 * kEps * walk * term, 2 * kEps, what);
+  };
+  const double dp = std::sqrt(double(D)) * rms(dout) * rms(v);
+  FOR_EACH_PATH(path) {
+    Guarded out(q.size(), kNaN), att(size_t(B) * nb, kNaN);
+    Guarded dq(q.size(), kNaN), dk(k.size(), kNaN), dv(v.size(), kNaN), ds(size_t(B) * nb, kNaN);
+    if (path == Path::Ref)
+      attention_general_forward_ref<float>(out.data(), att.data(), q.data(), k.data(), v.data(), bp, B, Tq, Tk, H, D,
+                                           double(scale), causal);
+    else
+      attention_general_forward(out.data(), att.data(), q.data(), k.data(), v.data(), bp, B, Tq, Tk, H, D, scale,
+                                causal);
+    EXPECT_TRUE(close_att(out.data(), c.f("out"), rms(v), "out"));
+    EXPECT_TRUE(close_att(att.data(), c.f("att"), 1.0, causal ? "att (zeros above the diagonal)" : "att"));
+    if (path == Path::Ref)
+      attention_general_backward_ref<float>(dq.data(), dk.data(), dv.data(), ds.data(), dout.data(), q.data(),
+                                            k.data(), v.data(), att.data(), B, Tq, Tk, H, D, double(scale), causal);
+    else
+      attention_general_backward(dq.data(), dk.data(), dv.data(), ds.data(), dout.data(), q.data(), k.data(),
+                                 v.data(), att.data(), B, Tq, Tk, H, D, scale, causal);
+    EXPECT_TRUE(close_att(dq.data(), c.f("dq"), double(scale) * dp * rms(k), "dq"));
+    EXPECT_TRUE(close_att(dk.data(), c.f("dk"), double(scale) * dp * rms(q), "dk"));
+    EXPECT_TRUE(close_att(dv.data(), c.f("dv"), rms(dout), "dv"));
+    EXPECT_TRUE(close_att(ds.data(), c.f("dscores"), dp, "dscores (0 where masked)"));
+    if (has_bias) {
+      // torch's gradient of the shared bias: our dscores summed over the batch (in
+      // double here): B errors of dscores' size add up.
+      std::vector<float> dbias(nb);
+      for (size_t x = 0; x < nb; x++) {
+        double t = 0;
+        for (int b = 0; b < B; b++) t += ds.data()[b * nb + x];
+        dbias[x] = float(t);
+      }
+      EXPECT_TRUE(close_att(dbias.data(), c.f("dbias"), dp * std::sqrt(double(B)), "dbias = sum_b dscores"));
+    }
+    for (auto* g : {&out, &att, &dq, &dk, &dv, &ds}) EXPECT_TRUE(g->intact("attention_general buffers"));
+  }
+}
+
+// The buckets are integers: equal to HF's for every rel in [-300, 300], in every
+// configuration, both directions. Where the file records that float64 arithmetic
+// disagrees with HF's float32 (the (20, 160) and (10, 160) tables), the same formula
+// in double is computed here too and must disagree exactly there: the float32 order
+// of operations is what makes ours match.
+int bucket_in_double(int rel, bool bidirectional, int nb, int md) {
+  int base = 0, n;
+  if (bidirectional) {
+    nb /= 2;
+    base = rel > 0 ? nb : 0;
+    n = std::abs(rel);
+  } else {
+    n = std::max(-rel, 0);
+  }
+  const int me = nb / 2;
+  if (n < me) return base + n;
+  int large = me + int(std::log(double(n) / me) / std::log(double(md) / me) * (nb - me));
+  return base + std::min(large, nb - 1);
+}
+
+TEST(OracleRelposBuckets, MatchTorchExactly) {
+  OracleCase c("relpos_buckets");
+  std::vector<int32_t> rel = c.i32("rel");
+  ASSERT_EQ(rel.size(), 601u);
+  int configs = 0, witnessed = 0;
+  for (auto [nb, md] : {std::pair{32, 128}, std::pair{8, 20}, std::pair{20, 160}, std::pair{10, 160}})
+    for (bool bi : {true, false}) {
+      std::string key = std::to_string(nb) + "_" + std::to_string(md) + (bi ? "_bi" : "_causal");
+      std::vector<int32_t> want = c.i32("buckets_" + key);
+      ASSERT_EQ(want.size(), rel.size()) << key;
+      int bad = 0, f64_bad = 0;
+      std::string first;
+      for (size_t x = 0; x < rel.size(); x++) {
+        int got = relpos_bucket(rel[x], bi, nb, md);
+        if (got != want[x] && bad++ < 5)
+          first += " rel " + std::to_string(rel[x]) + ": " + std::to_string(got) + " vs " + std::to_string(want[x]);
+        f64_bad += bucket_in_double(rel[x], bi, nb, md) != want[x];
+      }
+      EXPECT_EQ(bad, 0) << key << ":" << first;
+      EXPECT_EQ(f64_bad, c.dim("f64_mismatches_" + key)) << key << ": the float64 formula's disagreements";
+      configs++;
+      witnessed += f64_bad > 0;
+    }
+  EXPECT_EQ(configs, 8);
+  EXPECT_GE(witnessed, 2) << "the cases where float64 arithmetic would give other buckets";
+}
+
+ORACLE_SUITE(OracleRelposBias, "enc", "dec", "dec_cached", "long", "small_buckets") {
+  OracleCase c("relpos_bias_" + GetParam());
+  int B = c.dim("B"), Tq = c.dim("Tq"), Tk = c.dim("Tk"), H = c.dim("H"), nb = c.dim("num_buckets"),
+      md = c.dim("max_distance"), q0 = c.dim("q0");
+  bool bi = c.dim("bidirectional");
+  std::vector<float> table = c.f("table"), dscores = c.f("dscores"), w_dtable = c.f("dtable");
+  FOR_EACH_PATH(path) {
+    Guarded bias(size_t(H) * Tq * Tk, kNaN), dtable(table.size());
+    if (path == Path::Ref) relpos_bias_forward_ref<float>(bias.data(), table.data(), Tq, Tk, H, nb, md, bi, q0);
+    else relpos_bias_forward(bias.data(), table.data(), Tq, Tk, H, nb, md, bi, q0);
+    EXPECT_TRUE(all_close(bias.vec(), c.f("bias"), 0, 0, "bias (a lookup: exact)"));
+    auto bwd = [&] {
+      if (path == Path::Ref)
+        relpos_bias_backward_ref<float>(dtable.data(), dscores.data(), B, Tq, Tk, H, nb, md, bi, q0);
+      else
+        relpos_bias_backward(dtable.data(), dscores.data(), B, Tq, Tk, H, nb, md, bi, q0);
+    };
+    // Both paths sum in double and round once, as torch (float64) does: an ulp apart,
+    // 2 eps relative; the absolute 1e-9 covers the order of up to B Tq Tk = 51200 double
+    // additions of O(1) terms (1e-16 each). After the second call (dtable accumulates)
+    // two roundings: still within 2 eps of twice torch's.
+    bwd();
+    EXPECT_TRUE(all_close(dtable.vec(), w_dtable, 1e-9, 2 * kEps, "dtable"));
+    bwd();
+    EXPECT_TRUE(all_close(dtable.vec(), scaled(w_dtable, 2), 1e-9, 2 * kEps, "dtable after two backward calls"));
+    for (auto* g : {&bias, &dtable}) EXPECT_TRUE(g->intact("relpos buffers"));
   }
 }
 
