@@ -14,7 +14,8 @@ const Family& family_of(const std::string& t) {
   if (t == "gpt2") return family_gpt2();
   if (t == "llama") return family_llama();
   if (t == "mixtral") return family_mixtral();
-  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama or mixtral)");
+  if (t == "t5") return family_t5();
+  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral or t5)");
 }
 
 bool ModelConfig::moe_layer(int l) const {
@@ -50,8 +51,27 @@ void ModelConfig::validate() const {
   need(pos != PosKind::Rope || (std::isfinite(rope_theta) && rope_theta > 1),
        "rope_theta must be a finite number above 1 (the RoPE base; 10000 is usual)");
   need(bos_id >= -1 && eos_id >= -1, "bos/eos ids must be token ids (or -1 for none)");
-  need(n_embd % n_head == 0, "hidden size " + std::to_string(n_embd) + " must be a multiple of the head count " +
-                                 std::to_string(n_head));
+  need(d_kv > 0 || n_embd % n_head == 0, "hidden size " + std::to_string(n_embd) +
+                                             " must be a multiple of the head count " + std::to_string(n_head));
+  at_most(d_kv, int64_t(1) << 16, "head size (d_kv)");
+  need(d_kv >= 0, "head size (d_kv) must be positive");
+  if (encoder_decoder()) {
+    need(n_dec_layer > 0, "an encoder-decoder model needs decoder layers (num_decoder_layers)");
+    at_most(n_dec_layer, 1024, "decoder layer count (num_decoder_layers)");
+    need(pos == PosKind::Relative && norm == NormKind::RMSNorm && !bias && !fused_qkv && n_kv_head == n_head,
+         "t5 parts: relative positions, RMS norm, no biases, separate q/k/v, one key/value head per head");
+    need(mlp == MlpKind::Relu || mlp == MlpKind::GeGLU, "t5 MLP must be relu or gated-gelu");
+    // The decoder's log-spaced buckets start at max_exact = buckets / 2: HF divides by
+    // log(max_distance / max_exact), which must be positive.
+    need(rel_buckets >= 4 && rel_buckets <= 4096 && rel_buckets % 2 == 0,
+         "relative_attention_num_buckets must be an even number in [4, 4096]");
+    need(rel_max_distance > rel_buckets / 2 && rel_max_distance <= (1 << 20),
+         "relative_attention_max_distance must be above half the buckets (the decoder's exact range) and at most 2^20");
+    need(pad_id >= 0 && pad_id < vocab_size, "pad_token_id must be a token id inside the vocabulary");
+  } else {
+    need(n_dec_layer == 0 && pos != PosKind::Relative && mlp != MlpKind::Relu && mlp != MlpKind::GeGLU,
+         "decoder-only families have no decoder stack, relative positions or T5 MLPs");
+  }
   need(n_kv_head > 0 && n_head % n_kv_head == 0, "head count " + std::to_string(n_head) +
                                                      " must be a multiple of the key/value head count " +
                                                      std::to_string(n_kv_head));
@@ -103,6 +123,10 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
   } else {
     throw std::invalid_argument("unknown preset \"" + name + "\" (expected tiny or small)");
   }
+  if (family == "t5") {  // T5 v1.1's shape: d_kv = C / H, gated-GELU of about 2.5 C, untied, eps 1e-6
+    c.n_dec_layer = c.n_layer, c.n_kv_head = c.n_head, c.norm_eps = 1e-6f, c.tied = false;
+    c.n_inner = name == "tiny" ? 160 : 1024;
+  }
   c.validate();
   return c;
 }
@@ -110,9 +134,9 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) hf::fail(path, "expected a JSON object");
   auto type = hf::opt_string(j, "model_type", path);
-  if (!type) hf::fail(path, "missing field 'model_type' (expected \"gpt2\", \"llama\" or \"mixtral\")");
-  if (*type != "gpt2" && *type != "llama" && *type != "mixtral")
-    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected \"gpt2\", \"llama\" or \"mixtral\"");
+  if (!type) hf::fail(path, "missing field 'model_type' (expected \"gpt2\", \"llama\", \"mixtral\" or \"t5\")");
+  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != "t5")
+    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected \"gpt2\", \"llama\", \"mixtral\" or \"t5\"");
   const Family& f = family_of(*type);
   ModelConfig c;
   c.family = *type;

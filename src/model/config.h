@@ -1,6 +1,8 @@
 // Model configuration: one decoder-only transformer whose parts are chosen by
 // flags, so the GPT-2 and Llama families share one code path. A family (gpt2.cpp,
 // llama.cpp) sets the flags, knows its Hugging Face config fields and tensor names.
+// The T5 family (t5.cpp) is an encoder-decoder (model/t5.h): the same fields describe
+// its encoder (n_layer) and decoder (n_dec_layer) stacks.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -9,11 +11,11 @@
 namespace moe {
 
 enum class NormKind { LayerNorm, RMSNorm };
-enum class MlpKind { Gelu, SwiGLU };
-enum class PosKind { Learned, Rope };
+enum class MlpKind { Gelu, SwiGLU, Relu, GeGLU };  // Relu, GeGLU: T5's "relu", "gated-gelu"
+enum class PosKind { Learned, Rope, Relative };  // Relative: T5's bucketed position bias
 
 struct ModelConfig {
-  std::string family = "llama";  // "gpt2" | "llama": the HF model_type
+  std::string family = "llama";  // "gpt2" | "llama" | "mixtral" | "t5": the HF model_type
   int vocab_size = 8192;          // V
   int n_ctx = 256;                // max positions
   int n_embd = 256;               // C
@@ -23,14 +25,20 @@ struct ModelConfig {
   int n_inner = 1024;             // F, the MLP width
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;
-  int bos_id = 1, eos_id = 2;
+  int bos_id = 1, eos_id = 2;     // T5: bos_id is the decoder start token (= pad)
+  int pad_id = -1;                // T5: 0
+  // T5 (encoder-decoder):
+  int n_dec_layer = 0;            // decoder layers (the encoder has n_layer)
+  int d_kv = 0;                   // head size when it is not n_embd / n_head (T5's d_kv)
+  int rel_buckets = 32;           // relative position buckets per stack
+  int rel_max_distance = 128;     // distances beyond this share the last bucket
   // Parts, set by the family:
   NormKind norm = NormKind::RMSNorm;
   MlpKind mlp = MlpKind::SwiGLU;
   PosKind pos = PosKind::Rope;
   bool bias = false;        // biases on linears and norms
   bool fused_qkv = false;   // one (3C, C) projection (GPT-2's c_attn) instead of q, k, v
-  bool tied = false;        // lm_head shares the token embedding
+  bool tied = false;        // lm_head shares the token embedding (T5: the decoder output scaled by n_embd^-0.5)
 
   // Mixture of Experts (n_experts = 0: dense). MoE blocks replace the MLP of the
   // layers in moe_layers (empty: every other layer, 1, 3, 5, ...).
@@ -49,7 +57,9 @@ struct ModelConfig {
   float router_jitter = 0.0f;        // training: router input times U[1-j, 1+j]
   float expert_dropout = 0.0f;       // training: dropout inside the experts
 
-  int head_dim() const { return n_embd / n_head; }
+  int head_dim() const { return d_kv > 0 ? d_kv : n_embd / n_head; }
+  bool encoder_decoder() const { return family == "t5"; }
+  bool gated_mlp() const { return mlp == MlpKind::SwiGLU || mlp == MlpKind::GeGLU; }
   int expert_inner() const { return moe_inner > 0 ? moe_inner : n_inner; }
   bool is_moe() const { return n_experts > 0; }
   bool moe_layer(int l) const;

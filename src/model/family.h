@@ -44,6 +44,9 @@ const Family& family_of(const std::string& model_type);  // throws listing the k
 const Family& family_gpt2();
 const Family& family_llama();
 const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and config fields
+// T5 (T5ForConditionalGeneration): config fields only; its tensors are named by
+// t5_layout (model/t5.h), which has encoder and decoder stacks the roles cannot say.
+const Family& family_t5();
 
 // MoE config fields, shared by the families: HF's where they exist (Mixtral:
 // num_local_experts, num_experts_per_tok, router_aux_loss_coef), ours otherwise

@@ -11,6 +11,12 @@
 namespace moe {
 
 double model_param_count(const ModelConfig& c) {
+  if (c.encoder_decoder()) {  // T5 (t5_layout): norms, attention (+ cross in the decoder), MLP, 2 bias tables
+    const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, Cq = double(c.n_head) * c.head_dim();
+    const double mlp = (c.gated_mlp() ? 3 : 2) * F * C;
+    return V * C * (c.tied ? 1 : 2) + 2.0 * c.rel_buckets * c.n_head + 2 * C + c.n_layer * (2 * C + 4 * C * Cq + mlp) +
+           c.n_dec_layer * (3 * C + 8 * C * Cq + mlp);
+  }
   const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, D = double(c.n_embd / std::max(1, c.n_head));
   const double Cq = c.n_head * D, Ckv = c.n_kv_head * D, b = c.bias ? 1 : 0;
   const double gated = c.mlp == MlpKind::SwiGLU ? 1 : 0;

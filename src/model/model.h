@@ -19,6 +19,7 @@
 namespace moe {
 
 struct LayerActs;
+struct LinearBuffers;  // model/lin.h
 enum class Compute { F32, BF16 };  // bf16: GEMM operands in bf16, fp32 accumulation and master weights
 
 // Offsets (in floats) of one layer's tensors in the flat buffers; npos when absent.
@@ -169,6 +170,7 @@ class Model {
   void lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* inp, const bf16* inp_bf, size_t W,
                size_t b, int N, int IC, int OC);
   const bf16* to_bf16(bf16* dst, const float* src, size_t n);
+  LinearBuffers lin_buffers();
 
   ModelConfig cfg_;
   ExpertSplit split_;

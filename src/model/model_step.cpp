@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/acts.h"
+#include "model/lin.h"
 #include "model/model.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
@@ -44,24 +45,20 @@ const bf16* Model::to_bf16(bf16* dst, const float* src, size_t n) {
 }
 
 void Model::lin_fwd(float* out, const float* inp, const bf16* inp_bf, size_t W, size_t b, int N, int IC, int OC) {
-  const float* bias = b == npos ? nullptr : params_.data() + b;
-  if (fopt_.compute == Compute::BF16) linear_forward_bf16(out, inp_bf, params_bf_.data() + W, bias, N, IC, OC);
-  else linear_forward(out, inp, params_.data() + W, bias, N, IC, OC);
+  lin_forward(lin_buffers(), out, inp, inp_bf, W, b, N, IC, OC);
 }
 
 // dinp (N,IC) = dout · W (assigned, or added when acc_dinp); dW += dout^T · inp; db += sum dout.
 void Model::lin_bwd(float* dinp, bool acc_dinp, const float* dout, const float* inp, const bf16* inp_bf, size_t W,
                     size_t b, int N, int IC, int OC) {
-  float* dW = grads_.data() + W;
-  if (fopt_.compute == Compute::BF16) {
-    const bf16* dout_bf = to_bf16(acts_->dout_bf, dout, size_t(N) * OC);
-    if (dinp) matmul_bf16(dinp, dout_bf, params_bf_.data() + W, N, IC, OC, false, false, acc_dinp);
-    matmul_bf16(dW, dout_bf, inp_bf, OC, IC, N, true, false, true);
-  } else {
-    if (dinp) matmul(dinp, dout, params_.data() + W, N, IC, OC, false, false, acc_dinp);
-    matmul(dW, dout, inp, OC, IC, N, true, false, true);
-  }
-  if (b != npos) bias_backward(grads_.data() + b, dout, N, OC);
+  lin_backward(lin_buffers(), dinp, acc_dinp, dout, inp, inp_bf, W, b, N, IC, OC);
+}
+
+LinearBuffers Model::lin_buffers() {
+  LinearBuffers lb;
+  lb.P = params_.data(), lb.Pbf = params_bf_.data(), lb.G = grads_.data();
+  lb.dout_bf = acts_ ? acts_->dout_bf : nullptr, lb.use_bf16 = fopt_.compute == Compute::BF16;
+  return lb;
 }
 
 void Model::norm_fwd(float* out, float* mean, float* rstd, const float* inp, size_t w, size_t b, size_t N) {

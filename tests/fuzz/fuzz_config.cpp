@@ -32,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.family != c.family || r.vocab_size != c.vocab_size || r.n_ctx != c.n_ctx || r.n_embd != c.n_embd ||
       r.n_layer != c.n_layer || r.n_head != c.n_head || r.n_kv_head != c.n_kv_head || r.n_inner != c.n_inner ||
       r.n_experts != c.n_experts || r.top_k != c.top_k || r.expert_inner() != c.expert_inner() ||
-      r.tied != c.tied) {
+      r.tied != c.tied || r.n_dec_layer != c.n_dec_layer || r.head_dim() != c.head_dim() || r.mlp != c.mlp ||
+      r.rel_buckets != c.rel_buckets || r.rel_max_distance != c.rel_max_distance || r.pad_id != c.pad_id) {
     std::fprintf(stderr, "accepted config changes in the round trip\n");
     __builtin_trap();
   }

@@ -63,6 +63,12 @@ static void config_seeds(const std::string& dir) {
         file_write_atomic(dir + "/" + fam + "_" + preset + "_moe.json", config_to_hf(c).dump());
       }
     }
+  for (const char* preset : {"tiny", "small"}) {  // T5 v1.1 (gated-gelu, untied) and the original T5 (relu, tied)
+    ModelConfig c = model_preset("t5", preset, 512);
+    file_write_atomic(dir + "/t5_" + preset + ".json", config_to_hf(c).dump(1));
+    c.mlp = MlpKind::Relu, c.tied = true, c.d_kv = 8, c.n_dec_layer = 1;
+    file_write_atomic(dir + "/t5_" + preset + "_relu.json", config_to_hf(c).dump(1));
+  }
 }
 
 static void shard_seeds(const std::string& dir) {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes a small random Hugging Face checkpoint directory (GPT-2, Llama or Mixtral family) and,
+"""Writes a small random Hugging Face checkpoint directory (GPT-2, Llama, Mixtral or T5 family) and,
 optionally, a random batch file, so model_oracle.py can be run without the C++ side.
 
   /usr/bin/python3 tests/oracle/make_model_fixture.py --family gpt2|llama --out DIR
@@ -8,6 +8,11 @@ optionally, a random batch file, so model_oracle.py can be run without the C++ s
       [--max-pos 64] [--tie 0|1] [--batch-size 2] [--seq 16] [--ignore-frac 0.125]
       mixtral: [--experts 4] [--topk 2] [--capacity 0] [--eval-capacity 0] [--renorm 0|1]
                [--moe-layers all|1,3] [--aux-coef 0.01] [--z-coef 1e-3]
+  /usr/bin/python3 tests/oracle/make_model_fixture.py --family t5 --out DIR [--batch FILE]
+      [--dtype ..] [--shards N] [--seed S] [--vocab 64] [--hidden 32 (d_model)] [--d-kv 8]
+      [--heads 4] [--ffn 48 (d_ff)] [--layers 2 (encoder)] [--dec-layers = --layers]
+      [--ffn-proj relu|gated-gelu] [--tie 0|1 (default 1)] [--buckets 8] [--max-distance 20]
+      [--batch-size 2] [--enc-seq 16] [--seq 8 (decoder)] [--ignore-frac 0.125] [--decoder-inputs 0|1]
 
 DIR gets config.json (HF fields, "architectures", "torch_dtype") and model.safetensors
 (HF names and layouts), or with --shards N > 1 model-0000i-of-0000N.safetensors plus
@@ -18,6 +23,14 @@ random too (around 0 and 1), so every parameter's gradient is exercised.
 
 FILE gets "inputs" (B,T) I32 in [0,V) and "targets" (B,T) I32 (the next token, or -1
 = ignored for about --ignore-frac of the positions; at least one target is kept).
+
+t5 (T5ForConditionalGeneration, dense): config.json has the HF T5Config fields (d_model, d_kv,
+d_ff, num_layers, num_decoder_layers, num_heads, relative_attention_num_buckets / _max_distance,
+feed_forward_proj, tie_word_embeddings, pad 0, eos 1, decoder_start 0, ...); weights at HF's
+projection scales but a small embedding / lm_head (init loss near ln V), norm weights around 1,
+relative bias tables N(0, 0.5). FILE gets "inputs" (B,Te) I32 encoder ids (Te = --enc-seq),
+"targets" (B,Td) I32 random in [0,V) or -1 (Td = --seq) and, unless --decoder-inputs 0,
+"decoder_inputs" (B,Td) I32 = HF's shift_right(targets) (0 first, ignored -> pad 0).
 """
 import argparse
 import os
@@ -69,6 +82,24 @@ def mixtral_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None,
     if moe_layers is not None:
         c["moe_layers"] = list(moe_layers)
     return c
+
+
+def t5_config(vocab=64, d_model=32, d_kv=8, d_ff=48, layers=2, dec_layers=None, heads=4, buckets=8,
+              max_distance=20, ffn_proj="relu", tie=True, dtype="F32", eps=1e-6):
+    """HF T5Config fields of a dense T5ForConditionalGeneration (dense_act_fn / is_gated_act as
+    HF derives them from feed_forward_proj)."""
+    if ffn_proj not in ("relu", "gated-gelu"):
+        raise ValueError("ffn_proj must be relu or gated-gelu, not %r" % ffn_proj)
+    return {
+        "architectures": ["T5ForConditionalGeneration"], "model_type": "t5", "torch_dtype": TORCH_DTYPE[dtype],
+        "vocab_size": vocab, "d_model": d_model, "d_kv": d_kv, "d_ff": d_ff, "num_layers": layers,
+        "num_decoder_layers": layers if dec_layers is None else dec_layers, "num_heads": heads,
+        "relative_attention_num_buckets": buckets, "relative_attention_max_distance": max_distance,
+        "layer_norm_epsilon": eps, "feed_forward_proj": ffn_proj,
+        "dense_act_fn": "gelu_new" if ffn_proj == "gated-gelu" else "relu", "is_gated_act": ffn_proj == "gated-gelu",
+        "tie_word_embeddings": bool(tie), "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
+        "is_encoder_decoder": True, "dropout_rate": 0.0, "initializer_factor": 1.0, "use_cache": True,
+    }
 
 
 def random_params(config, seed):
@@ -131,6 +162,49 @@ def random_params(config, seed):
         p["model.norm.weight"] = norm(C)
         if not config.get("tie_word_embeddings", False):
             p["lm_head.weight"] = w(V, C)
+    elif config["model_type"] == "t5":
+        # HF's Mesh-TF init scales for the projections (q (d_model d_kv)^-1/2, k/v d_model^-1/2,
+        # o (H d_kv)^-1/2, wi d_model^-1/2, wo d_ff^-1/2: unscaled attention scores of order 1),
+        # but the embedding at std 0.1 (HF: 1) and lm_head at 0.02 (HF: 1), so the logits are
+        # small and the loss at init is near ln V; norm weights around 1, the relative bias
+        # tables N(0, 0.5) (HF: d_model^-1/2), so the buckets matter.
+        V, C, D, F, H = (config[k] for k in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads"))
+        nb = config.get("relative_attention_num_buckets", 32)
+        gated = config.get("feed_forward_proj", "relu") == "gated-gelu"
+
+        def g(std, *shape):
+            return (rng.standard_normal(shape) * std).astype(np.float32)
+
+        def attn(pre, rel_bias):
+            p[pre + "q.weight"] = g((C * D) ** -0.5, H * D, C)  # nn.Linear [out, in]
+            p[pre + "k.weight"] = g(C ** -0.5, H * D, C)
+            p[pre + "v.weight"] = g(C ** -0.5, H * D, C)
+            p[pre + "o.weight"] = g((H * D) ** -0.5, C, H * D)
+            if rel_bias:
+                p[pre + "relative_attention_bias.weight"] = g(0.5, nb, H)
+
+        def ff(pre):
+            for wi in (("wi_0", "wi_1") if gated else ("wi",)):
+                p[pre + wi + ".weight"] = g(C ** -0.5, F, C)
+            p[pre + "wo.weight"] = g(F ** -0.5, C, F)
+
+        p["shared.weight"] = g(0.1, V, C)
+        for stack, n in (("encoder", config["num_layers"]), ("decoder", config.get("num_decoder_layers") or
+                                                              config["num_layers"])):
+            for i in range(n):
+                b = "%s.block.%d.layer." % (stack, i)
+                attn(b + "0.SelfAttention.", i == 0)
+                p[b + "0.layer_norm.weight"] = norm(C)
+                k = 1
+                if stack == "decoder":
+                    attn(b + "1.EncDecAttention.", False)
+                    p[b + "1.layer_norm.weight"] = norm(C)
+                    k = 2
+                ff(b + "%d.DenseReluDense." % k)
+                p[b + "%d.layer_norm.weight" % k] = norm(C)
+            p[stack + ".final_layer_norm.weight"] = norm(C)
+        if not config.get("tie_word_embeddings", True):
+            p["lm_head.weight"] = g(0.02, V, C)
     else:
         raise ValueError("unknown model_type %r" % config["model_type"])
     return p
@@ -168,23 +242,53 @@ def write_batch(path, V, B, T, seed, ignore_frac=0.125):
     return inputs, targets
 
 
+def shift_right(targets, start=0, pad=0):
+    """HF T5 _shift_right: start token, then targets[:, :-1]; ignored (-1) -> pad."""
+    dec = np.empty_like(targets)
+    dec[:, 0] = start
+    dec[:, 1:] = targets[:, :-1]
+    dec[dec == -1] = pad
+    return dec
+
+
+def make_t5_batch(V, B, Te, Td, seed, ignore_frac=0.125, start=0, pad=0):
+    """(inputs (B,Te), decoder_inputs (B,Td) = shift_right(targets), targets (B,Td)), I32;
+    targets random in [0,V), about ignore_frac of them -1 (the first one kept)."""
+    rng = np.random.default_rng(seed + 7919)
+    inputs = rng.integers(0, V, size=(B, Te)).astype(np.int32)
+    targets = rng.integers(0, V, size=(B, Td)).astype(np.int32)
+    ignore = rng.random((B, Td)) < ignore_frac
+    ignore.flat[0] = False  # keep at least one target
+    targets[ignore] = -1
+    return inputs, shift_right(targets, start, pad), targets
+
+
+def write_t5_batch(path, V, B, Te, Td, seed, ignore_frac=0.125, decoder_inputs=True):
+    inputs, dec, targets = make_t5_batch(V, B, Te, Td, seed, ignore_frac)
+    t = {"inputs": inputs, "targets": targets}
+    if decoder_inputs:
+        t["decoder_inputs"] = dec
+    st_io.write_safetensors(path, t, {"B": B, "T": Td, "T_enc": Te, "V": V})
+    return inputs, dec, targets
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", choices=["gpt2", "llama", "mixtral"], required=True)
+    ap.add_argument("--family", choices=["gpt2", "llama", "mixtral", "t5"], required=True)
     ap.add_argument("--out", required=True, help="checkpoint directory to write")
     ap.add_argument("--batch", help="batch safetensors file to write (optional)")
     ap.add_argument("--dtype", choices=["F32", "BF16", "F16"], default="F32")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=2, help="t5: encoder layers (num_layers)")
+    ap.add_argument("--hidden", type=int, default=32, help="t5: d_model")
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=None, help="llama only (default heads/2 if even, else heads)")
-    ap.add_argument("--ffn", type=int, default=None, help="default 4*hidden (gpt2), 3*hidden (llama)")
+    ap.add_argument("--ffn", type=int, default=None, help="default 4*hidden (gpt2), 3*hidden (llama), 48 (t5 d_ff)")
     ap.add_argument("--vocab", type=int, default=64)
     ap.add_argument("--max-pos", type=int, default=64)
     ap.add_argument("--theta", type=float, default=10000.0, help="llama rope_theta")
-    ap.add_argument("--tie", type=int, choices=[0, 1], default=None, help="default 1 (gpt2), 0 (llama)")
+    ap.add_argument("--tie", type=int, choices=[0, 1], default=None, help="default 1 (gpt2, t5), 0 (llama)")
     ap.add_argument("--experts", type=int, default=4, help="mixtral: num_local_experts")
     ap.add_argument("--topk", type=int, default=2, help="mixtral: num_experts_per_tok")
     ap.add_argument("--capacity", type=float, default=0.0, help="mixtral: moe_capacity_factor (<= 0: dropless)")
@@ -193,11 +297,24 @@ def main():
     ap.add_argument("--moe-layers", default="all", help='mixtral: "all" (key left out) or indices "1,3"')
     ap.add_argument("--aux-coef", type=float, default=0.01, help="mixtral: router_aux_loss_coef")
     ap.add_argument("--z-coef", type=float, default=1e-3, help="mixtral: router_z_loss_coef")
+    ap.add_argument("--ffn-proj", choices=["relu", "gated-gelu"], default="relu", help="t5: feed_forward_proj")
+    ap.add_argument("--d-kv", type=int, default=8, help="t5: d_kv (head width; H*d_kv need not be hidden)")
+    ap.add_argument("--dec-layers", type=int, default=None, help="t5: num_decoder_layers (default --layers)")
+    ap.add_argument("--buckets", type=int, default=8, help="t5: relative_attention_num_buckets")
+    ap.add_argument("--max-distance", type=int, default=20, help="t5: relative_attention_max_distance")
+    ap.add_argument("--enc-seq", type=int, default=16, help="t5: encoder length (--seq: the decoder length)")
+    ap.add_argument("--decoder-inputs", type=int, choices=[0, 1], default=1,
+                    help="t5: write decoder_inputs (= shift_right(targets)); 0: leave it to the oracle")
     ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--seq", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=None, help="default 16 (t5: 8, the decoder length)")
     ap.add_argument("--ignore-frac", type=float, default=0.125)
     a = ap.parse_args()
-    if a.family == "gpt2":
+    if a.seq is None:
+        a.seq = 8 if a.family == "t5" else 16
+    if a.family == "t5":
+        cfg = t5_config(a.vocab, a.hidden, a.d_kv, a.ffn or 48, a.layers, a.dec_layers, a.heads, a.buckets,
+                        a.max_distance, a.ffn_proj, True if a.tie is None else a.tie, a.dtype)
+    elif a.family == "gpt2":
         cfg = gpt2_config(a.vocab, a.hidden, a.layers, a.heads, a.ffn, a.max_pos, True if a.tie is None else a.tie,
                           a.dtype)
     elif a.family == "llama":
@@ -215,7 +332,11 @@ def main():
     params = write_model(a.out, cfg, a.seed, a.dtype, a.shards)
     msg = "make_model_fixture: %s, %d tensors, %d params, %s, %d shard(s) -> %s" % (
         a.family, len(params), sum(x.size for x in params.values()), a.dtype, max(a.shards, 1), a.out)
-    if a.batch:
+    if a.batch and a.family == "t5":
+        write_t5_batch(a.batch, a.vocab, a.batch_size, a.enc_seq, a.seq, a.seed, a.ignore_frac, a.decoder_inputs)
+        msg += "; batch inputs (%d,%d), %stargets (%d,%d) -> %s" % (
+            a.batch_size, a.enc_seq, "decoder_inputs, " if a.decoder_inputs else "", a.batch_size, a.seq, a.batch)
+    elif a.batch:
         if a.seq > a.max_pos:
             ap.error("--seq exceeds --max-pos")
         write_batch(a.batch, a.vocab, a.batch_size, a.seq, a.seed, a.ignore_frac)

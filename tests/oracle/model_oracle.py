@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch oracle for whole models: GPT2LMHeadModel, LlamaForCausalLM semantics, and Mixtral with our MoE block.
+"""PyTorch oracle for whole models: GPT-2, Llama, T5 (HF semantics) and Mixtral with our MoE block.
 
   /usr/bin/python3 tests/oracle/model_oracle.py --model DIR --batch FILE --out FILE
       [--steps 10] [--lr 1e-3] [--beta1 0.9] [--beta2 0.95] [--eps 1e-8]
@@ -23,6 +23,19 @@ F64, all loaded as float64. FILE holds "inputs" (B,T) I32 and "targets" (B,T) I3
   losses        [steps]  loss (LM part) before each step's update  (only when steps > 0)
   grad_norms    [steps]  global grad L2 norm before clipping, as clip_grad_norm_ returns
   final.<name>           every parameter after the last step       (only when steps > 0)
+
+T5 (model_type "t5", dense; see T5Model): FILE holds "inputs" (B,Te) I32 encoder ids,
+"targets" (B,Td) I32 (-1 / -100 ignored; Te != Td allowed) and optionally "decoder_inputs"
+(B,Td) I32; without it the decoder inputs are HF's shift_right(targets) (decoder_start_token_id
+first, ignored targets -> pad_token_id). The outputs are as above with T = Td (logits (B,Td,V)),
+grad./final. for every parameter under its file name (shared.weight carries the encoder, decoder
+and, tied, head parts). A file may also hold encoder/decoder.embed_tokens.weight (HF ties them
+to shared.weight): equal copies are ignored with a note (or stand in for a missing
+shared.weight), differing ones refused; tied, a stored lm_head.weight is ignored as above.
+Relative position buckets are HF's float32 computation (t5_relative_bucket); everything else
+is float64 (HF's .float() casts in T5LayerNorm's variance and before the attention softmax,
+upcasts meant for fp16, are not reproduced). The tied head's d_model ** -0.5 is rounded to
+float32, as HF's float32 model multiplies by it (a Python scalar) in float32.
 
 MoE (model_type "mixtral"): blocks as src/moe/moe_layer.h defines them (see mixtral_moe),
 with the training capacity factor moe_capacity_factor; the metadata records the dropped
@@ -151,6 +164,45 @@ def mixtral_hparams(cfg):
     return hp
 
 
+def t5_hparams(cfg):
+    """HF T5Config fields (T5ForConditionalGeneration, dense). Inner attention width H*d_kv
+    need not equal d_model. feed_forward_proj "relu" (T5DenseActDense) or "gated-gelu"
+    (T5DenseGatedActDense with gelu_new, as HF maps it); a config that also carries
+    dense_act_fn / is_gated_act must agree with it."""
+    C = int(_get(cfg, "d_model", required=True))
+    H = int(_get(cfg, "num_heads", required=True))
+    L = int(_get(cfg, "num_layers", required=True))
+    Ld = int(_get(cfg, "num_decoder_layers", L))
+    if L < 1 or Ld < 1:
+        raise OracleError("t5: num_layers %d and num_decoder_layers %d must be >= 1" % (L, Ld))
+    if not _get(cfg, "is_encoder_decoder", True):
+        raise OracleError("t5: only is_encoder_decoder=true (T5ForConditionalGeneration)")
+    proj = _get(cfg, "feed_forward_proj", "relu")
+    if proj not in ("relu", "gated-gelu"):
+        raise OracleError("t5: feed_forward_proj %r not supported (relu or gated-gelu)" % proj)
+    gated = proj == "gated-gelu"
+    act = "gelu_new" if gated else "relu"
+    if _get(cfg, "dense_act_fn", act) != act or bool(_get(cfg, "is_gated_act", gated)) != gated:
+        raise OracleError("t5: dense_act_fn %r / is_gated_act %r contradict feed_forward_proj %r"
+                          % (cfg.get("dense_act_fn"), cfg.get("is_gated_act"), proj))
+    nb = int(_get(cfg, "relative_attention_num_buckets", 32))
+    md = int(_get(cfg, "relative_attention_max_distance", 128))
+    # _relative_position_bucket divides by max_exact and by log(max_distance / max_exact): the
+    # encoder's max_exact is nb // 4, the decoder's nb // 2; both must be >= 1 and < max_distance.
+    if nb < 4 or md <= nb // 2:
+        raise OracleError("t5: relative_attention_num_buckets %d must be >= 4 and relative_attention_max_distance "
+                          "%d > num_buckets / 2" % (nb, md))
+    V = int(_get(cfg, "vocab_size", required=True))
+    pad = int(_get(cfg, "pad_token_id", 0))
+    start = int(_get(cfg, "decoder_start_token_id", 0))
+    if not (0 <= pad < V and 0 <= start < V):
+        raise OracleError("t5: pad_token_id %d / decoder_start_token_id %d outside [0, %d)" % (pad, start, V))
+    return HP(family="t5", V=V, C=C, H=H, D=int(_get(cfg, "d_kv", required=True)),
+              F=int(_get(cfg, "d_ff", required=True)), L=L, Ld=Ld, buckets=nb, max_distance=md,
+              eps=f32(_get(cfg, "layer_norm_epsilon", 1e-6)), gated=gated, act=act,
+              tie=bool(_get(cfg, "tie_word_embeddings", True)), pad=pad, start=start)
+
+
 # ================================================================== parameter specs (HF names, layouts)
 # Each returns [(name, shape)] in model order; the checkpoint must hold exactly these.
 
@@ -207,6 +259,40 @@ def mixtral_moe_spec(hp, pre):
     for e in range(hp.E):
         x = pre + "experts.%d." % e
         s += [(x + "w1.weight", (hp.F, hp.C)), (x + "w3.weight", (hp.F, hp.C)), (x + "w2.weight", (hp.C, hp.F))]
+    return s
+
+
+def t5_attn_spec(hp, pre, rel_bias):
+    HD = hp.H * hp.D
+    s = [(pre + "q.weight", (HD, hp.C)), (pre + "k.weight", (HD, hp.C)), (pre + "v.weight", (HD, hp.C)),
+         (pre + "o.weight", (hp.C, HD))]  # nn.Linear [out, in], no biases
+    if rel_bias:  # block 0 of each stack only; nn.Embedding (num_buckets, H)
+        s.append((pre + "relative_attention_bias.weight", (hp.buckets, hp.H)))
+    return s
+
+
+def t5_ff_spec(hp, pre):
+    wi = ["wi_0", "wi_1"] if hp.gated else ["wi"]
+    return [(pre + w + ".weight", (hp.F, hp.C)) for w in wi] + [(pre + "wo.weight", (hp.C, hp.F))]
+
+
+def t5_spec(hp):
+    s = [("shared.weight", (hp.V, hp.C))]
+    for stack, n in (("encoder", hp.L), ("decoder", hp.Ld)):
+        for i in range(n):
+            b = "%s.block.%d.layer." % (stack, i)
+            s += t5_attn_spec(hp, b + "0.SelfAttention.", i == 0)
+            s.append((b + "0.layer_norm.weight", (hp.C,)))
+            ff = 1
+            if stack == "decoder":
+                s += t5_attn_spec(hp, b + "1.EncDecAttention.", False)
+                s.append((b + "1.layer_norm.weight", (hp.C,)))
+                ff = 2
+            s += t5_ff_spec(hp, b + "%d.DenseReluDense." % ff)
+            s.append((b + "%d.layer_norm.weight" % ff, (hp.C,)))
+        s.append((stack + ".final_layer_norm.weight", (hp.C,)))
+    if not hp.tie:
+        s.append(("lm_head.weight", (hp.V, hp.C)))
     return s
 
 
@@ -346,14 +432,75 @@ def mixtral_moe(P, pre, x, hp, ctx):
     return out.reshape(B, T, C)
 
 
+# ------------------------------------------------------------------ T5 blocks
+
+def t5_relative_bucket(rel, bidirectional, num_buckets, max_distance):
+    """HF T5Attention._relative_position_bucket, op for op in the same dtypes: rel (long)
+    = key position - query position -> bucket (long). Bidirectional (encoder): half the
+    buckets for rel > 0, |rel| in each half; unidirectional (decoder): -min(rel, 0). Then
+    n = buckets in the half (or all), max_exact = n // 2: values < max_exact are their own
+    bucket, larger ones max_exact + trunc(log(r / max_exact) / log(max_distance / max_exact)
+    * (n - max_exact)) capped at n - 1. That log term is float32 as in HF: r converted to
+    float32, divided by max_exact in float32, torch.log in float32, divided by the Python
+    double log(max_distance / max_exact) rounded to float32, times (n - max_exact), truncated
+    toward zero. (r = 0 gives log 0 = -inf there; torch.where discards it: r < max_exact.)"""
+    buckets = torch.zeros_like(rel)
+    n = num_buckets
+    if bidirectional:
+        n //= 2
+        buckets = buckets + (rel > 0).to(torch.long) * n
+        r = rel.abs()
+    else:
+        r = -torch.min(rel, torch.zeros_like(rel))
+    max_exact = n // 2
+    scaled = torch.log(r.float() / max_exact) / math.log(max_distance / max_exact) * (n - max_exact)
+    large = torch.min(max_exact + scaled.to(torch.long), torch.full_like(r, n - 1))
+    return buckets + torch.where(r < max_exact, r, large)
+
+
+def t5_position_bias(table, Tq, Tk, bidirectional, hp):
+    """(1, H, Tq, Tk) float64: table[bucket(key - query)] per head (HF compute_bias)."""
+    rel = torch.arange(Tk, dtype=torch.long)[None, :] - torch.arange(Tq, dtype=torch.long)[:, None]
+    b = t5_relative_bucket(rel, bidirectional, hp.buckets, hp.max_distance)
+    return table[b].permute(2, 0, 1).unsqueeze(0)
+
+
+def t5_attention(P, pre, x, kv, bias, hp):
+    """HF T5Attention: q from x (B,Tq,C), k/v from kv (B,Tk,C) (x itself for self-attention,
+    the encoder's final-normed output for EncDecAttention); scores q k^T with NO 1/sqrt(d)
+    scaling, plus bias (the position bias with the causal mask folded in, or None = HF's
+    zeros for cross-attention), softmax in float64, then o."""
+    B, Tq, _ = x.shape
+    Tk = kv.shape[1]
+    q = linear(P, pre + "q.", x).view(B, Tq, hp.H, hp.D).transpose(1, 2)
+    k = linear(P, pre + "k.", kv).view(B, Tk, hp.H, hp.D).transpose(1, 2)
+    v = linear(P, pre + "v.", kv).view(B, Tk, hp.H, hp.D).transpose(1, 2)
+    scores = q @ k.transpose(2, 3)
+    if bias is not None:
+        scores = scores + bias
+    return linear(P, pre + "o.", (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, Tq, hp.H * hp.D))
+
+
+def t5_ff(P, pre, x, hp):
+    """T5DenseActDense wo(relu(wi x)), or T5DenseGatedActDense wo(gelu_new(wi_0 x) * wi_1 x)."""
+    if hp.gated:
+        h = gelu(linear(P, pre + "wi_0.", x), "gelu_new") * linear(P, pre + "wi_1.", x)
+    else:
+        h = F.relu(linear(P, pre + "wi.", x))
+    return linear(P, pre + "wo.", h)
+
+
 # ================================================================== families
 
 class Family:
     """mlp: {checkpoint key: block function}; the first entry serves every layer unless
-    moe_mlp is set: then that entry serves the layers in hp.moe_layers."""
+    moe_mlp is set: then that entry serves the layers in hp.moe_layers. wte_copies: other
+    names a file may hold the embedding under (T5's encoder/decoder.embed_tokens.weight,
+    which HF ties to shared.weight): equal copies are ignored, differing ones refused.
+    seq2seq: the model is T5Model (its own forward; embed/attn/mlp/... unused)."""
 
     def __init__(self, hparams, spec, embed, norm, attn, mlp, layer_prefix, norm_names, final_norm, wte,
-                 aliases=None, buffers=(), moe_mlp=None):
+                 aliases=None, buffers=(), moe_mlp=None, wte_copies=(), seq2seq=False):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
@@ -387,6 +534,11 @@ FAMILIES = {
                       {"mlp": llama_mlp}, "model.layers.%d.", ("input_layernorm.", "post_attention_layernorm."),
                       "model.norm.", "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",),
                       moe_mlp=("block_sparse_moe", mixtral_moe)),
+    # T5 (T5ForConditionalGeneration): encoder-decoder, see T5Model; the blocks are t5_attention,
+    # t5_ff and rmsnorm (T5LayerNorm is the same function: no mean, no bias).
+    "t5": Family(t5_hparams, t5_spec, None, rmsnorm, {"SelfAttention": t5_attention}, {"DenseReluDense": t5_ff},
+                 None, None, None, "shared.weight",
+                 wte_copies=("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"), seq2seq=True),
 }
 
 
@@ -411,6 +563,18 @@ class Model:
             # HF ties lm_head to the embedding whatever the file holds: the stored copy is unused.
             (log or sys.stderr.write)("model_oracle: tie_word_embeddings: ignoring lm_head.weight in the file\n")
             del by_canon["lm_head.weight"]
+        for copy in fam.wte_copies:
+            if copy not in by_canon:
+                continue
+            if fam.wte not in by_canon:  # the file holds the embedding only under this name
+                by_canon[fam.wte] = by_canon.pop(copy)
+                (log or sys.stderr.write)("model_oracle: %s not in the file: using %s\n" % (fam.wte, copy))
+                continue
+            a, b = tensors[by_canon[copy]], tensors[by_canon[fam.wte]]
+            if a.shape != b.shape or not np.array_equal(a, b):
+                raise OracleError("%s differs from %s (HF ties them): refusing the checkpoint" % (copy, fam.wte))
+            (log or sys.stderr.write)("model_oracle: ignoring %s in the file (equal to %s, tied)\n" % (copy, fam.wte))
+            del by_canon[copy]
         want = [n for n, _ in spec]
         missing, extra = sorted(set(want) - set(by_canon)), sorted(set(by_canon) - set(want))
         if missing or extra:
@@ -459,9 +623,65 @@ class Model:
         return logits, lm, moe, lm + moe
 
 
+class T5Model(Model):
+    """T5ForConditionalGeneration (HF semantics, float64, no dropout, no padding masks).
+    idx = (encoder ids (B,Te), decoder input ids (B,Td)); forward -> logits (B,Td,V).
+
+    Encoder: x = shared[ids]; per block x += SelfAttention(T5LayerNorm(x)) with the
+    bidirectional position bias of encoder block 0's table (shared by every block), then
+    x += DenseReluDense(T5LayerNorm(x)); enc = encoder.final_layer_norm(x).
+    Decoder: y = shared[dec ids]; per block y += SelfAttention(norm(y)) with decoder block 0's
+    unidirectional position bias plus the causal mask, y += EncDecAttention(norm(y), enc) with
+    no position bias (HF adds zeros), y += DenseReluDense(norm(y)); y = decoder.final_layer_norm(y).
+    Head: tied: (y * f32(d_model ** -0.5)) @ shared^T (HF's Mesh-TF rescale, only when tied);
+    untied: y @ lm_head^T."""
+
+    def encode(self, enc_ids):
+        hp, P = self.hp, self.P
+        x = P["shared.weight"][enc_ids]
+        Te = enc_ids.shape[1]
+        bias = t5_position_bias(P["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], Te, Te,
+                                True, hp)
+        for i in range(hp.L):
+            b = "encoder.block.%d.layer." % i
+            h = rmsnorm(P, b + "0.layer_norm.", x, hp)
+            x = x + t5_attention(P, b + "0.SelfAttention.", h, h, bias, hp)
+            x = x + t5_ff(P, b + "1.DenseReluDense.", rmsnorm(P, b + "1.layer_norm.", x, hp), hp)
+        return rmsnorm(P, "encoder.final_layer_norm.", x, hp)
+
+    def decode(self, dec_ids, enc):
+        hp, P = self.hp, self.P
+        y = P["shared.weight"][dec_ids]
+        Td = dec_ids.shape[1]
+        bias = t5_position_bias(P["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"], Td, Td,
+                                False, hp)
+        causal = torch.ones(Td, Td, dtype=torch.bool).tril()
+        bias = bias.masked_fill(~causal, float("-inf"))  # HF adds finfo.min: the same softmax (exact zeros)
+        for i in range(hp.Ld):
+            b = "decoder.block.%d.layer." % i
+            h = rmsnorm(P, b + "0.layer_norm.", y, hp)
+            y = y + t5_attention(P, b + "0.SelfAttention.", h, h, bias, hp)
+            y = y + t5_attention(P, b + "1.EncDecAttention.", rmsnorm(P, b + "1.layer_norm.", y, hp), enc, None, hp)
+            y = y + t5_ff(P, b + "2.DenseReluDense.", rmsnorm(P, b + "2.layer_norm.", y, hp), hp)
+        return rmsnorm(P, "decoder.final_layer_norm.", y, hp)
+
+    def forward(self, idx):
+        enc_ids, dec_ids = idx
+        y = self.decode(dec_ids, self.encode(enc_ids))
+        self.moe = []
+        if self.hp.tie:
+            return (y * f32(self.hp.C ** -0.5)) @ self.P["shared.weight"].T
+        return y @ self.P["lm_head.weight"].T
+
+
+def make_model(config, tensors, log=None):
+    fam = FAMILIES.get(config.get("model_type"))
+    return (T5Model if fam is not None and fam.seq2seq else Model)(config, tensors, log)
+
+
 def load_model(model_dir):
     config, tensors, _ = st_io.load_checkpoint(model_dir, floats_as=np.float64)
-    return Model(config, tensors)
+    return make_model(config, tensors)
 
 
 def load_batch(path, V):
@@ -480,6 +700,51 @@ def load_batch(path, V):
     if (targets == IGNORE).all():
         raise OracleError("%s: every target is ignored" % path)
     return torch.tensor(inputs), torch.tensor(targets)
+
+
+def t5_shift_right(targets, hp):
+    """HF T5PreTrainedModel._shift_right: decoder_start_token_id, then targets[:, :-1], with
+    ignored targets (HF's -100; our -1) replaced by pad_token_id."""
+    dec = torch.empty_like(targets)
+    dec[:, 0] = hp.start
+    dec[:, 1:] = targets[:, :-1]
+    return dec.masked_fill(dec == IGNORE, hp.pad)
+
+
+def load_t5_batch(path, hp):
+    """t5: "inputs" (B,Te) I32 encoder ids, "targets" (B,Td) I32 (-1 / -100 ignored) and
+    optionally "decoder_inputs" (B,Td) I32 (absent: t5_shift_right(targets)).
+    Returns ((enc, dec), targets, whether decoder_inputs came from the file)."""
+    b = st_io.read_safetensors(path)
+    for k in ("inputs", "targets"):
+        if k not in b:
+            raise OracleError("%s: no %r tensor" % (path, k))
+    V = hp.V
+    inputs, targets = b["inputs"].astype(np.int64), b["targets"].astype(np.int64)
+    if inputs.ndim != 2 or targets.ndim != 2 or inputs.shape[0] != targets.shape[0]:
+        raise OracleError("%s: t5 wants inputs (B,Te) and targets (B,Td), not %s and %s"
+                          % (path, inputs.shape, targets.shape))
+    if inputs.shape[1] < 1 or targets.shape[1] < 1:
+        raise OracleError("%s: empty encoder or decoder sequence" % path)
+    if inputs.min() < 0 or inputs.max() >= V:
+        raise OracleError("%s: inputs outside [0, %d)" % (path, V))
+    targets[targets == -100] = IGNORE  # HF's ignore index, accepted too
+    if ((targets < 0) & (targets != IGNORE)).any() or targets.max() >= V:
+        raise OracleError("%s: targets must be in [0, %d) or -1" % (path, V))
+    if (targets == IGNORE).all():
+        raise OracleError("%s: every target is ignored" % path)
+    targets = torch.tensor(targets)
+    if "decoder_inputs" in b:
+        dec = b["decoder_inputs"].astype(np.int64)
+        if dec.shape != tuple(targets.shape):
+            raise OracleError("%s: decoder_inputs %s must have the targets' shape %s"
+                              % (path, dec.shape, tuple(targets.shape)))
+        if dec.min() < 0 or dec.max() >= V:
+            raise OracleError("%s: decoder_inputs outside [0, %d)" % (path, V))
+        dec, given = torch.tensor(dec), True
+    else:
+        dec, given = t5_shift_right(targets, hp), False
+    return (torch.tensor(inputs), dec), targets, given
 
 
 # ================================================================== training run
@@ -537,12 +802,20 @@ def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
 def oracle(args):
     t0 = time.time()
     model = load_model(args.model)
-    idx, targets = load_batch(args.batch, model.hp.V)
+    if model.hp.family == "t5":
+        idx, targets, given = load_t5_batch(args.batch, model.hp)
+    else:
+        idx, targets = load_batch(args.batch, model.hp.V)
     out = run(model, idx, targets, args.steps, args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.clip)
     meta = {"model_type": model.hp.family, "steps": args.steps, "lr": args.lr, "beta1": args.beta1,
             "beta2": args.beta2, "eps": args.eps, "weight_decay": args.weight_decay, "clip": args.clip,
             "torch": torch.__version__, "valid_targets": int((targets != IGNORE).sum())}
-    msg = "model_oracle: %s B=%d T=%d loss %.6f" % (model.hp.family, idx.shape[0], idx.shape[1], out["loss"][0])
+    if model.hp.family == "t5":
+        meta["decoder_inputs"] = "batch file" if given else "shift_right(targets)"
+        msg = "model_oracle: t5 B=%d Te=%d Td=%d (decoder inputs: %s) loss %.6f" % (
+            idx[0].shape[0], idx[0].shape[1], idx[1].shape[1], meta["decoder_inputs"], out["loss"][0])
+    else:
+        msg = "model_oracle: %s B=%d T=%d loss %.6f" % (model.hp.family, idx.shape[0], idx.shape[1], out["loss"][0])
     if "moe_loss" in out:
         st = model.moe_stats
         meta.update({"moe_layers": ",".join(str(l) for l in model.hp.moe_layers), "moe_dropped": st["dropped"][0],
@@ -585,13 +858,25 @@ def selftest(keep=None):
         "mixtral_top2": fx.mixtral_config(V, 32, 2, 4, 2, 48, 32, False, experts=4, topk=2),
         "mixtral_top1_cap": fx.mixtral_config(V, 32, 2, 4, 2, 48, 32, False, experts=4, topk=1, capacity=1.0,
                                               renorm=False, moe_layers=[1], aux_coef=0.1, z_coef=0.01),
+        # T5: gated-gelu untied, H*d_kv = 36 != d_model 32, 3 encoder / 2 decoder layers; relu tied
+        # (the fixture default: d_kv 8, 4 heads, 2 / 2 layers); buckets 8, max_distance 20
+        "t5_gated_untied": fx.t5_config(V, 32, 12, 48, 3, 2, 3, 8, 20, "gated-gelu", False),
+        "t5_relu_tied": fx.t5_config(V, 32, 8, 48, 2, 2, 4, 8, 20, "relu", True),
     }
+    Te, Td = 16, 8  # t5: encoder / decoder lengths
+    batches = {}
     for name, cfg in cases.items():
         print("[%s]" % name)
         d = os.path.join(root, name)
         fx.write_model(d, cfg, seed=3)
-        inp, tgt = fx.make_batch(V, B, T, seed=3)
-        idx, targets = torch.tensor(inp.astype(np.int64)), torch.tensor(tgt.astype(np.int64))
+        if cfg["model_type"] == "t5":
+            inp, dec, tgt = fx.make_t5_batch(V, B, Te, Td, seed=3)
+            idx = (torch.tensor(inp.astype(np.int64)), torch.tensor(dec.astype(np.int64)))
+        else:
+            inp, tgt = fx.make_batch(V, B, T, seed=3)
+            idx = torch.tensor(inp.astype(np.int64))
+        targets = torch.tensor(tgt.astype(np.int64))
+        batches[name] = idx, targets
         m = load_model(d)
 
         # (a) loss at init ~ ln V
@@ -599,7 +884,8 @@ def selftest(keep=None):
         check(abs(loss.item() - math.log(V)) < 0.05, "(a) init loss %.5f vs ln V %.5f" % (loss.item(), math.log(V)))
 
         # (b) autograd vs central finite differences, 3 random entries of every parameter
-        # (of LM + MoE loss; the routing must not flip under the +-h probes: min gap >> h)
+        # (of LM + MoE loss; the routing must not flip under the +-h probes: min gap >> h);
+        # T5's relative-bias tables: every entry (the buckets the lengths reach and those they do not)
         total.backward()
         rng = np.random.default_rng(0)
         h, worst, worst_abs, n = 1e-5, 0.0, 0.0, 0
@@ -607,7 +893,12 @@ def selftest(keep=None):
             for pn in m.names:
                 p = m.P[pn]
                 flat = p.view(-1)
-                for j in rng.choice(flat.numel(), size=min(3, flat.numel()), replace=False):
+                every = pn.endswith("relative_attention_bias.weight")
+                if every:
+                    used = int((p.grad.abs().sum(dim=1) > 0).sum())
+                    print("       %s: %d of %d buckets reached (nonzero grad)" % (pn, used, p.shape[0]))
+                for j in (range(flat.numel()) if every else
+                          rng.choice(flat.numel(), size=min(3, flat.numel()), replace=False)):
                     x0 = flat[j].item()
                     flat[j] = x0 + h
                     lp = m.objective(idx, targets)[3].item()
@@ -660,9 +951,154 @@ def selftest(keep=None):
             check(diff < 1e-12, "(c) clip=%.4g: final params vs hand AdamW (decay on ndim>=2 only): max diff %.1e"
                   % (clip, diff))
 
+    # T5: the bucket function, causality, checkpoint names, the batch file's shift_right
+    print("[t5 buckets]")
+    rel = torch.arange(-200, 201)
+
+    def bucket64(r, bidirectional, nb, md):
+        """float64 re-derivation (numpy): floor instead of trunc (the same on >= 0); also
+        returns the float64 log term, to tell where float32 and float64 may round apart."""
+        r = np.asarray(r, dtype=np.int64)
+        base, n = np.zeros_like(r), nb
+        if bidirectional:
+            n //= 2
+            base, r = base + (r > 0) * n, np.abs(r)
+        else:
+            r = np.maximum(-r, 0)
+        me = n // 2
+        with np.errstate(divide="ignore"):
+            v = np.log(r / me) / math.log(md / me) * (n - me)
+        large = np.minimum(me + np.floor(np.where(r < me, 0.0, v)), n - 1).astype(np.int64)
+        return base + np.where(r < me, r, large), np.where((r >= me) & (me + v < n - 1 + 1e-6), v, 0.5)
+
+    def bucket_exact(r, bidirectional, nb, md):
+        """Integer arithmetic: me + the largest k <= n - me with (r / me)^(n - me) >= (md / me)^k."""
+        out = []
+        for x in r:
+            base, n = 0, nb
+            if bidirectional:
+                n //= 2
+                base, x = (n if x > 0 else 0), abs(x)
+            else:
+                x = max(-x, 0)
+            me = n // 2
+            if x < me:
+                out.append(base + x)
+                continue
+            k = 0
+            while k < n - me and x ** (n - me) * me ** (k + 1) >= md ** (k + 1) * me ** (n - me):
+                k += 1
+            out.append(base + min(me + k, n - 1))
+        return np.array(out)
+
+    def bucket_cr32(r, bidirectional, nb, md):
+        """The float32 recipe a C++ port would use: (float)r / (float)max_exact, a correctly
+        rounded logf, / (float)log((double)md / max_exact), * (float)(n - max_exact), trunc."""
+        r = np.asarray(r, dtype=np.int64)
+        base, n = np.zeros_like(r), nb
+        if bidirectional:
+            n //= 2
+            base, r = base + (r > 0) * n, np.abs(r)
+        else:
+            r = np.maximum(-r, 0)
+        me = n // 2
+        with np.errstate(divide="ignore"):
+            q = r.astype(np.float32) / np.float32(me)
+            lg = np.log(q.astype(np.float64)).astype(np.float32)  # float64 log rounded: correctly rounded logf
+            v = lg / np.float32(math.log(md / me)) * np.float32(n - me)
+        large = np.minimum(me + np.trunc(np.where(r < me, np.float32(0), v)).astype(np.int64), n - 1)
+        return base + np.where(r < me, r, large)
+
+    # (8, 20): the fixtures; (32, 128): HF's default; (8, 18): float64 lands just below exact
+    # boundaries (|rel| = 6 encoder: log 3 / log 9 * 2 = 1 exactly), where float32 gives the exact bucket
+    for nb, md in ((8, 20), (32, 128), (8, 18)):
+        for bidir in (True, False):
+            hf = t5_relative_bucket(rel, bidir, nb, md).numpy()
+            b64, v = bucket64(rel.numpy(), bidir, nb, md)
+            ex = bucket_exact(rel.tolist(), bidir, nb, md)
+            cr = bucket_cr32(rel.numpy(), bidir, nb, md)
+            diff = hf != b64
+            boundary = np.abs(v - np.round(v)) < 1e-6  # the log term (float64) within 1e-6 of an integer
+            check(not (diff & ~boundary).any() and (cr == hf).all() and hf.min() >= 0 and hf.max() < nb,
+                  "buckets %d max_distance %d %s, rel in [-200, 200]: %d differ from the float64 re-derivation "
+                  "(all at exact-boundary rel %s), %d from exact integer arithmetic; float32 recipe with a "
+                  "correctly rounded logf: %d differ; buckets used %d..%d"
+                  % (nb, md, "bidirectional" if bidir else "unidirectional", int(diff.sum()),
+                     rel.numpy()[diff].tolist(), int((hf != ex).sum()), int((cr != hf).sum()), hf.min(), hf.max()))
+
+    print("[t5 causality]")
+    m = load_model(os.path.join(root, "t5_gated_untied"))
+    (enc, dec), _ = batches["t5_gated_untied"]
+    with torch.no_grad():
+        e0 = m.encode(enc)
+        enc2 = enc.clone()
+        enc2[:, -1] = (enc2[:, -1] + 1) % V
+        e1 = m.encode(enc2)
+        de = float((e1[:, 0] - e0[:, 0]).abs().max())
+        check(de > 1e-6, "encoder output at position 0 moves %.2e when the last encoder token changes" % de)
+        l0 = m.forward((enc, dec))
+        dl = float((m.forward((enc2, dec)) - l0).abs().amax(dim=(0, 2)).min())
+        check(dl > 1e-6, "every decoder position's logits move (min %.2e) when the last encoder token changes" % dl)
+        for t in (Td - 1, 3):
+            dec2 = dec.clone()
+            dec2[:, t] = (dec2[:, t] + 1) % V
+            d = (m.forward((enc, dec2)) - l0).abs().amax(dim=(0, 2))
+            check(float(d[:t].max()) == 0.0 and float(d[t:].min()) > 1e-6,
+                  "decoder token %d changed: logits at positions < %d move %.1e (exactly 0), at >= %d min %.2e"
+                  % (t, t, float(d[:t].max()), t, float(d[t:].min())))
+
+    print("[t5 checkpoint names and batch]")
+    cfg = cases["t5_relu_tied"]
+    ref = load_model(os.path.join(root, "t5_relu_tied"))
+    idx, targets = batches["t5_relu_tied"]
+    ref_loss = ref.objective(idx, targets)[1].item()
+    p32 = fx.random_params(cfg, seed=3)
+    variants = {  # name -> (tensors, expected: None = refused)
+        "copies": dict(p32, **{"encoder.embed_tokens.weight": p32["shared.weight"],
+                               "decoder.embed_tokens.weight": p32["shared.weight"],
+                               "lm_head.weight": p32["shared.weight"] * np.float32(2)}),  # tied: lm_head ignored
+        "only_copies": dict({k: a for k, a in p32.items() if k != "shared.weight"},
+                            **{"encoder.embed_tokens.weight": p32["shared.weight"],
+                               "decoder.embed_tokens.weight": p32["shared.weight"]}),
+        "differing": dict(p32, **{"decoder.embed_tokens.weight": p32["shared.weight"] + np.float32(1e-3)}),
+    }
+    for vname, tens in variants.items():
+        d = os.path.join(root, "t5_names_" + vname)
+        st_io.save_checkpoint(d, cfg, tens)
+        notes = []
+        try:
+            config, tensors, _ = st_io.load_checkpoint(d)
+            mv = make_model(config, tensors, log=notes.append)
+        except OracleError as e:
+            check(vname == "differing", "%s: refused (%s)" % (vname, e))
+            continue
+        lv = mv.objective(idx, targets)[1].item()
+        check(vname != "differing" and mv.names == ref.names and lv == ref_loss,
+              "%s: loads as the plain checkpoint (same %d parameters, loss %.6f == %.6f; shared from %s); notes: %s"
+              % (vname, len(mv.names), lv, ref_loss, mv.file_name["shared.weight"],
+                 "; ".join(n.strip().replace("model_oracle: ", "") for n in notes)))
+    for bad in ({"feed_forward_proj": "gated-silu"}, {"feed_forward_proj": "gated-gelu", "is_gated_act": False},
+                {"relative_attention_num_buckets": 8, "relative_attention_max_distance": 4}):
+        try:
+            t5_hparams(dict(cfg, **bad))
+            check(False, "config %s refused" % bad)
+        except OracleError as e:
+            check(True, "config %s refused: %s" % (bad, e))
+    bfile = os.path.join(root, "t5_batch_noshift.safetensors")
+    inp, dec, tgt = fx.write_t5_batch(bfile, V, B, Te, Td, seed=4, ignore_frac=0.3, decoder_inputs=False)
+    (e_l, d_l), t_l, given = load_t5_batch(bfile, ref.hp)
+    tgt100 = np.where(tgt == -1, -100, tgt)
+    st_io.write_safetensors(bfile, {"inputs": inp, "targets": tgt100})
+    (_, d_100), t_100, _ = load_t5_batch(bfile, ref.hp)
+    check(not given and np.array_equal(d_l.numpy(), dec) and (d_l[:, 0] == 0).all() and np.array_equal(d_100, d_l)
+          and np.array_equal(t_100, t_l) and int((t_l == IGNORE).sum()) > 0
+          and bool((d_l[:, 1:][t_l[:, :-1] == IGNORE] == ref.hp.pad).all()),
+          "no decoder_inputs: shift_right(targets) (start 0, %d ignored -> pad 0; -100 the same as -1) "
+          "equals the fixture's numpy shift_right" % int((t_l[:, :-1] == IGNORE).sum()))
+
     # (d) sharded / BF16 / F16 checkpoints load to the F32 model up to the dtype rounding
     print("[dtypes and shards]")
-    for name in ("gpt2", "llama_gqa"):
+    for name in ("gpt2", "llama_gqa", "t5_gated_untied"):
         cfg = cases[name]
         ref_p = fx.random_params(cfg, seed=5)
         fx.write_model(os.path.join(root, name + "_F32"), cfg, 5)
@@ -693,17 +1129,21 @@ def selftest(keep=None):
     # end to end: the CLI on a fixture, timed, outputs named and shaped as documented
     print("[cli]")
     here = os.path.dirname(os.path.abspath(__file__))
-    for fam in ("gpt2", "llama"):
+    t5_flags = ["--ffn-proj", "gated-gelu", "--tie", "0", "--d-kv", "12", "--heads", "3", "--layers", "3",
+                "--dec-layers", "2", "--enc-seq", "12", "--seq", "5", "--decoder-inputs", "0"]
+    for fam, family, flags, logits_shape in (("gpt2", "gpt2", [], (2, 16, 64)), ("llama", "llama", [], (2, 16, 64)),
+                                             ("t5", "t5", [], (2, 8, 64)), ("t5_gated", "t5", t5_flags, (2, 5, 64))):
         d, bfile, ofile = (os.path.join(root, "cli_" + fam + s) for s in ("", "_batch.safetensors", "_out.safetensors"))
-        subprocess.run([sys.executable, os.path.join(here, "make_model_fixture.py"), "--family", fam, "--out", d,
-                        "--batch", bfile, "--dtype", "BF16", "--shards", "2"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, os.path.join(here, "make_model_fixture.py"), "--family", family, "--out", d,
+                        "--batch", bfile, "--dtype", "BF16", "--shards", "2"] + flags, check=True,
+                       stdout=subprocess.DEVNULL)
         t0 = time.time()
         subprocess.run([sys.executable, os.path.abspath(__file__), "--model", d, "--batch", bfile, "--out", ofile,
                         "--steps", "10"], check=True, stdout=subprocess.DEVNULL)
         dt = time.time() - t0
         res, dts = st_io.read_safetensors(ofile, with_dtypes=True)
         _, ck, _ = st_io.load_checkpoint(d)
-        want = {"logits": (2, 16, 64), "loss": (1,), "losses": (10,), "grad_norms": (10,)}
+        want = {"logits": logits_shape, "loss": (1,), "losses": (10,), "grad_norms": (10,)}
         for k, a in ck.items():
             want["grad." + k] = a.shape
             want["final." + k] = a.shape
@@ -720,7 +1160,8 @@ def selftest(keep=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="HF checkpoint directory")
-    ap.add_argument("--batch", help="safetensors with inputs/targets (B,T) I32")
+    ap.add_argument("--batch", help="safetensors with inputs/targets (B,T) I32 (t5: inputs (B,Te), targets and "
+                                    "optional decoder_inputs (B,Td))")
     ap.add_argument("--out", help="output safetensors file")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-3)

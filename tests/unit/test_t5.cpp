@@ -1,0 +1,256 @@
+// T5: config.json fields and refusals, the encoder's bidirectional and the decoder's
+// causal dependence, checkpoints (round trip, HF's tied embedding copies, bad files),
+// bf16 compute. The numerics against PyTorch: tests/oracle/test_oracle_t5.cpp.
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/memory.h"
+#include "model/t5.h"
+#include "testutil.h"
+
+namespace moe::test {
+namespace {
+
+ModelConfig tiny_t5(MlpKind mlp = MlpKind::GeGLU, bool tied = false) {
+  ModelConfig c = model_preset("t5", "tiny", 96);
+  c.mlp = mlp, c.tied = tied;
+  c.n_layer = 2, c.n_dec_layer = 3, c.d_kv = 8;  // H * d_kv = 32 != C = 64
+  c.rel_buckets = 8, c.rel_max_distance = 20;
+  c.validate();
+  return c;
+}
+
+TEST(T5Config, RoundTripsThroughHfFields) {
+  for (MlpKind mlp : {MlpKind::GeGLU, MlpKind::Relu})
+    for (bool tied : {false, true}) {
+      const ModelConfig c = tiny_t5(mlp, tied);
+      nlohmann::json j = config_to_hf(c);
+      EXPECT_EQ(j["model_type"], "t5");
+      EXPECT_EQ(j["architectures"][0], "T5ForConditionalGeneration");
+      EXPECT_EQ(j["feed_forward_proj"], mlp == MlpKind::Relu ? "relu" : "gated-gelu");
+      EXPECT_EQ(j["d_kv"], 8);
+      EXPECT_EQ(j["num_decoder_layers"], 3);
+      const ModelConfig r = config_from_hf(j, "config.json");
+      EXPECT_EQ(r.family, "t5");
+      EXPECT_EQ(r.mlp, mlp);
+      EXPECT_EQ(r.tied, tied);
+      EXPECT_EQ(r.n_layer, 2);
+      EXPECT_EQ(r.n_dec_layer, 3);
+      EXPECT_EQ(r.head_dim(), 8);
+      EXPECT_EQ(r.rel_buckets, 8);
+      EXPECT_EQ(r.rel_max_distance, 20);
+      EXPECT_EQ(r.pad_id, 0);
+      EXPECT_EQ(r.eos_id, 1);
+      EXPECT_EQ(r.bos_id, 0) << "the decoder starts with pad";
+      EXPECT_EQ(config_to_hf(r), j);
+    }
+}
+
+TEST(T5Config, HfDefaultsAndRefusals) {
+  nlohmann::json j = {{"model_type", "t5"}, {"vocab_size", 100}, {"d_model", 32}, {"num_heads", 4},
+                      {"d_ff", 64},         {"num_layers", 2}};
+  ModelConfig c = config_from_hf(j, "cfg.json");
+  EXPECT_EQ(c.head_dim(), 64) << "HF T5Config's d_kv default";
+  EXPECT_EQ(c.n_dec_layer, 2) << "num_decoder_layers defaults to num_layers";
+  EXPECT_EQ(c.mlp, MlpKind::Relu) << "HF's feed_forward_proj default";
+  EXPECT_TRUE(c.tied) << "HF's tie_word_embeddings default";
+  EXPECT_EQ(c.rel_buckets, 32);
+  EXPECT_EQ(c.rel_max_distance, 128);
+  EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
+  auto refused = [&](const char* key, nlohmann::json v, const char* says) {
+    nlohmann::json b = j;
+    b[key] = v;
+    try {
+      config_from_hf(b, "cfg.json");
+      ADD_FAILURE() << key << " = " << v << " was accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused("feed_forward_proj", "gated-silu", "feed_forward_proj");
+  refused("is_encoder_decoder", false, "is_encoder_decoder");
+  refused("num_decoder_layers", 0, "num_decoder_layers");
+  refused("relative_attention_num_buckets", 7, "relative_attention_num_buckets");
+  refused("relative_attention_max_distance", 16, "relative_attention_max_distance");  // <= 32 / 2
+  refused("is_gated_act", true, "is_gated_act");
+  refused("dense_act_fn", "gelu_new", "dense_act_fn");
+  refused("d_kv", -1, "d_kv");
+  refused("pad_token_id", 100, "pad_token_id");
+}
+
+TEST(T5Config, DecoderOnlyPathsRefuseIt) {
+  try {
+    Model m(tiny_t5());
+    ADD_FAILURE() << "a decoder-only Model accepted a t5 config";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("encoder-decoder"), std::string::npos) << e.what();
+  }
+}
+
+TEST(T5Config, ParameterCountMatchesLayout) {
+  for (bool tied : {false, true}) {
+    const ModelConfig c = tiny_t5(MlpKind::GeGLU, tied);
+    T5Model m(c, false);
+    EXPECT_EQ(double(m.num_params()), model_param_count(c));
+  }
+}
+
+struct Batch {
+  int B = 2, Te = 12, Td = 7;
+  std::vector<int32_t> enc, dec, tgt;
+  explicit Batch(int V, uint64_t seed) {
+    enc = randint(size_t(B) * Te, V, seed);
+    tgt = randint(size_t(B) * Td, V, seed + 1);
+    dec.resize(tgt.size());
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < Td; t++) dec[b * Td + t] = t == 0 ? 0 : tgt[b * Td + t - 1];  // shift right behind pad
+  }
+};
+
+std::vector<float> copy_of(const float* p, size_t n) { return std::vector<float>(p, p + n); }
+
+TEST(T5Model, EncoderIsBidirectionalDecoderIsCausal) {
+  const ModelConfig c = tiny_t5();
+  T5Model m(c, false);
+  m.init_weights(5);
+  Batch b(c.vocab_size, 7);
+  const size_t C = c.n_embd, V = c.vocab_size;
+  const float loss = m.forward(b.enc.data(), b.dec.data(), b.tgt.data(), b.B, b.Te, b.Td);
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_LT(std::fabs(loss - std::log(double(V))), 1.5) << "init loss near ln V";
+  const auto enc0 = copy_of(m.encoder_output(), size_t(b.B) * b.Te * C);
+  const auto logits0 = copy_of(m.logits(), size_t(b.B) * b.Td * V);
+  // A later encoder token changes the encoder output at position 0 (bidirectional) and
+  // every decoder position (cross-attention).
+  Batch e = b;
+  e.enc[b.Te - 1] = (e.enc[b.Te - 1] + 1) % c.vocab_size;
+  m.forward(e.enc.data(), e.dec.data(), e.tgt.data(), e.B, e.Te, e.Td);
+  double d_enc0 = 0, d_dec0 = 0;
+  for (size_t i = 0; i < C; i++) d_enc0 = std::max(d_enc0, double(std::fabs(m.encoder_output()[i] - enc0[i])));
+  for (size_t i = 0; i < V; i++) d_dec0 = std::max(d_dec0, double(std::fabs(m.logits()[i] - logits0[i])));
+  EXPECT_GT(d_enc0, 1e-4) << "encoder position 0 must see the last encoder token";
+  EXPECT_GT(d_dec0, 1e-4) << "decoder position 0 must see the encoder";
+  // A later decoder input changes nothing before it.
+  Batch d = b;
+  const int t = 4;
+  d.dec[t] = (d.dec[t] + 1) % c.vocab_size;
+  m.forward(d.enc.data(), d.dec.data(), d.tgt.data(), d.B, d.Te, d.Td);
+  for (int s = 0; s < b.Td; s++) {
+    double diff = 0;
+    for (size_t i = 0; i < V; i++) diff = std::max(diff, double(std::fabs(m.logits()[s * V + i] - logits0[s * V + i])));
+    if (s < t) EXPECT_EQ(diff, 0.0) << "decoder position " << s << " saw input " << t;
+    else EXPECT_GT(diff, 1e-5) << "decoder position " << s << " must see input " << t;
+  }
+}
+
+TEST(T5Model, Bf16ComputeIsCloseToF32) {
+  for (MlpKind mlp : {MlpKind::GeGLU, MlpKind::Relu}) {
+    const ModelConfig c = tiny_t5(mlp, mlp == MlpKind::Relu);
+    T5Model m(c);
+    m.init_weights(11);
+    Batch b(c.vocab_size, 3);
+    const float l32 = m.forward(b.enc.data(), b.dec.data(), b.tgt.data(), b.B, b.Te, b.Td);
+    m.grads().zero();
+    m.backward();
+    const auto g32 = copy_of(m.grads().data(), m.grads().numel());
+    ForwardOptions fo;
+    fo.compute = Compute::BF16;
+    const float l16 = m.forward(b.enc.data(), b.dec.data(), b.tgt.data(), b.B, b.Te, b.Td, fo);
+    m.grads().zero();
+    m.backward();
+    // bf16 operands (8 bits of mantissa) through 5 layers: about 1% of the loss and gradients.
+    EXPECT_NEAR(l16, l32, 0.02 * l32);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < g32.size(); i++) {
+      const double d = m.grads().data()[i] - g32[i];
+      num += d * d, den += double(g32[i]) * g32[i];
+    }
+    EXPECT_LT(std::sqrt(num / den), 0.05) << "relative L2 error of all gradients";
+  }
+}
+
+TEST(T5Checkpoint, RoundTripAndDtypes) {
+  const ModelConfig c = tiny_t5(MlpKind::Relu, true);
+  T5Model m(c, false);
+  m.init_weights(2);
+  for (STDType dt : {STDType::F32, STDType::BF16}) {
+    const std::string dir = fresh_dir(std::string("t5_ckpt_") + st_dtype_name(dt));
+    t5_save(m, dir, dt);
+    auto r = t5_load(dir);
+    ASSERT_EQ(r->params().numel(), m.params().numel());
+    size_t differ = 0;
+    for (size_t i = 0; i < m.params().numel(); i++) {
+      const float want = dt == STDType::F32 ? m.params().data()[i] : bf16_to_f32(f32_to_bf16(m.params().data()[i]));
+      differ += r->params().data()[i] != want;
+    }
+    EXPECT_EQ(differ, 0u) << st_dtype_name(dt);
+    EXPECT_EQ(config_load(dir + "/config.json").family, "t5");
+  }
+}
+
+// Rewrites dir/model.safetensors with `edit` applied to its tensors.
+void rewrite(const std::string& dir, const std::function<void(std::map<std::string, std::vector<float>>&,
+                                                              std::map<std::string, std::vector<int64_t>>&)>& edit) {
+  auto f = SafeTensorsFile::open(dir + "/model.safetensors");
+  std::map<std::string, std::vector<float>> t;
+  std::map<std::string, std::vector<int64_t>> s;
+  for (const STEntry& e : f.tensors()) t[e.name] = f.read_f32(e), s[e.name] = e.shape;
+  edit(t, s);
+  SafeTensorsWriter w;
+  for (auto& [n, v] : t) w.add_f32(n, s[n], v.data());
+  w.write(dir + "/model.safetensors");
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    t5_load(dir);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(T5Checkpoint, TiedEmbeddingCopiesAndBadFiles) {
+  const ModelConfig c = tiny_t5();
+  T5Model m(c, false);
+  m.init_weights(4);
+  const std::string dir = fresh_dir("t5_ckpt_aliases");
+  t5_save(m, dir);
+  // HF may keep the stacks' embed_tokens copies, or one of them instead of shared.weight.
+  rewrite(dir, [](auto& t, auto& s) {
+    t["encoder.embed_tokens.weight"] = t["shared.weight"], s["encoder.embed_tokens.weight"] = s["shared.weight"];
+    t["decoder.embed_tokens.weight"] = t["shared.weight"], s["decoder.embed_tokens.weight"] = s["shared.weight"];
+  });
+  EXPECT_EQ(load_error(dir), "");
+  rewrite(dir, [](auto& t, auto& s) { t.erase("shared.weight"), s.erase("shared.weight"); });
+  {
+    auto r = t5_load(dir);
+    const ParamSpec& e = r->layout().at("shared.weight");
+    EXPECT_EQ(0, std::memcmp(r->params().data() + e.offset, m.params().data() + e.offset, e.shape.numel() * 4));
+  }
+  rewrite(dir, [](auto& t, auto&) { t["decoder.embed_tokens.weight"][5] += 1.0f; });
+  EXPECT_NE(load_error(dir).find("differs"), std::string::npos) << load_error(dir);
+  // Missing, unexpected and misshapen tensors: one line naming the file and the tensor.
+  t5_save(m, dir);
+  rewrite(dir, [](auto& t, auto& s) { t.erase("decoder.block.1.layer.1.EncDecAttention.k.weight"), s.erase("decoder.block.1.layer.1.EncDecAttention.k.weight"); });
+  EXPECT_NE(load_error(dir).find("decoder.block.1.layer.1.EncDecAttention.k.weight"), std::string::npos);
+  t5_save(m, dir);
+  rewrite(dir, [](auto& t, auto& s) { t["encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"] = {1, 2}, s["encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"] = {2}; });
+  EXPECT_NE(load_error(dir).find("unexpected tensor 'encoder.block.1.layer.0.SelfAttention.relative_attention_bias"),
+            std::string::npos) << load_error(dir);
+  t5_save(m, dir);
+  rewrite(dir, [](auto& t, auto& s) {
+    const std::string n = "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
+    t[n].resize(t[n].size() + 4), s[n][0] += 1;
+  });
+  EXPECT_NE(load_error(dir).find("relative_attention_bias"), std::string::npos) << load_error(dir);
+}
+
+}  // namespace
+}  // namespace moe::test
