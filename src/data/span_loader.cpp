@@ -1,0 +1,57 @@
+#include "data/span_loader.h"
+
+#include <stdexcept>
+#include <utility>
+
+namespace moe {
+
+SpanCorruptionLoader::SpanCorruptionLoader(DataLoader raw, const SpanCorruptionSpec& spec, const SpanLengths& len)
+    : raw_(std::move(raw)), spec_(spec), len_(len) {
+  windows_.resize(size_t(raw_.B()) * size_t(len_.raw));
+  unused_.resize(windows_.size());
+}
+
+SpanCorruptionLoader SpanCorruptionLoader::open(const std::string& path, int64_t B, const SpanCorruptionSpec& spec,
+                                                uint64_t vocab) {
+  const SpanLengths len = span_corruption_lengths(spec.inputs_length, spec.density, spec.mean_span);
+  if (len.spans > spec.max_sentinels)
+    throw std::invalid_argument("span corruption: " + std::to_string(len.spans) + " noise spans per row need as many "
+                                "sentinels, the tokenizer has " + std::to_string(spec.max_sentinels) +
+                                " (shorten --seq)");
+  const int64_t V = int64_t(vocab);
+  if (spec.sentinel0 >= V || spec.sentinel0 - spec.max_sentinels + 1 < 0 || spec.eos < 0 || spec.eos >= V ||
+      spec.pad < 0 || spec.pad >= V)
+    throw std::invalid_argument("span corruption: sentinel, eos and pad ids must lie inside the vocabulary of " +
+                                std::to_string(vocab));
+  return SpanCorruptionLoader(DataLoader::open(path, B, len.raw, vocab), spec, len);
+}
+
+// Row b's mask is drawn from (seed, stream, row0 + b): stream is the epoch for training
+// and all ones for evaluation; row0 the first row's place in the epoch (or batch i * B).
+void SpanCorruptionLoader::corrupt(const int32_t* windows, uint64_t stream, uint64_t row0, int32_t* enc, int32_t* dec,
+                                   int32_t* tgt) const {
+  const int R = len_.raw, I = len_.inputs, Tt = len_.targets;
+  for (int64_t b = 0; b < raw_.B(); b++) {
+    const uint64_t seed = (spec_.seed * 0x9E3779B97F4A7C15ull) ^ (stream * 0xD1B54A32D192ED03ull) ^ (row0 + uint64_t(b));
+    const std::vector<uint8_t> mask = random_spans_noise_mask(R, spec_.density, spec_.mean_span, seed);
+    int32_t* t = tgt + b * Tt;
+    span_corrupt(enc + b * I, t, windows + b * R, mask.data(), R, spec_.sentinel0, spec_.eos);
+    int32_t* d = dec + b * Tt;
+    d[0] = spec_.pad;
+    for (int i = 1; i < Tt; i++) d[i] = t[i - 1];
+  }
+}
+
+void SpanCorruptionLoader::next(int32_t* enc, int32_t* dec, int32_t* tgt) {
+  raw_.next(windows_.data(), unused_.data());
+  const LoaderState s = raw_.state();  // after the batch: its first row was B rows back
+  const uint64_t rows = uint64_t(raw_.B());
+  corrupt(windows_.data(), s.epoch, s.cursor / uint64_t(len_.raw) - rows, enc, dec, tgt);
+}
+
+void SpanCorruptionLoader::batch_at(uint64_t i, int32_t* enc, int32_t* dec, int32_t* tgt) const {
+  raw_.batch_at(i, windows_.data(), unused_.data());
+  corrupt(windows_.data(), ~uint64_t(0), i * uint64_t(raw_.B()), enc, dec, tgt);
+}
+
+}  // namespace moe
