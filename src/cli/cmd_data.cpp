@@ -1,5 +1,5 @@
 // moe data: text -> dataset directory (tokenizer.model, train.bin, val.bin, meta.json).
-//   moe data --out DIR [--input PATH]... [--tokenizer MODEL | --vocab-size N]
+//   moe data --out DIR [--input PATH]... [--tokenizer MODEL | --vocab-size N] [--t5]
 //            [--val-fraction F] [--force]
 // Without --input the corpus is the Debian one (King James Bible, Jane Austen's
 // novels). A second run on the same inputs and options reuses the directory.
@@ -56,6 +56,9 @@ void run_data(const DataOptions& o) {
               !s.tokenizer_trained ? "given tokenizer"
               : s.vocab_auto       ? "trained BPE, chosen from the corpus size; --vocab-size sets it"
                                    : "trained BPE");
+  if (s.sentinels > 0)
+    std::printf("sentinels: %d (<extra_id_0> = %lld down to <extra_id_%d> = %lld), for span corruption\n", s.sentinels,
+                (long long)s.vocab_size - 1, s.sentinels - 1, (long long)(s.vocab_size - s.sentinels));
   for (const std::string& w : s.warnings) std::fprintf(stderr, "moe data: warning: %s\n", w.c_str());
   if (s.reused)
     std::printf("time: %.1f s (reading and hashing the inputs)\n", s.total_s);
@@ -90,6 +93,9 @@ void register_data(CLI::App& app) {
                   "fraction of each input's tokens held out for validation, from 16 places spread over it")
       ->check(kFraction)
       ->default_str("0.01, raised to 8193 tokens (4 batches of 8 x 256), at most 0.1");
+  cmd->add_flag("--t5", o->t5,
+                "for T5 (span corruption): T5's special ids (pad 0, eos 1, unk 2) and 100 sentinels <extra_id_N> "
+                "at the top of the vocabulary (counted in --vocab-size)");
   cmd->add_flag("--force", o->force, "rebuild even when the directory is up to date");
   cmd->callback([o] { run_data(*o); });
 }

@@ -32,7 +32,7 @@ void run_eval(const EvalOpts& o) {
   std::unique_ptr<ExpertGroups> eg = expert_groups_for(o.expert_parallel);
   OpenedModel opened = open_model(o.model, eg ? eg->split() : ExpertSplit{});
   if (eg) {
-    opened.model->set_expert_group(eg->ep.get());
+    opened.decoder_only("--expert-parallel").set_expert_group(eg->ep.get());
     opened.model->set_moe_group(eg->ep.get());  // a batch's rows are split over the group: route it whole
   }
   const std::string& dir = opened.dir;
@@ -51,9 +51,10 @@ void run_eval(const EvalOpts& o) {
   if (seq > m->config().n_ctx)
     throw UsageError("--seq " + std::to_string(seq) + " exceeds the model's " +
                                 std::to_string(m->config().n_ctx) + " positions");
-  DataLoader data = DataLoader::open(o.split == "val" ? ds.val_path : ds.train_path, o.batch, seq,
-                                     uint64_t(ds.vocab_size));
-  EvalResult r = evaluate(*m, data, o.batches, compute_parse(o.compute), comm, o.expert_parallel);  // one process's result
+  const std::string shard = o.split == "val" ? ds.val_path : ds.train_path;
+  // T5: the span-corruption loss (--seq encoder tokens per row, the masks of seed 0).
+  std::unique_ptr<BatchSource> data = model_batches(ds, m->config(), shard, o.batch, seq, 0);
+  EvalResult r = evaluate(*m, *data, o.batches, compute_parse(o.compute), comm, o.expert_parallel);  // one process's result
   const double uniform = std::log(double(m->config().vocab_size));
   if (r.loss > uniform)
     std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "

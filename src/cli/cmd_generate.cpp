@@ -1,5 +1,7 @@
 // moe generate: sample text from a checkpoint (KV-cache decoding), streamed.
 #include <cstdio>
+#include <functional>
+#include <regex>
 #include <random>
 #include <stdexcept>
 
@@ -11,6 +13,7 @@
 #include "io/files.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "model/t5_generate.h"
 
 namespace moe::cli {
 
@@ -24,10 +27,108 @@ struct GenOpts {
   bool allow_tokenizer_mismatch = false, seed_given = false;
 };
 
+// Prints one sample as its tokens come (run(on_token) generates it): the decoded text
+// of the tokens so far, what is new of it; multi-piece characters and byte-fallback
+// sequences come out whole, and text that could be the start of a --stop string waits
+// until it is known not to be one. Stops at stop_token or a --stop string.
+void stream_sample(const std::function<void(const std::function<bool(int32_t)>&)>& run, int32_t stop_token,
+                   const std::function<std::string(const std::vector<int32_t>&)>& text_of,
+                   const std::vector<std::string>& stops) {
+  std::vector<int32_t> generated;
+  std::string shown;  // printed so far
+  run([&](int32_t t) {
+    if (t == stop_token) return false;
+    generated.push_back(t);
+    const std::string text = text_of(generated);
+    const StopCut cut = stop_cut(text, stops);
+    // (A partial UTF-8 sequence decodes differently once complete: print only when
+    // what was printed is still the text's start.)
+    if (cut.printable > shown.size() && text.compare(0, shown.size(), shown) == 0) {
+      std::fwrite(text.data() + shown.size(), 1, cut.printable - shown.size(), stdout);
+      std::fflush(stdout);
+      shown.assign(text, 0, cut.printable);
+    }
+    return !cut.stop;
+  });
+  std::printf("\n");
+}
+
+// T5: the text with "<extra_id_N>" marking the spans to fill (T5's sentinels, the ids
+// from the top of the vocabulary down), then eos, as T5's inputs end.
+std::vector<int32_t> t5_input(const Tokenizer& tok, const std::string& text, int V, int sentinels) {
+  static const std::regex sentinel(R"(<extra_id_(\d+)>)");
+  std::vector<int32_t> ids;
+  auto add_text = [&](const std::string& t) {
+    for (int32_t id : tok.encode(t)) ids.push_back(id);
+  };
+  auto it = std::sregex_iterator(text.begin(), text.end(), sentinel);
+  size_t at = 0;
+  for (; it != std::sregex_iterator(); ++it) {
+    add_text(text.substr(at, size_t(it->position()) - at));
+    const long n = std::stol((*it)[1].str());
+    if (n >= sentinels)
+      throw std::invalid_argument("--prompt: <extra_id_" + std::to_string(n) + ">: the model has " +
+                                  std::to_string(sentinels) + " sentinels (<extra_id_0> .. <extra_id_" +
+                                  std::to_string(sentinels - 1) + ">)");
+    ids.push_back(int32_t(V - 1 - n));
+    at = size_t(it->position() + it->length());
+  }
+  add_text(text.substr(at));
+  ids.push_back(tok.eos_id());
+  return ids;
+}
+
+// T5: the input (encoder) once, then the decoder's tokens; sentinels print as <extra_id_N>.
+void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::string& dir) {
+  const ModelConfig& c = m.config();
+  const int sentinels = c.vocab_size - tok.vocab_size();
+  if (sentinels <= 0)
+    throw std::invalid_argument(dir + ": the model's vocabulary has no sentinels above the tokenizer's " +
+                                std::to_string(tok.vocab_size()) + " pieces");
+  const std::vector<int32_t> input = t5_input(tok, o.prompt, c.vocab_size, sentinels);
+  if (int64_t(input.size()) > c.n_ctx)
+    throw std::invalid_argument("--prompt is " + std::to_string(input.size()) + " tokens (eos included), more than the "
+                                "model's " + std::to_string(c.n_ctx) + " positions (" + dir + "/config.json)");
+  SampleOptions s = o.s;
+  s.stop_token = c.eos_id;
+  if (!o.seed_given) s.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
+  std::fprintf(stderr, "moe generate: seed %llu%s; input %zu tokens (eos included)\n", (unsigned long long)s.seed,
+               o.seed_given ? "" : " (random; --seed repeats a sample)", input.size());
+  auto text_of = [&](const std::vector<int32_t>& ids) {
+    std::string out;
+    std::vector<int32_t> run;
+    for (int32_t t : ids) {
+      if (t < tok.vocab_size()) {
+        run.push_back(t);
+        continue;
+      }
+      out += tok.decode(run) + "<extra_id_" + std::to_string(c.vocab_size - 1 - t) + ">";
+      run.clear();
+    }
+    return out + tok.decode(run);
+  };
+  for (int k = 0; k < o.samples; k++) {
+    if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
+                                   (unsigned long long)s.seed);
+    stream_sample([&](const std::function<bool(int32_t)>& on) { t5_generate(m, input, s, on); }, s.stop_token, text_of,
+                  o.stops);
+    s.seed++;
+  }
+}
+
 void run_generate(const GenOpts& o) {
   OpenedModel opened = open_model(o.model);
   const std::string& dir = opened.dir;
-  auto& m = opened.model;
+  if (auto* t5 = dynamic_cast<T5Model*>(opened.model.get())) {
+    const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
+    if (!path_exists(tok_path))
+      throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
+    if (!o.tokenizer.empty() && !o.allow_tokenizer_mismatch)
+      tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
+                      "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
+    return generate_t5(o, *t5, Tokenizer::load(tok_path), dir);
+  }
+  Model* m = &opened.decoder_only("moe generate");
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))
     throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
@@ -54,26 +155,8 @@ void run_generate(const GenOpts& o) {
                                    (unsigned long long)s.seed);
     std::printf("%s", o.prompt.c_str());
     std::fflush(stdout);
-    // Decode the growing sequence and print what is new, as tokens come: multi-piece
-    // characters and byte-fallback sequences come out whole, and text that could be
-    // the start of a --stop string waits until it is known not to be one.
-    std::vector<int32_t> generated;
-    std::string shown;  // printed so far
-    generate(*m, prompt, s, [&](int32_t t) {
-      if (t == s.stop_token) return false;
-      generated.push_back(t);
-      const std::string text = tok.decode(generated);
-      const StopCut cut = stop_cut(text, o.stops);
-      // (A partial UTF-8 sequence decodes differently once complete: print only when
-      // what was printed is still the text's start.)
-      if (cut.printable > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-        std::fwrite(text.data() + shown.size(), 1, cut.printable - shown.size(), stdout);
-        std::fflush(stdout);
-        shown.assign(text, 0, cut.printable);
-      }
-      return !cut.stop;
-    });
-    std::printf("\n");
+    stream_sample([&](const std::function<bool(int32_t)>& on) { generate(*m, prompt, s, on); }, s.stop_token,
+                  [&](const std::vector<int32_t>& ids) { return tok.decode(ids); }, o.stops);
     s.seed++;
   }
 }

@@ -28,10 +28,11 @@ void run_inspect(const InspectOpts& o) {
   for (int l = 0; l < c.n_layer; l++)
     if (c.moe_layer(l)) layers.push_back(l);
   if (o.json) {
-    nlohmann::ordered_json j{{"model", dir}, {"family", c.family}, {"layers", c.n_layer}, {"hidden", c.n_embd},
+    nlohmann::ordered_json j{{"model", dir}, {"family", c.family}, {"layers", c.n_layer + c.n_dec_layer}, {"hidden", c.n_embd},
                              {"heads", c.n_head}, {"kv_heads", c.n_kv_head}, {"mlp", c.n_inner},
                              {"vocab", c.vocab_size}, {"positions", c.n_ctx}, {"params_total", total},
                              {"params_active_per_token", active}, {"experts", c.n_experts}};
+    if (c.encoder_decoder()) j["encoder_layers"] = c.n_layer, j["decoder_layers"] = c.n_dec_layer;
     if (c.is_moe()) {  // a dense model has no routing settings to report
       j["top_k"] = c.top_k;
       j["moe_layers"] = layers;
@@ -43,11 +44,19 @@ void run_inspect(const InspectOpts& o) {
     return;
   }
   std::printf("%s\n", dir.c_str());
+  const char* mlp = c.mlp == MlpKind::Gelu ? "GELU" : c.mlp == MlpKind::SwiGLU ? "SwiGLU"
+                    : c.mlp == MlpKind::Relu ? "ReLU" : "gated-GELU";
+  const char* pos = c.pos == PosKind::Rope ? "RoPE" : c.pos == PosKind::Learned ? "learned" : "relative (bucketed)";
   std::printf("  family      %s (%s norm, %s MLP, %s positions%s%s)\n", c.family.c_str(),
-              c.norm == NormKind::LayerNorm ? "Layer" : "RMS", c.mlp == MlpKind::Gelu ? "GELU" : "SwiGLU",
-              c.pos == PosKind::Rope ? "RoPE" : "learned", c.bias ? ", biases" : "", c.tied ? ", tied head" : "");
-  std::printf("  shape       %d layers, hidden %d, %d heads (%d kv, head %d), MLP %d, vocab %d, %d positions\n",
-              c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.n_inner, c.vocab_size, c.n_ctx);
+              c.norm == NormKind::LayerNorm ? "Layer" : "RMS", mlp, pos, c.bias ? ", biases" : "",
+              c.tied ? ", tied head" : "");
+  if (c.encoder_decoder())
+    std::printf("  shape       %d encoder + %d decoder layers, hidden %d, %d heads (head %d), MLP %d, vocab %d, "
+                "%d buckets up to distance %d\n", c.n_layer, c.n_dec_layer, c.n_embd, c.n_head, c.head_dim(),
+                c.n_inner, c.vocab_size, c.rel_buckets, c.rel_max_distance);
+  else
+    std::printf("  shape       %d layers, hidden %d, %d heads (%d kv, head %d), MLP %d, vocab %d, %d positions\n",
+                c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.n_inner, c.vocab_size, c.n_ctx);
   std::printf("  parameters  %.2fM total, %.2fM active per token\n", total / 1e6, active / 1e6);
   if (c.is_moe()) {
     std::string ls;

@@ -13,9 +13,11 @@
 #include "cli/recipe.h"
 #include "cli/train_plan.h"
 #include "data/dataset.h"
+#include "data/span_corruption.h"
 #include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
+#include "model/t5.h"
 #include "model/memory.h"
 #include "train/state.h"
 #include "train/trainer.h"
@@ -72,6 +74,7 @@ const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "-
 
 // Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
 void apply_moe(ModelConfig& mc, const MoeOpts& o) {
+  if (mc.encoder_decoder()) throw std::invalid_argument("--experts: MoE layers in t5 models are not implemented yet");
   mc.n_experts = o.experts;
   mc.top_k = o.top_k;
   mc.capacity_factor = o.capacity;
@@ -313,11 +316,17 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (o.moe.experts > 0) apply_moe(mc, o.moe);
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
+      if (mc.encoder_decoder() && ds.pad_id >= 0) mc.pad_id = mc.bos_id = ds.pad_id;  // T5: the decoder starts with pad
       mc.validate();
       fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
       model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
-      run.model = std::make_unique<Model>(mc, true, split);
+      if (mc.encoder_decoder()) {
+        if (split.partial()) throw UsageError("--expert-parallel: not implemented for t5 models yet");
+        run.model = std::make_unique<T5Model>(mc, true);
+      } else {
+        run.model = std::make_unique<Model>(mc, true, split);
+      }
       run.model->init_weights(o.cfg.seed);
     }
     if (o.continue_schedule) continue_schedule(sub, o);
@@ -357,6 +366,14 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       std::fprintf(stderr, "data: continuing where %s stopped (epoch %llu)\n", dir.c_str(),
                    (unsigned long long)prev.loader.epoch);
     }
+    if (run.model->config().encoder_decoder()) {
+      if (o.cfg.dropout > 0 || o.cfg.recompute)
+        throw UsageError(std::string(o.cfg.dropout > 0 ? "--dropout" : "--recompute") +
+                         ": not implemented for t5 models yet");
+      if (ds.sentinels <= 0)
+        throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which "
+                                    "span corruption needs: build it with moe data --t5");
+    }
     run.state.config = o.cfg;
     if (!launched_by_mpi() || comm_world().rank() == 0) {
       make_dirs(o.cfg.out_dir);
@@ -375,9 +392,14 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (o.resume) check_val_size(ds, c);
   if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
-  std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
-               mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
-               double(run.model->num_params()) / 1e6);
+  if (mc.encoder_decoder())
+    std::fprintf(stderr, "model: %s, %d encoder + %d decoder layers, C=%d, %d heads of %d, F=%d, V=%d, %.2fM parameters\n",
+                 mc.family.c_str(), mc.n_layer, mc.n_dec_layer, mc.n_embd, mc.n_head, mc.head_dim(), mc.n_inner,
+                 mc.vocab_size, double(run.model->num_params()) / 1e6);
+  else
+    std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
+                 mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
+                 double(run.model->num_params()) / 1e6);
   if (mc.is_moe()) {
     std::string layers;
     for (int l = 0; l < mc.n_layer; l++)
@@ -386,7 +408,14 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
                  mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
   }
-  const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * c.seq * c.accum);
+  // Shard tokens a row reads: --seq, or for span corruption the raw window its inputs come from.
+  const double row_tokens = mc.encoder_decoder() ? span_corruption_lengths(c.seq).raw : c.seq;
+  if (mc.encoder_decoder()) {
+    const SpanLengths sl = span_corruption_lengths(c.seq);
+    std::fprintf(stderr, "span corruption: %d raw tokens -> %d encoder inputs, %d decoder targets (%d spans, "
+                 "noise density 0.15, mean span 3)\n", sl.raw, sl.inputs, sl.targets, sl.spans);
+  }
+  const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * row_tokens * c.accum);
   std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, %s), %s; "
                "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup,
                schedule_describe(c).c_str(), compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
@@ -434,7 +463,8 @@ void register_train(CLI::App& app) {
                   "every new run writes)")
       ->default_str("none");
   sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
-  sub->add_option("--family", o->family, "model family: llama | gpt2")->check(CLI::IsMember({"llama", "gpt2"}));
+  sub->add_option("--family", o->family, "model family: llama | gpt2 | t5 (encoder-decoder, span corruption)")
+      ->check(CLI::IsMember({"llama", "gpt2", "t5"}));
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
       ->check(CLI::ExistingFile);
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");

@@ -5,6 +5,7 @@
 #include "dist/comm.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
+#include "model/t5.h"
 
 namespace moe::cli {
 
@@ -21,10 +22,21 @@ std::unique_ptr<ExpertGroups> expert_groups_for(int EP) {
   return EP > 1 ? make_expert_groups(comm_world(), EP) : nullptr;
 }
 
+Model& OpenedModel::decoder_only(const std::string& command) const {
+  if (auto* m = dynamic_cast<Model*>(model.get())) return *m;
+  throw std::invalid_argument(dir + ": a " + model->config().family + " (encoder-decoder) model: " + command +
+                              " takes decoder-only models (gpt2, llama, mixtral) so far");
+}
+
 OpenedModel open_model(const std::string& path, ExpertSplit split) {
   OpenedModel o;
   o.dir = resolve_model_dir(path);
-  o.model = model_load(o.dir, split);
+  if (config_load(o.dir + "/config.json").encoder_decoder()) {
+    if (split.partial()) throw std::invalid_argument(o.dir + ": --expert-parallel: not implemented for t5 models yet");
+    o.model = t5_load(o.dir);
+  } else {
+    o.model = model_load(o.dir, split);
+  }
   check_model_tokenizer(o.dir, o.model->config().vocab_size);
   return o;
 }

@@ -13,10 +13,14 @@ namespace moe::cli {
 
 struct OpenedModel {
   std::string dir;
-  std::unique_ptr<Model> model;
+  std::unique_ptr<LanguageModel> model;  // a Model (decoder-only), or a T5Model
+  // The decoder-only Model, or a one-line error naming the directory and `command`
+  // (the commands and options that T5 models do not have yet).
+  Model& decoder_only(const std::string& command) const;
 };
 
-// split: the experts to load (expert parallelism; the default: all).
+// split: the experts to load (expert parallelism; the default: all). A t5 directory
+// opens as a T5Model (no expert split).
 OpenedModel open_model(const std::string& path, ExpertSplit split = {});
 
 // The expert groups of `--expert-parallel EP` over mpirun's ranks (null for EP = 1);

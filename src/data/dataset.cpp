@@ -47,6 +47,10 @@ void validate(const DataOptions& o) {
   if (o.tokenizer.empty() && o.vocab_size != 0 && (o.vocab_size < 260 || o.vocab_size > 1000000))
     throw std::runtime_error("--vocab-size " + std::to_string(o.vocab_size) +
                              ": expected 260 .. 1000000 (3 special ids + 256 byte pieces + at least one more)");
+  if (o.t5 && o.tokenizer.empty() && o.vocab_size != 0 && o.vocab_size < 260 + kT5Sentinels)
+    throw std::runtime_error("--vocab-size " + std::to_string(o.vocab_size) + " with --t5: expected at least " +
+                             std::to_string(260 + kT5Sentinels) + " (the " + std::to_string(kT5Sentinels) +
+                             " sentinels are part of it)");
   if (!o.corpus.empty()) corpus_resolve(o.corpus);  // an unknown name, before anything is read
   std::error_code ec;
   if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
@@ -76,6 +80,7 @@ std::string input_hash(const std::vector<CorpusInput>& inputs, const DataOptions
          std::to_string(kTokenizerSettingsVersion) + "\n";
   else
     s += "tokenizer file " + tok_sha + "\n";
+  if (o.t5) s += "t5 sentinels " + std::to_string(kT5Sentinels) + "\n";
   char f[64];
   std::snprintf(f, sizeof f, "%.17g", o.val_fraction);
   s += std::string("val_fraction ") + f + "\n";
@@ -131,6 +136,7 @@ DataSummary summary_from_meta(const ojson& m) {
   s.train_tokens = m.at("train").at("tokens").get<uint64_t>();
   s.val_tokens = m.at("val").at("tokens").get<uint64_t>();
   s.vocab_size = m.at("vocab_size").get<int64_t>();
+  s.sentinels = m.value("sentinels", 0);
   s.tokenizer_trained = m.at("tokenizer").at("trained").get<bool>();
   s.vocab_auto = m.at("options").value("vocab_size_auto", false);
   add_val_warning(s);
@@ -307,7 +313,12 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
     s.vocab_auto = o.vocab_size == 0;
     TokenizerTrainOptions to;
     to.vocab_size = s.vocab_auto ? vocab_for_corpus(s.chars) : o.vocab_size;  // threads: the fixed default
+    // T5: the vocabulary holds the sentinels; the tokenizer the rest.
+    const int sentinels = o.t5 ? kT5Sentinels : 0;
+    to.t5 = o.t5;
+    to.vocab_size -= sentinels;
     say("training a BPE tokenizer, vocabulary " + std::to_string(to.vocab_size) +
+        (o.t5 ? " + " + std::to_string(kT5Sentinels) + " sentinels" : std::string()) +
         (s.vocab_auto ? " (from the corpus size; --vocab-size sets it)" : "") + ", on " + std::to_string(lines.size()) +
         " lines");
     for (int attempt = 0;; attempt++) {
@@ -318,10 +329,11 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
         // An explicit size is the user's to change; an automatic one adapts to the text.
         if (!s.vocab_auto)
           throw std::invalid_argument("--vocab-size " + std::to_string(o.vocab_size) + ": " + e.what() + "; give --vocab-size " +
-                                      (e.too_large ? std::to_string(e.limit) + " or less" : std::to_string(e.limit) + " or more") +
+                                      (e.too_large ? std::to_string(e.limit + sentinels) + " or less"
+                                                   : std::to_string(e.limit + sentinels) + " or more") +
                                       (e.too_large ? " (or more text)" : ""));
         if (attempt == 2) throw std::runtime_error(std::string("tokenizer training: ") + e.what());
-        to.vocab_size = e.limit;
+        to.vocab_size = e.limit;  // pieces; the sentinels come on top
         say("vocabulary " + std::to_string(e.requested) + (e.too_large ? " is more than this text supports" : " is too small for this text's characters") +
             ": training with " + std::to_string(to.vocab_size));
       }
@@ -332,7 +344,12 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   const std::string tok_path = join(out, kTokenizer);
   Tokenizer tok = Tokenizer::from_bytes(tok_bytes, o.tokenizer.empty() ? tok_path : o.tokenizer);
   if (tok.eos_id() < 0) throw std::runtime_error("tokenizer " + tok.path() + ": has no eos piece (documents are joined with it)");
-  s.vocab_size = tok.vocab_size();
+  if (o.t5 && (tok.pad_id() != 0 || tok.eos_id() != 1))
+    throw std::runtime_error("tokenizer " + tok.path() + ": --t5 needs T5's special ids (pad 0, eos 1), it has pad " +
+                             std::to_string(tok.pad_id()) + ", eos " + std::to_string(tok.eos_id()) +
+                             " (leave out --tokenizer and moe data trains one)");
+  s.sentinels = o.t5 ? kT5Sentinels : 0;
+  s.vocab_size = tok.vocab_size() + s.sentinels;  // T5: the sentinels above the pieces
   s.tokenizer_s = seconds_since(t0);
 
   // ---- encode: every document, chunked, in parallel
@@ -406,6 +423,7 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   m["input_hash"] = s.input_hash;
   m["vocab_size"] = s.vocab_size;
   m["special_ids"] = {{"unk", tok.unk_id()}, {"bos", tok.bos_id()}, {"eos", tok.eos_id()}, {"pad", tok.pad_id()}};
+  if (s.sentinels > 0) m["sentinels"] = s.sentinels;  // <extra_id_0> = vocab_size - 1, <extra_id_1> below it, ...
   m["tokenizer"] = {{"file", kTokenizer},
                     {"sha256", tok_sha},
                     {"trained", s.tokenizer_trained},
@@ -438,6 +456,7 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
                   {"tokenizer", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
                   {"vocab_size", o.tokenizer.empty() ? ojson(s.vocab_size) : ojson(nullptr)},
                   {"vocab_size_auto", s.vocab_auto},
+                  {"t5", o.t5},
                   {"val_fraction", o.val_fraction > 0 ? ojson(o.val_fraction) : ojson("auto")},
                   {"split_version", kSplitVersion},
                   {"clean_version", kCorpusCleanVersion},
@@ -479,6 +498,7 @@ DatasetInfo dataset_open(const std::string& dir) {
     d.train_tokens = m.at("train").at("tokens").get<uint64_t>();
     d.val_tokens = m.at("val").at("tokens").get<uint64_t>();
     d.tokenizer_sha256 = m.at("tokenizer").at("sha256").get<std::string>();
+    d.sentinels = m.value("sentinels", 0);
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(meta + ": missing or malformed field: " + e.what());
   } catch (const std::runtime_error& e) {
@@ -491,7 +511,10 @@ DatasetInfo dataset_open(const std::string& dir) {
   if (sha256_file_hex(d.tokenizer_path) != d.tokenizer_sha256)
     throw std::runtime_error("dataset " + dir + ": tokenizer.model does not match the sha256 in meta.json "
                              "(changed after moe data; rebuild with moe data --force)");
-  tokenizer_open_checked(d.tokenizer_path, meta, d.vocab_size, d.vocab_size);
+  if (d.sentinels < 0 || d.sentinels >= d.vocab_size)
+    throw std::runtime_error(meta + ": sentinels " + std::to_string(d.sentinels) + ", expected 0 or a count below vocab_size");
+  // The tokenizer's pieces, then the sentinels (none but for T5 datasets).
+  tokenizer_open_checked(d.tokenizer_path, meta, d.vocab_size - d.sentinels, d.vocab_size - d.sentinels);
   for (auto [path, want] : {std::pair{d.train_path, d.train_tokens}, std::pair{d.val_path, d.val_tokens}}) {
     TokenShard s = TokenShard::open(path, uint64_t(d.vocab_size));
     if (s.size() != want)

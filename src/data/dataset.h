@@ -24,7 +24,11 @@ struct DataOptions {
   double val_fraction = 0;          // of each input's token stream; 0: automatic (see below)
   bool force = false;               // rebuild even when meta.json says the inputs are unchanged
   int threads = 0;                  // for encoding; <= 0: threads_get()
+  // T5 (span corruption): a tokenizer with T5's special ids (pad 0, eos 1, unk 2) and
+  // kT5Sentinels ids above its pieces for the sentinels; vocab_size counts them.
+  bool t5 = false;
 };
+inline constexpr int kT5Sentinels = 100;  // T5's extra_ids
 
 struct DataInputSummary {
   std::string name, kind;
@@ -37,6 +41,7 @@ struct DataSummary {
   std::vector<DataInputSummary> inputs;
   uint64_t documents = 0, bytes = 0, chars = 0, train_tokens = 0, val_tokens = 0;
   int64_t vocab_size = 0;
+  int sentinels = 0;               // T5 datasets: ids above the tokenizer's pieces
   bool tokenizer_trained = false;
   bool vocab_auto = false;         // the vocabulary was chosen from the corpus size
   std::vector<std::string> warnings;  // e.g. a validation split too small for a few batches
@@ -69,6 +74,9 @@ struct DatasetInfo {
   std::string dir, tokenizer_path, train_path, val_path;
   int64_t vocab_size = 0;
   int32_t unk_id = -1, bos_id = -1, eos_id = -1, pad_id = -1;
+  // T5 datasets (moe data --t5): the ids [vocab_size - sentinels, vocab_size) above the
+  // tokenizer's pieces are the sentinels <extra_id_0> = vocab_size - 1, <extra_id_1>, ...
+  int sentinels = 0;
   uint64_t train_tokens = 0, val_tokens = 0;
   std::string tokenizer_sha256;
 };

@@ -53,6 +53,9 @@ SpanLengths span_lengths_for_raw(int raw, double density, double mean_span) {
 }
 
 SpanLengths span_corruption_lengths(int inputs_length, double density, double mean_span) {
+  if (inputs_length > (1 << 24))
+    throw std::invalid_argument("span corruption: inputs of " + std::to_string(inputs_length) +
+                                " tokens: at most 2^24");
   if (span_lengths_for_raw(2, density, mean_span).inputs > inputs_length)
     throw std::invalid_argument("span corruption: inputs of " + std::to_string(inputs_length) +
                                 " tokens are too short for a window of 2 (at least " +
@@ -62,6 +65,10 @@ SpanLengths span_corruption_lengths(int inputs_length, double density, double me
   SpanLengths s = span_lengths_for_raw(raw, density, mean_span);
   // T5's "minor hack" at density 0.5: targets no longer than the (round) inputs length.
   if (density == 0.5 && s.targets > s.inputs) s = span_lengths_for_raw(raw - 1, density, mean_span);
+  if (s.spans > s.raw - s.noise)  // every noise span needs a non-noise run before it
+    throw std::invalid_argument("span corruption: density " + std::to_string(density) + " and mean span " +
+                                std::to_string(mean_span) + " give " + std::to_string(s.spans) +
+                                " noise spans but only " + std::to_string(s.raw - s.noise) + " other tokens");
   return s;
 }
 

@@ -11,19 +11,40 @@ SpanCorruptionLoader::SpanCorruptionLoader(DataLoader raw, const SpanCorruptionS
   unused_.resize(windows_.size());
 }
 
-SpanCorruptionLoader SpanCorruptionLoader::open(const std::string& path, int64_t B, const SpanCorruptionSpec& spec,
+SpanCorruptionLoader SpanCorruptionLoader::open(const std::string& path, int64_t B, const SpanCorruptionSpec& spec_in,
                                                 uint64_t vocab) {
+  SpanCorruptionSpec spec = spec_in;
+  const int64_t V = int64_t(vocab);
+  if (spec.sentinel0 < 0) spec.sentinel0 = int32_t(V - 1);  // HF's <extra_id_0>: the last id
   const SpanLengths len = span_corruption_lengths(spec.inputs_length, spec.density, spec.mean_span);
   if (len.spans > spec.max_sentinels)
     throw std::invalid_argument("span corruption: " + std::to_string(len.spans) + " noise spans per row need as many "
                                 "sentinels, the tokenizer has " + std::to_string(spec.max_sentinels) +
                                 " (shorten --seq)");
-  const int64_t V = int64_t(vocab);
-  if (spec.sentinel0 >= V || spec.sentinel0 - spec.max_sentinels + 1 < 0 || spec.eos < 0 || spec.eos >= V ||
-      spec.pad < 0 || spec.pad >= V)
-    throw std::invalid_argument("span corruption: sentinel, eos and pad ids must lie inside the vocabulary of " +
-                                std::to_string(vocab));
-  return SpanCorruptionLoader(DataLoader::open(path, B, len.raw, vocab), spec, len);
+  const int64_t lowest = int64_t(spec.sentinel0) - spec.max_sentinels + 1;  // the last sentinel
+  auto id_in = [&](int64_t id, const char* what) {
+    if (id < 0 || id >= V)
+      throw std::invalid_argument("span corruption: " + std::string(what) + " " + std::to_string(id) +
+                                  " is outside the vocabulary [0, " + std::to_string(V) + ")");
+  };
+  id_in(spec.sentinel0, "the first sentinel (<extra_id_0>)");
+  id_in(lowest, "the last sentinel");
+  id_in(spec.eos, "eos");
+  id_in(spec.pad, "pad (the decoder start)");
+  for (auto [id, what] : {std::pair{spec.eos, "eos"}, std::pair{spec.pad, "pad"}})
+    if (id >= lowest)
+      throw std::invalid_argument(std::string("span corruption: ") + what + " " + std::to_string(id) +
+                                  " is one of the sentinel ids [" + std::to_string(lowest) + ", " +
+                                  std::to_string(spec.sentinel0) + "]");
+  DataLoader raw = DataLoader::open(path, B, len.raw, vocab);
+  // No text token may be a sentinel: the inputs and targets would be ambiguous.
+  const TokenShard& sh = raw.shard();
+  for (uint64_t i = 0; i < sh.size(); i++)
+    if (int64_t(sh.at(i)) >= lowest)
+      throw std::invalid_argument(path + ": token " + std::to_string(sh.at(i)) + " at index " + std::to_string(i) +
+                                  " is a sentinel id (the top " + std::to_string(spec.max_sentinels) +
+                                  " of the vocabulary): use a tokenizer that reserves them (moe data --t5)");
+  return SpanCorruptionLoader(std::move(raw), spec, len);
 }
 
 // Row b's mask is drawn from (seed, stream, row0 + b): stream is the epoch for training

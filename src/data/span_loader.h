@@ -7,7 +7,7 @@
 //   tgt (B, targets)  sentinel 0, span 0, sentinel 1, span 1, ..., eos
 // Evaluation (batch_at) draws its masks from (seed, batch index) alone: the same
 // batches whenever it runs. The sentinels are the top ids sentinel0, sentinel0 - 1, ...
-// (the tokenizer reserves them, so no text token is one).
+// (the tokenizer reserves them: open() refuses a shard holding one).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,9 +21,9 @@ struct SpanCorruptionSpec {
   int inputs_length = 512;   // encoder tokens per row
   double density = 0.15;     // noise fraction
   double mean_span = 3.0;    // mean noise span length
-  int32_t sentinel0 = -1;    // <extra_id_0>
+  int32_t sentinel0 = -1;    // <extra_id_0>; -1: the vocabulary's last id
   int max_sentinels = 100;   // sentinels the tokenizer holds
-  int32_t eos = 1, pad = 0;  // pad: the decoder start token
+  int32_t eos = 1, pad = 0;  // pad: the decoder start token (the model's decoder_start_token_id)
   uint64_t seed = 0;
 };
 

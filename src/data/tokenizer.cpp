@@ -135,10 +135,10 @@ std::string tokenizer_train(const std::vector<std::string_view>& sentences, cons
       {"character_coverage", "1.0"},  // rare characters as whole pieces ...
       {"byte_fallback", "true"},      // ... and anything else as bytes: no <unk> on valid UTF-8
       {"split_digits", "true"},
-      {"unk_id", "0"},
-      {"bos_id", "1"},
-      {"eos_id", "2"},
-      {"pad_id", "-1"},
+      {"unk_id", o.t5 ? "2" : "0"},
+      {"bos_id", o.t5 ? "-1" : "1"},
+      {"eos_id", o.t5 ? "1" : "2"},
+      {"pad_id", o.t5 ? "0" : "-1"},
       {"normalization_rule_name", "identity"},
       {"remove_extra_whitespaces", "false"},
       {"add_dummy_prefix", "false"},

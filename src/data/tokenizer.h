@@ -82,6 +82,9 @@ struct TokenizerTrainOptions {
   // Cap on the sentences (lines) the trainer reads; more are sampled down with a
   // fixed seed. Bounds training time on large corpora.
   int64_t max_sentences = 300000;
+  // T5's conventions (moe data --t5): pad 0, eos 1, unk 2, no bos. The sentinels
+  // <extra_id_N> are not pieces: the dataset puts them above the vocabulary.
+  bool t5 = false;
 };
 
 // The trainer refused the vocabulary size for this text: too large (not enough

@@ -146,6 +146,8 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
   w.write(dir + "/model.safetensors");
 }
 
+void Model::save(const std::string& dir, STDType dtype) const { model_save(*this, dir, dtype); }
+
 void model_load_weights(Model& m, const std::string& dir) {
   const TensorDir src = TensorDir::open(dir);
   std::set<std::string> used;
@@ -164,7 +166,11 @@ void model_load_weights(Model& m, const std::string& dir) {
 }
 
 std::unique_ptr<Model> model_load(const std::string& dir, ExpertSplit split) {
-  auto m = std::make_unique<Model>(config_load(dir + "/config.json"), true, split);
+  const ModelConfig cfg = config_load(dir + "/config.json");
+  if (cfg.encoder_decoder())
+    throw std::runtime_error(dir + ": a " + cfg.family + " (encoder-decoder) model; this command takes decoder-only "
+                             "models (gpt2, llama, mixtral)");
+  auto m = std::make_unique<Model>(cfg, true, split);
   model_load_weights(*m, dir);
   return m;
 }

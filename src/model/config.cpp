@@ -68,9 +68,11 @@ void ModelConfig::validate() const {
     need(rel_max_distance > rel_buckets / 2 && rel_max_distance <= (1 << 20),
          "relative_attention_max_distance must be above half the buckets (the decoder's exact range) and at most 2^20");
     need(pad_id >= 0 && pad_id < vocab_size, "pad_token_id must be a token id inside the vocabulary");
+    need(bos_id >= 0 && eos_id >= 0, "decoder_start_token_id and eos_token_id must be token ids inside the vocabulary");
+    at_most(int64_t(n_head) * head_dim(), int64_t(1) << 20, "attention width (num_heads x d_kv)");
   } else {
-    need(n_dec_layer == 0 && pos != PosKind::Relative && mlp != MlpKind::Relu && mlp != MlpKind::GeGLU,
-         "decoder-only families have no decoder stack, relative positions or T5 MLPs");
+    need(n_dec_layer == 0 && d_kv == 0 && pos != PosKind::Relative && mlp != MlpKind::Relu && mlp != MlpKind::GeGLU,
+         "decoder-only families have no decoder stack, d_kv, relative positions or T5 MLPs");
   }
   need(n_kv_head > 0 && n_head % n_kv_head == 0, "head count " + std::to_string(n_head) +
                                                      " must be a multiple of the key/value head count " +

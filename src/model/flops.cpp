@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "model/t5.h"
+
 namespace moe {
 
 namespace {
@@ -19,6 +21,10 @@ bool contains(const std::vector<size_t>& v, size_t x) { return std::find(v.begin
 
 ParamCounts model_param_counts(const ModelConfig& c) {
   ParamCounts pc;
+  if (c.encoder_decoder()) {  // T5: dense (MoE T5 counts its experts like the decoder families, later)
+    pc.total = pc.active = t5_layout(c).layout.num_params();
+    return pc;
+  }
   size_t expert = 0;
   const ModelLayout ml = model_layout(c);
   const std::vector<size_t> experts = expert_offsets(ml.layers);
@@ -49,6 +55,21 @@ double model_train_flops_per_token(const Model& m, int T) {
     if (!lookup_only) matmul_params += double(s.shape.numel());
   }
   return 6.0 * matmul_params + 12.0 * c.n_layer * double(T) * c.n_embd;
+}
+
+double Model::train_flops_per_token(int T, int) const { return model_train_flops_per_token(*this, T); }
+
+double t5_train_flops_per_token(const ModelConfig& c, int Te, int Td) {
+  const double C = c.n_embd, Cq = double(c.n_head) * c.head_dim(), F = c.n_inner, V = c.vocab_size;
+  const double mlp = (c.gated_mlp() ? 3 : 2) * F * C, te = Te, td = Td;
+  // Matmul parameters a token runs through: encoder layers per encoder token; decoder
+  // layers (self-attention, cross q and o, MLP) and the head per decoder token; the
+  // cross-attention's k and v per encoder token and decoder layer.
+  const double enc = c.n_layer * (4 * C * Cq + mlp) * te;
+  const double dec = (c.n_dec_layer * (6 * C * Cq + mlp) + V * C) * td + c.n_dec_layer * 2 * C * Cq * te;
+  // Attention scores and weighted sums: 4 Tq Tk Cq forward, x 3 with the backward.
+  const double att = 12 * Cq * (c.n_layer * te * te + c.n_dec_layer * (td * td + td * te));
+  return (6 * (enc + dec) + att) / (te + td);
 }
 
 }  // namespace moe

@@ -15,5 +15,7 @@ ParamCounts model_param_counts(const ModelConfig& c);
 // included; embedding lookups excluded; of the [E, ...] expert weights, the K experts
 // a token uses) times 6, plus 12 L T C.
 double model_train_flops_per_token(const Model& m, int T);
+// T5: the training FLOPs of a row of Te encoder and Td decoder tokens, per token of the row.
+double t5_train_flops_per_token(const ModelConfig& c, int Te, int Td);
 
 }  // namespace moe

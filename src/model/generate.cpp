@@ -153,20 +153,19 @@ int32_t sample_token(const std::vector<float>& logits, const SampleOptions& o, u
   return idx[keep - 1];
 }
 
-std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const SampleOptions& o,
-                              const std::function<bool(int32_t)>& on_token) {
-  if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
-  Decoder dec(m);
+std::vector<int32_t> sample_with(const std::function<const std::vector<float>&(const std::vector<int32_t>&)>& feed,
+                                 const std::function<bool()>& room, const std::vector<int32_t>& first, int V,
+                                 const SampleOptions& o, const std::function<bool(int32_t)>& on_token) {
   uint64_t rng = o.seed;
   std::vector<int32_t> out;
-  const std::vector<float>* logits = &dec.feed(prompt);
+  const std::vector<float>* logits = &feed(first);
   std::vector<char> seen;  // tokens in the sequence so far, for the repetition penalty
   std::vector<float> penalised;
   if (o.repetition_penalty != 1.0f) {
-    seen.assign(size_t(m.config().vocab_size), 0);
-    for (int32_t t : prompt) seen[size_t(t)] = 1;
+    seen.assign(size_t(V), 0);
+    for (int32_t t : first) seen[size_t(t)] = 1;
   }
-  for (int i = 0; i < o.max_tokens && dec.length() < m.config().n_ctx; i++) {
+  for (int i = 0; i < o.max_tokens && room(); i++) {
     if (!seen.empty()) {
       penalised = *logits;
       for (size_t v = 0; v < penalised.size(); v++)
@@ -178,10 +177,18 @@ std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt
     out.push_back(t);
     if (on_token && !on_token(t)) break;
     if (t == o.stop_token) break;
-    if (dec.length() >= m.config().n_ctx) break;
-    logits = &dec.feed({t});
+    if (!room()) break;
+    logits = &feed({t});
   }
   return out;
+}
+
+std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const SampleOptions& o,
+                              const std::function<bool(int32_t)>& on_token) {
+  if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
+  Decoder dec(m);
+  return sample_with([&](const std::vector<int32_t>& t) -> const std::vector<float>& { return dec.feed(t); },
+                     [&] { return dec.length() < m.config().n_ctx; }, prompt, m.config().vocab_size, o, on_token);
 }
 
 }  // namespace moe

@@ -41,6 +41,13 @@ class Decoder {
 // Picks the next token from logits (V) with the options; rng state in *state.
 int32_t sample_token(const std::vector<float>& logits, const SampleOptions& o, uint64_t* state);
 
+// The sampling loop of generate() over any incremental forward: feed(tokens) runs them
+// at the next positions and returns the last one's logits (V); room() says whether
+// another position fits. `first` is fed first (and counts for the repetition penalty).
+std::vector<int32_t> sample_with(const std::function<const std::vector<float>&(const std::vector<int32_t>&)>& feed,
+                                 const std::function<bool()>& room, const std::vector<int32_t>& first, int V,
+                                 const SampleOptions& o, const std::function<bool(int32_t)>& on_token);
+
 // prompt (non-empty) -> generated tokens (prompt excluded). on_token is called
 // after each token (for streaming); returning false stops early.
 std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const SampleOptions& o,

@@ -52,7 +52,28 @@ namespace {
 
 // Bytes of the activation arena (model.cpp, ensure_acts) for N = B T tokens, without
 // the 64-byte alignment of each slice (< 64 bytes x ~40 slices). `layer`: one layer's set.
+// T5 (T5Model::ensure_acts): per encoder layer and per decoder layer (with its
+// cross-attention), the residual streams, biases, outputs, logits and the scratch.
+double t5_arena_bytes(const ModelConfig& c, int B, int Te, int Td, double* layer) {
+  const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, H = c.n_head, Cq = H * c.head_dim();
+  const double Ne = double(B) * Te, Nd = double(B) * Td, Nm = std::max(Ne, Nd), Tm = std::max(Te, Td);
+  const double g = c.gated_mlp() ? 1 : 0;
+  auto self = [&](double N, double T) {  // ln1, q, k, v, att, atty, x_mid, ln2, MLP; bf16 copies
+    return 4 * (N * (3 * C + 2 + 4 * Cq + (2 + g) * F) + B * H * T * T) + 2 * N * (2 * C + Cq + F);
+  };
+  const double enc = self(Ne, Te);
+  const double dec = self(Nd, Td) + 4 * (Nd * (2 * C + 1 + 2 * Cq) + 2 * Ne * Cq + B * H * double(Td) * Te) +
+                     2 * Nd * (C + Cq);
+  *layer = std::max(enc, dec);
+  const double rest = 4 * ((c.n_layer + 1) * Ne * C + (c.n_dec_layer + 1) * Nd * C + H * (double(Te) * Te + double(Td) * Td) +
+                           Ne * (C + 1) + Nd * (2 * C + 1) + Nd * (V + 3) + Nm * C * 4 + Nm * Cq * 4 +
+                           B * H * Tm * Tm + Nm * (2 + g) * F + Ne * C) +
+                      2 * (Ne * C + Nd * C + Nm * std::max({V, C, F, Cq}));
+  return c.n_layer * enc + c.n_dec_layer * dec + rest;
+}
+
 double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* layer) {
+  if (c.encoder_decoder()) return t5_arena_bytes(c, B, T, T, layer);  // decoder length: at most the encoder's
   const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
   const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
   const double A = double(B) * c.n_head * double(T) * T;  // attention probabilities

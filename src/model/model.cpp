@@ -30,8 +30,8 @@ struct Carver {
 
 ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
   if (cfg.encoder_decoder())
-    throw std::invalid_argument("model family " + cfg.family +
-                                " is an encoder-decoder (model/t5.h): this path takes decoder-only models");
+    throw std::invalid_argument("a " + cfg.family + " (encoder-decoder) model: this command takes decoder-only "
+                                "models (gpt2, llama, mixtral) so far");
   ModelLayout m;
   const Family& fam = family_of(cfg.family);
   const int C = cfg.n_embd, F = cfg.n_inner, V = cfg.vocab_size, D = cfg.head_dim();

@@ -11,6 +11,7 @@
 
 #include "model/config.h"
 #include "model/family.h"
+#include "model/lm.h"
 #include "moe/moe_layer.h"
 #include "tensor/arena.h"
 #include "tensor/dtype.h"
@@ -20,7 +21,6 @@ namespace moe {
 
 struct LayerActs;
 struct LinearBuffers;  // model/lin.h
-enum class Compute { F32, BF16 };  // bf16: GEMM operands in bf16, fp32 accumulation and master weights
 
 // Offsets (in floats) of one layer's tensors in the flat buffers; npos when absent.
 struct LayerOffsets {
@@ -40,37 +40,14 @@ struct ModelLayout {
   size_t embed = 0, pos = LayerOffsets::npos, lnf = 0, lnf_b = LayerOffsets::npos, head = 0;
   std::vector<LayerOffsets> layers;
 };
-// Expert parallelism: a model that holds part `rank` of `ranks` equal parts of every
-// MoE layer's experts (experts [rank E/ranks, (rank+1) E/ranks)). Its expert tensors
-// are then [E/ranks, ...] (names unchanged: '*' stands for the global expert index,
-// the first held one at row 0). The default holds every expert.
-struct ExpertSplit {
-  int rank = 0, ranks = 1;
-  bool partial() const { return ranks > 1; }
-  int count(int E) const { return E / ranks; }
-  int first(int E) const { return rank * (E / ranks); }
-};
 
 // cfg must be valid. A partial split lays its expert tensors out after all the others.
 ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split = {});
 // The index of every tensor in the full model's layout (what seeds its init stream).
 std::map<std::string, size_t> model_tensor_index(const ModelConfig& cfg);
 
-struct ForwardOptions {
-  Compute compute = Compute::F32;
-  bool training = true;       // MoE: the training capacity factor (else the evaluation one)
-  float dropout = 0.0f;       // on the embedding output and both residual branches
-  uint64_t dropout_seed = 0;  // with dropout > 0: one mask per (seed, layer, site)
-  // The global index of the batch's first token (data parallelism: rank r runs rows
-  // [r B/P, ...) of the global batch): every mask (dropout, router jitter, expert dropout)
-  // is drawn by global element index, so the ranks draw the one-process masks.
-  int64_t token_offset = 0;
-  // Inference on a slice of layers (upcycling's step-0 check): start from this (B,T,C)
-  // residual stream instead of the embedding; inputs may then be null. No backward.
-  const float* hidden_in = nullptr;
-};
 
-class Model {
+class Model : public LanguageModel {
  public:
   // trainable = false: no gradient buffer (inference only; backward() refuses).
   // split: the experts held (expert parallelism; see ExpertSplit).
@@ -79,45 +56,50 @@ class Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const ModelConfig& config() const { return cfg_; }
-  const ExpertSplit& expert_split() const { return split_; }
+  const ModelConfig& config() const override { return cfg_; }
+  ExpertSplit expert_split() const override { return split_; }
   const Family& family() const { return *family_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const override { return layout_; }
   // Mutable access marks the bf16 compute copy stale (refreshed by the next bf16 forward).
-  FlatBuffer& params() {
+  FlatBuffer& params() override {
     bf16_fresh_ = false;
     return params_;
   }
   // For an optimizer that writes the bf16 copy in its own pass over the parameters:
   // the buffer to write (sized to the layout), then mark_bf16_fresh() once written.
-  bf16* bf16_copy_for_update() {
+  bf16* bf16_copy_for_update() override {
     params_bf_.resize(params_.numel());
     return params_bf_.data();
   }
-  void mark_bf16_fresh() { bf16_fresh_ = true; }
-  FlatBuffer& grads() { return grads_; }
-  const FlatBuffer& params() const { return params_; }
+  void mark_bf16_fresh() override { bf16_fresh_ = true; }
+  FlatBuffer& grads() override { return grads_; }
+  const FlatBuffer& params() const override { return params_; }
   // Role -> tensor name, and the tensor of a role (nullptr when the config has none).
   std::string name(Role r, int layer = 0) const { return family_->name(r, layer); }
-  size_t num_params() const { return layout_.num_params(); }
 
   // GPT-2-style init: N(0, 0.02) weights, residual projections N(0, 0.02/sqrt(2L)),
   // norm weights 1, biases 0. Deterministic in `seed`.
-  void init_weights(uint64_t seed);
+  void init_weights(uint64_t seed) override;
 
   // inputs (B,T) token ids in [0, V); targets (B,T) with -1 = ignored, or null for
   // logits only. Returns the mean cross-entropy over the valid targets (0 when
   // none or no targets). Keeps the activations the backward needs.
   float forward(const int32_t* inputs, const int32_t* targets, int B, int T, const ForwardOptions& opt = {});
   // Gradients of (loss_scale x the last forward's mean loss), accumulated into grads().
-  void backward(float loss_scale = 1.0f);
+  void backward(float loss_scale = 1.0f) override;
+  float forward_rows(const TokenBatch& b, int row0, int rows, const ForwardOptions& opt) override {
+    const size_t at = size_t(row0) * b.T;
+    return forward(b.inputs.data() + at, b.targets.data() + at, rows, b.T, opt);
+  }
+  double train_flops_per_token(int T, int Td) const override;
+  void save(const std::string& dir, STDType dtype) const override;
   const float* logits() const { return logits_; }  // (B,T,V) of the last forward
   // The last forward's residual stream entering layer l (l = n_layer: after the last
   // layer, before the final norm), and the last layer's MLP / MoE output (B,T,C)
   // (after a backward with recompute: layer 0's, the last one rerun).
   const float* hidden(int l) const;
   const float* last_mlp_output() const;
-  int valid_targets() const { return n_valid_; }
+  int valid_targets() const override { return n_valid_; }
 
   // Where each tensor lives in the flat buffers (for inference paths such as generate.cpp).
   const LayerOffsets& layer_offsets(int l) const { return lay_[l]; }
@@ -129,11 +111,12 @@ class Model {
 
   // MoE: the aux + z losses of the last forward (summed over MoE layers; part of the
   // loss the backward differentiates), and each MoE layer's block (null for dense layers).
-  double moe_loss() const { return moe_loss_; }
+  double moe_loss() const override { return moe_loss_; }
   MoeWeights<float> moe_weights(int l) const;  // pointers into params() of MoE layer l
-  const MoeBlock* moe_block(int l) const { return moe_[l].get(); }
+  const MoeBlock* moe_block(int l) const override { return moe_[l].get(); }
+  int layer_slots() const override { return cfg_.n_layer; }
   // Data parallelism: every MoE block routes over the global batch of `group` (MoeBlock::set_group).
-  void set_moe_group(Comm* group) {
+  void set_moe_group(Comm* group) override {
     for (auto& b : moe_)
       if (b) b->set_group(group);
   }
@@ -150,7 +133,7 @@ class Model {
   // routing are bit-identical to the run without it (same ops in the same order, same
   // dropout, jitter and expert-dropout masks); the arena holds one layer's activations
   // instead of L. Takes effect at the next forward.
-  void set_recompute(bool on) { recompute_ = on; }
+  void set_recompute(bool on) override { recompute_ = on; }
   bool recompute() const { return recompute_; }
   // Bytes of the activation arena carved for the last forward's (B, T), and of the
   // arena plus the MoE blocks' buffers (0 before the first forward).

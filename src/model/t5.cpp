@@ -1,6 +1,6 @@
 // The T5 family's config.json fields (HF T5Config of T5ForConditionalGeneration):
 // T5 v1.1 ("gated-gelu": GeGLU MLP, untied head) and the original T5 ("relu", head
-// tied to the embedding with the d_model^-0.5 rescale). Tensor names: t5_layout.cpp.
+// tied to the embedding with the d_model^-0.5 rescale). Tensor names: t5_layout (t5_model.cpp).
 #include <stdexcept>
 
 #include "model/family.h"

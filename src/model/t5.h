@@ -17,6 +17,7 @@
 
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/lm.h"
 #include "model/model.h"
 #include "tensor/dtype.h"
 #include "tensor/flat.h"
@@ -41,7 +42,7 @@ struct T5Layout {
 // Every tensor's HF name and shape (linear weights [out, in], as HF stores them).
 T5Layout t5_layout(const ModelConfig& cfg);
 
-class T5Model {
+class T5Model : public LanguageModel {
  public:
   // cfg.family must be "t5". trainable = false: no gradient buffer.
   explicit T5Model(const ModelConfig& cfg, bool trainable = true);
@@ -49,27 +50,26 @@ class T5Model {
   T5Model(const T5Model&) = delete;
   T5Model& operator=(const T5Model&) = delete;
 
-  const ModelConfig& config() const { return cfg_; }
-  const ParamLayout& layout() const { return lay_.layout; }
+  const ModelConfig& config() const override { return cfg_; }
+  const ParamLayout& layout() const override { return lay_.layout; }
   const T5Layout& offsets() const { return lay_; }
-  FlatBuffer& params() {
+  FlatBuffer& params() override {
     bf16_fresh_ = false;
     return params_;
   }
-  const FlatBuffer& params() const { return params_; }
-  FlatBuffer& grads() { return grads_; }
-  bf16* bf16_copy_for_update() {
+  const FlatBuffer& params() const override { return params_; }
+  FlatBuffer& grads() override { return grads_; }
+  bf16* bf16_copy_for_update() override {
     params_bf_.resize(params_.numel());
     return params_bf_.data();
   }
-  void mark_bf16_fresh() { bf16_fresh_ = true; }
-  size_t num_params() const { return lay_.layout.num_params(); }
+  void mark_bf16_fresh() override { bf16_fresh_ = true; }
 
   // HF's T5 init with factor 1 (embedding N(0, 1); q N(0, (C d_kv)^-1/2), k, v and wi
   // N(0, C^-1/2), o N(0, (H d_kv)^-1/2), wo N(0, F^-1/2), relative bias N(0, C^-1/2),
   // norms 1), except the untied head: N(0, C^-1/2) (fan-in scaling, as T5X; HF's N(0, 1)
   // starts with logits of size sqrt(C)). Deterministic in `seed`.
-  void init_weights(uint64_t seed);
+  void init_weights(uint64_t seed) override;
 
   // enc (B,Te) encoder token ids, dec (B,Td) decoder inputs (the targets shifted right
   // behind the decoder start token), targets (B,Td) with -1 = ignored, or null for
@@ -78,11 +78,21 @@ class T5Model {
   float forward(const int32_t* enc, const int32_t* dec, const int32_t* targets, int B, int Te, int Td,
                 const ForwardOptions& opt = {});
   // Gradients of (loss_scale x the last forward's mean loss), accumulated into grads().
-  void backward(float loss_scale = 1.0f);
+  void backward(float loss_scale = 1.0f) override;
+  float forward_rows(const TokenBatch& b, int row0, int rows, const ForwardOptions& opt) override;
   const float* logits() const { return logits_; }  // (B,Td,V) of the last forward
   const float* encoder_output() const;              // (B,Te,C): the encoder's final-normed output
-  int valid_targets() const { return n_valid_; }
+  int valid_targets() const override { return n_valid_; }
   const float* token_losses() const { return losses_; }
+  // The LanguageModel parts T5 does not have yet: MoE layers, recomputation, expert parallelism.
+  double moe_loss() const override { return 0; }
+  int layer_slots() const override { return cfg_.n_layer + cfg_.n_dec_layer; }
+  const MoeBlock* moe_block(int) const override { return nullptr; }
+  void set_moe_group(Comm*) override {}
+  void set_recompute(bool on) override;
+  ExpertSplit expert_split() const override { return {}; }
+  double train_flops_per_token(int Te, int Td) const override;
+  void save(const std::string& dir, STDType dtype) const override;
 
  private:
   struct Acts;

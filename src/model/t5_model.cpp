@@ -7,6 +7,7 @@
 #include "io/files.h"
 #include "io/st_dir.h"
 #include "model/checkpoint.h"
+#include "model/flops.h"
 #include "model/t5.h"
 #include "model/t5_acts.h"
 
@@ -109,6 +110,20 @@ void T5Model::init_weights(uint64_t seed) {
   }
 }
 
+float T5Model::forward_rows(const TokenBatch& b, int row0, int rows, const ForwardOptions& opt) {
+  if (b.Td <= 0) throw std::invalid_argument("t5: a batch without decoder inputs (a decoder-only dataset?)");
+  const size_t e = size_t(row0) * b.T, d = size_t(row0) * b.Td;
+  return forward(b.inputs.data() + e, b.dec.data() + d, b.targets.data() + d, rows, b.T, b.Td, opt);
+}
+
+void T5Model::set_recompute(bool on) {
+  if (on) throw std::invalid_argument("--recompute: not implemented for t5 models yet");
+}
+
+double T5Model::train_flops_per_token(int Te, int Td) const { return t5_train_flops_per_token(cfg_, Te, Td); }
+
+void T5Model::save(const std::string& dir, STDType dtype) const { t5_save(*this, dir, dtype); }
+
 const float* T5Model::encoder_output() const {
   if (!acts_) throw std::logic_error("T5Model::encoder_output without a forward");
   return acts_->enc_out;
@@ -155,8 +170,15 @@ void t5_load_weights(T5Model& m, const std::string& dir) {
     used.insert(from);
   }
   const ParamSpec& emb = m.layout().at("shared.weight");
+  // The original T5 checkpoints (t5-small, -base, -large) carry a relative bias table in
+  // block 0's cross-attention that T5 never uses (HF ignores it on load): so do we.
+  const std::string dead = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight";
   for (const std::string& name : src.names()) {
     if (used.count(name)) continue;
+    if (name == dead) {
+      src.file_of(name).expect(name, {m.config().rel_buckets, m.config().n_head});
+      continue;
+    }
     const bool alias = name == aliases[0] || name == aliases[1];
     if (alias || (m.config().tied && name == "lm_head.weight")) {
       if (!alias) continue;  // a tied head saved anyway: HF ignores it too

@@ -34,7 +34,7 @@ double DataParallel::mean(double local) const {
   return v / P_;
 }
 
-double DataParallel::update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const {
+double DataParallel::update(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const {
   float* g = m.grads().data();
   double sumsq = 0;
   for (const Part& p : parts_) {

@@ -35,7 +35,7 @@ class DataParallel {
   double mean(double local) const;
   // Reduces the gradients and applies AdamW; returns the global gradient norm before
   // clipping (no update when it is not finite, on any rank).
-  double update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
+  double update(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) const;
   // This rank's ZeRO-1 shard of a full optimizer (the moments of its elements, and t).
   std::unique_ptr<AdamW> shard_of(const AdamW& full, const ParamLayout& layout) const;
   // This rank's ZeRO-1 shard of every part of the flat buffers (AdamW's ranges).

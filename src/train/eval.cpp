@@ -7,10 +7,22 @@
 
 namespace moe {
 
-EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compute, Comm* comm, int replicas) {
+std::unique_ptr<BatchSource> model_batches(const DatasetInfo& ds, const ModelConfig& mc, const std::string& shard,
+                                           int B, int seq, uint64_t seed) {
+  if (!mc.encoder_decoder()) return lm_batches(shard, B, seq, uint64_t(ds.vocab_size));
+  if (ds.sentinels <= 0)
+    throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which span "
+                                "corruption needs: build it with moe data --t5");
+  SpanCorruptionSpec sp;
+  sp.inputs_length = seq, sp.sentinel0 = int32_t(ds.vocab_size - 1), sp.max_sentinels = ds.sentinels;
+  sp.eos = mc.eos_id, sp.pad = mc.bos_id, sp.seed = seed;  // bos_id: T5's decoder start (pad)
+  return span_batches(shard, B, sp, uint64_t(ds.vocab_size));
+}
+
+EvalResult evaluate(LanguageModel& m, const BatchSource& data, int batches, Compute compute, Comm* comm,
+                    int replicas) {
   const uint64_t avail = data.batches_per_epoch();
   const uint64_t n = batches <= 0 ? avail : std::min<uint64_t>(avail, uint64_t(batches));
-  const size_t N = size_t(data.B()) * data.T();
   // Groups of `replicas` consecutive ranks run the same batches (expert parallelism:
   // the ranks holding the parts of one model), each its share of the rows.
   const int P = comm ? comm->size() / replicas : 1, me = comm ? comm->rank() / replicas : 0;
@@ -18,15 +30,14 @@ EvalResult evaluate(Model& m, const DataLoader& data, int batches, Compute compu
   if (B % replicas != 0)
     throw std::invalid_argument("--batch " + std::to_string(B) + " must be a multiple of the " +
                                 std::to_string(replicas) + " expert-parallel ranks (each runs its share of a batch)");
-  const size_t row0 = size_t(part) * Bp * data.T();
-  std::vector<int32_t> in(N), tgt(N);
+  TokenBatch batch;
   std::vector<double> loss_sum(n, 0.0), count(n, 0.0);  // per batch
   ForwardOptions fo;
   fo.compute = compute;
   fo.training = false;  // MoE: the evaluation capacity factor
   for (uint64_t i = uint64_t(me); i < n; i += uint64_t(P)) {
-    data.batch_at(i, in.data(), tgt.data());
-    float loss = m.forward(in.data() + row0, tgt.data() + row0, Bp, int(data.T()), fo);
+    data.batch_at(i, batch);
+    float loss = m.forward_rows(batch, part * Bp, Bp, fo);
     loss_sum[i] = double(loss) * m.valid_targets();
     count[i] = double(m.valid_targets());
   }

@@ -14,6 +14,6 @@ namespace moe {
 // Writes the files into `dir` (a checkpoint being assembled; tokenizer.model already
 // there when the run has one). `run_dir`'s log.jsonl gives the last training loss and
 // routing; missing pieces are left out of the card, never guessed.
-void hf_extras_write(const std::string& dir, const Model& m, const TrainerState& st, const std::string& run_dir);
+void hf_extras_write(const std::string& dir, const LanguageModel& m, const TrainerState& st, const std::string& run_dir);
 
 }  // namespace moe

@@ -54,7 +54,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
 namespace {
 
 // The first parameter (or moment) of `buf` holding a NaN or Inf: "name[i]", or "".
-std::string first_nonfinite(const Model& m, const float* buf) {
+std::string first_nonfinite(const LanguageModel& m, const float* buf) {
   for (const ParamSpec& s : m.layout().specs())
     for (int64_t i = 0; i < s.shape.numel(); i++)
       if (!std::isfinite(buf[s.offset + i])) return s.name + "[" + std::to_string(i) + "]";
@@ -75,7 +75,7 @@ std::vector<std::pair<long, std::string>> list_checkpoints(const std::string& ru
 
 }  // namespace
 
-std::string checkpoint_write(const std::string& run_dir, const Model& m, const AdamW& opt, const TrainerState& st,
+std::string checkpoint_write(const std::string& run_dir, const LanguageModel& m, const AdamW& opt, const TrainerState& st,
                              const std::string& tokenizer_path, int keep) {
   const std::string step_s = std::to_string(st.step);
   for (auto [what, buf] : {std::pair{"parameter", m.params().data()}, std::pair{"AdamW exp_avg of", opt.m().data()},
@@ -91,7 +91,7 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
   remove_tree(tmp);
   make_dirs(tmp);
   try {
-    model_save(m, tmp, STDType::F32);
+    m.save(tmp, STDType::F32);
     failpoint("checkpoint.model_written");
     if (!tokenizer_path.empty()) file_copy_atomic(tokenizer_path, tmp + "/tokenizer.model");
     hf_extras_write(tmp, m, st, run_dir);  // generation/tokenizer configs, model card
@@ -144,7 +144,7 @@ TrainerState trainer_state_load(const std::string& dir) {
   return TrainerState::from_json(j, path);
 }
 
-void optimizer_load(AdamW& opt, const Model& m, const std::string& dir) {
+void optimizer_load(AdamW& opt, const LanguageModel& m, const std::string& dir) {
   auto f = SafeTensorsFile::open(dir + "/optimizer.safetensors");
   const ExpertSplit split = m.expert_split();
   for (const ParamSpec& s : m.layout().specs()) {

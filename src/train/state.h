@@ -34,7 +34,7 @@ struct TrainerState {
 // Writes RUN/checkpoint-<step> and removes all but the newest `keep` checkpoints.
 // Refuses (throws) when a parameter is NaN/Inf: a bad state is never saved.
 // Returns the checkpoint's path.
-std::string checkpoint_write(const std::string& run_dir, const Model& m, const AdamW& opt, const TrainerState& st,
+std::string checkpoint_write(const std::string& run_dir, const LanguageModel& m, const AdamW& opt, const TrainerState& st,
                              const std::string& tokenizer_path, int keep);
 
 // Removes what dead writers left in a run directory: temp checkpoint directories,
@@ -43,6 +43,6 @@ std::string checkpoint_write(const std::string& run_dir, const Model& m, const A
 std::vector<std::string> run_dir_cleanup(const std::string& run_dir);
 
 TrainerState trainer_state_load(const std::string& checkpoint_dir);
-void optimizer_load(AdamW& opt, const Model& m, const std::string& checkpoint_dir);
+void optimizer_load(AdamW& opt, const LanguageModel& m, const std::string& checkpoint_dir);
 
 }  // namespace moe

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/batches.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "io/files.h"
@@ -29,9 +30,9 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // Per MoE layer of the last forward: expert load (fraction of the kept (token, choice)
 // pairs each expert took, and of all chosen pairs before dropping), drop fraction,
 // router entropy, aux and z losses.
-nlohmann::json moe_telemetry(const Model& m) {
+nlohmann::json moe_telemetry(const LanguageModel& m) {
   nlohmann::json layers = nlohmann::json::array();
-  for (int l = 0; l < m.config().n_layer; l++) {
+  for (int l = 0; l < m.layer_slots(); l++) {
     const MoeBlock* b = m.moe_block(l);
     if (!b) continue;
     // Over the global batch (all ranks' tokens under data parallelism).
@@ -63,7 +64,7 @@ std::string moe_summary(const nlohmann::json& layers) {
 }
 
 // The first parameter tensor whose gradient is not finite.
-std::string first_bad_grad(const Model& m, const FlatBuffer& g) {
+std::string first_bad_grad(const LanguageModel& m, const FlatBuffer& g) {
   for (const ParamSpec& s : m.layout().specs())
     for (int64_t i = 0; i < s.shape.numel(); i++)
       if (!std::isfinite(g.data()[s.offset + i])) return s.name;
@@ -118,14 +119,14 @@ float clip_scale(double norm, float clip) {
   return coef < 1.0 ? float(coef) : 1.0f;
 }
 
-void adamw_step_full(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute) {
+void adamw_step_full(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute) {
   const bool bf = compute == Compute::BF16;
   bf16* copy = bf ? m.bf16_copy_for_update() : nullptr;
   opt.step(m.params(), m.grads(), hp, lr, scale, copy);
   if (bf) m.mark_bf16_fresh();
 }
 
-double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) {
+double apply_update(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute) {
   const double norm = grad_norm(m.grads().data(), m.grads().numel());
   if (!std::isfinite(norm)) return norm;
   adamw_step_full(m, opt, hp, lr, clip_scale(norm, clip), compute);
@@ -133,12 +134,14 @@ double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float
 }
 
 TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()>& stop) {
-  Model& m = *run.model;
+  LanguageModel& m = *run.model;
   DataParallel dp(run.comm, m.params().numel(), run.zero);
   ExpertGroups* eg = run.experts && run.experts->active() ? run.experts.get() : nullptr;
+  Model* dm = dynamic_cast<Model*>(&m);  // expert parallelism: decoder-only models
   if (eg) {
+    if (!dm) throw std::invalid_argument("--expert-parallel: not implemented for " + m.config().family + " models yet");
     dp.set_experts(eg, experts_begin(m.layout()), m.params().numel());
-    m.set_expert_group(eg->ep.get());
+    dm->set_expert_group(eg->ep.get());
   }
   if (!run.opt)  // fresh moments: under ZeRO-1 only this rank's shard is ever allocated
     run.opt = dp.zero() ? std::make_unique<AdamW>(m.layout(), dp.shard_ranges()) : std::make_unique<AdamW>(m.layout());
@@ -158,8 +161,11 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   if (ds.vocab_size > mc.vocab_size)
     throw std::invalid_argument(cfg.data_dir + ": tokenizer has " + std::to_string(ds.vocab_size) +
                                 " tokens but the model's vocabulary is " + std::to_string(mc.vocab_size));
-  DataLoader train_data = DataLoader::open(ds.train_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
-  DataLoader val_data = DataLoader::open(ds.val_path, cfg.batch, cfg.seq, uint64_t(ds.vocab_size));
+  std::unique_ptr<BatchSource> train_src = model_batches(ds, mc, ds.train_path, cfg.batch, cfg.seq, cfg.seed);
+  // Validation masks (span corruption) do not depend on the run's seed: moe eval gives the same loss.
+  std::unique_ptr<BatchSource> val_src = model_batches(ds, mc, ds.val_path, cfg.batch, cfg.seq, 0);
+  BatchSource& train_data = *train_src;
+  const BatchSource& val_data = *val_src;
   train_data.set_shuffle(cfg.seed);
   train_data.set_state(st.loader);
 
@@ -180,12 +186,13 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   dp.barrier();
   JsonlLog log(lead ? cfg.out_dir + "/log.jsonl" : "");
   const AdamWParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
-  const size_t N = size_t(cfg.batch) * cfg.seq;  // tokens of a global micro-batch
-  std::vector<int32_t> in(N), tgt(N);
+  // Tokens a global micro-batch reads (T5: encoder and decoder tokens).
+  const size_t N = size_t(cfg.batch) * size_t(train_data.T() + train_data.Td());
+  TokenBatch batch;
   const int end_step = run.stop_at > 0 ? std::min(run.stop_at, cfg.steps) : cfg.steps;
 
   // Training FLOPs per token (6N + attention): log lines carry the run's cumulative FLOPs.
-  const double flops_per_token = model_train_flops_per_token(m, cfg.seq);
+  const double flops_per_token = m.train_flops_per_token(train_data.T(), train_data.Td());
   TrainSummary sum;
   double train_seconds = 0, window_loss = 0;
   uint64_t run_tokens = 0;
@@ -207,7 +214,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
   };
   auto epochs = [&]() {
     const LoaderState ls = train_data.state();
-    return double(ls.epoch) + double(ls.cursor) / double(train_data.batches_per_epoch() * N);
+    return double(ls.epoch) + double(ls.cursor) / double(train_data.batches_per_epoch() * train_data.shard_tokens_per_batch());
   };
   auto last_save = Clock::now();
   int saved_step = -1;
@@ -217,11 +224,11 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     st.loader = train_data.state();
     // One Hugging Face directory whatever the layout: ZeRO-1 moments are gathered first.
     std::unique_ptr<AdamW> full = dp.zero() ? dp.gather(opt, m.layout()) : nullptr;
-    std::unique_ptr<Model> whole = eg ? gather_model(m, *eg) : nullptr;  // expert parts: gathered on rank 0
-    if (eg) full = gather_optimizer(full ? *full : opt, m, whole.get(), *eg);  // then the expert parts
+    std::unique_ptr<Model> whole = eg ? gather_model(*dm, *eg) : nullptr;  // expert parts: gathered on rank 0
+    if (eg) full = gather_optimizer(full ? *full : opt, *dm, whole.get(), *eg);  // then the expert parts
     if (lead)
-      sum.checkpoint = checkpoint_write(cfg.out_dir, whole ? *whole : m, full ? *full : opt, st, run.tokenizer_path,
-                                        cfg.keep);
+      sum.checkpoint = checkpoint_write(cfg.out_dir, whole ? static_cast<const LanguageModel&>(*whole) : m,
+                                        full ? *full : opt, st, run.tokenizer_path, cfg.keep);
     else sum.checkpoint = cfg.out_dir + "/checkpoint-" + std::to_string(st.step);
     dp.barrier();
     log.write({{"step", st.step}, {"checkpoint", sum.checkpoint}});
@@ -256,7 +263,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
     double loss = 0, moe_loss = 0;
     std::string bad;
     for (int micro = 0; micro < cfg.accum; micro++) {
-      train_data.next(in.data(), tgt.data());
+      train_data.next(batch);
       if (!bad.empty()) continue;  // a skipped step still consumes its micro-batches: the data order stays the same
       ForwardOptions fo;
       fo.compute = cfg.compute;
@@ -264,7 +271,7 @@ TrainSummary train(TrainRun& run, Progress& progress, const std::function<bool()
       fo.dropout_seed = cfg.seed ^ (uint64_t(st.step) << 20) ^ uint64_t(micro);
       fo.token_offset = int64_t(row0);  // masks by global index: the one-process masks
       // The mean over ranks: every rank sees the same (global) loss, NaN included.
-      const float l = float(dp.mean(m.forward(in.data() + row0, tgt.data() + row0, Bl, cfg.seq, fo)));
+      const float l = float(dp.mean(m.forward_rows(batch, dp.rank() * Bl, Bl, fo)));
       if (!std::isfinite(l)) {
         bad = "loss is " + std::to_string(l) + " (micro-batch " + std::to_string(micro) + ")";
         continue;

@@ -18,7 +18,7 @@
 namespace moe {
 
 struct TrainRun {
-  std::unique_ptr<Model> model;
+  std::unique_ptr<LanguageModel> model;  // a Model (decoder-only) or a T5Model
   std::unique_ptr<AdamW> opt;  // null: fresh moments, made by train()
   TrainerState state;          // step 0 for a new run; config inside
   std::string tokenizer_path;  // copied into every checkpoint
@@ -47,11 +47,11 @@ struct TrainSummary {
 // into AdamW (torch's clip_grad_norm_ factor), and in bf16 compute the bf16 copy of the
 // parameters written in the same pass. Returns the norm before clipping (may be
 // non-finite: the caller decides).
-double apply_update(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute);
+double apply_update(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float clip, Compute compute);
 // Its two parts, shared with the data-parallel update (train/data_parallel.h): torch's
 // clip_grad_norm_ factor for a norm, and the full AdamW step (with the bf16 copy).
 float clip_scale(double norm, float clip);
-void adamw_step_full(Model& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute);
+void adamw_step_full(LanguageModel& m, AdamW& opt, const AdamWParams& hp, float lr, float scale, Compute compute);
 
 // Runs `run` to its config's step count (or stop_at). `stop` is polled between
 // steps (e.g. set by SIGINT): the run then saves a checkpoint and returns.

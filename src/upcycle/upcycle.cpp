@@ -113,6 +113,9 @@ Upcycler::Upcycler(const std::string& dense, const UpcycleOptions& opt) : p_(std
   p.opt = opt;
   p.dir = resolve_model_dir(dense);
   p.dc = config_load(p.dir + "/config.json");
+  if (p.dc.encoder_decoder())
+    throw std::runtime_error(p.dir + ": a " + p.dc.family + " (encoder-decoder) model: moe upcycle takes decoder-only "
+                             "models (gpt2, llama) so far");
   if (p.dc.is_moe())
     throw std::runtime_error(p.dir + "/config.json: already an MoE model (" + std::to_string(p.dc.n_experts) +
                              " experts); moe upcycle expects a dense checkpoint");

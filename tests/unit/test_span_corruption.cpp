@@ -2,9 +2,11 @@
 // noise fraction and span count of every mask, the span-length distribution of a
 // uniform partition, and exact reconstruction of the text from inputs + targets.
 #include <cmath>
+#include <functional>
 #include <map>
 #include <algorithm>
 #include <set>
+#include <string>
 
 #include "data/shard.h"
 #include "data/span_corruption.h"
@@ -53,7 +55,7 @@ TEST(SpanCorruption, MasksMatchT5Statistics) {
   std::map<int, int> span_hist;
   std::vector<double> pos_noise(L, 0);
   int spans_total = 0;
-  std::set<std::vector<uint8_t>> distinct;
+  std::set<std::string> distinct;  // the masks as bytes
   for (int seed = 0; seed < seeds; seed++) {
     const std::vector<uint8_t> m = random_spans_noise_mask(L, 0.15, 3.0, uint64_t(seed));
     ASSERT_EQ(int(m.size()), L);
@@ -73,7 +75,7 @@ TEST(SpanCorruption, MasksMatchT5Statistics) {
     ASSERT_EQ(m[0], 0) << "a window starts with a non-noise run";
     ASSERT_EQ(m[L - 1], 1) << "and ends with a noise span";
     spans_total += spans;
-    distinct.insert(m);
+    distinct.insert(std::string(m.begin(), m.end()));
     EXPECT_EQ(m, random_spans_noise_mask(L, 0.15, 3.0, uint64_t(seed))) << "deterministic in the seed";
   }
   EXPECT_EQ(int(distinct.size()), seeds) << "different seeds, different masks";
@@ -111,8 +113,9 @@ TEST(SpanCorruption, InputsAndTargetsReconstructTheText) {
       ASSERT_EQ(tg[size_t(s.targets)], -7);
       EXPECT_EQ(tg[0], sentinel0) << "targets start with <extra_id_0>";
       int next = 0;
-      for (int i = 0; i < s.inputs; i++)
+      for (int i = 0; i < s.inputs; i++) {
         if (in[size_t(i)] > 900) EXPECT_EQ(in[size_t(i)], sentinel0 - next++) << "sentinels in order from the top";
+      }
       EXPECT_EQ(next, s.spans);
       EXPECT_EQ(span_uncorrupt(in.data(), s.inputs, tg.data(), s.targets, sentinel0, 100, eos), tokens)
           << "L " << L << " seed " << seed;
@@ -170,14 +173,78 @@ TEST(SpanCorruptionLoader, BatchesAndExactResume) {
     ASSERT_EQ(enc, seen[size_t(2 * step)]) << "resumed run, step " << step;
     ASSERT_EQ(tgt, seen[size_t(2 * step + 1)]) << "resumed run, step " << step;
   }
-  // Evaluation batches do not depend on the loader's state.
+  // Evaluation batches do not depend on the loader's state: a fresh loader's batch 1
+  // equals batch 1 of one that has stepped across two epoch boundaries.
+  auto fresh = SpanCorruptionLoader::open(dir / "train.bin", B, spec, V);
   std::vector<int32_t> e1(I), d1(T), t1(T), e2(I), d2(T), t2(T);
-  a.batch_at(1, e1.data(), d1.data(), t1.data());
-  b.batch_at(1, e2.data(), d2.data(), t2.data());
+  fresh.batch_at(1, e1.data(), d1.data(), t1.data());
+  a.batch_at(1, e2.data(), d2.data(), t2.data());
   EXPECT_EQ(e1, e2);
   EXPECT_EQ(t1, t2);
+  EXPECT_EQ(d1, d2);
   spec.max_sentinels = L.spans - 1;  // fewer sentinels than spans per row
   EXPECT_THROW(SpanCorruptionLoader::open(dir / "train.bin", B, spec, V), std::invalid_argument);
+}
+
+// fn must throw std::invalid_argument with a one-line message containing every needle.
+void expect_invalid(const std::function<void()>& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception; expected one containing '" << needles[0] << "'";
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+  }
+}
+
+// Where the sentinels stand in each row's inputs: the row's mask, seen from outside.
+std::vector<std::vector<int>> sentinel_positions(const std::vector<int32_t>& enc, int B, int I, int32_t lowest) {
+  std::vector<std::vector<int>> out(static_cast<size_t>(B));
+  for (int r = 0; r < B; r++)
+    for (int i = 0; i < I; i++)
+      if (enc[size_t(r) * I + i] >= lowest) out[size_t(r)].push_back(i);
+  return out;
+}
+
+// Every row draws its own mask: the rows of a batch, the same window in two epochs, and
+// a training row and the evaluation batch over the same window all differ.
+TEST(SpanCorruptionLoader, EveryRowAndEpochDrawsItsOwnMask) {
+  DataTempDir dir("span_loader_masks");
+  const uint64_t V = 1000;
+  std::vector<int32_t> tok = randint(6000, 800, 6);
+  for (auto& t : tok) t += 2;
+  shard_write(dir / "train.bin", tok.data(), tok.size(), V);
+  SpanCorruptionSpec spec;
+  spec.inputs_length = 64, spec.seed = 4;  // sentinel0: the last id, 999
+  const int B = 4;
+  auto a = SpanCorruptionLoader::open(dir / "train.bin", B, spec, V);  // no shuffle: epoch e visits the same windows
+  const int I = a.lengths().inputs, Tt = a.lengths().targets;
+  const int32_t lowest = int32_t(V) - 100;
+  std::vector<int32_t> enc(size_t(B) * I), dec(size_t(B) * Tt), tgt(size_t(B) * Tt);
+  std::vector<std::vector<std::vector<int>>> epoch0;
+  for (uint64_t i = 0; i < a.batches_per_epoch(); i++) {
+    a.next(enc.data(), dec.data(), tgt.data());
+    epoch0.push_back(sentinel_positions(enc, B, I, lowest));
+    for (int r = 1; r < B; r++) EXPECT_NE(epoch0.back()[size_t(r)], epoch0.back()[0]) << "batch " << i << " row " << r;
+    std::vector<int32_t> ee(enc.size()), ed(dec.size()), et(tgt.size());
+    a.batch_at(i, ee.data(), ed.data(), et.data());
+    EXPECT_NE(sentinel_positions(ee, B, I, lowest), epoch0.back()) << "evaluation batch " << i << " vs training";
+  }
+  a.next(enc.data(), dec.data(), tgt.data());  // epoch 1, batch 0: the windows of epoch 0's batch 0
+  EXPECT_EQ(a.state().epoch, 1u);
+  EXPECT_NE(sentinel_positions(enc, B, I, lowest), epoch0[0]) << "the same windows, another epoch";
+  // Ids: a shard holding a sentinel, eos among the sentinels, and fields out of range.
+  tok[4321] = int32_t(V) - 3;
+  shard_write(dir / "bad.bin", tok.data(), tok.size(), V);
+  expect_invalid([&] { SpanCorruptionLoader::open(dir / "bad.bin", B, spec, V); },
+                    {"bad.bin", "index 4321", "sentinel"});
+  SpanCorruptionSpec e = spec;
+  e.eos = int32_t(V) - 50;
+  expect_invalid([&] { SpanCorruptionLoader::open(dir / "train.bin", B, e, V); }, {"eos", "sentinel"});
+  e = spec, e.sentinel0 = int32_t(V);
+  expect_invalid([&] { SpanCorruptionLoader::open(dir / "train.bin", B, e, V); }, {"first sentinel", "1000"});
+  EXPECT_THROW(span_corruption_lengths(64, 0.6, 1.0), std::invalid_argument) << "more spans than other tokens";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "model/checkpoint.h"
 #include "model/memory.h"
 #include "model/t5.h"
+#include "model/t5_generate.h"
 #include "testutil.h"
 
 namespace moe::test {
@@ -149,6 +150,41 @@ TEST(T5Model, EncoderIsBidirectionalDecoderIsCausal) {
   }
 }
 
+// The KV-cached decoder (encoder once, self-attention cache, cross keys and values once)
+// gives the teacher-forced forward's logits at every position: fed 3 tokens at once,
+// then one at a time.
+TEST(T5Model, CachedDecodingMatchesTheForward) {
+  for (MlpKind mlp : {MlpKind::GeGLU, MlpKind::Relu}) {
+    const ModelConfig c = tiny_t5(mlp, mlp == MlpKind::Relu);
+    T5Model m(c, false);
+    m.init_weights(21);
+    const int Te = 11, Td = 9, V = c.vocab_size;
+    std::vector<int32_t> enc = randint(Te, V, 8), dec = randint(Td, V, 9);
+    dec[0] = c.bos_id;
+    m.forward(enc.data(), dec.data(), nullptr, 1, Te, Td);
+    const std::vector<float> want = copy_of(m.logits(), size_t(Td) * V);
+    double scale = 0;
+    for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+    T5Decoder d(m, enc);
+    // fp32 through other GEMM shapes (rows at a time): rounding differences only.
+    const double tol = 2e-5 * scale;
+    const std::vector<float>& l2 = d.feed({dec[0], dec[1], dec[2]});
+    EXPECT_TRUE(all_close(l2.data(), want.data() + 2 * V, V, tol, 1e-5, "cached logits at 2"));
+    for (int t = 3; t < Td; t++) {
+      const std::vector<float>& lt = d.feed({dec[t]});
+      EXPECT_TRUE(all_close(lt.data(), want.data() + size_t(t) * V, V, tol, 1e-5, "cached logits at " + std::to_string(t)));
+    }
+    EXPECT_EQ(d.length(), Td);
+    // Greedy decoding stops at eos or the token limit, and is deterministic.
+    SampleOptions so;
+    so.temperature = 0, so.max_tokens = 6, so.stop_token = c.eos_id;
+    const auto g1 = t5_generate(m, enc, so), g2 = t5_generate(m, enc, so);
+    EXPECT_EQ(g1, g2);
+    EXPECT_GE(g1.size(), 1u);
+    EXPECT_LE(g1.size(), 6u);
+  }
+}
+
 TEST(T5Model, Bf16ComputeIsCloseToF32) {
   for (MlpKind mlp : {MlpKind::GeGLU, MlpKind::Relu}) {
     const ModelConfig c = tiny_t5(mlp, mlp == MlpKind::Relu);
@@ -175,25 +211,6 @@ TEST(T5Model, Bf16ComputeIsCloseToF32) {
   }
 }
 
-TEST(T5Checkpoint, RoundTripAndDtypes) {
-  const ModelConfig c = tiny_t5(MlpKind::Relu, true);
-  T5Model m(c, false);
-  m.init_weights(2);
-  for (STDType dt : {STDType::F32, STDType::BF16}) {
-    const std::string dir = fresh_dir(std::string("t5_ckpt_") + st_dtype_name(dt));
-    t5_save(m, dir, dt);
-    auto r = t5_load(dir);
-    ASSERT_EQ(r->params().numel(), m.params().numel());
-    size_t differ = 0;
-    for (size_t i = 0; i < m.params().numel(); i++) {
-      const float want = dt == STDType::F32 ? m.params().data()[i] : bf16_to_f32(f32_to_bf16(m.params().data()[i]));
-      differ += r->params().data()[i] != want;
-    }
-    EXPECT_EQ(differ, 0u) << st_dtype_name(dt);
-    EXPECT_EQ(config_load(dir + "/config.json").family, "t5");
-  }
-}
-
 // Rewrites dir/model.safetensors with `edit` applied to its tensors.
 void rewrite(const std::string& dir, const std::function<void(std::map<std::string, std::vector<float>>&,
                                                               std::map<std::string, std::vector<int64_t>>&)>& edit) {
@@ -216,6 +233,33 @@ std::string load_error(const std::string& dir) {
   return "";
 }
 
+TEST(T5Checkpoint, RoundTripAndDtypes) {
+  const ModelConfig c = tiny_t5(MlpKind::Relu, true);
+  T5Model m(c, false);
+  m.init_weights(2);
+  for (STDType dt : {STDType::F32, STDType::BF16}) {
+    const std::string dir = fresh_dir(std::string("t5_ckpt_") + st_dtype_name(dt));
+    t5_save(m, dir, dt);
+    auto r = t5_load(dir);
+    ASSERT_EQ(r->params().numel(), m.params().numel());
+    size_t differ = 0;
+    for (size_t i = 0; i < m.params().numel(); i++) {
+      const float want = dt == STDType::F32 ? m.params().data()[i] : bf16_to_f32(f32_to_bf16(m.params().data()[i]));
+      differ += r->params().data()[i] != want;
+    }
+    EXPECT_EQ(differ, 0u) << st_dtype_name(dt);
+    EXPECT_EQ(config_load(dir + "/config.json").family, "t5");
+  }
+  const std::string dir = fresh_dir("t5_ckpt_tied_head");
+  t5_save(m, dir);
+  rewrite(dir, [](auto& t, auto& s) {
+    t["lm_head.weight"] = std::vector<float>(t["shared.weight"].size(), 3.0f), s["lm_head.weight"] = s["shared.weight"];
+  });
+  auto r = t5_load(dir);
+  EXPECT_EQ(0, std::memcmp(r->params().data(), m.params().data(), m.params().numel() * sizeof(float)))
+      << "a tied model's stored lm_head.weight is ignored (HF ties it to shared.weight)";
+}
+
 TEST(T5Checkpoint, TiedEmbeddingCopiesAndBadFiles) {
   const ModelConfig c = tiny_t5();
   T5Model m(c, false);
@@ -236,6 +280,15 @@ TEST(T5Checkpoint, TiedEmbeddingCopiesAndBadFiles) {
   }
   rewrite(dir, [](auto& t, auto&) { t["decoder.embed_tokens.weight"][5] += 1.0f; });
   EXPECT_NE(load_error(dir).find("differs"), std::string::npos) << load_error(dir);
+  // The original T5 files' unused cross-attention bias table (HF ignores it), and a tied
+  // model's stored lm_head: ignored. The table with a wrong shape: refused.
+  t5_save(m, dir);
+  const std::string dead = "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight";
+  const int64_t NB = c.rel_buckets, H = c.n_head;
+  rewrite(dir, [&](auto& t, auto& s) { t[dead] = std::vector<float>(size_t(NB * H), 0.5f), s[dead] = {NB, H}; });
+  EXPECT_EQ(load_error(dir), "");
+  rewrite(dir, [&](auto& t, auto& s) { t[dead].resize(size_t(NB * H) + 1), s[dead] = {NB * H + 1}; });
+  EXPECT_NE(load_error(dir).find(dead), std::string::npos) << load_error(dir);
   // Missing, unexpected and misshapen tensors: one line naming the file and the tensor.
   t5_save(m, dir);
   rewrite(dir, [](auto& t, auto& s) { t.erase("decoder.block.1.layer.1.EncDecAttention.k.weight"), s.erase("decoder.block.1.layer.1.EncDecAttention.k.weight"); });

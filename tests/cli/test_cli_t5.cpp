@@ -1,0 +1,129 @@
+// T5 from the command line: `moe data --t5` (T5's special ids and 100 sentinels above
+// the tokenizer's pieces), `moe train --family t5` on span corruption (the log's shape,
+// exact resume, HF files), `moe eval` giving the trainer's validation loss, and the
+// refusals of what T5 does not have yet, each one line.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli/cli_util.h"
+
+namespace fs = std::filesystem;
+
+namespace moe::clitest {
+namespace {
+
+// A T5 dataset of the license texts (the shared fixture's text), made once per process.
+const std::string& t5_dataset() {
+  static const std::string dir = [] {
+    const std::string d = std::string(MOE_TEST_BIN) + "/cli_t5_data";
+    fs::remove_all(d);
+    const std::string text = fs::path(dataset()).parent_path().string() + "/text";
+    Proc r = run_moe("data --input " + q(text) + " --out " + q(d) + " --vocab-size 612 --t5");
+    if (r.code != 0) throw std::runtime_error("moe data --t5 failed: " + r.err);
+    return d;
+  }();
+  return dir;
+}
+
+std::string t5_train_args(const std::string& out, int steps = 8) {
+  return kOneThread + "train --data " + q(t5_dataset()) + " --out " + q(out) +
+         " --family t5 --preset tiny --batch 4 --seq 48 --accum 2 --steps " + std::to_string(steps) +
+         " --eval-every 4 --eval-batches 3 --warmup 1 --lr 3e-3 --seed 3";
+}
+
+TEST(CliT5, DataReservesTheSentinels) {
+  const nlohmann::json m = nlohmann::json::parse(read_file(t5_dataset() + "/meta.json"));
+  EXPECT_EQ(m["vocab_size"], 612) << "--vocab-size counts the sentinels";
+  EXPECT_EQ(m["sentinels"], 100);
+  EXPECT_EQ(m["special_ids"]["pad"], 0);
+  EXPECT_EQ(m["special_ids"]["eos"], 1);
+  EXPECT_EQ(m["special_ids"]["unk"], 2);
+  EXPECT_EQ(m["special_ids"]["bos"], -1);
+  // The tokenizer has the other 512 pieces: no text token is a sentinel.
+  Proc r = run_moe("data --input " + q(fs::path(dataset()).parent_path().string() + "/text") + " --out " +
+                   q(t5_dataset()) + " --vocab-size 612 --t5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("sentinels: 100 (<extra_id_0> = 611"), std::string::npos) << r.out;
+}
+
+TEST(CliT5, TrainsOnSpanCorruptionAndResumesExactly) {
+  TempDir tmp("t5_train");
+  const std::string a = tmp / "a", b = tmp / "b";
+  Proc r = run_moe(t5_train_args(a));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("span corruption: 52 raw tokens -> 48 encoder inputs, 12 decoder targets"), std::string::npos)
+      << r.err;
+  const std::string ca = a + "/checkpoint-8";
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(ca + "/config.json"));
+  EXPECT_EQ(cfg["model_type"], "t5");
+  EXPECT_EQ(cfg["architectures"][0], "T5ForConditionalGeneration");
+  EXPECT_EQ(cfg["vocab_size"], 612);
+  EXPECT_EQ(cfg["decoder_start_token_id"], 0);
+  EXPECT_EQ(cfg["eos_token_id"], 1);
+  const nlohmann::json tok = nlohmann::json::parse(read_file(ca + "/tokenizer_config.json"));
+  EXPECT_EQ(tok["tokenizer_class"], "T5Tokenizer");
+  EXPECT_EQ(tok["extra_ids"], 100);
+  // The log: 8 steps, tokens = encoder + decoder tokens of each micro-batch.
+  int steps = 0;
+  for (const nlohmann::json& j : read_jsonl(a + "/log.jsonl"))
+    if (j.contains("loss")) {
+      steps++;
+      EXPECT_EQ(j["tokens"], uint64_t(steps) * 2 * 4 * (48 + 12));
+      EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    }
+  EXPECT_EQ(steps, 8);
+  // Stopped at 4 and resumed: bit-identical weights, moments and losses.
+  r = run_moe(t5_train_args(b) + " --stop-at 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_moe(kOneThread + "train --out " + q(b) + " --resume");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(same_tensors(ca + "/model.safetensors", b + "/checkpoint-8/model.safetensors"));
+  EXPECT_TRUE(same_tensors(ca + "/optimizer.safetensors", b + "/checkpoint-8/optimizer.safetensors"));
+  // moe eval on the same split and length gives the trainer's last validation loss.
+  const nlohmann::json st = nlohmann::json::parse(read_file(ca + "/trainer_state.json"));
+  r = run_moe(kOneThread + "eval --model " + q(ca) + " --data " + q(t5_dataset()) +
+              " --seq 48 --batch 4 --batches 3 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json ev = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(ev["loss"].get<double>(), st["val_loss"].get<double>(), 1e-6) << "the same batches and masks";
+  EXPECT_LT(ev["loss"].get<double>(), std::log(612.0)) << "8 steps learned something";
+  r = run_moe("inspect " + q(ca));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("2 encoder + 2 decoder layers"), std::string::npos) << r.out;
+}
+
+// moe generate on T5: the prompt is the encoder's input, "<extra_id_N>" the spans to
+// fill; greedy decoding is repeatable and prints sentinels by name.
+TEST(CliT5, GeneratesFromAnEncoderInput) {
+  TempDir tmp("t5_generate");
+  Proc r = run_moe(t5_train_args(tmp / "g", 8));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string args = kOneThread + "generate --model " + q(tmp / "g") +
+                           " --prompt 'the <extra_id_0> of this <extra_id_1> license' --temperature 0 --max-tokens 12";
+  Proc a = run_moe(args), b = run_moe(args);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out) << "greedy decoding is deterministic";
+  EXPECT_NE(a.err.find("tokens (eos included)"), std::string::npos) << a.err;
+  EXPECT_FALSE(a.out.empty());
+}
+
+TEST(CliT5, RefusesWhatItDoesNotHaveYet) {
+  TempDir tmp("t5_refusals");
+  expect_one_line_error(run_moe(t5_train_args(tmp / "x") + " --experts 4"), 2, {"--experts", "t5"}, "t5 MoE");
+  expect_one_line_error(run_moe(t5_train_args(tmp / "y") + " --dropout 0.1"), 2, {"--dropout", "t5"}, "t5 dropout");
+  EXPECT_FALSE(fs::exists(tmp / "x")) << "a refused run leaves nothing";
+  // A T5 model needs a dataset with sentinels; a decoder-only one a T5 checkpoint refuses.
+  expect_one_line_error(run_moe(kOneThread + "train --data " + q(dataset()) + " --out " + q(tmp / "z") +
+                                " --family t5 --preset tiny --steps 2 --seq 32 --batch 2"),
+                        1, {"sentinels", "moe data --t5"}, "dataset without sentinels");
+  Proc r = run_moe(t5_train_args(tmp / "m", 2));
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_one_line_error(run_moe("generate --model " + q(tmp / "m") + " --prompt '<extra_id_100> x'"), 2,
+                        {"--prompt", "<extra_id_100>", "100 sentinels"}, "a sentinel the model does not have");
+  expect_one_line_error(run_moe("upcycle --from " + q(tmp / "m") + " --out " + q(tmp / "u") + " --experts 4"), 1,
+                        {"encoder-decoder"}, "upcycle on t5");
+}
+
+}  // namespace
+}  // namespace moe::clitest
