@@ -65,6 +65,12 @@ void run_inspect(const InspectOpts& o) {
                 c.moe_renormalize ? "renormalised" : "raw-gate", ls.c_str());
     std::printf("              capacity factor %.2f train, %.2f eval (0: dropless); aux %.3g, z %.3g\n",
                 c.capacity_factor, c.eval_capacity_factor, c.aux_loss_coef, c.z_loss_coef);
+    if (c.encoder_decoder())
+      std::printf("              encoder: %s; decoder: tokens choose top-%d\n",
+                  c.expert_choice ? ("expert choice, each expert takes " + std::to_string(c.enc_capacity_factor).substr(0, 4) +
+                                     " x T / E tokens of a sequence").c_str()
+                                  : "tokens choose, as the decoder",
+                  c.top_k);
   }
 }
 

@@ -49,7 +49,7 @@ struct MoeOpts {
   int experts = 0, top_k = 1;
   std::string layers = "every-other", combine = "renorm", routing = "top-k";
   float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f, jitter = 0.0f, expert_dropout = 0.0f,
-        router_init_scale = 0.1f;
+        router_init_scale = 0.1f, encoder_capacity = 2.0f;
 };
 
 struct TrainOpts {
@@ -70,11 +70,10 @@ const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "-
                                 "--compute", "--dropout", "--seed", "--experts", "--top-k", "--moe-layers",
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
                                 "--z-coef", "--router-jitter", "--expert-dropout", "--routing",
-                                "--router-init-scale"};
+                                "--router-init-scale", "--encoder-capacity-factor"};
 
 // Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
 void apply_moe(ModelConfig& mc, const MoeOpts& o) {
-  if (mc.encoder_decoder()) throw std::invalid_argument("--experts: MoE layers in t5 models are not implemented yet");
   mc.n_experts = o.experts;
   mc.top_k = o.top_k;
   mc.capacity_factor = o.capacity;
@@ -82,7 +81,8 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.moe_renormalize = o.combine == "renorm";
   mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
-  mc.expert_choice = o.routing == "expert-choice";
+  mc.expert_choice = o.routing == "expert-choice";  // T5: the encoder's routing (its decoder's tokens choose)
+  mc.enc_capacity_factor = o.encoder_capacity;
   mc.router_init_scale = o.router_init_scale;
   parse_moe_layers(o.layers, &mc.moe_layers, &mc.moe_all_layers);
   if (mc.family == "llama") mc.family = "mixtral";
@@ -184,6 +184,7 @@ nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
     r["experts"] = m.experts, r["top-k"] = m.top_k, r["moe-layers"] = m.layers, r["combine"] = m.combine;
     r["capacity-factor"] = recipe_number(m.capacity), r["eval-capacity-factor"] = recipe_number(m.eval_capacity);
     r["aux-coef"] = recipe_number(m.aux), r["z-coef"] = recipe_number(m.z), r["routing"] = m.routing;
+    r["encoder-capacity-factor"] = recipe_number(m.encoder_capacity);
     r["router-init-scale"] = recipe_number(m.router_init_scale), r["router-jitter"] = recipe_number(m.jitter);
     r["expert-dropout"] = recipe_number(m.expert_dropout);
   }
@@ -522,8 +523,12 @@ void register_train(CLI::App& app) {
       ->check(CLI::IsMember({"renorm", "raw"}));
   sub->add_option("--aux-coef", m.aux, "MoE: load-balancing loss coefficient")->check(CLI::Range(0.0, 100.0));
   sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(CLI::Range(0.0, 100.0));
-  sub->add_option("--routing", m.routing, "MoE: top-k (tokens choose) | expert-choice (refused: not causal)")
+  sub->add_option("--routing", m.routing,
+                  "MoE: top-k (tokens choose) | expert-choice (t5: the encoder's; decoders refuse it: not causal)")
       ->check(CLI::IsMember({"top-k", "expert-choice"}));
+  sub->add_option("--encoder-capacity-factor", m.encoder_capacity,
+                  "t5 MoE with --routing expert-choice: each encoder expert takes cf x T / E tokens of a sequence")
+      ->check(CLI::Range(0.01, 1000.0));
   sub->add_option("--router-init-scale", m.router_init_scale,
                   "MoE: router init std sqrt(s / C); Switch's 0.1 by default, 1.0 the usual")
       ->check(CLI::Range(1e-6, 100.0));

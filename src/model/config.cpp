@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -84,9 +85,10 @@ void ModelConfig::validate() const {
   if (n_experts > 0) {
     need(top_k >= 1 && top_k <= n_experts, "top-k " + std::to_string(top_k) + " must be in [1, experts = " +
                                                std::to_string(n_experts) + "]");
+    const int layers = encoder_decoder() ? std::max(n_layer, n_dec_layer) : n_layer;  // T5: both stacks
     for (int l : moe_layers)
-      need(l >= 0 && l < n_layer, "MoE layer " + std::to_string(l) + " is not a layer of this " +
-                                      std::to_string(n_layer) + "-layer model");
+      need(l >= 0 && l < layers, "MoE layer " + std::to_string(l) + " is not a layer of this " +
+                                     std::to_string(layers) + "-layer model");
     // moe_layer(l) for some l, without a loop over up to 2^30 layers (the listed ones are in range).
     bool any = moe_all_layers || !moe_layers.empty() || n_layer > 1;
     need(any, "an MoE model needs at least one MoE layer (a 1-layer model has no odd layer: use all layers)");
@@ -98,9 +100,11 @@ void ModelConfig::validate() const {
     need(std::isfinite(router_init_scale) && router_init_scale > 0, "router_init_scale must be positive");
     need(router_jitter >= 0 && router_jitter < 1 && expert_dropout >= 0 && expert_dropout < 1,
          "router jitter and expert dropout must be in [0, 1)");
-    need(!expert_choice,
+    need(!expert_choice || encoder_decoder(),  // T5: the encoder's routing; its decoder always has tokens choose
          "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "
          "output depends on later tokens): a decoder must use tokens-choose top-k routing");
+    need(std::isfinite(enc_capacity_factor) && enc_capacity_factor > 0 && enc_capacity_factor <= 1000,
+         "moe_encoder_capacity_factor must be in (0, 1000]");
   }
 }
 

@@ -52,7 +52,8 @@ struct ModelConfig {
   bool moe_renormalize = true;       // combine: renormalised top-k (Mixtral) or raw gates (Switch)
   float aux_loss_coef = 0.01f;
   float z_loss_coef = 1e-3f;
-  bool expert_choice = false;        // experts choose tokens: refused here (causal decoders)
+  bool expert_choice = false;        // experts choose tokens: refused by causal decoders; T5: the encoder's routing
+  float enc_capacity_factor = 2.0f;  // T5's encoder with expert choice: each expert takes cf T / E tokens of a sequence
   float router_init_scale = 0.1f;    // router init std sqrt(scale / C): Switch's smaller init (1.0: the usual)
   float router_jitter = 0.0f;        // training: router input times U[1-j, 1+j]
   float expert_dropout = 0.0f;       // training: dropout inside the experts

@@ -21,8 +21,19 @@ bool contains(const std::vector<size_t>& v, size_t x) { return std::find(v.begin
 
 ParamCounts model_param_counts(const ModelConfig& c) {
   ParamCounts pc;
-  if (c.encoder_decoder()) {  // T5: dense (MoE T5 counts its experts like the decoder families, later)
-    pc.total = pc.active = t5_layout(c).layout.num_params();
+  if (c.encoder_decoder()) {  // T5: a decoder token runs K of E experts, an encoder token on average min(cf, E) (expert choice)
+    const T5Layout tl = t5_layout(c);
+    double active = 0;
+    for (const ParamSpec& s : tl.layout.specs()) {
+      const double n = double(s.shape.numel());
+      pc.total += size_t(s.shape.numel());
+      if (s.name.find('*') == std::string::npos) active += n;
+      else {
+        const bool ec = c.expert_choice && s.name.rfind("encoder.", 0) == 0;
+        active += n * (ec ? std::min(double(c.enc_capacity_factor), double(c.n_experts)) : double(c.top_k)) / c.n_experts;
+      }
+    }
+    pc.active = size_t(active + 0.5);
     return pc;
   }
   size_t expert = 0;
@@ -65,8 +76,17 @@ double t5_train_flops_per_token(const ModelConfig& c, int Te, int Td) {
   // Matmul parameters a token runs through: encoder layers per encoder token; decoder
   // layers (self-attention, cross q and o, MLP) and the head per decoder token; the
   // cross-attention's k and v per encoder token and decoder layer.
-  const double enc = c.n_layer * (4 * C * Cq + mlp) * te;
-  const double dec = (c.n_dec_layer * (6 * C * Cq + mlp) + V * C) * td + c.n_dec_layer * 2 * C * Cq * te;
+  // An MoE layer's MLP runs K experts per token (expert choice: cf on average), plus the router.
+  const double Fe = c.expert_inner(), emlp = (c.gated_mlp() ? 3 : 2) * Fe * C, E = c.n_experts;
+  auto mlp_of = [&](bool encoder, int l) {
+    if (!c.moe_layer(l)) return mlp;
+    const double k = encoder && c.expert_choice ? std::min(double(c.enc_capacity_factor), E) : double(c.top_k);
+    return k * emlp + E * C;
+  };
+  double enc = 0, dec = 0;
+  for (int l = 0; l < c.n_layer; l++) enc += (4 * C * Cq + mlp_of(true, l)) * te;
+  for (int l = 0; l < c.n_dec_layer; l++) dec += (6 * C * Cq + mlp_of(false, l)) * td + 2 * C * Cq * te;
+  dec += V * C * td;
   // Attention scores and weighted sums: 4 Tq Tk Cq forward, x 3 with the backward.
   const double att = 12 * Cq * (c.n_layer * te * te + c.n_dec_layer * (td * td + td * te));
   return (6 * (enc + dec) + att) / (te + td);

@@ -14,12 +14,15 @@ double model_param_count(const ModelConfig& c) {
   if (c.encoder_decoder()) {  // T5 (t5_layout): norms, attention (+ cross in the decoder), MLP, 2 bias tables
     const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, Cq = double(c.n_head) * c.head_dim();
     const double mlp = (c.gated_mlp() ? 3 : 2) * F * C;
-    return V * C * (c.tied ? 1 : 2) + 2.0 * c.rel_buckets * c.n_head + 2 * C + c.n_layer * (2 * C + 4 * C * Cq + mlp) +
-           c.n_dec_layer * (3 * C + 8 * C * Cq + mlp);
+    const double emlp = double(c.n_experts) * ((c.gated_mlp() ? 3 : 2) * double(c.expert_inner()) * C + C);
+    double n = V * C * (c.tied ? 1 : 2) + 2.0 * c.rel_buckets * c.n_head + 2 * C;
+    for (int l = 0; l < c.n_layer; l++) n += 2 * C + 4 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
+    for (int l = 0; l < c.n_dec_layer; l++) n += 3 * C + 8 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
+    return n;
   }
   const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, D = double(c.n_embd / std::max(1, c.n_head));
   const double Cq = c.n_head * D, Ckv = c.n_kv_head * D, b = c.bias ? 1 : 0;
-  const double gated = c.mlp == MlpKind::SwiGLU ? 1 : 0;
+  const double gated = c.gated_mlp() ? 1 : 0;
   double n = V * C;                                   // token embedding
   if (c.pos == PosKind::Learned) n += double(c.n_ctx) * C;
   for (int l = 0; l < c.n_layer; l++) {
@@ -41,10 +44,11 @@ double model_param_count(const ModelConfig& c) {
 double model_expert_param_count(const ModelConfig& c) {
   if (!c.is_moe()) return 0;
   const double C = c.n_embd, E = c.n_experts, Fe = c.expert_inner(), b = c.bias ? 1 : 0;
-  const double gated = c.mlp == MlpKind::SwiGLU ? 1 : 0;
+  const double gated = c.gated_mlp() ? 1 : 0;
   double n = 0;
-  for (int l = 0; l < c.n_layer; l++)
-    if (c.moe_layer(l)) n += E * ((2 + gated) * Fe * C + b * (Fe + C));
+  const int layers = c.n_layer + (c.encoder_decoder() ? c.n_dec_layer : 0);  // T5: both stacks
+  for (int l = 0; l < layers; l++)
+    if (c.moe_layer(l < c.n_layer ? l : l - c.n_layer)) n += E * ((2 + gated) * Fe * C + b * (Fe + C));
   return n;
 }
 
@@ -77,7 +81,7 @@ double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* l
   const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
   const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
   const double A = double(B) * c.n_head * double(T) * T;  // attention probabilities
-  const double swiglu = c.mlp == MlpKind::SwiGLU ? 1 : 0, fused = c.fused_qkv ? 1 : 0;
+  const double swiglu = c.gated_mlp() ? 1 : 0, fused = c.fused_qkv ? 1 : 0;
   // ln1, x_mid, ln2 (N,C); means and rstds; qkv; q, atty; k, v; MLP h1, h2, act; bf16 copies.
   *layer = 4 * (N * (3 * C + 4 + fused * 3 * C + 2 * Cq + 2 * Ckv + (2 + swiglu) * F) + A) +
            2 * N * (2 * C + Cq + F);
@@ -95,7 +99,7 @@ double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* l
 // to 16: counted as the upper bound) through the expert MLP, and the backward scratch.
 void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, int EP, double* kept, double* shared) {
   const double C = c.n_embd, Fe = c.expert_inner(), E = c.n_experts, K = c.top_k;
-  const double swiglu = c.mlp == MlpKind::SwiGLU ? 1 : 0, bf = bf16 ? 1 : 0;
+  const double swiglu = c.gated_mlp() ? 1 : 0, bf = bf16 ? 1 : 0;
   double pairs = N * K;
   if (c.capacity_factor > 0) pairs = std::min(pairs, E * std::ceil(double(c.capacity_factor) * K * N / E));
   const double R = pairs + 15 * E;

@@ -1,7 +1,9 @@
 // The T5 family's config.json fields (HF T5Config of T5ForConditionalGeneration):
 // T5 v1.1 ("gated-gelu": GeGLU MLP, untied head) and the original T5 ("relu", head
 // tied to the embedding with the d_model^-0.5 rescale). Tensor names: t5_layout (t5_model.cpp).
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "model/family.h"
 #include "model/hf_json.h"
@@ -47,6 +49,10 @@ void t5_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path
   c.pad_id = hf::opt_int(j, "pad_token_id", 0, path);
   c.eos_id = hf::opt_int(j, "eos_token_id", 1, path);
   c.bos_id = hf::opt_int(j, "decoder_start_token_id", c.pad_id, path);
+  // MoE T5 (our layout, docs/formats.md): experts in every other layer of both stacks by
+  // default; moe_routing is the encoder's (the decoder's tokens choose their top-k).
+  moe_from_hf(c, j, path, "num_experts", "num_experts_per_tok", false);
+  c.enc_capacity_factor = hf::opt_float(j, "moe_encoder_capacity_factor", 2.0f, path);
 }
 
 void t5_to_hf(const ModelConfig& c, nlohmann::json& j) {
@@ -72,6 +78,18 @@ void t5_to_hf(const ModelConfig& c, nlohmann::json& j) {
   j["eos_token_id"] = c.eos_id;
   j["decoder_start_token_id"] = c.bos_id;
   j["use_cache"] = true;
+  if (c.is_moe()) {
+    moe_to_hf(c, j, "num_experts", "num_experts_per_tok", false);
+    j["moe_encoder_capacity_factor"] = hf::num(c.enc_capacity_factor);
+    // The layer list covers both stacks: left out for the default (every other layer).
+    j.erase("moe_layers");
+    if (c.moe_all_layers || !c.moe_layers.empty()) {
+      std::vector<int> layers;
+      for (int l = 0; l < std::max(c.n_layer, c.n_dec_layer); l++)
+        if (c.moe_layer(l)) layers.push_back(l);
+      j["moe_layers"] = layers;
+    }
+  }
 }
 
 void t5_parts(ModelConfig& c) {

@@ -19,6 +19,7 @@
 #include "model/config.h"
 #include "model/lm.h"
 #include "model/model.h"
+#include "moe/moe_layer.h"
 #include "tensor/dtype.h"
 #include "tensor/flat.h"
 
@@ -84,11 +85,13 @@ class T5Model : public LanguageModel {
   const float* encoder_output() const;              // (B,Te,C): the encoder's final-normed output
   int valid_targets() const override { return n_valid_; }
   const float* token_losses() const { return losses_; }
-  // The LanguageModel parts T5 does not have yet: MoE layers, recomputation, expert parallelism.
-  double moe_loss() const override { return 0; }
+  // MoE: the aux + z losses of the last forward (both stacks), and the blocks by slot:
+  // encoder layer l is slot l, decoder layer l slot n_layer + l (null for dense layers).
+  double moe_loss() const override { return moe_loss_; }
   int layer_slots() const override { return cfg_.n_layer + cfg_.n_dec_layer; }
-  const MoeBlock* moe_block(int) const override { return nullptr; }
-  void set_moe_group(Comm*) override {}
+  const MoeBlock* moe_block(int slot) const override;
+  void set_moe_group(Comm* group) override;
+  // What T5 does not have yet: recomputation, expert parallelism.
   void set_recompute(bool on) override;
   ExpertSplit expert_split() const override { return {}; }
   double train_flops_per_token(int Te, int Td) const override;
@@ -114,6 +117,12 @@ class T5Model : public LanguageModel {
   int B_ = 0, Te_ = 0, Td_ = 0, n_valid_ = 0;
   ForwardOptions fopt_;
   std::vector<int32_t> enc_copy_, dec_copy_, targets_copy_;
+  std::vector<std::unique_ptr<MoeBlock>> enc_moe_, dec_moe_;  // per layer, null when dense
+  double moe_loss_ = 0;
+  float bwd_scale_ = 1.0f;  // the running backward's loss_scale (the MoE losses' weight)
+  int64_t first_row_ = 0;   // forward_rows: the global index of the first row
+  MoeWeights<float> moe_weights(const LayerOffsets& o) const;
+  MoeWeights<bf16> moe_weights_bf16(const LayerOffsets& o) const;
   float* logits_ = nullptr;
   float* losses_ = nullptr;
 };

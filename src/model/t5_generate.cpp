@@ -20,7 +20,9 @@ T5Decoder::T5Decoder(T5Model& m, const std::vector<int32_t>& input) : m_(m), Te_
   // The encoder, through the verified forward (with a one-token decoder input whose
   // logits are not used).
   const int32_t start = c.bos_id;
-  m.forward(input.data(), &start, nullptr, 1, Te_, 1);
+  ForwardOptions fo;
+  fo.training = false;  // MoE: the evaluation capacity, no router noise
+  m.forward(input.data(), &start, nullptr, 1, Te_, 1, fo);
   const int C = c.n_embd, Cq = c.n_head * c.head_dim();
   enc_.assign(m.encoder_output(), m.encoder_output() + size_t(Te_) * C);
   const float* P = m.params().data();
@@ -29,10 +31,16 @@ T5Decoder::T5Decoder(T5Model& m, const std::vector<int32_t>& input) : m_(m), Te_
   vc_.assign(c.n_dec_layer, std::vector<float>(kv));
   xk_.assign(c.n_dec_layer, std::vector<float>(size_t(Te_) * Cq));
   xv_.assign(c.n_dec_layer, std::vector<float>(size_t(Te_) * Cq));
+  moe_.resize(c.n_dec_layer);
   for (int l = 0; l < c.n_dec_layer; l++) {
     const T5LayerOffsets& lo = m.offsets().dec[l];
     linear_forward(xk_[l].data(), enc_.data(), P + lo.xk, nullptr, Te_, C, Cq);
     linear_forward(xv_[l].data(), enc_.data(), P + lo.xv, nullptr, Te_, C, Cq);
+    if (const MoeBlock* b = m.moe_block(c.n_layer + l)) {
+      moe_[l] = std::make_unique<MoeBlock>(b->spec());
+      moe_[l]->set_capacity_factor(c.eval_capacity_factor);
+      moe_[l]->set_noise(0, 0, 0);
+    }
   }
 }
 
@@ -74,7 +82,11 @@ const std::vector<float>& T5Decoder::feed(const std::vector<int32_t>& tokens) {
     linear_forward(br.data(), att.data(), P + lo.xo, nullptr, n, Cq, C);
     residual_forward(x.data(), x.data(), br.data(), size_t(n) * C);
     rmsnorm_forward(h.data(), rstd.data(), x.data(), P + o.norm2, n, C, c.norm_eps);
-    if (c.mlp == MlpKind::GeGLU) {
+    if (moe_[l]) {
+      const MoeWeights<float> w{P + o.router, P + o.ew1, nullptr, o.ew3 == LayerOffsets::npos ? nullptr : P + o.ew3,
+                                P + o.ew2, nullptr};
+      moe_[l]->forward(br.data(), h.data(), n, w);
+    } else if (c.mlp == MlpKind::GeGLU) {
       linear_forward(u1.data(), h.data(), P + o.gate, nullptr, n, C, F);
       linear_forward(u2.data(), h.data(), P + o.up, nullptr, n, C, F);
       geglu_forward(act.data(), u1.data(), u2.data(), size_t(n) * F);
@@ -82,7 +94,7 @@ const std::vector<float>& T5Decoder::feed(const std::vector<int32_t>& tokens) {
       linear_forward(u1.data(), h.data(), P + o.up, nullptr, n, C, F);
       relu_forward(act.data(), u1.data(), size_t(n) * F);
     }
-    linear_forward(br.data(), act.data(), P + o.down, nullptr, n, F, C);
+    if (!moe_[l]) linear_forward(br.data(), act.data(), P + o.down, nullptr, n, F, C);
     residual_forward(x.data(), x.data(), br.data(), size_t(n) * C);
   }
   // The last position's logits only.

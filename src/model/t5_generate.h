@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "model/generate.h"
@@ -29,6 +30,7 @@ class T5Decoder {
   std::vector<std::vector<float>> kc_, vc_;  // per decoder layer: (n_ctx, H*D) self-attention cache
   std::vector<std::vector<float>> xk_, xv_;  // per decoder layer: (Te, H*D) cross-attention keys, values
   std::vector<float> logits_;
+  std::vector<std::unique_ptr<MoeBlock>> moe_;  // decoder MoE layers: blocks at the evaluation capacity factor
 };
 
 // Decodes from the decoder start token until eos (o.stop_token), o.max_tokens or the

@@ -35,14 +35,24 @@ T5Layout t5_layout(const ModelConfig& cfg) {
     v = add(p + "v.weight", {Cq, C});
     o = add(p + "o.weight", {C, Cq});
   };
-  auto mlp = [&](const std::string& p, LayerOffsets& o) {
-    if (cfg.mlp == MlpKind::GeGLU) {
+  const int E = cfg.n_experts, Fe = cfg.expert_inner();
+  auto mlp = [&](const std::string& p, LayerOffsets& o, int l) {
+    if (cfg.moe_layer(l)) {  // HF switch_transformers' names; '*' is the expert index
+      o.router = add(p + "mlp.router.classifier.weight", {E, C});
+      if (cfg.mlp == MlpKind::GeGLU) {
+        o.ew1 = add(p + "mlp.experts.expert_*.wi_0.weight", {E, Fe, C});
+        o.ew3 = add(p + "mlp.experts.expert_*.wi_1.weight", {E, Fe, C});
+      } else {
+        o.ew1 = add(p + "mlp.experts.expert_*.wi.weight", {E, Fe, C});
+      }
+      o.ew2 = add(p + "mlp.experts.expert_*.wo.weight", {E, C, Fe});
+    } else if (cfg.mlp == MlpKind::GeGLU) {
       o.gate = add(p + "DenseReluDense.wi_0.weight", {F, C});
       o.up = add(p + "DenseReluDense.wi_1.weight", {F, C});
     } else {
       o.up = add(p + "DenseReluDense.wi.weight", {F, C});
     }
-    o.down = add(p + "DenseReluDense.wo.weight", {C, F});
+    if (!cfg.moe_layer(l)) o.down = add(p + "DenseReluDense.wo.weight", {C, F});
     o.norm2 = add(p + "layer_norm.weight", {C});
   };
   m.shared = add("shared.weight", {V, C});
@@ -53,7 +63,7 @@ T5Layout t5_layout(const ModelConfig& cfg) {
     attention(p + "0.SelfAttention.", o.q, o.k, o.v, o.o);
     if (l == 0) m.enc_rel = add(p + "0.SelfAttention.relative_attention_bias.weight", {NB, H});
     o.norm1 = add(p + "0.layer_norm.weight", {C});
-    mlp(p + "1.", o);
+    mlp(p + "1.", o, l);
   }
   m.enc_norm = add("encoder.final_layer_norm.weight", {C});
   m.dec.resize(cfg.n_dec_layer);
@@ -65,7 +75,7 @@ T5Layout t5_layout(const ModelConfig& cfg) {
     d.b.norm1 = add(p + "0.layer_norm.weight", {C});
     attention(p + "1.EncDecAttention.", d.xq, d.xk, d.xv, d.xo);
     d.xnorm = add(p + "1.layer_norm.weight", {C});
-    mlp(p + "2.", d.b);
+    mlp(p + "2.", d.b, l);
   }
   m.dec_norm = add("decoder.final_layer_norm.weight", {C});
   m.head = cfg.tied ? m.shared : add("lm_head.weight", {V, C});
@@ -78,6 +88,35 @@ T5Model::T5Model(const ModelConfig& cfg, bool trainable)
     static const ParamLayout kNoParams;
     grads_ = FlatBuffer(kNoParams);
   }
+  // MoE layers: the encoder's experts choose their tokens of each sequence (or tokens
+  // choose, as the decoder's always do).
+  auto block = [&](bool encoder) {
+    MoeSpec sp;
+    sp.C = cfg_.n_embd, sp.F = cfg_.expert_inner(), sp.E = cfg_.n_experts, sp.mlp = cfg_.mlp, sp.bias = false;
+    sp.aux_coef = cfg_.aux_loss_coef, sp.z_coef = cfg_.z_loss_coef;
+    sp.expert_choice = encoder && cfg_.expert_choice;
+    sp.K = sp.expert_choice ? sp.E : cfg_.top_k;
+    sp.renormalize = !sp.expert_choice && cfg_.moe_renormalize;
+    sp.capacity_factor = sp.expert_choice ? cfg_.enc_capacity_factor : cfg_.capacity_factor;
+    return std::make_unique<MoeBlock>(sp);
+  };
+  enc_moe_.resize(cfg_.n_layer);
+  dec_moe_.resize(cfg_.n_dec_layer);
+  for (int l = 0; l < cfg_.n_layer; l++)
+    if (cfg_.moe_layer(l)) enc_moe_[l] = block(true);
+  for (int l = 0; l < cfg_.n_dec_layer; l++)
+    if (cfg_.moe_layer(l)) dec_moe_[l] = block(false);
+}
+
+const MoeBlock* T5Model::moe_block(int slot) const {
+  if (slot < 0 || slot >= layer_slots()) return nullptr;
+  return slot < cfg_.n_layer ? enc_moe_[slot].get() : dec_moe_[slot - cfg_.n_layer].get();
+}
+
+void T5Model::set_moe_group(Comm* group) {
+  for (auto* v : {&enc_moe_, &dec_moe_})
+    for (auto& b : *v)
+      if (b) b->set_group(group);
 }
 
 T5Model::~T5Model() = default;
@@ -89,6 +128,7 @@ void T5Model::init_weights(uint64_t seed) {
     if (n == "shared.weight") return 1.0;
     if (n == "lm_head.weight") return 1.0 / std::sqrt(C);
     if (n.ends_with("relative_attention_bias.weight")) return 1.0 / std::sqrt(C);
+    if (n.ends_with("router.classifier.weight")) return std::sqrt(double(cfg_.router_init_scale) / C);  // Switch's
     if (n.ends_with(".q.weight")) return 1.0 / std::sqrt(C * Dkv);
     if (n.ends_with(".k.weight") || n.ends_with(".v.weight")) return 1.0 / std::sqrt(C);
     if (n.ends_with(".o.weight")) return 1.0 / std::sqrt(Cq);
@@ -113,7 +153,10 @@ void T5Model::init_weights(uint64_t seed) {
 float T5Model::forward_rows(const TokenBatch& b, int row0, int rows, const ForwardOptions& opt) {
   if (b.Td <= 0) throw std::invalid_argument("t5: a batch without decoder inputs (a decoder-only dataset?)");
   const size_t e = size_t(row0) * b.T, d = size_t(row0) * b.Td;
-  return forward(b.inputs.data() + e, b.dec.data() + d, b.targets.data() + d, rows, b.T, b.Td, opt);
+  first_row_ = row0;  // the MoE blocks' noise masks: by global token index
+  const float loss = forward(b.inputs.data() + e, b.dec.data() + d, b.targets.data() + d, rows, b.T, b.Td, opt);
+  first_row_ = 0;
+  return loss;
 }
 
 void T5Model::set_recompute(bool on) {
@@ -136,15 +179,25 @@ void t5_save(const T5Model& m, const std::string& dir, STDType dtype) {
   cfg["torch_dtype"] = dtype == STDType::F32 ? "float32" : dtype == STDType::BF16 ? "bfloat16" : "float16";
   SafeTensorsWriter w;
   std::vector<std::vector<char>> store;  // converted bytes, alive until write()
+  auto emit = [&](const std::string& name, const float* src, const std::vector<int64_t>& shape, size_t n) {
+    if (dtype == STDType::F32) {
+      w.add(name, dtype, shape, src);
+      return;
+    }
+    store.emplace_back(n * st_dtype_size(dtype));
+    st_encode_f32(store.back().data(), src, n, dtype);
+    w.add(name, dtype, shape, store.back().data());
+  };
   for (const ParamSpec& s : m.layout().specs()) {
     const float* src = m.params().data() + s.offset;
-    if (dtype == STDType::F32) {
-      w.add(s.name, dtype, s.shape.vec(), src);
+    if (s.name.find('*') == std::string::npos) {
+      emit(s.name, src, s.shape.vec(), size_t(s.shape.numel()));
       continue;
     }
-    store.emplace_back(size_t(s.shape.numel()) * st_dtype_size(dtype));
-    st_encode_f32(store.back().data(), src, size_t(s.shape.numel()), dtype);
-    w.add(s.name, dtype, s.shape.vec(), store.back().data());
+    // [E, ...] experts: one HF tensor each (expert_0, expert_1, ...).
+    const std::vector<int64_t> full = s.shape.vec(), one(full.begin() + 1, full.end());
+    const size_t per = size_t(s.shape.numel() / s.shape[0]);
+    for (int64_t e = 0; e < s.shape[0]; e++) emit(expert_tensor_name(s.name, int(e)), src + e * per, one, per);
   }
   w.set_metadata("format", "pt");
   file_write_atomic(dir + "/config.json", cfg.dump(2) + "\n");
@@ -165,8 +218,19 @@ void t5_load_weights(T5Model& m, const std::string& dir) {
       }
   std::set<std::string> used;
   for (const ParamSpec& s : m.layout().specs()) {
+    float* dst = m.params().data() + s.offset;
+    if (s.name.find('*') != std::string::npos) {  // [E, ...] experts from one HF tensor each
+      const std::vector<int64_t> full = s.shape.vec(), one(full.begin() + 1, full.end());
+      const size_t per = size_t(s.shape.numel() / s.shape[0]);
+      for (int64_t e = 0; e < s.shape[0]; e++) {
+        const std::string n = expert_tensor_name(s.name, int(e));
+        read_hf_tensor(src, n, one, false, dst + e * per, why);
+        used.insert(n);
+      }
+      continue;
+    }
     const std::string from = s.name == "shared.weight" ? embed_from : s.name;
-    read_hf_tensor(src, from, s.shape.vec(), false, m.params().data() + s.offset, why);
+    read_hf_tensor(src, from, s.shape.vec(), false, dst, why);
     used.insert(from);
   }
   const ParamSpec& emb = m.layout().at("shared.weight");

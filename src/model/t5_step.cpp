@@ -161,9 +161,34 @@ void T5Model::layer_forward(Stack s, int l) {
     h = la.x_mid2;
   }
   rmsnorm_forward(la.ln2, la.ln2_rstd, h, P + o.norm2, N, C, eps);
-  bf(la.ln2_bf, la.ln2, size_t(N) * C);
-  mlp_forward(o, la, a.branch, N);
+  if (MoeBlock* blk = (dec ? dec_moe_ : enc_moe_)[size_t(l)].get()) {
+    const bool ec = blk->spec().expert_choice;
+    const bool train = fopt_.training;
+    blk->set_capacity_factor(ec ? cfg_.enc_capacity_factor : train ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
+    if (ec) blk->set_choice_group(T);  // the experts choose among each sequence's tokens
+    const int slot = dec ? cfg_.n_layer + l : l;
+    blk->set_noise(train ? cfg_.router_jitter : 0.0f, train ? cfg_.expert_dropout : 0.0f,
+                   fopt_.dropout_seed * 0x9E3779B97F4A7C15ull + uint64_t(slot + 1), first_row_ * T);
+    const MoeWeights<float> w = moe_weights(o);
+    const MoeWeights<bf16> wb = moe_weights_bf16(o);
+    blk->reserve_buffers(N, grads_.numel() > 0, lb.use_bf16);  // once: no reallocation in later steps
+    blk->forward(a.branch, la.ln2, N, w, lb.use_bf16 ? &wb : nullptr);  // the block converts its rows to bf16
+    moe_loss_ += blk->losses().aux + blk->losses().z;
+  } else {
+    bf(la.ln2_bf, la.ln2, size_t(N) * C);
+    mlp_forward(o, la, a.branch, N);
+  }
   residual_forward(x_out, h, a.branch, size_t(N) * C);
+}
+
+MoeWeights<float> T5Model::moe_weights(const LayerOffsets& o) const {
+  const float* P = params_.data();
+  return MoeWeights<float>{P + o.router, P + o.ew1, nullptr, o.ew3 == npos ? nullptr : P + o.ew3, P + o.ew2, nullptr};
+}
+
+MoeWeights<bf16> T5Model::moe_weights_bf16(const LayerOffsets& o) const {
+  const bf16* P = params_bf_.data();
+  return MoeWeights<bf16>{nullptr, P + o.ew1, nullptr, o.ew3 == npos ? nullptr : P + o.ew3, P + o.ew2, nullptr};
 }
 
 float T5Model::forward(const int32_t* enc, const int32_t* dec, const int32_t* targets, int B, int Te, int Td,
@@ -202,6 +227,7 @@ float T5Model::forward(const int32_t* enc, const int32_t* dec, const int32_t* ta
   const float* P = params_.data();
   const LinearBuffers lb = lin_buffers();
   const int NB = cfg_.rel_buckets, MD = cfg_.rel_max_distance;
+  moe_loss_ = 0;
 
   embedding_forward(a.xe[0], enc, P + lay_.shared, nullptr, B, Te, C);
   relpos_bias_forward(a.bias_enc, P + lay_.enc_rel, Te, Te, H, NB, MD, true, 0);
@@ -262,8 +288,14 @@ void T5Model::layer_backward(Stack s, int l) {
   LayerActs& la = dec ? a.dec[l] : a.enc[l];
   const float* x = dec ? a.xd[l] : a.xe[l];
   const float* h = dec ? la.x_mid2 : la.x_mid;
-  // MLP
-  mlp_backward(o, la, a.dres, a.dln, N);
+  // MLP (or MoE block)
+  if (MoeBlock* blk = (dec ? dec_moe_ : enc_moe_)[size_t(l)].get()) {
+    auto gp = [&](size_t off) { return off == npos ? nullptr : G + off; };
+    MoeGrads<float> g{gp(o.router), gp(o.ew1), nullptr, gp(o.ew3), gp(o.ew2), nullptr};
+    blk->backward(a.dln, g, a.dres, la.ln2, moe_weights(o), bwd_scale_);
+  } else {
+    mlp_backward(o, la, a.dres, a.dln, N);
+  }
   rmsnorm_backward(a.dtmp, G + o.norm2, a.dln, h, P + o.norm2, la.ln2_rstd, N, C);
   residual_forward(a.dres, a.dres, a.dtmp, NC);  // d h
   if (dec) {  // cross-attention
@@ -299,6 +331,7 @@ void T5Model::backward(float loss_scale) {
   float* G = grads_.data();
   const LinearBuffers lb = lin_buffers();
   const int32_t* targets = targets_copy_.data();
+  bwd_scale_ = loss_scale;
   for (size_t i = 0; i < Nd; i++) a.dlosses[i] = targets[i] >= 0 ? loss_scale / float(n_valid_) : 0.0f;
   crossentropy_backward(a.logits, a.dlosses, a.logits, a.lse, targets, int(Nd), V);  // in place
   lin_backward(lb, a.dln, false, a.logits, a.head_in, a.head_in_bf, lay_.head, npos, int(Nd), C, V);

@@ -13,6 +13,7 @@
 #include "ops/bias.h"
 #include "ops/dropout.h"
 #include "ops/gelu.h"
+#include "ops/relu.h"
 #include "ops/matmul.h"
 #include "ops/swiglu.h"
 #include "ops/vecmath.h"
@@ -256,19 +257,24 @@ void MoeBlock::experts_forward(const MoeWeights<float>& w, const MoeWeights<bf16
   const bool bf = wbf != nullptr;
   const float* xg = bf ? nullptr : xg_.data();
   h1_.resize(size_t(R) * F), a_.resize(size_t(R) * F), y_.resize(size_t(R) * C);
-  if (sp.mlp == MlpKind::SwiGLU) h3_.resize(size_t(R) * F);
+  if (moe_gated(sp.mlp)) h3_.resize(size_t(R) * F);
   for_each_expert([&](int e, int o, int cnt) {
     const size_t wo = size_t(e) * F * C;
     const float* xo = xg ? xg + size_t(o) * C : nullptr;
     mm_nt(&h1_[size_t(o) * F], xo, bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w1 + wo, bf ? wbf->w1 + wo : nullptr, cnt,
           F, C, false);
     if (w.b1) bias_forward(&h1_[size_t(o) * F], w.b1 + size_t(e) * F, cnt, F);
-    if (sp.mlp == MlpKind::SwiGLU)
+    if (moe_gated(sp.mlp))
       mm_nt(&h3_[size_t(o) * F], xo, bf ? &xg_bf_[size_t(o) * C] : nullptr, w.w3 + wo, bf ? wbf->w3 + wo : nullptr,
             cnt, F, C, false);
   });
-  if (sp.mlp == MlpKind::SwiGLU) swiglu_forward(a_.data(), h1_.data(), h3_.data(), size_t(R) * F);
-  else gelu_forward(a_.data(), h1_.data(), size_t(R) * F);
+  const size_t RF = size_t(R) * F;
+  switch (sp.mlp) {
+    case MlpKind::SwiGLU: swiglu_forward(a_.data(), h1_.data(), h3_.data(), RF); break;
+    case MlpKind::GeGLU: geglu_forward(a_.data(), h1_.data(), h3_.data(), RF); break;
+    case MlpKind::Relu: relu_forward(a_.data(), h1_.data(), RF); break;
+    case MlpKind::Gelu: gelu_forward(a_.data(), h1_.data(), RF); break;
+  }
   if (sp.expert_dropout > 0) apply_expert_dropout(a_.data(), R, F, sp.K);
   if (bf) bf16_copy(a_bf_, a_);
   for_each_expert([&](int e, int o, int cnt) {
@@ -303,11 +309,13 @@ void MoeBlock::experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, 
   std::vector<float>& dh1 = dh1_;
   std::vector<float>& dh3 = dh3_;
   dh1.resize(size_t(R) * F);
-  if (sp.mlp == MlpKind::SwiGLU) {
-    dh3.resize(size_t(R) * F);
-    swiglu_backward(dh1.data(), dh3.data(), da.data(), h1_.data(), h3_.data(), size_t(R) * F);
-  } else {
-    gelu_backward(dh1.data(), h1_.data(), da.data(), size_t(R) * F);
+  const size_t RF = size_t(R) * F;
+  if (moe_gated(sp.mlp)) dh3.resize(RF);
+  switch (sp.mlp) {
+    case MlpKind::SwiGLU: swiglu_backward(dh1.data(), dh3.data(), da.data(), h1_.data(), h3_.data(), RF); break;
+    case MlpKind::GeGLU: geglu_backward(dh1.data(), dh3.data(), da.data(), h1_.data(), h3_.data(), RF); break;
+    case MlpKind::Relu: relu_backward(dh1.data(), h1_.data(), da.data(), RF); break;
+    case MlpKind::Gelu: gelu_backward(dh1.data(), h1_.data(), da.data(), RF); break;
   }
   std::vector<float>& dxg = dxg_;
   dxg.resize(size_t(R) * C);
@@ -315,7 +323,7 @@ void MoeBlock::experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, 
   std::vector<bf16>& dh3b = dh3b_;
   if (bf) {
     bf16_copy(dh1b, dh1);
-    if (sp.mlp == MlpKind::SwiGLU) {
+    if (moe_gated(sp.mlp)) {
       bf16_copy(dh3b, dh3);
     }
   }
@@ -327,7 +335,7 @@ void MoeBlock::experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, 
     if (g.b1) bias_backward(g.b1 + size_t(e) * F, &dh1[size_t(o) * F], cnt, F);
     mm_nn(&dxg[size_t(o) * C], &dh1[size_t(o) * F], bf ? &dh1b[size_t(o) * F] : nullptr, w.w1 + wo,
           bf ? wbf_.w1 + wo : nullptr, cnt, C, F, false);
-    if (sp.mlp == MlpKind::SwiGLU) {
+    if (moe_gated(sp.mlp)) {
       mm_tn_acc(g.w3 + wo, &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, xgf(o), xgb, F,
                 C, cnt);
       mm_nn(&dxg[size_t(o) * C], &dh3[size_t(o) * F], bf ? &dh3b[size_t(o) * F] : nullptr, w.w3 + wo,

@@ -37,7 +37,7 @@ void MoeBlock::reserve_buffers(int N, bool backward, bool bf16) {
   const int cap = sp.capacity(N);
   const size_t pairs = cap == INT_MAX ? NK : std::min(NK, E * size_t(cap));
   const size_t R = pairs + 15 * E;  // moe_block.cpp pads each expert's rows to a multiple of 16
-  const bool swiglu = sp.mlp == MlpKind::SwiGLU;
+  const bool swiglu = moe_gated(sp.mlp);  // a W3 (up) matrix and its buffers
   logits_.reserve(N * E), probs_.reserve(N * E), lse_.reserve(N);
   if (sp.jitter > 0) xr_.reserve(N * C);
   offsets_.reserve(E + 1), row_pair_.reserve(R), pair_row_.reserve(NK), order_.reserve(E);

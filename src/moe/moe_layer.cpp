@@ -16,6 +16,7 @@
 namespace moe {
 
 int MoeSpec::capacity(int N) const {
+  if (expert_choice && group > 0) N = std::min(N, group);  // per group
   if (capacity_factor <= 0) return expert_choice ? N : INT_MAX;
   if (expert_choice) return std::min(N, int(std::ceil(double(capacity_factor) * N / E - 1e-9)));
   return int(std::ceil(double(capacity_factor) * K * N / E - 1e-9));
@@ -25,20 +26,24 @@ namespace {
 // Expert choice: pair (n, e) for every token and expert; expert e keeps its top-capacity tokens.
 template <typename S>
 void route_expert_choice(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
-  const int E = spec.E;
-  std::vector<int> order(N);
+  const int E = spec.E, G = spec.group > 0 ? spec.group : N;
+  if (N % G != 0)
+    throw std::invalid_argument("moe: expert choice over groups of " + std::to_string(G) + " tokens: " +
+                                std::to_string(N) + " tokens are not whole groups");
+  std::vector<int> order(G);
   for (int n = 0; n < N; n++)
     for (int e = 0; e < E; e++) {
       r.choice[size_t(n) * E + e] = e;
       r.weight[size_t(n) * E + e] = double(probs[size_t(n) * E + e]);
     }
-  for (int e = 0; e < E; e++) {
-    for (int n = 0; n < N; n++) order[n] = n;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return probs[size_t(a) * E + e] > probs[size_t(b) * E + e]; });
-    for (int i = 0; i < r.capacity; i++) r.kept[size_t(order[i]) * E + e] = 1;
-    r.counts[e] = r.capacity;
-  }
+  for (int g0 = 0; g0 < N; g0 += G)
+    for (int e = 0; e < E; e++) {
+      for (int i = 0; i < G; i++) order[i] = g0 + i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int a, int b) { return probs[size_t(a) * E + e] > probs[size_t(b) * E + e]; });
+      for (int i = 0; i < r.capacity; i++) r.kept[size_t(order[i]) * E + e] = 1;
+      r.counts[e] += r.capacity;
+    }
 }
 }  // namespace
 
@@ -132,16 +137,16 @@ void ref_expert(RefExpert<S>& ex, const S* x, int e, const MoeSpec& sp, const Mo
     for (int c = 0; c < C; c++) s += double(W1[size_t(f) * C + c]) * x[c];
     ex.h1[f] = s;
   }
-  if (sp.mlp == MlpKind::SwiGLU) {
+  if (moe_gated(sp.mlp)) {
     const S* W3 = w.w3 + size_t(e) * F * C;
     for (int f = 0; f < F; f++) {
       double s = 0;
       for (int c = 0; c < C; c++) s += double(W3[size_t(f) * C + c]) * x[c];
       ex.h3[f] = s;
-      ex.a[f] = ex.h1[f] * sigmoid(ex.h1[f]) * s;
+      ex.a[f] = (sp.mlp == MlpKind::SwiGLU ? ex.h1[f] * sigmoid(ex.h1[f]) : gelu_d(ex.h1[f])) * s;
     }
   } else {
-    for (int f = 0; f < F; f++) ex.a[f] = gelu_d(ex.h1[f]);
+    for (int f = 0; f < F; f++) ex.a[f] = sp.mlp == MlpKind::Relu ? std::max(ex.h1[f], 0.0) : gelu_d(ex.h1[f]);
   }
   for (int f = 0; f < F; f++) ex.a[f] *= expert_keep(sp, pair, f);
   const S* W2 = w.w2 + size_t(e) * C * F;
@@ -248,6 +253,11 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
           const double sg = sigmoid(ex.h1[f]);
           dh1 = da[f] * ex.h3[f] * sg * (1.0 + ex.h1[f] * (1.0 - sg));
           dh3 = da[f] * ex.h1[f] * sg;
+        } else if (sp.mlp == MlpKind::GeGLU) {
+          dh1 = da[f] * ex.h3[f] * gelu_grad(ex.h1[f]);
+          dh3 = da[f] * gelu_d(ex.h1[f]);
+        } else if (sp.mlp == MlpKind::Relu) {
+          dh1 = ex.h1[f] > 0 ? da[f] : 0.0;
         } else {
           dh1 = da[f] * gelu_grad(ex.h1[f]);
         }
@@ -255,7 +265,7 @@ void moe_backward_ref(S* dx, MoeGrads<S>& g, const S* dout, const S* x, int N, c
         for (int c = 0; c < C; c++) {
           g.w1[(size_t(e) * F + f) * C + c] += S(dh1 * xn[c]);
           dxd[size_t(n) * C + c] += dh1 * w.w1[(size_t(e) * F + f) * C + c];
-          if (sp.mlp == MlpKind::SwiGLU) {
+          if (moe_gated(sp.mlp)) {
             g.w3[(size_t(e) * F + f) * C + c] += S(dh3 * xn[c]);
             dxd[size_t(n) * C + c] += dh3 * w.w3[(size_t(e) * F + f) * C + c];
           }

@@ -11,6 +11,8 @@
 //   experts:  expert e is the family's MLP with its own weights, stored [E, ...]:
 //             Gelu:   y = W2_e gelu(W1_e x + b1_e) + b2_e        W1 (E,F,C) W2 (E,C,F)
 //             SwiGLU: y = W2_e (silu(W1_e x) * (W3_e x))         W1 = gate, W3 = up, W2 = down
+//             Relu:   y = W2_e relu(W1_e x)                      (T5: wi, wo)
+//             GeGLU:  y = W2_e (gelu(W1_e x) * (W3_e x))         (T5 v1.1: wi_0, wi_1, wo)
 //   combine:  out[n] = sum over kept choices of weight * y_expert(x[n])
 //   losses:   aux = aux_coef * E * sum_e f_e P_e, f_e = (chosen pairs for e before
 //             dropping) / (N K), P_e = mean_n p[n,e] (Switch; for K > 1 f counts every
@@ -19,7 +21,8 @@
 //
 // Expert-choice routing (Zhou et al. 2022; expert_choice = true, K must equal E): each
 // expert takes the ceil(cf * N / E) tokens with the highest p[n, e] (ties: the lower
-// token index); a token may be taken by any number of experts, with weight p[n, e].
+// token index) of each group of N tokens (the batch, or MoeSpec::group consecutive
+// tokens); a token may be taken by any number of experts, with weight p[n, e].
 // It is represented as K = E pairs per token (pair (n, e) kept when e took n), so the
 // same reference and fast paths run it. A token's routing depends on the other tokens
 // of the batch, later ones included: fine for encoders and vision models, wrong for a
@@ -38,6 +41,9 @@
 
 namespace moe {
 
+// Experts with a third matrix W3 (the gated MLPs).
+inline bool moe_gated(MlpKind k) { return k == MlpKind::SwiGLU || k == MlpKind::GeGLU; }
+
 struct MoeSpec {
   int C = 0, F = 0, E = 0, K = 1;
   MlpKind mlp = MlpKind::SwiGLU;
@@ -45,6 +51,9 @@ struct MoeSpec {
   float capacity_factor = 1.25f; // <= 0: dropless
   bool renormalize = true;       // Mixtral combine; false: Switch raw gates
   bool expert_choice = false;    // experts choose tokens (K == E, raw weights); see above
+  // Expert choice over groups of `group` consecutive tokens (T5's encoder: each sequence),
+  // each expert taking ceil(cf * group / E) of every group; 0: the whole batch is one group.
+  int group = 0;
   float aux_coef = 0.01f, z_coef = 1e-3f;
   // Training-time noise (0: off), deterministic in noise_seed:
   //   router jitter: the router sees x * u, u ~ U[1-jitter, 1+jitter] per element
@@ -58,7 +67,7 @@ struct MoeSpec {
   // at r N): the masks above are drawn by global index i + token_offset C and pair
   // (token_offset + n) K + k, so every rank draws its part of the one-process masks.
   int64_t token_offset = 0;
-  int capacity(int N) const;     // INT32_MAX when dropless
+  int capacity(int N) const;     // INT32_MAX when dropless; expert choice: per group
 };
 
 template <typename S>
@@ -110,6 +119,7 @@ class MoeBlock {
   explicit MoeBlock(const MoeSpec& spec) : spec_(spec), El_(spec.E) {}
   const MoeSpec& spec() const { return spec_; }
   void set_capacity_factor(float cf) { spec_.capacity_factor = cf; }  // training vs evaluation
+  void set_choice_group(int tokens) { spec_.group = tokens; }           // expert choice's groups (MoeSpec::group)
   // Training noise for the next forward (zeros: none, as in evaluation).
   void set_noise(float jitter, float expert_dropout, uint64_t seed, int64_t token_offset = 0) {
     spec_.jitter = jitter, spec_.expert_dropout = expert_dropout, spec_.noise_seed = seed;

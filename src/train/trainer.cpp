@@ -41,9 +41,13 @@ nlohmann::json moe_telemetry(const LanguageModel& m) {
     std::vector<double> load(E, 0.0), chosen(E, 0.0);
     for (int e = 0; e < E; e++) load[e] = double(b->global_counts()[e]) / pairs;
     for (int e = 0; e < E; e++) chosen[e] = double(b->global_chosen()[e]) / pairs;
-    layers.push_back({{"layer", l}, {"load", load}, {"chosen", chosen}, {"drop", double(b->global_dropped()) / pairs},
-                      {"dropped", b->global_dropped()},
-                      {"entropy", b->router_entropy()}, {"aux", b->losses().aux}, {"z", b->losses().z}});
+    nlohmann::json j{{"layer", l}, {"load", load}, {"chosen", chosen}, {"drop", double(b->global_dropped()) / pairs},
+                     {"dropped", b->global_dropped()},
+                     {"entropy", b->router_entropy()}, {"aux", b->losses().aux}, {"z", b->losses().z}};
+    // Expert choice (T5's encoder): every expert takes its capacity; a token's untaken
+    // (token, expert) pairs are not drops, so they stay out of the summary's drop rate.
+    if (b->spec().expert_choice) j["routing"] = "expert_choice";
+    layers.push_back(j);
   }
   return layers;
 }
@@ -52,9 +56,11 @@ nlohmann::json moe_telemetry(const LanguageModel& m) {
 std::string moe_summary(const nlohmann::json& layers) {
   if (layers.empty()) return "";
   double aux = 0, drop = 0, max_load = 0;
+  int choosing = 0;  // layers whose tokens choose (expert choice drops nothing)
+  for (const auto& l : layers) choosing += !l.contains("routing");
   for (const auto& l : layers) {
     aux += l["aux"].get<double>();
-    drop += l["drop"].get<double>() / layers.size();
+    if (!l.contains("routing")) drop += l["drop"].get<double>() / choosing;
     const auto& chosen = l["chosen"];
     for (const auto& v : chosen) max_load = std::max(max_load, v.get<double>() * chosen.size());
   }

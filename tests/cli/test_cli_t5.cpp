@@ -108,9 +108,35 @@ TEST(CliT5, GeneratesFromAnEncoderInput) {
   EXPECT_FALSE(a.out.empty());
 }
 
+// MoE T5 from the flags: expert choice in the encoder, top-2 in the decoder, layer 1 of
+// each stack; the log's telemetry names both, and the checkpoint reloads for eval.
+TEST(CliT5, TrainsAnMoeT5) {
+  TempDir tmp("t5_moe");
+  Proc r = run_moe(t5_train_args(tmp / "m") +
+                   " --experts 4 --routing expert-choice --encoder-capacity-factor 2 --top-k 2 --combine renorm");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(tmp / "m/checkpoint-8/config.json"));
+  EXPECT_EQ(cfg["num_experts"], 4);
+  EXPECT_EQ(cfg["moe_routing"], "expert_choice");
+  int lines = 0;
+  for (const nlohmann::json& j : read_jsonl(tmp / "m/log.jsonl"))
+    if (j.contains("moe")) {
+      lines++;
+      ASSERT_EQ(j["moe"].size(), 2u) << "encoder layer 1 and decoder layer 1";
+      EXPECT_EQ(j["moe"][0]["layer"], 1);
+      EXPECT_EQ(j["moe"][0]["routing"], "expert_choice");
+      EXPECT_EQ(j["moe"][1]["layer"], 2 + 1) << "decoder slots follow the 2 encoder layers";
+      EXPECT_FALSE(j["moe"][1].contains("routing"));
+      EXPECT_GT(j["moe_loss"].get<double>(), 0);
+    }
+  EXPECT_EQ(lines, 8);
+  r = run_moe(kOneThread + "eval --model " + q(tmp / "m") + " --data " + q(t5_dataset()) + " --seq 48 --batch 4 --batches 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
 TEST(CliT5, RefusesWhatItDoesNotHaveYet) {
   TempDir tmp("t5_refusals");
-  expect_one_line_error(run_moe(t5_train_args(tmp / "x") + " --experts 4"), 2, {"--experts", "t5"}, "t5 MoE");
+  expect_one_line_error(run_moe(t5_train_args(tmp / "x") + " --recompute"), 2, {"--recompute", "t5"}, "t5 recompute");
   expect_one_line_error(run_moe(t5_train_args(tmp / "y") + " --dropout 0.1"), 2, {"--dropout", "t5"}, "t5 dropout");
   EXPECT_FALSE(fs::exists(tmp / "x")) << "a refused run leaves nothing";
   // A T5 model needs a dataset with sentinels; a decoder-only one a T5 checkpoint refuses.

@@ -29,7 +29,11 @@ TEST(GradCheck, MoeBlock) {
                  Case{"top-2 with router jitter and expert dropout", 2, MlpKind::SwiGLU, false, true, 1.0f, 0.2f,
                       0.3f},
                  Case{"expert choice (each expert takes its top tokens)", 4, MlpKind::SwiGLU, false, false, 1.0f, 0,
-                      0, true}}) {
+                      0, true},
+                 // T5's experts: relu (the original T5, Switch) and gated-GELU (T5 v1.1), with expert choice.
+                 Case{"t5 relu top-1 raw, dropping", 1, MlpKind::Relu, false, false, 1.0f},
+                 Case{"t5 gated-gelu top-2 renormalised, dropping", 2, MlpKind::GeGLU, false, true, 0.75f},
+                 Case{"t5 gated-gelu expert choice", 4, MlpKind::GeGLU, false, false, 2.0f, 0, 0, true}}) {
     MoeSpec sp;
     sp.C = 5, sp.F = 6, sp.E = 4, sp.K = c.K, sp.mlp = c.mlp, sp.bias = c.bias, sp.renormalize = c.renorm;
     sp.capacity_factor = c.cf, sp.aux_coef = 0.3f, sp.z_coef = 0.2f;  // large: their gradients must show
@@ -42,7 +46,7 @@ TEST(GradCheck, MoeBlock) {
          b2 = randn<double>(size_t(E) * C, 7, 0.1), g = randn<double>(size_t(N) * C, 8);
     for (int e = 0; e < C; e++) router[e] += 1.0;  // expert 0 favoured: some pairs drop
     MoeWeights<double> w{router.data(), w1.data(), c.bias ? b1.data() : nullptr,
-                         c.mlp == MlpKind::SwiGLU ? w3.data() : nullptr, w2.data(), c.bias ? b2.data() : nullptr};
+                         moe_gated(c.mlp) ? w3.data() : nullptr, w2.data(), c.bias ? b2.data() : nullptr};
     std::vector<double> out(size_t(N) * C);
     MoeRouting r0;
     MoeLosses l0;
@@ -61,10 +65,10 @@ TEST(GradCheck, MoeBlock) {
     std::vector<double> dx(x.size()), dr(router.size(), 0.0), dw1(w1.size(), 0.0), dw3(w3.size(), 0.0),
         dw2(w2.size(), 0.0), db1(b1.size(), 0.0), db2(b2.size(), 0.0);
     MoeGrads<double> gr{dr.data(), dw1.data(), c.bias ? db1.data() : nullptr,
-                        c.mlp == MlpKind::SwiGLU ? dw3.data() : nullptr, dw2.data(), c.bias ? db2.data() : nullptr};
+                        moe_gated(c.mlp) ? dw3.data() : nullptr, dw2.data(), c.bias ? db2.data() : nullptr};
     moe_backward_ref(dx.data(), gr, g.data(), x.data(), N, sp, w, r0, 1.0);
     std::vector<GradInput> in{{"x", &x, &dx}, {"router", &router, &dr}, {"w1", &w1, &dw1}, {"w2", &w2, &dw2}};
-    if (c.mlp == MlpKind::SwiGLU) in.push_back({"w3", &w3, &dw3});
+    if (moe_gated(c.mlp)) in.push_back({"w3", &w3, &dw3});
     if (c.bias) in.push_back({"b1", &b1, &db1}), in.push_back({"b2", &b2, &db2});
     check_grads(in, loss, std::string("moe ") + c.name);
   }

@@ -13,6 +13,10 @@ optionally, a random batch file, so model_oracle.py can be run without the C++ s
       [--heads 4] [--ffn 48 (d_ff)] [--layers 2 (encoder)] [--dec-layers = --layers]
       [--ffn-proj relu|gated-gelu] [--tie 0|1 (default 1)] [--buckets 8] [--max-distance 20]
       [--batch-size 2] [--enc-seq 16] [--seq 8 (decoder)] [--ignore-frac 0.125] [--decoder-inputs 0|1]
+      MoE T5: [--experts E (0 = dense)] [--topk 1 (decoder)] [--capacity 1.25 (tokens choose)]
+              [--eval-capacity 2.0] [--renorm 0|1 (0)] [--encoder-routing expert_choice|tokens_choose]
+              [--encoder-capacity 2.0 (expert choice)] [--moe-layers all|1,3 (default: key left out,
+              every other layer)] [--aux-coef 0.01] [--z-coef 1e-3]
 
 DIR gets config.json (HF fields, "architectures", "torch_dtype") and model.safetensors
 (HF names and layouts), or with --shards N > 1 model-0000i-of-0000N.safetensors plus
@@ -31,6 +35,14 @@ projection scales but a small embedding / lm_head (init loss near ln V), norm we
 relative bias tables N(0, 0.5). FILE gets "inputs" (B,Te) I32 encoder ids (Te = --enc-seq),
 "targets" (B,Td) I32 random in [0,V) or -1 (Td = --seq) and, unless --decoder-inputs 0,
 "decoder_inputs" (B,Td) I32 = HF's shift_right(targets) (0 first, ignored -> pad 0).
+
+MoE T5 (--experts E > 0; model_type still "t5", see model_oracle.py): config.json adds
+num_experts, num_experts_per_tok, moe_routing (the encoder's; default expert_choice here),
+moe_encoder_capacity_factor, moe_capacity_factor, moe_eval_capacity_factor, moe_renormalize,
+router_aux_loss_coef, router_z_loss_coef and, with --moe-layers, moe_layers; the MoE layers'
+MLP is mlp.router.classifier.weight (E, d_model) N(0, d_model^-1/2) and experts
+mlp.experts.expert_{j}.wi / wi_0 / wi_1 / wo at the dense MLP's scales. Fixtures that pass
+the oracle's routing-margin check with 10 steps: model_oracle.T5_MOE_FLAGS.
 """
 import argparse
 import os
@@ -85,12 +97,20 @@ def mixtral_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None,
 
 
 def t5_config(vocab=64, d_model=32, d_kv=8, d_ff=48, layers=2, dec_layers=None, heads=4, buckets=8,
-              max_distance=20, ffn_proj="relu", tie=True, dtype="F32", eps=1e-6):
-    """HF T5Config fields of a dense T5ForConditionalGeneration (dense_act_fn / is_gated_act as
-    HF derives them from feed_forward_proj)."""
+              max_distance=20, ffn_proj="relu", tie=True, dtype="F32", eps=1e-6, experts=0, topk=1,
+              encoder_routing="expert_choice", encoder_capacity=2.0, capacity=1.25, eval_capacity=2.0,
+              renorm=False, moe_layers=None, aux_coef=0.01, z_coef=1e-3):
+    """HF T5Config fields of a T5ForConditionalGeneration (dense_act_fn / is_gated_act as
+    HF derives them from feed_forward_proj). experts > 0: MoE T5 (our layout, model_type
+    still "t5"): num_experts, num_experts_per_tok (the decoder's top-k; also the encoder's
+    with tokens_choose), moe_routing (the ENCODER's: expert_choice or tokens_choose),
+    moe_encoder_capacity_factor (expert choice), moe_capacity_factor / moe_eval_capacity_factor
+    (tokens choose, training / evaluation), moe_renormalize, router_aux_loss_coef,
+    router_z_loss_coef, and moe_layers unless None (then left out: every other layer, 1, 3, ...,
+    in both stacks)."""
     if ffn_proj not in ("relu", "gated-gelu"):
         raise ValueError("ffn_proj must be relu or gated-gelu, not %r" % ffn_proj)
-    return {
+    c = {
         "architectures": ["T5ForConditionalGeneration"], "model_type": "t5", "torch_dtype": TORCH_DTYPE[dtype],
         "vocab_size": vocab, "d_model": d_model, "d_kv": d_kv, "d_ff": d_ff, "num_layers": layers,
         "num_decoder_layers": layers if dec_layers is None else dec_layers, "num_heads": heads,
@@ -100,6 +120,21 @@ def t5_config(vocab=64, d_model=32, d_kv=8, d_ff=48, layers=2, dec_layers=None, 
         "tie_word_embeddings": bool(tie), "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
         "is_encoder_decoder": True, "dropout_rate": 0.0, "initializer_factor": 1.0, "use_cache": True,
     }
+    if experts:
+        if encoder_routing not in ("expert_choice", "tokens_choose"):
+            raise ValueError("encoder_routing must be expert_choice or tokens_choose, not %r" % encoder_routing)
+        c.update({"num_experts": experts, "num_experts_per_tok": topk, "moe_routing": encoder_routing,
+                  "moe_encoder_capacity_factor": encoder_capacity, "moe_capacity_factor": capacity,
+                  "moe_eval_capacity_factor": eval_capacity, "moe_renormalize": bool(renorm),
+                  "router_aux_loss_coef": aux_coef, "router_z_loss_coef": z_coef})
+        if moe_layers is not None:
+            c["moe_layers"] = list(moe_layers)
+    return c
+
+
+def t5_moe_layer(config, i):
+    """Whether layer i (of either stack that has it) is an MoE layer."""
+    return config.get("num_experts", 0) > 0 and i in config.get("moe_layers", range(1, i + 1, 2))
 
 
 def random_params(config, seed):
@@ -167,7 +202,10 @@ def random_params(config, seed):
         # o (H d_kv)^-1/2, wi d_model^-1/2, wo d_ff^-1/2: unscaled attention scores of order 1),
         # but the embedding at std 0.1 (HF: 1) and lm_head at 0.02 (HF: 1), so the logits are
         # small and the loss at init is near ln V; norm weights around 1, the relative bias
-        # tables N(0, 0.5) (HF: d_model^-1/2), so the buckets matter.
+        # tables N(0, 0.5) (HF: d_model^-1/2), so the buckets matter. MoE layers: each expert's
+        # wi / wi_0 / wi_1 / wo at the dense MLP's scales, the router N(0, d_model^-1/2) (logits
+        # of order 1 on the normed input: spread probabilities, clear routing margins), drawn
+        # where the dense MLP would be (router first, then the experts in order).
         V, C, D, F, H = (config[k] for k in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads"))
         nb = config.get("relative_attention_num_buckets", 32)
         gated = config.get("feed_forward_proj", "relu") == "gated-gelu"
@@ -200,7 +238,13 @@ def random_params(config, seed):
                     attn(b + "1.EncDecAttention.", False)
                     p[b + "1.layer_norm.weight"] = norm(C)
                     k = 2
-                ff(b + "%d.DenseReluDense." % k)
+                if t5_moe_layer(config, i):
+                    m = b + "%d.mlp." % k
+                    p[m + "router.classifier.weight"] = g(C ** -0.5, config["num_experts"], C)
+                    for j in range(config["num_experts"]):
+                        ff(m + "experts.expert_%d." % j)
+                else:
+                    ff(b + "%d.DenseReluDense." % k)
                 p[b + "%d.layer_norm.weight" % k] = norm(C)
             p[stack + ".final_layer_norm.weight"] = norm(C)
         if not config.get("tie_word_embeddings", True):
@@ -289,14 +333,26 @@ def main():
     ap.add_argument("--max-pos", type=int, default=64)
     ap.add_argument("--theta", type=float, default=10000.0, help="llama rope_theta")
     ap.add_argument("--tie", type=int, choices=[0, 1], default=None, help="default 1 (gpt2, t5), 0 (llama)")
-    ap.add_argument("--experts", type=int, default=4, help="mixtral: num_local_experts")
-    ap.add_argument("--topk", type=int, default=2, help="mixtral: num_experts_per_tok")
-    ap.add_argument("--capacity", type=float, default=0.0, help="mixtral: moe_capacity_factor (<= 0: dropless)")
-    ap.add_argument("--eval-capacity", type=float, default=0.0, help="mixtral: moe_eval_capacity_factor")
-    ap.add_argument("--renorm", type=int, choices=[0, 1], default=1, help="mixtral: moe_renormalize")
-    ap.add_argument("--moe-layers", default="all", help='mixtral: "all" (key left out) or indices "1,3"')
-    ap.add_argument("--aux-coef", type=float, default=0.01, help="mixtral: router_aux_loss_coef")
-    ap.add_argument("--z-coef", type=float, default=1e-3, help="mixtral: router_z_loss_coef")
+    ap.add_argument("--experts", type=int, default=None,
+                    help="mixtral: num_local_experts (default 4); t5: num_experts (default 0 = dense)")
+    ap.add_argument("--topk", type=int, default=None,
+                    help="num_experts_per_tok (mixtral default 2; t5 default 1: the decoder's top-k)")
+    ap.add_argument("--capacity", type=float, default=None,
+                    help="moe_capacity_factor, <= 0: dropless (mixtral default 0; t5 default 1.25: tokens choose)")
+    ap.add_argument("--eval-capacity", type=float, default=None,
+                    help="moe_eval_capacity_factor (mixtral default 0; t5 default 2.0)")
+    ap.add_argument("--renorm", type=int, choices=[0, 1], default=None,
+                    help="moe_renormalize (mixtral default 1; t5 default 0: raw gates)")
+    ap.add_argument("--moe-layers", default=None,
+                    help='"all" or indices "1,3" (mixtral default all: key left out; t5 default: key left out, '
+                         'every other layer 1, 3, ... in both stacks; "all": every layer of both)')
+    ap.add_argument("--aux-coef", type=float, default=0.01, help="router_aux_loss_coef (mixtral, t5)")
+    ap.add_argument("--z-coef", type=float, default=1e-3, help="router_z_loss_coef (mixtral, t5)")
+    ap.add_argument("--encoder-routing", choices=["expert_choice", "tokens_choose"], default="expert_choice",
+                    help="t5 with --experts > 0: moe_routing, the encoder's routing (the decoder: tokens choose)")
+    ap.add_argument("--encoder-capacity", type=float, default=2.0,
+                    help="t5: moe_encoder_capacity_factor (expert choice: each expert takes ceil(cf Te / E) tokens "
+                         "of every sequence)")
     ap.add_argument("--ffn-proj", choices=["relu", "gated-gelu"], default="relu", help="t5: feed_forward_proj")
     ap.add_argument("--d-kv", type=int, default=8, help="t5: d_kv (head width; H*d_kv need not be hidden)")
     ap.add_argument("--dec-layers", type=int, default=None, help="t5: num_decoder_layers (default --layers)")
@@ -311,9 +367,30 @@ def main():
     a = ap.parse_args()
     if a.seq is None:
         a.seq = 8 if a.family == "t5" else 16
-    if a.family == "t5":
+    t5 = a.family == "t5"
+    for k, mixtral_default, t5_default in (("experts", 4, 0), ("topk", 2, 1), ("capacity", 0.0, 1.25),
+                                           ("eval_capacity", 0.0, 2.0), ("renorm", 1, 0)):
+        if getattr(a, k) is None:
+            setattr(a, k, t5_default if t5 else mixtral_default)
+    if t5:
+        ml, n = None, max(a.layers, a.dec_layers or a.layers)
+        if a.experts < 0:
+            ap.error("--experts must be >= 0 (0: dense)")
+        if a.experts and not 1 <= a.topk <= a.experts:
+            ap.error("--topk must be in [1, --experts]")
+        if a.moe_layers == "all":
+            ml = list(range(n))
+        elif a.moe_layers is not None:
+            ml = [int(v) for v in a.moe_layers.split(",") if v.strip()]
+            if not ml or min(ml) < 0 or max(ml) >= n:
+                ap.error("--moe-layers: indices in [0, %d) (a layer of either stack), or all" % n)
+        elif a.experts and n < 2:
+            ap.error("--experts with 1-layer stacks: the default MoE layers (1, 3, ...) are none; give --moe-layers")
         cfg = t5_config(a.vocab, a.hidden, a.d_kv, a.ffn or 48, a.layers, a.dec_layers, a.heads, a.buckets,
-                        a.max_distance, a.ffn_proj, True if a.tie is None else a.tie, a.dtype)
+                        a.max_distance, a.ffn_proj, True if a.tie is None else a.tie, a.dtype, experts=a.experts,
+                        topk=a.topk, encoder_routing=a.encoder_routing, encoder_capacity=a.encoder_capacity,
+                        capacity=a.capacity, eval_capacity=a.eval_capacity, renorm=a.renorm, moe_layers=ml,
+                        aux_coef=a.aux_coef, z_coef=a.z_coef)
     elif a.family == "gpt2":
         cfg = gpt2_config(a.vocab, a.hidden, a.layers, a.heads, a.ffn, a.max_pos, True if a.tie is None else a.tie,
                           a.dtype)
@@ -322,7 +399,7 @@ def main():
         cfg = llama_config(a.vocab, a.hidden, a.layers, a.heads, kv, a.ffn, a.max_pos, bool(a.tie), a.dtype, a.theta)
     else:
         kv = a.kv_heads or (a.heads // 2 if a.heads % 2 == 0 else a.heads)
-        ml = None if a.moe_layers == "all" else [int(v) for v in a.moe_layers.split(",") if v.strip()]
+        ml = None if a.moe_layers in (None, "all") else [int(v) for v in a.moe_layers.split(",") if v.strip()]
         if ml is not None and (not ml or min(ml) < 0 or max(ml) >= a.layers):
             ap.error("--moe-layers: indices in [0, %d), or all" % a.layers)
         cfg = mixtral_config(a.vocab, a.hidden, a.layers, a.heads, kv, a.ffn, a.max_pos, bool(a.tie), a.dtype,

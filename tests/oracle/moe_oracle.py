@@ -20,7 +20,7 @@ logits, probs, choice (N,K) I32, kept (N,K) I32, weight (N,K), counts (E) I32
 (kept pairs per expert), out, aux [1], z [1] and grad.<input> for every input.
 The bf16 case adds bf16.out and bf16.grad.<input>: the same with every expert GEMM
 operand rounded to bf16 (the header: "bf16 operands when bf16 weights are given").
-Spec in __metadata__: N, C, F, E, K, mlp (gelu|swiglu), bias, cf, renormalize,
+Spec in __metadata__: N, C, F, E, K, mlp (gelu|swiglu|relu|geglu), bias, cf, renormalize,
 aux_coef, z_coef, capacity (-1: dropless), dropped, bf16 (1: x and the expert
 weights are exactly bf16 values, for the bf16 expert path).
 
@@ -61,6 +61,9 @@ CASES = {
     "all_experts": (37, 4, 4, "swiglu", 0, 1.0, 1, None, 0.01, 1e-3, 0, 7),
     # For the bf16 expert path: x and the expert weights are exact bf16 values.
     "bf16_top2": (37, 4, 2, "swiglu", 0, 1.25, 1, (0.6, 0.2, 0.0, -0.2), 0.01, 1e-3, 1, 8),
+    # T5's experts: relu top-1 with raw gates and dropping (Switch), gated-gelu top-2.
+    "t5_relu_top1": (45, 4, 1, "relu", 0, 1.0, 0, (0.6, 0.2, 0.0, -0.2), 0.01, 1e-3, 0, 9),
+    "t5_geglu_top2": (40, 4, 2, "geglu", 0, 1.25, 1, (0.6, 0.2, 0.0, -0.2), 0.01, 1e-3, 0, 10),
 }
 
 
@@ -109,7 +112,7 @@ def gen_case(out_dir, name, N, E, K, mlp, bias, cf, renorm, skew, aux_coef, z_co
             Wr += (np.asarray(skew, dtype=np.float64)[:, None] / math.sqrt(C)).astype(np.float32)
         ins["router"] = Wr.astype(np.float32)
         ins["w1"] = randn(E, Fd, C, scale=1 / math.sqrt(C))
-        if mlp == "swiglu":
+        if mlp in ("swiglu", "geglu"):
             ins["w3"] = randn(E, Fd, C, scale=1 / math.sqrt(C))
         ins["w2"] = randn(E, C, Fd, scale=1 / math.sqrt(Fd))
         if bias:
@@ -174,6 +177,11 @@ def gen_case(out_dir, name, N, E, K, mlp, bias, cf, renorm, skew, aux_coef, z_co
             if mlp == "gelu":
                 a = F.gelu(h1 + t["b1"][e], approximate="tanh")
                 return gq(fq(a) @ t["w2"][e].T) + t["b2"][e]
+            if mlp == "relu":
+                return gq(fq(F.relu(h1)) @ t["w2"][e].T)
+            if mlp == "geglu":
+                a = F.gelu(h1, approximate="tanh") * gq(xe @ t["w3"][e].T)
+                return gq(fq(a) @ t["w2"][e].T)
             a = F.silu(h1) * gq(xe @ t["w3"][e].T)
             return gq(fq(a) @ t["w2"][e].T)
 

@@ -78,7 +78,8 @@ const char* const kParams[] = {"router", "w1", "b1", "w3", "w2", "b2"};
 class OracleMoe : public ::testing::TestWithParam<std::string> {};
 INSTANTIATE_TEST_SUITE_P(Cases, OracleMoe,
                          ::testing::Values("switch_skew", "top1_cf125", "top2_renorm", "top2_dropless", "gelu_top1",
-                                           "gelu_top2_skew", "all_experts", "bf16_top2"),
+                                           "gelu_top2_skew", "all_experts", "bf16_top2", "t5_relu_top1",
+                                           "t5_geglu_top2"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 TEST_P(OracleMoe, MatchesTorch) {
@@ -86,7 +87,8 @@ TEST_P(OracleMoe, MatchesTorch) {
   const int N = c.dim("N");
   MoeSpec sp;
   sp.C = c.dim("C"), sp.F = c.dim("F"), sp.E = c.dim("E"), sp.K = c.dim("K");
-  sp.mlp = c.meta("mlp") == "gelu" ? MlpKind::Gelu : MlpKind::SwiGLU;
+  const std::string mlp = c.meta("mlp");
+  sp.mlp = mlp == "gelu" ? MlpKind::Gelu : mlp == "relu" ? MlpKind::Relu : mlp == "geglu" ? MlpKind::GeGLU : MlpKind::SwiGLU;
   sp.bias = c.dim("bias");
   sp.capacity_factor = c.f32("cf");
   sp.renormalize = c.dim("renormalize");
@@ -105,7 +107,7 @@ TEST_P(OracleMoe, MatchesTorch) {
   auto ptr = [&](int i) { return params[i].empty() ? nullptr : params[i].data(); };
   MoeWeights<float> w{ptr(0), ptr(1), ptr(2), ptr(3), ptr(4), ptr(5)};
   ASSERT_TRUE(w.router && w.w1 && w.w2);
-  ASSERT_EQ(sp.mlp == MlpKind::SwiGLU, w.w3 != nullptr);
+  ASSERT_EQ(moe_gated(sp.mlp), w.w3 != nullptr);
   ASSERT_EQ(sp.bias, w.b1 != nullptr && w.b2 != nullptr);
   // bf16 copies of the expert matrices (the case's values are exact bf16 values).
   std::vector<bf16> w1b, w3b, w2b;

@@ -52,6 +52,45 @@ TEST(T5Config, RoundTripsThroughHfFields) {
     }
 }
 
+// MoE T5: expert choice in the encoder, top-2 in the decoder, every other layer of both
+// stacks by default; the config round-trips and the layout holds the experts.
+ModelConfig moe_t5(MlpKind mlp = MlpKind::GeGLU, bool ec = true, int K = 2, float cf = 0.0f) {
+  ModelConfig c = tiny_t5(mlp, false);
+  c.n_experts = 4, c.top_k = K, c.expert_choice = ec, c.enc_capacity_factor = 2.0f, c.capacity_factor = cf;
+  c.moe_renormalize = K > 1, c.aux_loss_coef = 0.01f, c.z_loss_coef = 1e-3f;
+  c.validate();
+  return c;
+}
+
+TEST(T5Config, MoeRoundTripsAndLaysOutExperts) {
+  const ModelConfig c = moe_t5();
+  nlohmann::json j = config_to_hf(c);
+  EXPECT_EQ(j["num_experts"], 4);
+  EXPECT_EQ(j["num_experts_per_tok"], 2);
+  EXPECT_EQ(j["moe_routing"], "expert_choice");
+  EXPECT_FALSE(j.contains("moe_layers")) << "the default, every other layer of both stacks";
+  const ModelConfig r = config_from_hf(j, "config.json");
+  EXPECT_EQ(config_to_hf(r), j);
+  EXPECT_TRUE(r.expert_choice && r.is_moe());
+  const T5Layout L = t5_layout(c);
+  EXPECT_NE(L.layout.find("encoder.block.1.layer.1.mlp.router.classifier.weight"), nullptr);
+  EXPECT_NE(L.layout.find("encoder.block.1.layer.1.mlp.experts.expert_*.wi_0.weight"), nullptr);
+  EXPECT_NE(L.layout.find("decoder.block.1.layer.2.mlp.experts.expert_*.wo.weight"), nullptr);
+  EXPECT_NE(L.layout.find("decoder.block.2.layer.2.DenseReluDense.wi_1.weight"), nullptr) << "layer 2: dense";
+  EXPECT_EQ(L.layout.find("encoder.block.0.layer.1.mlp.router.classifier.weight"), nullptr);
+  T5Model m(c, false);
+  EXPECT_EQ(double(m.num_params()), model_param_count(c));
+  EXPECT_NE(m.moe_block(1), nullptr);                         // encoder layer 1
+  EXPECT_TRUE(m.moe_block(1)->spec().expert_choice);
+  EXPECT_NE(m.moe_block(c.n_layer + 1), nullptr);             // decoder layer 1
+  EXPECT_FALSE(m.moe_block(c.n_layer + 1)->spec().expert_choice) << "the decoder's tokens choose";
+  EXPECT_EQ(m.moe_block(c.n_layer + 1)->spec().K, 2);
+  // A decoder-only model refuses expert choice (not causal); T5 takes it for its encoder.
+  ModelConfig d = model_preset("llama", "tiny", 96);
+  d.family = "mixtral", d.n_experts = 4, d.top_k = 2, d.expert_choice = true;
+  EXPECT_THROW(d.validate(), std::invalid_argument);
+}
+
 TEST(T5Config, HfDefaultsAndRefusals) {
   nlohmann::json j = {{"model_type", "t5"}, {"vocab_size", 100}, {"d_model", 32}, {"num_heads", 4},
                       {"d_ff", 64},         {"num_layers", 2}};
@@ -183,6 +222,77 @@ TEST(T5Model, CachedDecodingMatchesTheForward) {
     EXPECT_GE(g1.size(), 1u);
     EXPECT_LE(g1.size(), 6u);
   }
+}
+
+// MoE T5: the encoder's expert-choice routing of a token depends on the other tokens of
+// its sequence (so it is not causal, and only the encoder may use it); every expert
+// takes exactly its capacity of each sequence; the decoder (dropless top-2) stays causal;
+// the MoE losses are part of the loss; cached decoding matches the forward.
+TEST(T5Model, MoeExpertChoiceEncoderTopKDecoder) {
+  const ModelConfig c = moe_t5();
+  T5Model m(c);
+  m.init_weights(7);
+  Batch b(c.vocab_size, 5);
+  const int V = c.vocab_size, Te = b.Te;
+  m.forward(b.enc.data(), b.dec.data(), b.tgt.data(), b.B, b.Te, b.Td);
+  EXPECT_GT(m.moe_loss(), 0.0);
+  const MoeBlock* enc = m.moe_block(1);
+  ASSERT_NE(enc, nullptr);
+  const MoeRouting r0 = enc->routing();
+  const int cap = int(std::ceil(2.0 * Te / c.n_experts - 1e-9));
+  EXPECT_EQ(r0.capacity, cap);
+  for (int row = 0; row < b.B; row++)
+    for (int e = 0; e < c.n_experts; e++) {
+      int taken = 0;
+      for (int t = 0; t < Te; t++) taken += r0.kept[(size_t(row) * Te + t) * c.n_experts + e];
+      EXPECT_EQ(taken, cap) << "row " << row << ", expert " << e << " takes exactly its capacity";
+    }
+  const auto logits0 = copy_of(m.logits(), size_t(b.B) * b.Td * V);
+  // Change the last encoder token of row 0 until the routing of an earlier token changes.
+  bool earlier = false;
+  for (int tries = 0; tries < 20 && !earlier; tries++) {
+    Batch e = b;
+    e.enc[Te - 1] = (e.enc[Te - 1] + 7 * (tries + 1)) % V;
+    m.forward(e.enc.data(), e.dec.data(), e.tgt.data(), e.B, e.Te, e.Td);
+    const MoeRouting& r = m.moe_block(1)->routing();
+    for (size_t i = 0; i < size_t(Te - 1) * c.n_experts; i++) earlier |= r.kept[i] != r0.kept[i];
+    for (size_t i = size_t(Te) * c.n_experts; i < r.kept.size(); i++)
+      EXPECT_EQ(r.kept[i], r0.kept[i]) << "row 1's routing depends on row 0";
+  }
+  EXPECT_TRUE(earlier) << "a later token must change an earlier token's expert-choice routing";
+  // The decoder is causal: a later decoder input changes nothing before it.
+  Batch d = b;
+  d.dec[5] = (d.dec[5] + 1) % V;
+  m.forward(d.enc.data(), d.dec.data(), d.tgt.data(), d.B, d.Te, d.Td);
+  for (int s = 0; s < 5; s++)
+    for (int i = 0; i < V; i++) ASSERT_EQ(m.logits()[s * V + i], logits0[size_t(s) * V + i]) << "position " << s;
+  // Cached decoding of row 0 equals the teacher-forced forward.
+  std::vector<int32_t> enc0(b.enc.begin(), b.enc.begin() + Te), dec0(b.dec.begin(), b.dec.begin() + b.Td);
+  ForwardOptions fo;
+  fo.training = false;
+  m.forward(enc0.data(), dec0.data(), nullptr, 1, Te, b.Td, fo);
+  const auto want = copy_of(m.logits(), size_t(b.Td) * V);
+  double scale = 0;
+  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+  T5Decoder dec(m, enc0);
+  for (int t = 0; t < b.Td; t++) {
+    const std::vector<float>& l = dec.feed({dec0[t]});
+    EXPECT_TRUE(all_close(l.data(), want.data() + size_t(t) * V, V, 2e-5 * scale, 1e-5, "moe cached " + std::to_string(t)));
+  }
+}
+
+TEST(T5Checkpoint, MoeRoundTrip) {
+  const ModelConfig c = moe_t5(MlpKind::Relu, true, 1, 1.0f);
+  T5Model m(c, false);
+  m.init_weights(3);
+  const std::string dir = fresh_dir("t5_moe_ckpt");
+  t5_save(m, dir);
+  auto f = SafeTensorsFile::open(dir + "/model.safetensors");
+  EXPECT_NE(f.find("encoder.block.1.layer.1.mlp.experts.expert_3.wi.weight"), nullptr) << "one HF tensor per expert";
+  auto r = t5_load(dir);
+  EXPECT_EQ(0, std::memcmp(r->params().data(), m.params().data(), m.params().numel() * sizeof(float)));
+  EXPECT_EQ(r->config().top_k, 1);
+  EXPECT_TRUE(r->config().expert_choice);
 }
 
 TEST(T5Model, Bf16ComputeIsCloseToF32) {
