@@ -7,6 +7,10 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "train/eval.h"
+#include "model/flops.h"
+#include "model/t5.h"
+#include "upcycle/t5_upcycle.h"
 #include "cli/model_open.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -27,6 +31,8 @@ struct UpcycleCli {
   bool dry_run = false, json = false, force = false, no_check = false, check_only = false;
   bool noise_given = false, drop_given = false, router_std_given = false;  // flags that need a matching choice
   int check_batch = 4, check_seq = 128;
+  std::string encoder_routing = "expert-choice";  // t5
+  float encoder_capacity = 2.0f;
 };
 
 uint64_t parse_size(const std::string& s) {
@@ -89,15 +95,8 @@ nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, co
   return j;
 }
 
-void run_upcycle(UpcycleCli& o) {
-  if (o.check_only) {  // an existing upcycled checkpoint against its dense one
-    if (o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
-    const std::string dense = resolve_model_dir(o.from);
-    auto j = run_check(o, dense, config_load(dense + "/config.json"));
-    if (o.json) std::printf("%s\n", j.dump().c_str());
-    return;
-  }
-  if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
+// The options from the flags, checked against each other (both families).
+void prepare(UpcycleCli& o) {
   o.opt.renormalize = o.combine == "renorm";
   o.opt.strategy = upcycle_strategy_parse(o.strategy);
   if (o.noise_given && o.opt.strategy != UpcycleStrategy::Noise)
@@ -113,6 +112,99 @@ void run_upcycle(UpcycleCli& o) {
   if (!o.dry_run && o.out.empty()) throw std::invalid_argument("--out is required (or --dry-run)");
   if (!o.dry_run && path_exists(o.out) && !o.force)
     throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
+}
+
+// T5 (upcycle/t5_upcycle.h): the paper's routing by default (expert choice in the
+// encoder, the decoder's top-k); the step-0 check on a span-corruption batch.
+void run_t5_upcycle(UpcycleCli& o) {
+  T5UpcycleOptions t;
+  t.base = o.opt;
+  t.encoder_expert_choice = o.encoder_routing == "expert-choice";
+  t.encoder_capacity_factor = o.encoder_capacity;
+  const std::string dense_dir = resolve_model_dir(o.from);
+  if (!o.check_only) {
+    const ModelConfig mc = [&] {
+      try {
+        return t5_upcycled_config(config_load(dense_dir + "/config.json"), t);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+      }
+    }();
+    std::string layers;
+    for (int l = 0; l < std::max(mc.n_layer, mc.n_dec_layer); l++)
+      if (mc.moe_layer(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
+    const ParamCounts pc = model_param_counts(mc);
+    if (!o.json)
+      std::printf("upcycle %s (t5) -> %d experts in layers %s of both stacks: encoder %s, decoder top-%d %s; "
+                  "%.2fM parameters, %.2fM active per token\n", dense_dir.c_str(), mc.n_experts, layers.c_str(),
+                  mc.expert_choice ? ("expert choice (cf " + std::to_string(mc.enc_capacity_factor).substr(0, 4) + ")").c_str()
+                                   : "tokens choose",
+                  mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates", pc.total / 1e6, pc.active / 1e6);
+    if (o.dry_run) {
+      if (!o.json) std::printf("(dry run: nothing written)\n");
+      else std::printf("%s\n", config_to_hf(mc).dump().c_str());
+      return;
+    }
+    check_model_tokenizer(dense_dir, mc.vocab_size);
+    t5_upcycle(dense_dir, o.out, t, o.force);
+    if (!o.json) std::printf("wrote %s\n", o.out.c_str());
+  }
+  if (o.no_check) return;
+  auto dense = t5_load(dense_dir);
+  auto moe = t5_load(resolve_model_dir(o.out));
+  // The batch: span corruption of the dataset's validation split (--check-data, or the
+  // dense run's), else random tokens.
+  std::string data = o.check_data, src;
+  if (data.empty() && path_exists(dense_dir + "/trainer_state.json")) {
+    const std::string d = trainer_state_load(dense_dir).config.data_dir;
+    if (path_exists(d + "/meta.json")) data = d;
+  }
+  TokenBatch b;
+  const int seq = std::min(o.check_seq, dense->config().n_ctx);
+  if (!data.empty()) {
+    const DatasetInfo ds = dataset_open(data);
+    model_batches(ds, dense->config(), ds.val_path, o.check_batch, seq, 0)->batch_at(0, b);
+    src = "span corruption of the validation split of " + data;
+  } else {
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> tok(0, dense->config().vocab_size - 1);
+    const int Td = std::max(2, seq / 4);
+    b.resize(o.check_batch, seq, Td);
+    for (auto& v : b.inputs) v = tok(rng);
+    for (auto& v : b.targets) v = tok(rng);
+    for (int r = 0; r < b.B; r++)
+      for (int i = 0; i < Td; i++) b.dec[size_t(r) * Td + i] = i ? b.targets[size_t(r) * Td + i - 1] : dense->config().bos_id;
+    src = "random tokens: no dataset known (give --check-data)";
+  }
+  Step0Report rep = t5_step0_check(*dense, *moe, b);
+  rep.batch = src;
+  if (!o.json) std::printf("%s", rep.text().c_str());
+  nlohmann::ordered_json kept{{"from", dense_dir}};
+  kept.update(rep.to_json());
+  try {
+    file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moe upcycle: warning: step0.json not kept (%s)\n", e.what());
+  }
+  if (o.json) std::printf("%s\n", kept.dump().c_str());
+}
+
+void run_upcycle(UpcycleCli& o) {
+  if (config_load(resolve_model_dir(o.from) + "/config.json").encoder_decoder()) {
+    if (o.check_only && o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
+    if (!o.check_only && o.opt.experts == 0) throw CLI::RequiredError("--experts");
+    if (!o.check_only) prepare(o);
+    return run_t5_upcycle(o);
+  }
+  if (o.check_only) {  // an existing upcycled checkpoint against its dense one
+    if (o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
+    const std::string dense = resolve_model_dir(o.from);
+    auto j = run_check(o, dense, config_load(dense + "/config.json"));
+    if (o.json) std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
+  prepare(o);
 
   // The plan checks the options against the dense model (k <= E, granularity divides
   // the MLP, ...): its std::invalid_argument is a usage error; a broken checkpoint
@@ -181,6 +273,11 @@ void register_upcycle(CLI::App& app) {
   sub->add_option("--router-init", o->router_init, "random (default) | zeros")->check(CLI::IsMember({"random", "zeros"}));
   sub->add_option("--router-std", u.router_std, "random router init std (default Switch's sqrt(0.1 / C))")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--encoder-routing", o->encoder_routing,
+                  "t5: expert-choice (default: the paper's; each expert takes cf x T / E tokens of a sequence) | top-k")
+      ->check(CLI::IsMember({"expert-choice", "top-k"}));
+  sub->add_option("--encoder-capacity-factor", o->encoder_capacity, "t5 with expert choice: cf (default 2, the paper's)")
+      ->check(CLI::Range(0.01, 1000.0));
   sub->add_option("--capacity-factor", u.capacity_factor, "training capacity factor stored in config.json (default 2; <= 0: dropless)");
   sub->add_option("--eval-capacity-factor", u.eval_capacity_factor, "evaluation capacity factor (default 0: dropless)");
   sub->add_option("--aux-coef", u.aux_coef, "load-balancing loss coefficient (default 0.01)")->check(CLI::NonNegativeNumber);

@@ -84,6 +84,10 @@ class T5Model : public LanguageModel {
   const float* logits() const { return logits_; }  // (B,Td,V) of the last forward
   const float* encoder_output() const;              // (B,Te,C): the encoder's final-normed output
   int valid_targets() const override { return n_valid_; }
+  // Of the last forward, by layer slot (encoder l, decoder n_layer + l): the MLP's (or MoE
+  // block's) normed input, and the residual stream after the layer (upcycling's step 0).
+  const float* mlp_input(int slot) const;
+  const float* stream_after(int slot) const;
   const float* token_losses() const { return losses_; }
   // MoE: the aux + z losses of the last forward (both stacks), and the blocks by slot:
   // encoder layer l is slot l, decoder layer l slot n_layer + l (null for dense layers).

@@ -167,6 +167,16 @@ double T5Model::train_flops_per_token(int Te, int Td) const { return t5_train_fl
 
 void T5Model::save(const std::string& dir, STDType dtype) const { t5_save(*this, dir, dtype); }
 
+const float* T5Model::mlp_input(int slot) const {
+  if (!acts_ || slot < 0 || slot >= layer_slots()) throw std::logic_error("T5Model::mlp_input: no forward, or no such slot");
+  return slot < cfg_.n_layer ? acts_->enc[size_t(slot)].ln2 : acts_->dec[size_t(slot - cfg_.n_layer)].ln2;
+}
+
+const float* T5Model::stream_after(int slot) const {
+  if (!acts_ || slot < 0 || slot >= layer_slots()) throw std::logic_error("T5Model::stream_after: no forward, or no such slot");
+  return slot < cfg_.n_layer ? acts_->xe[size_t(slot) + 1] : acts_->xd[size_t(slot - cfg_.n_layer) + 1];
+}
+
 const float* T5Model::encoder_output() const {
   if (!acts_) throw std::logic_error("T5Model::encoder_output without a forward");
   return acts_->enc_out;

@@ -158,6 +158,7 @@ nlohmann::ordered_json Step0Report::to_json() const {
     if (L.moe) {
       o["block_max_diff"] = L.block_max_diff, o["mlp_max_abs"] = L.mlp_max_abs, o["scale"] = L.scale;
       o["gate_mass"] = L.gate_mass, o["drop_fraction"] = L.drop_fraction;
+      if (!L.note.empty()) o["untaken"] = L.untaken, o["note"] = L.note;
     }
     o["hidden_max_diff"] = L.hidden_max_diff;
     ls.push_back(o);
@@ -183,6 +184,8 @@ std::string Step0Report::text() const {
   std::snprintf(buf, sizeof buf, "  loss: dense %.6f, upcycled %.6f (difference %+.3g)\n", dense_loss, moe_loss,
                 moe_loss - dense_loss);
   o << buf;
+  for (const Step0Layer& L : layers)
+    if (!L.note.empty()) o << "  layer " << L.layer << ": " << L.note << "\n";
   return o.str();
 }
 

@@ -21,6 +21,8 @@ struct Step0Layer {
   double gate_mass = 1;        // mean over tokens of the kept combine weights (1 renormalised)
   double drop_fraction = 0;    // (token, choice) pairs over capacity
   double hidden_max_diff = 0;  // max |residual stream difference| after this layer (both models on their own)
+  double untaken = 0;          // expert choice: fraction of tokens no expert took (their MLP output is 0)
+  std::string note;            // why this layer is not exact at step 0, when it is not (printed under the table)
 };
 
 struct Step0Report {

@@ -134,6 +134,55 @@ TEST(CliT5, TrainsAnMoeT5) {
   ASSERT_EQ(r.code, 0) << r.err;
 }
 
+// moe upcycle on T5, the paper's routing by default: the decoder's renormalised top-2
+// layer computes the dense MLP exactly at step 0; the encoder's expert-choice layer does
+// not, and the report says by how much and why; the result trains with --init.
+TEST(CliT5, UpcyclesWithExpertChoiceAndReportsStep0) {
+  TempDir tmp("t5_upcycle");
+  Proc r = run_moe(t5_train_args(tmp / "d", 8));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_moe(kOneThread + "upcycle --from " + q(tmp / "d") + " --out " + q(tmp / "u") + " --experts 4 --check-seq 48");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("expert choice is not exact at step 0"), std::string::npos) << r.out;
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(tmp / "u/config.json"));
+  EXPECT_EQ(cfg["num_experts"], 4);
+  EXPECT_EQ(cfg["num_experts_per_tok"], 2);
+  EXPECT_EQ(cfg["moe_routing"], "expert_choice");
+  EXPECT_EQ(cfg["moe_renormalize"], true);
+  const nlohmann::json s0 = nlohmann::json::parse(read_file(tmp / "u/step0.json"));
+  int moe_layers = 0;
+  for (const auto& L : s0["layers"]) {
+    if (!L["moe"].get<bool>()) {
+      if (L["layer"].get<int>() == 0) EXPECT_EQ(L["hidden_max_diff"].get<double>(), 0.0) << "before any MoE layer";
+      continue;
+    }
+    moe_layers++;
+    const double diff = L["block_max_diff"], scale = L["mlp_max_abs"];
+    if (L["layer"].get<int>() < 2) {  // encoder layer 1: expert choice
+      EXPECT_GT(diff, 1e-3 * scale) << "expert choice is not exact at step 0";
+      EXPECT_LT(L["gate_mass"].get<double>(), 1.0);
+      EXPECT_TRUE(L.contains("untaken") && L.contains("note"));
+      EXPECT_NEAR(L["scale"].get<double>(), L["gate_mass"].get<double>(), 0.5) << "the block is about m(x) x MLP";
+    } else {  // decoder layer 1 (slot 3): renormalised top-2 of copies, dropless at evaluation
+      EXPECT_LT(diff, 1e-5 * scale) << "renormalised top-2 of copied experts is the dense MLP";
+      EXPECT_NEAR(L["gate_mass"].get<double>(), 1.0, 1e-6);
+    }
+  }
+  EXPECT_EQ(moe_layers, 2);
+  r = run_moe(kOneThread + "train --data " + q(t5_dataset()) + " --out " + q(tmp / "t") + " --init " + q(tmp / "u") +
+              " --steps 2 --batch 4 --seq 48 --warmup 1 --eval-every 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Another strategy and the encoder's tokens choosing instead; bad options in one line.
+  r = run_moe(kOneThread + "upcycle --from " + q(tmp / "d") + " --out " + q(tmp / "n") +
+              " --experts 4 --strategy noise --encoder-routing top-k --no-check");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(read_file(tmp / "n/config.json"))["moe_routing"], "tokens_choose");
+  expect_one_line_error(run_moe("upcycle --from " + q(tmp / "d") + " --out " + q(tmp / "x") + " --experts 4 --top-k 5"),
+                        2, {"--top-k 5"}, "top-k above the experts");
+  expect_one_line_error(run_moe("upcycle --from " + q(tmp / "u") + " --out " + q(tmp / "y") + " --experts 4"), 2,
+                        {"already an MoE model"}, "upcycling an MoE T5");
+}
+
 TEST(CliT5, RefusesWhatItDoesNotHaveYet) {
   TempDir tmp("t5_refusals");
   expect_one_line_error(run_moe(t5_train_args(tmp / "x") + " --recompute"), 2, {"--recompute", "t5"}, "t5 recompute");
@@ -147,8 +196,8 @@ TEST(CliT5, RefusesWhatItDoesNotHaveYet) {
   ASSERT_EQ(r.code, 0) << r.err;
   expect_one_line_error(run_moe("generate --model " + q(tmp / "m") + " --prompt '<extra_id_100> x'"), 2,
                         {"--prompt", "<extra_id_100>", "100 sentinels"}, "a sentinel the model does not have");
-  expect_one_line_error(run_moe("upcycle --from " + q(tmp / "m") + " --out " + q(tmp / "u") + " --experts 4"), 1,
-                        {"encoder-decoder"}, "upcycle on t5");
+  expect_one_line_error(run_moe("upcycle --from " + q(tmp / "m") + " --out " + q(tmp / "u") + " --experts 4 --carry-optimizer"),
+                        2, {"--carry-optimizer", "t5"}, "carrying the optimizer into T5 experts");
 }
 
 }  // namespace
