@@ -176,6 +176,7 @@ void run_train_bench(const TrainBenchOpts& o) {
           cfg.n_experts = o.experts, cfg.top_k = o.top_k, cfg.capacity_factor = o.capacity;
           cfg.moe_renormalize = o.top_k > 1;
           if (cfg.family == "llama") cfg.family = "mixtral";
+          if (cfg.encoder_decoder()) cfg.expert_choice = true;  // the paper's: expert choice in the encoder
         }
         TrainBenchDist dist;
         if (launched_by_mpi()) dist.comm = &comm_world();
@@ -194,7 +195,7 @@ void run_train_bench(const TrainBenchOpts& o) {
         if (o.json) {
           ojson j{{"kind", "train"}, {"family", cfg.family}, {"preset", preset}, {"compute", compute_name(c)},
                   {"experts", cfg.n_experts}, {"top_k", cfg.top_k},
-                  {"threads", threads}, {"B", r.B}, {"T", r.T}, {"params", r.params},
+                  {"threads", threads}, {"B", r.B}, {"T", r.T}, {"Td", r.Td}, {"params", r.params},
                   {"flops_per_token", r.flops_per_token}, {"steps", r.steps},
                   {"step_ms", round_to(1e3 * r.best_step_s, 2)}, {"step_ms_median", round_to(1e3 * r.median_step_s, 2)},
                   {"tokens_per_s", round_to(r.tokens_per_s(), 1)},
@@ -215,8 +216,9 @@ void run_train_bench(const TrainBenchOpts& o) {
           }
           std::cout << j.dump() << std::endl;
         } else {
-          std::printf("%-7s %-6s %-5s E=%d B=%d T=%d %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%",
-                      cfg.family.c_str(), preset.c_str(), compute_name(c), cfg.n_experts, r.B, r.T,
+          const std::string T = r.Td > 0 ? std::to_string(r.T) + "+" + std::to_string(r.Td) : std::to_string(r.T);
+          std::printf("%-7s %-6s %-5s E=%d B=%d T=%s %6.2fM params: %8.0f tokens/s (median %8.0f), %6.1f GFLOP/s, MFU %.1f%%",
+                      cfg.family.c_str(), preset.c_str(), compute_name(c), cfg.n_experts, r.B, T.c_str(),
                       double(r.params) / 1e6, r.tokens_per_s(), r.tokens_per_s_median(), r.gflops(), 100 * mfu);
           if (variant == 1 && rc == 0) std::printf(", step time %.3fx dense", ratio);
           if (rc == 1) std::printf(", recompute: step time %.3fx", r.best_step_s / plain_step);
@@ -259,8 +261,9 @@ void register_bench(CLI::App& app) {
   train->add_option("--peak-time", t->peak_time, "seconds to measure each peak (default 0.3)")->check(kSeconds);
   train->add_option("--preset", t->presets, "presets to run (default: small)")
       ->check(CLI::IsMember({"tiny", "small"}));
-  train->add_option("--family", t->families, "families to run (default: llama gpt2)")
-      ->check(CLI::IsMember({"llama", "gpt2"}));
+  train->add_option("--family", t->families,
+                    "families to run (default: llama gpt2; t5: --seq encoder tokens and span corruption's targets)")
+      ->check(CLI::IsMember({"llama", "gpt2", "t5"}));
   train->add_option("--compute", t->compute, "f32 | bf16 | both")->check(CLI::IsMember({"f32", "bf16", "both"}));
   train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
   train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));

@@ -7,7 +7,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "data/span_corruption.h"
 #include "model/memory.h"
+#include "model/t5.h"
 #include "ops/clip.h"
 #include "train/data_parallel.h"
 #include "train/expert_parallel.h"
@@ -26,32 +28,40 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
     throw std::invalid_argument("--batch " + std::to_string(B) + " must be a multiple of the " + std::to_string(P) +
                                 " ranks");
   std::unique_ptr<ExpertGroups> eg = comm && EP > 1 ? make_expert_groups(*comm, EP) : nullptr;
-  Model m(cfg, true, eg ? eg->split() : ExpertSplit{});
+  const bool t5 = cfg.encoder_decoder();
+  if (t5 && eg) throw std::invalid_argument("--expert-parallel: not implemented for t5 models yet");
+  std::unique_ptr<LanguageModel> mp;
+  if (t5) mp = std::make_unique<T5Model>(cfg, true);
+  else mp = std::make_unique<Model>(cfg, true, eg ? eg->split() : ExpertSplit{});
+  LanguageModel& m = *mp;
   m.set_recompute(recompute);
   m.init_weights(1);
   DataParallel dp(comm, m.params().numel(), dist.zero);
   if (eg) {
     dp.set_experts(eg.get(), experts_begin(m.layout()), m.params().numel());
-    m.set_expert_group(eg->ep.get());
+    static_cast<Model&>(m).set_expert_group(eg->ep.get());
   }
   m.set_moe_group(comm);
   std::unique_ptr<AdamW> optp = dp.zero() ? std::make_unique<AdamW>(m.layout(), dp.shard_ranges())
                                           : std::make_unique<AdamW>(m.layout());
   AdamW& opt = *optp;
   const int Bl = B / P;
-  const size_t row0 = size_t(dp.rank()) * Bl * T;
   const std::vector<Comm*> comms{comm, eg ? eg->ep.get() : nullptr, eg ? eg->edp.get() : nullptr};
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
-  std::vector<int32_t> in(size_t(B) * T), tgt(size_t(B) * T);
-  for (auto& t : in) t = tok(rng);
-  for (auto& t : tgt) t = tok(rng);
+  // T5: span corruption's shapes, T encoder tokens and its targets (568 raw -> 512, 114).
+  const int Td = t5 ? span_corruption_lengths(T).targets : 0;
+  TokenBatch batch;
+  batch.resize(B, T, Td);
+  for (auto* v : {&batch.inputs, &batch.dec, &batch.targets})
+    for (auto& t : *v) t = tok(rng);
   ForwardOptions fo;
   fo.compute = compute;
+  fo.token_offset = int64_t(dp.rank()) * Bl * T;
   const AdamWParams hp{1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f};
   auto step = [&] {
     m.grads().zero();
-    m.forward(in.data() + row0, tgt.data() + row0, Bl, T, fo);
+    m.forward_rows(batch, dp.rank() * Bl, Bl, fo);
     m.backward(1.0f / float(P));
     if (comm) dp.update(m, opt, hp, hp.lr, 1.0f, compute);
     else apply_update(m, opt, hp, hp.lr, 1.0f, compute);
@@ -76,14 +86,14 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   for (double t : times) total += t;
   std::sort(times.begin(), times.end());
   TrainBenchResult r;
-  r.family = cfg.family, r.preset = preset, r.compute = compute, r.B = B, r.T = T;
+  r.family = cfg.family, r.preset = preset, r.compute = compute, r.B = B, r.T = T, r.Td = Td;
   r.steps = int(times.size());
-  r.params = model_layout(cfg).layout.num_params();  // the whole model's, whatever this rank holds
-  r.flops_per_token = model_train_flops_per_token(m, T);
+  r.params = model_param_counts(cfg).total;  // the whole model's, whatever this rank holds
+  r.flops_per_token = m.train_flops_per_token(T, Td);
   r.best_step_s = times.front();
   r.median_step_s = times[times.size() / 2];
   r.recompute = recompute;
-  r.activation_bytes = m.activation_bytes();
+  r.activation_bytes = t5 ? 0 : static_cast<Model&>(m).activation_bytes();
   r.peak_rss_bytes = peak_rss_bytes();
   r.peak_rss_own = own_peak;
   r.ranks = P, r.expert_parallel = EP, r.zero = dp.zero();

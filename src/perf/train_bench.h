@@ -19,6 +19,7 @@ struct TrainBenchResult {
   std::string family, preset;
   Compute compute;
   int B = 0, T = 0, steps = 0;
+  int Td = 0;  // T5: decoder tokens per row (span corruption's targets for T encoder tokens); 0: decoder-only
   size_t params = 0;
   double flops_per_token = 0;
   double best_step_s = 0, median_step_s = 0;
@@ -33,8 +34,8 @@ struct TrainBenchResult {
   double comm_fraction = 0;              // collective seconds / step seconds (rank 0)
   std::map<std::string, double> comm_bytes_per_step;  // per kind of collective (rank 0's sends)
   std::vector<double> rank_peak_rss_bytes;
-  double tokens_per_s() const { return double(B) * T / best_step_s; }
-  double tokens_per_s_median() const { return double(B) * T / median_step_s; }
+  double tokens_per_s() const { return double(B) * (T + Td) / best_step_s; }  // T5: encoder + decoder tokens
+  double tokens_per_s_median() const { return double(B) * (T + Td) / median_step_s; }
   double gflops() const { return flops_per_token * tokens_per_s() * 1e-9; }
 };
 

@@ -183,6 +183,27 @@ TEST(CliT5, UpcyclesWithExpertChoiceAndReportsStep0) {
                         {"already an MoE model"}, "upcycling an MoE T5");
 }
 
+// moe bench train --family t5: span corruption's shapes (T encoder tokens, its targets),
+// tokens/s over encoder + decoder tokens, MFU below 1, the MoE variant with expert choice.
+TEST(CliT5, BenchTrainsT5) {
+  Proc r = run_moe(kOneThread + "bench train --family t5 --preset tiny --compute f32 --seq 64 --batch 4 "
+                                "--min-time 0.05 --experts 4 --top-k 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  int rows = 0;
+  for (const std::string& line : lines_of(r.out)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j["kind"] != "train") continue;
+    rows++;
+    EXPECT_EQ(j["family"], "t5");
+    EXPECT_EQ(j["T"], 64);
+    EXPECT_EQ(j["Td"], 14) << "70 raw tokens -> 64 inputs, 14 targets (3 sentinels, 10 noise tokens, eos)";
+    EXPECT_GT(j["tokens_per_s"].get<double>(), 0);
+    EXPECT_GT(j["mfu"].get<double>(), 0);
+    EXPECT_LT(j["mfu"].get<double>(), 1) << "no run beats the measured peak";
+  }
+  EXPECT_EQ(rows, 2) << "dense and MoE";
+}
+
 TEST(CliT5, RefusesWhatItDoesNotHaveYet) {
   TempDir tmp("t5_refusals");
   expect_one_line_error(run_moe(t5_train_args(tmp / "x") + " --recompute"), 2, {"--recompute", "t5"}, "t5 recompute");
