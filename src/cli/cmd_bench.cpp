@@ -263,7 +263,7 @@ void register_bench(CLI::App& app) {
       ->check(CLI::IsMember({"tiny", "small"}));
   train->add_option("--family", t->families,
                     "families to run (default: llama gpt2; t5: --seq encoder tokens and span corruption's targets)")
-      ->check(CLI::IsMember({"llama", "gpt2", "t5"}));
+      ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
   train->add_option("--compute", t->compute, "f32 | bf16 | both")->check(CLI::IsMember({"f32", "bf16", "both"}));
   train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
   train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));

@@ -63,8 +63,12 @@ void run_inspect(const InspectOpts& o) {
     for (int l : layers) ls += (ls.empty() ? "" : ",") + std::to_string(l);
     std::printf("  moe         %d experts, top-%d, %s combine, layers %s\n", c.n_experts, c.top_k,
                 c.moe_renormalize ? "renormalised" : "raw-gate", ls.c_str());
-    std::printf("              capacity factor %.2f train, %.2f eval (0: dropless); aux %.3g, z %.3g\n",
-                c.capacity_factor, c.eval_capacity_factor, c.aux_loss_coef, c.z_loss_coef);
+    if (c.hf_switch())
+      std::printf("              expert capacity %d tokens per sequence (HF switch_transformers); aux %.3g, z %.3g\n",
+                  c.switch_capacity, c.aux_loss_coef, c.z_loss_coef);
+    else
+      std::printf("              capacity factor %.2f train, %.2f eval (0: dropless); aux %.3g, z %.3g\n",
+                  c.capacity_factor, c.eval_capacity_factor, c.aux_loss_coef, c.z_loss_coef);
     if (c.encoder_decoder())
       std::printf("              encoder: %s; decoder: tokens choose top-%d\n",
                   c.expert_choice ? ("expert choice, each expert takes " + std::to_string(c.enc_capacity_factor).substr(0, 4) +

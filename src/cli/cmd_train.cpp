@@ -81,6 +81,9 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.moe_renormalize = o.combine == "renorm";
   mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
+  if (mc.hf_switch() && (o.top_k != 1 || o.routing != "top-k"))
+    throw std::invalid_argument("--family switch_transformers routes top-1 (tokens choose): no --top-k or --routing");
+  if (mc.hf_switch()) mc.moe_renormalize = false;  // HF's raw gates
   mc.expert_choice = o.routing == "expert-choice";  // T5: the encoder's routing (its decoder's tokens choose)
   mc.enc_capacity_factor = o.encoder_capacity;
   mc.router_init_scale = o.router_init_scale;
@@ -321,6 +324,10 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       mc.validate();
       fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
+      if (mc.hf_switch()) {  // HF's expert_capacity: tokens per expert per sequence
+        mc.switch_capacity = int(std::ceil(double(o.moe.capacity) * o.cfg.seq / mc.n_experts - 1e-9));
+        mc.validate();
+      }
       model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
       if (mc.encoder_decoder()) {
         if (split.partial()) throw UsageError("--expert-parallel: not implemented for t5 models yet");
@@ -405,9 +412,13 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     std::string layers;
     for (int l = 0; l < mc.n_layer; l++)
       if (mc.moe_layer(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
-    std::fprintf(stderr, "moe: %d experts, top-%d (%s), capacity factor %.2f train / %.2f eval (<= 0: dropless), "
-                 "layers %s, aux %.3g, z %.3g\n", mc.n_experts, mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates",
-                 mc.capacity_factor, mc.eval_capacity_factor, layers.c_str(), mc.aux_loss_coef, mc.z_loss_coef);
+    char cap[96];
+    if (mc.hf_switch()) std::snprintf(cap, sizeof cap, "expert capacity %d tokens per sequence", mc.switch_capacity);
+    else std::snprintf(cap, sizeof cap, "capacity factor %.2f train / %.2f eval (<= 0: dropless)", mc.capacity_factor,
+                       mc.eval_capacity_factor);
+    std::fprintf(stderr, "moe: %d experts, top-%d (%s), %s, layers %s, aux %.3g, z %.3g%s\n", mc.n_experts, mc.top_k,
+                 mc.moe_renormalize ? "renormalised" : "raw gates", cap, layers.c_str(), mc.aux_loss_coef,
+                 mc.z_loss_coef, mc.encoder_decoder() ? (mc.expert_choice ? "; encoder: expert choice" : "; both stacks") : "");
   }
   // Shard tokens a row reads: --seq, or for span corruption the raw window its inputs come from.
   const double row_tokens = mc.encoder_decoder() ? span_corruption_lengths(c.seq).raw : c.seq;
@@ -464,8 +475,10 @@ void register_train(CLI::App& app) {
                   "every new run writes)")
       ->default_str("none");
   sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
-  sub->add_option("--family", o->family, "model family: llama | gpt2 | t5 (encoder-decoder, span corruption)")
-      ->check(CLI::IsMember({"llama", "gpt2", "t5"}));
+  sub->add_option("--family", o->family,
+                  "model family: llama | gpt2 | t5 (encoder-decoder, span corruption) | switch_transformers (HF's "
+                  "Switch: T5 with top-1 relu experts, capacity per sequence = --capacity-factor x --seq / E)")
+      ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
       ->check(CLI::ExistingFile);
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");

@@ -16,7 +16,8 @@ const Family& family_of(const std::string& t) {
   if (t == "llama") return family_llama();
   if (t == "mixtral") return family_mixtral();
   if (t == "t5") return family_t5();
-  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral or t5)");
+  if (t == "switch_transformers") return family_switch();
+  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral, t5 or switch_transformers)");
 }
 
 bool ModelConfig::moe_layer(int l) const {
@@ -69,6 +70,14 @@ void ModelConfig::validate() const {
     need(rel_max_distance > rel_buckets / 2 && rel_max_distance <= (1 << 20),
          "relative_attention_max_distance must be above half the buckets (the decoder's exact range) and at most 2^20");
     need(pad_id >= 0 && pad_id < vocab_size, "pad_token_id must be a token id inside the vocabulary");
+    if (hf_switch())
+      need(is_moe() && top_k == 1 && !moe_renormalize && !expert_choice && mlp == MlpKind::Relu &&
+               switch_capacity > 0 && (moe_inner == 0 || moe_inner == n_inner),
+           "switch_transformers: num_experts > 0, top-1 routing with raw gates in both stacks, relu experts of d_ff "
+           "and an expert_capacity > 0");
+    if (hf_switch())
+      need(switch_sparse_step(*this) > 0, "switch_transformers: the MoE layers must be every sparse_step-th layer "
+                                          "(i % step == 1) of both stacks");
     need(bos_id >= 0 && eos_id >= 0, "decoder_start_token_id and eos_token_id must be token ids inside the vocabulary");
     at_most(int64_t(n_head) * head_dim(), int64_t(1) << 20, "attention width (num_heads x d_kv)");
   } else {
@@ -129,9 +138,13 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
   } else {
     throw std::invalid_argument("unknown preset \"" + name + "\" (expected tiny or small)");
   }
-  if (family == "t5") {  // T5 v1.1's shape: d_kv = C / H, gated-GELU of about 2.5 C, untied, eps 1e-6
+  if (family == "t5" || family == "switch_transformers") {  // T5 v1.1's shape: d_kv = C / H, untied, eps 1e-6
     c.n_dec_layer = c.n_layer, c.n_kv_head = c.n_head, c.norm_eps = 1e-6f, c.tied = false;
-    c.n_inner = name == "tiny" ? 160 : 1024;
+    c.n_inner = name == "tiny" ? 160 : 1024;  // gated-GELU of about 2.5 C
+  }
+  if (family == "switch_transformers") {  // Switch-Base's recipe, small: relu experts of 4 C, top-1, 8 experts
+    c.n_inner = 4 * c.n_embd, c.n_experts = name == "tiny" ? 4 : 8, c.switch_capacity = 64;
+    c.aux_loss_coef = 0.01f, c.z_loss_coef = 1e-3f, c.router_jitter = 0.0f;
   }
   c.validate();
   return c;
@@ -140,9 +153,10 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) hf::fail(path, "expected a JSON object");
   auto type = hf::opt_string(j, "model_type", path);
-  if (!type) hf::fail(path, "missing field 'model_type' (expected \"gpt2\", \"llama\", \"mixtral\" or \"t5\")");
-  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != "t5")
-    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected \"gpt2\", \"llama\", \"mixtral\" or \"t5\"");
+  const char* known = "\"gpt2\", \"llama\", \"mixtral\", \"t5\" or \"switch_transformers\"";
+  if (!type) hf::fail(path, std::string("missing field 'model_type' (expected ") + known + ")");
+  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != "t5" && *type != "switch_transformers")
+    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected " + known);
   const Family& f = family_of(*type);
   ModelConfig c;
   c.family = *type;

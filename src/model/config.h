@@ -54,12 +54,14 @@ struct ModelConfig {
   float z_loss_coef = 1e-3f;
   bool expert_choice = false;        // experts choose tokens: refused by causal decoders; T5: the encoder's routing
   float enc_capacity_factor = 2.0f;  // T5's encoder with expert choice: each expert takes cf T / E tokens of a sequence
+  int switch_capacity = 0;           // switch_transformers: expert_capacity, tokens per expert per sequence
   float router_init_scale = 0.1f;    // router init std sqrt(scale / C): Switch's smaller init (1.0: the usual)
   float router_jitter = 0.0f;        // training: router input times U[1-j, 1+j]
   float expert_dropout = 0.0f;       // training: dropout inside the experts
 
   int head_dim() const { return d_kv > 0 ? d_kv : n_embd / n_head; }
-  bool encoder_decoder() const { return family == "t5"; }
+  bool encoder_decoder() const { return family == "t5" || family == "switch_transformers"; }
+  bool hf_switch() const { return family == "switch_transformers"; }
   bool gated_mlp() const { return mlp == MlpKind::SwiGLU || mlp == MlpKind::GeGLU; }
   int expert_inner() const { return moe_inner > 0 ? moe_inner : n_inner; }
   bool is_moe() const { return n_experts > 0; }

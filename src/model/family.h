@@ -47,6 +47,12 @@ const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and c
 // T5 (T5ForConditionalGeneration): config fields only; its tensors are named by
 // t5_layout (model/t5.h), which has encoder and decoder stacks the roles cannot say.
 const Family& family_t5();
+// HF switch_transformers (SwitchTransformersForConditionalGeneration): T5 with top-1
+// experts in every sparse_step-th layer, capacity per sequence (model/t5.h).
+const Family& family_switch();
+// The sparse step (layer i sparse when step == 1 or i % step == 1) that gives c's MoE
+// layers in both stacks, or -1 when none does.
+int switch_sparse_step(const ModelConfig& c);
 
 // MoE config fields, shared by the families: HF's where they exist (Mixtral:
 // num_local_experts, num_experts_per_tok, router_aux_loss_coef), ours otherwise

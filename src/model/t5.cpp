@@ -18,7 +18,8 @@ std::string t5_no_role(Role, int) {
 
 bool t5_transposed(Role) { return false; }  // every T5 weight is an nn.Linear [out, in]
 
-void t5_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+// The fields T5 and switch_transformers share (everything but the experts).
+void t5_common_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
   c.vocab_size = hf::req_int(j, "vocab_size", path);
   c.n_embd = hf::req_int(j, "d_model", path);
   c.n_head = hf::req_int(j, "num_heads", path);
@@ -49,10 +50,51 @@ void t5_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path
   c.pad_id = hf::opt_int(j, "pad_token_id", 0, path);
   c.eos_id = hf::opt_int(j, "eos_token_id", 1, path);
   c.bos_id = hf::opt_int(j, "decoder_start_token_id", c.pad_id, path);
+}
+
+void t5_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+  t5_common_from_hf(c, j, path);
   // MoE T5 (our layout, docs/formats.md): experts in every other layer of both stacks by
   // default; moe_routing is the encoder's (the decoder's tokens choose their top-k).
   moe_from_hf(c, j, path, "num_experts", "num_experts_per_tok", false);
   c.enc_capacity_factor = hf::opt_float(j, "moe_encoder_capacity_factor", 2.0f, path);
+}
+
+// HF switch_transformers: layer i of a stack is sparse when sparse_step == 1 or
+// i % sparse_step == 1 (HF's rule, kept as it is); both stacks must use the same step.
+int switch_step(const nlohmann::json& j, const char* step_key, const char* count_key, int layers,
+                const std::string& path) {
+  if (j.contains(step_key) && !j[step_key].is_null()) return hf::req_int(j, step_key, path);
+  const int n = hf::opt_int(j, count_key, 3, path);  // HF's default: 3 sparse layers
+  if (n < 0) hf::fail(path, std::string("field '") + count_key + "' must be non-negative");
+  return n > 0 ? std::max(1, layers / n) : layers;
+}
+
+void switch_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+  t5_common_from_hf(c, j, path);
+  if (c.mlp != MlpKind::Relu) hf::fail(path, "switch_transformers experts must be relu (dense_act_fn \"relu\")");
+  c.n_experts = hf::opt_int(j, "num_experts", 8, path);
+  if (c.n_experts <= 0) hf::fail(path, "field 'num_experts' must be a positive integer");
+  c.switch_capacity = hf::opt_int(j, "expert_capacity", 64, path);
+  if (c.switch_capacity <= 0) hf::fail(path, "field 'expert_capacity' must be a positive integer");
+  if (hf::opt_bool(j, "router_bias", false, path)) hf::fail(path, "field 'router_bias' must be false");
+  const std::string dtype = hf::opt_string(j, "router_dtype", path).value_or("float32");
+  if (dtype != "float32") hf::fail(path, "field 'router_dtype' must be \"float32\" (the router runs in fp32)");
+  c.top_k = 1, c.moe_renormalize = false, c.expert_choice = false;
+  c.router_jitter = hf::opt_float(j, "router_jitter_noise", 0.01f, path);
+  if (c.router_jitter < 0 || c.router_jitter >= 1) hf::fail(path, "field 'router_jitter_noise' must be in [0, 1)");
+  c.aux_loss_coef = hf::opt_float(j, "router_aux_loss_coef", 0.001f, path);
+  c.z_loss_coef = hf::opt_float(j, "router_z_loss_coef", 0.001f, path);
+  const int es = switch_step(j, "encoder_sparse_step", "num_sparse_encoder_layers", c.n_layer, path);
+  const int ds = switch_step(j, "decoder_sparse_step", "num_sparse_decoder_layers", c.n_dec_layer, path);
+  if (es != ds || es < 1)
+    hf::fail(path, "encoder and decoder sparse steps " + std::to_string(es) + " and " + std::to_string(ds) +
+                       ": one positive step for both stacks is supported");
+  c.moe_layers.clear(), c.moe_all_layers = es == 1;
+  if (es > 2)
+    for (int l = 0; l < std::max(c.n_layer, c.n_dec_layer); l++)
+      if (l % es == 1) c.moe_layers.push_back(l);
+  if (es > 2 && c.moe_layers.empty()) hf::fail(path, "sparse step " + std::to_string(es) + " leaves no sparse layer");
 }
 
 void t5_to_hf(const ModelConfig& c, nlohmann::json& j) {
@@ -78,6 +120,7 @@ void t5_to_hf(const ModelConfig& c, nlohmann::json& j) {
   j["eos_token_id"] = c.eos_id;
   j["decoder_start_token_id"] = c.bos_id;
   j["use_cache"] = true;
+  if (c.hf_switch()) return;  // switch_to_hf writes the experts' fields
   if (c.is_moe()) {
     moe_to_hf(c, j, "num_experts", "num_experts_per_tok", false);
     j["moe_encoder_capacity_factor"] = hf::num(c.enc_capacity_factor);
@@ -104,7 +147,47 @@ void t5_parts(ModelConfig& c) {
 
 bool t5_is_buffer(const std::string&) { return false; }
 
+void switch_to_hf(const ModelConfig& c, nlohmann::json& j) {
+  t5_to_hf(c, j);
+  const int step = switch_sparse_step(c);  // validate guarantees there is one
+  int enc = 0, dec = 0;
+  for (int l = 0; l < c.n_layer; l++) enc += c.moe_layer(l);
+  for (int l = 0; l < c.n_dec_layer; l++) dec += c.moe_layer(l);
+  j["num_experts"] = c.n_experts;
+  j["expert_capacity"] = c.switch_capacity;
+  j["encoder_sparse_step"] = step, j["decoder_sparse_step"] = step;
+  j["num_sparse_encoder_layers"] = enc, j["num_sparse_decoder_layers"] = dec;
+  j["router_bias"] = false;
+  j["router_jitter_noise"] = hf::num(c.router_jitter);
+  j["router_dtype"] = "float32";
+  j["router_ignore_padding_tokens"] = false;
+  j["router_z_loss_coef"] = hf::num(c.z_loss_coef);
+  j["router_aux_loss_coef"] = hf::num(c.aux_loss_coef);
+  j["add_router_probs"] = false;
+}
+
+void switch_parts(ModelConfig& c) {
+  t5_parts(c);
+  c.mlp = MlpKind::Relu, c.top_k = 1, c.moe_renormalize = false, c.expert_choice = false;
+}
+
 }  // namespace
+
+int switch_sparse_step(const ModelConfig& c) {
+  const int L = std::max(c.n_layer, c.n_dec_layer);
+  for (int step = 1; step <= std::max(L, 2); step++) {
+    bool same = true;
+    for (int l = 0; l < L && same; l++) same = c.moe_layer(l) == (step == 1 || l % step == 1);
+    if (same) return step;
+  }
+  return -1;
+}
+
+const Family& family_switch() {
+  static const Family f{"switch_transformers", "SwitchTransformersForConditionalGeneration", t5_no_role, t5_transposed,
+                        switch_from_hf, switch_to_hf, switch_parts, t5_is_buffer};
+  return f;
+}
 
 const Family& family_t5() {
   static const Family f{"t5", "T5ForConditionalGeneration", t5_no_role, t5_transposed, t5_from_hf, t5_to_hf,

@@ -36,6 +36,7 @@ T5Layout t5_layout(const ModelConfig& cfg) {
     o = add(p + "o.weight", {C, Cq});
   };
   const int E = cfg.n_experts, Fe = cfg.expert_inner();
+  const std::string dense = cfg.hf_switch() ? "mlp." : "DenseReluDense.";  // HF switch_transformers' dense MLP: "mlp"
   auto mlp = [&](const std::string& p, LayerOffsets& o, int l) {
     if (cfg.moe_layer(l)) {  // HF switch_transformers' names; '*' is the expert index
       o.router = add(p + "mlp.router.classifier.weight", {E, C});
@@ -47,12 +48,12 @@ T5Layout t5_layout(const ModelConfig& cfg) {
       }
       o.ew2 = add(p + "mlp.experts.expert_*.wo.weight", {E, C, Fe});
     } else if (cfg.mlp == MlpKind::GeGLU) {
-      o.gate = add(p + "DenseReluDense.wi_0.weight", {F, C});
-      o.up = add(p + "DenseReluDense.wi_1.weight", {F, C});
+      o.gate = add(p + dense + "wi_0.weight", {F, C});
+      o.up = add(p + dense + "wi_1.weight", {F, C});
     } else {
-      o.up = add(p + "DenseReluDense.wi.weight", {F, C});
+      o.up = add(p + dense + "wi.weight", {F, C});
     }
-    if (!cfg.moe_layer(l)) o.down = add(p + "DenseReluDense.wo.weight", {C, F});
+    if (!cfg.moe_layer(l)) o.down = add(p + dense + "wo.weight", {C, F});
     o.norm2 = add(p + "layer_norm.weight", {C});
   };
   m.shared = add("shared.weight", {V, C});
@@ -98,6 +99,7 @@ T5Model::T5Model(const ModelConfig& cfg, bool trainable)
     sp.K = sp.expert_choice ? sp.E : cfg_.top_k;
     sp.renormalize = !sp.expert_choice && cfg_.moe_renormalize;
     sp.capacity_factor = sp.expert_choice ? cfg_.enc_capacity_factor : cfg_.capacity_factor;
+    sp.fixed_capacity = cfg_.hf_switch() ? cfg_.switch_capacity : 0;  // HF's expert_capacity, per sequence
     return std::make_unique<MoeBlock>(sp);
   };
   enc_moe_.resize(cfg_.n_layer);

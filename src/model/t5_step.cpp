@@ -165,7 +165,9 @@ void T5Model::layer_forward(Stack s, int l) {
     const bool ec = blk->spec().expert_choice;
     const bool train = fopt_.training;
     blk->set_capacity_factor(ec ? cfg_.enc_capacity_factor : train ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
-    if (ec) blk->set_choice_group(T);  // the experts choose among each sequence's tokens
+    // Each sequence a group: the experts choose among its tokens (expert choice), or its
+    // tokens fill each expert's capacity in order (HF switch_transformers).
+    if (ec || cfg_.hf_switch()) blk->set_choice_group(T);
     const int slot = dec ? cfg_.n_layer + l : l;
     blk->set_noise(train ? cfg_.router_jitter : 0.0f, train ? cfg_.expert_dropout : 0.0f,
                    fopt_.dropout_seed * 0x9E3779B97F4A7C15ull + uint64_t(slot + 1), first_row_ * T);

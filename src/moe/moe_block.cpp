@@ -143,7 +143,8 @@ void MoeBlock::forward(float* out, const float* x, int N, const MoeWeights<float
     lse[n] = mx + std::log(s);
   }
   const bool grouped = group_ && group_->size() > 1;
-  if (grouped && sp.expert_choice) throw std::invalid_argument("moe: expert-choice routing is not data-parallel here");
+  if (grouped && (sp.expert_choice || sp.group > 0))
+    throw std::invalid_argument("moe: expert-choice and per-sequence routing are not data-parallel here");
   moe_route(r_, probs_.data(), N, sp);
   if (grouped) route_global(N);
   {  // losses and telemetry: sums over the tokens (of every rank when grouped)

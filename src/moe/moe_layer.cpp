@@ -16,7 +16,8 @@
 namespace moe {
 
 int MoeSpec::capacity(int N) const {
-  if (expert_choice && group > 0) N = std::min(N, group);  // per group
+  if (group > 0) N = std::min(N, group);  // per group
+  if (fixed_capacity > 0) return expert_choice ? std::min(N, fixed_capacity) : fixed_capacity;
   if (capacity_factor <= 0) return expert_choice ? N : INT_MAX;
   if (expert_choice) return std::min(N, int(std::ceil(double(capacity_factor) * N / E - 1e-9)));
   return int(std::ceil(double(capacity_factor) * K * N / E - 1e-9));
@@ -84,11 +85,20 @@ void moe_route(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
     for (int k = 0; k < K; k++)
       r.weight[size_t(n) * K + k] = spec.renormalize ? double(p[ch[k]]) / sum : double(p[ch[k]]);
   }
-  for (int k = 0; k < K; k++)  // choice-major, token order
-    for (int n = 0; n < N; n++) {
-      int e = r.choice[size_t(n) * K + k];
-      if (r.counts[e] < r.capacity) r.kept[size_t(n) * K + k] = 1, r.counts[e]++;
-    }
+  // Choice-major, token order, within each group (the batch, or spec.group tokens).
+  const int G = spec.group > 0 ? spec.group : N;
+  if (N % G != 0)
+    throw std::invalid_argument("moe: routing over groups of " + std::to_string(G) + " tokens: " + std::to_string(N) +
+                                " tokens are not whole groups");
+  std::vector<int> in_group(E);
+  for (int g0 = 0; g0 < N; g0 += G) {
+    std::fill(in_group.begin(), in_group.end(), 0);
+    for (int k = 0; k < K; k++)
+      for (int n = g0; n < g0 + G; n++) {
+        const int e = r.choice[size_t(n) * K + k];
+        if (in_group[e] < r.capacity) r.kept[size_t(n) * K + k] = 1, in_group[e]++, r.counts[e]++;
+      }
+  }
 }
 
 template void moe_route<float>(MoeRouting&, const float*, int, const MoeSpec&);

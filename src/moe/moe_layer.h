@@ -51,9 +51,15 @@ struct MoeSpec {
   float capacity_factor = 1.25f; // <= 0: dropless
   bool renormalize = true;       // Mixtral combine; false: Switch raw gates
   bool expert_choice = false;    // experts choose tokens (K == E, raw weights); see above
-  // Expert choice over groups of `group` consecutive tokens (T5's encoder: each sequence),
-  // each expert taking ceil(cf * group / E) of every group; 0: the whole batch is one group.
+  // Routing over groups of `group` consecutive tokens (each sequence: T5's expert-choice
+  // encoder, and HF switch_transformers, whose capacity counts per sequence), each group
+  // with its own capacity: expert choice takes ceil(cf * group / E) of every group,
+  // tokens choose admit choice-major in token order within the group; 0: the whole
+  // batch is one group.
   int group = 0;
+  // > 0: the capacity of each expert per group, whatever the capacity factor (HF
+  // switch_transformers' absolute expert_capacity).
+  int fixed_capacity = 0;
   float aux_coef = 0.01f, z_coef = 1e-3f;
   // Training-time noise (0: off), deterministic in noise_seed:
   //   router jitter: the router sees x * u, u ~ U[1-jitter, 1+jitter] per element

@@ -185,7 +185,7 @@ Step0Report t5_step0_check(T5Model& dense, T5Model& moe, const TokenBatch& b) {
       MoeBlock blk(mb->spec());
       blk.set_capacity_factor(mb->spec().expert_choice ? moe.config().enc_capacity_factor
                                                        : moe.config().eval_capacity_factor);
-      if (mb->spec().expert_choice) blk.set_choice_group(b.T);
+      if (mb->spec().expert_choice || moe.config().hf_switch()) blk.set_choice_group(s < L ? b.T : b.Td);
       blk.set_noise(0, 0, 0);
       const LayerOffsets& o = offsets_of(moe, s);
       const float* Q = moe.params().data();

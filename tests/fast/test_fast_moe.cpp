@@ -198,5 +198,57 @@ TEST(Fast, ExpertChoiceGroups) {
     EXPECT_TRUE(all_close(*got, *want, 2e-5 * max_abs(*want), 0, std::string("groups ") + name));
 }
 
+// Tokens choose within groups with a fixed capacity (HF switch_transformers: each
+// sequence fills each expert's expert_capacity in token order): the first `cap` tokens
+// of a group routed to an expert are kept, the rest dropped, whatever the other groups do.
+TEST(Fast, TokensChooseGroupsWithFixedCapacity) {
+  MoeSpec sp;
+  sp.C = 8, sp.F = 16, sp.E = 4, sp.K = 1, sp.renormalize = false, sp.mlp = MlpKind::Relu;
+  sp.group = 10, sp.fixed_capacity = 2;
+  const int N = 30, G = sp.group, E = sp.E;
+  auto p = randn<float>(size_t(N) * E, 9);
+  for (int n = 0; n < N; n++) p[size_t(n) * E] += 1.5f;  // expert 0 favoured: it overflows
+  MoeRouting r;
+  moe_route(r, p.data(), N, sp);
+  EXPECT_EQ(r.capacity, 2);
+  for (int g0 = 0; g0 < N; g0 += G) {
+    std::vector<int> seen(E, 0);
+    for (int n = g0; n < g0 + G; n++) {
+      const int e = r.choice[size_t(n)];
+      EXPECT_EQ(bool(r.kept[size_t(n)]), seen[e] < 2) << "token " << n << ": the first 2 of its group per expert";
+      seen[e]++;
+    }
+  }
+  EXPECT_GT(r.dropped(), 0);
+  auto q = p;
+  for (int n = G; n < N; n++) q[size_t(n) * E + 1] += 5.0f;  // groups 1 and 2 now all choose expert 1
+  MoeRouting r2;
+  moe_route(r2, q.data(), N, sp);
+  for (int n = 0; n < G; n++) EXPECT_EQ(r2.kept[size_t(n)], r.kept[size_t(n)]) << "group 0 is on its own";
+  // The fast block computes the reference's output and gradients.
+  const int C = sp.C, F = sp.F;
+  auto x = randn<float>(size_t(N) * C, 1), router = randn<float>(size_t(E) * C, 2, 0.5),
+       w1 = randn<float>(size_t(E) * F * C, 3, 0.2), w2 = randn<float>(size_t(E) * C * F, 5, 0.2),
+       g = randn<float>(size_t(N) * C, 8);
+  MoeWeights<float> w{router.data(), w1.data(), nullptr, nullptr, w2.data(), nullptr};
+  std::vector<float> rout(size_t(N) * C), rdx(x.size()), rdr(router.size()), rdw1(w1.size()), rdw2(w2.size());
+  MoeRouting rr;
+  MoeLosses rl;
+  moe_forward_ref(rout.data(), rr, rl, x.data(), N, sp, w);
+  MoeGrads<float> rg{rdr.data(), rdw1.data(), nullptr, nullptr, rdw2.data(), nullptr};
+  moe_backward_ref(rdx.data(), rg, g.data(), x.data(), N, sp, w, rr, 1.0);
+  MoeBlock blk(sp);
+  std::vector<float> out(size_t(N) * C), dx(x.size()), dr(router.size()), dw1(w1.size()), dw2(w2.size());
+  blk.forward(out.data(), x.data(), N, w);
+  MoeGrads<float> gg{dr.data(), dw1.data(), nullptr, nullptr, dw2.data(), nullptr};
+  blk.backward(dx.data(), gg, g.data(), x.data(), w, 1.0f);
+  EXPECT_EQ(blk.routing().kept, rr.kept);
+  EXPECT_GT(rr.dropped(), 0);
+  for (auto [got, want, name] : {std::tuple{&out, &rout, "out"}, std::tuple{&dx, &rdx, "dx"},
+                                 std::tuple{&dr, &rdr, "d router"}, std::tuple{&dw1, &rdw1, "dw1"},
+                                 std::tuple{&dw2, &rdw2, "dw2"}})
+    EXPECT_TRUE(all_close(*got, *want, 2e-5 * max_abs(*want), 0, std::string("fixed capacity ") + name));
+}
+
 }  // namespace
 }  // namespace moe::test

@@ -54,6 +54,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 
 TORCH_DTYPE = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+# switch_transformers' router std, times d_model^-1/2 (MoE T5's): logits of order SCALE on the
+# normed input, so the top-1 margins stay clear of the oracle's --min-gap over 10 steps.
+SWITCH_ROUTER_SCALE = 2.0
 
 
 def gpt2_config(vocab=64, hidden=32, layers=2, heads=4, ffn=None, max_pos=64, tie=True, dtype="F32"):
@@ -132,6 +135,39 @@ def t5_config(vocab=64, d_model=32, d_kv=8, d_ff=48, layers=2, dec_layers=None, 
     return c
 
 
+def switch_config(vocab=64, d_model=32, d_kv=8, d_ff=48, layers=2, dec_layers=None, heads=4, buckets=8,
+                  max_distance=20, tie=True, dtype="F32", eps=1e-6, experts=4, expert_capacity=3, sparse_step=2,
+                  aux_coef=0.01, z_coef=1e-3):
+    """HF SwitchTransformersConfig fields of a SwitchTransformersForConditionalGeneration (relu):
+    T5's plus num_experts, expert_capacity (tokens per expert per sequence), encoder_sparse_step =
+    decoder_sparse_step = sparse_step (layer i of a stack sparse when step == 1 or i % step == 1),
+    num_sparse_encoder_layers / num_sparse_decoder_layers (the resulting counts, as HF stores
+    them; the steps are what the oracle reads), router_bias false, router_jitter_noise 0 (the
+    oracle has no noise), router_dtype float32, router_aux_loss_coef, router_z_loss_coef."""
+    dec_layers = layers if dec_layers is None else dec_layers
+    sparse = [sum(1 for i in range(n) if sparse_step == 1 or i % sparse_step == 1) for n in (layers, dec_layers)]
+    return {
+        "architectures": ["SwitchTransformersForConditionalGeneration"], "model_type": "switch_transformers",
+        "torch_dtype": TORCH_DTYPE[dtype], "vocab_size": vocab, "d_model": d_model, "d_kv": d_kv, "d_ff": d_ff,
+        "num_layers": layers, "num_decoder_layers": dec_layers, "num_heads": heads,
+        "relative_attention_num_buckets": buckets, "relative_attention_max_distance": max_distance,
+        "layer_norm_epsilon": eps, "dense_act_fn": "relu", "tie_word_embeddings": bool(tie),
+        "num_experts": experts, "expert_capacity": expert_capacity, "encoder_sparse_step": sparse_step,
+        "decoder_sparse_step": sparse_step, "num_sparse_encoder_layers": sparse[0],
+        "num_sparse_decoder_layers": sparse[1], "router_bias": False, "router_jitter_noise": 0.0,
+        "router_dtype": "float32", "router_ignore_padding_tokens": False, "router_aux_loss_coef": aux_coef,
+        "router_z_loss_coef": z_coef, "add_router_probs": False, "pad_token_id": 0, "eos_token_id": 1,
+        "decoder_start_token_id": 0, "is_encoder_decoder": True, "dropout_rate": 0.0, "initializer_factor": 1.0,
+        "use_cache": True,
+    }
+
+
+def switch_sparse_layer(config, i):
+    """Whether layer i (of a stack that has it) is sparse: step == 1 or i % step == 1."""
+    step = config["encoder_sparse_step"]
+    return step == 1 or i % step == 1
+
+
 def t5_moe_layer(config, i):
     """Whether layer i (of either stack that has it) is an MoE layer."""
     return config.get("num_experts", 0) > 0 and i in config.get("moe_layers", range(1, i + 1, 2))
@@ -197,7 +233,7 @@ def random_params(config, seed):
         p["model.norm.weight"] = norm(C)
         if not config.get("tie_word_embeddings", False):
             p["lm_head.weight"] = w(V, C)
-    elif config["model_type"] == "t5":
+    elif config["model_type"] in ("t5", "switch_transformers"):
         # HF's Mesh-TF init scales for the projections (q (d_model d_kv)^-1/2, k/v d_model^-1/2,
         # o (H d_kv)^-1/2, wi d_model^-1/2, wo d_ff^-1/2: unscaled attention scores of order 1),
         # but the embedding at std 0.1 (HF: 1) and lm_head at 0.02 (HF: 1), so the logits are
@@ -209,6 +245,9 @@ def random_params(config, seed):
         V, C, D, F, H = (config[k] for k in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads"))
         nb = config.get("relative_attention_num_buckets", 32)
         gated = config.get("feed_forward_proj", "relu") == "gated-gelu"
+        switch = config["model_type"] == "switch_transformers"  # dense MLPs under mlp; sparse by step
+        moe_layer = (lambda i: switch_sparse_layer(config, i)) if switch else (lambda i: t5_moe_layer(config, i))
+        router_std = C ** -0.5 * (SWITCH_ROUTER_SCALE if switch else 1.0)
 
         def g(std, *shape):
             return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -238,13 +277,13 @@ def random_params(config, seed):
                     attn(b + "1.EncDecAttention.", False)
                     p[b + "1.layer_norm.weight"] = norm(C)
                     k = 2
-                if t5_moe_layer(config, i):
+                if moe_layer(i):
                     m = b + "%d.mlp." % k
-                    p[m + "router.classifier.weight"] = g(C ** -0.5, config["num_experts"], C)
+                    p[m + "router.classifier.weight"] = g(router_std, config["num_experts"], C)
                     for j in range(config["num_experts"]):
                         ff(m + "experts.expert_%d." % j)
                 else:
-                    ff(b + "%d.DenseReluDense." % k)
+                    ff(b + "%d.%s." % (k, "mlp" if switch else "DenseReluDense"))
                 p[b + "%d.layer_norm.weight" % k] = norm(C)
             p[stack + ".final_layer_norm.weight"] = norm(C)
         if not config.get("tie_word_embeddings", True):
@@ -318,7 +357,7 @@ def write_t5_batch(path, V, B, Te, Td, seed, ignore_frac=0.125, decoder_inputs=T
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--family", choices=["gpt2", "llama", "mixtral", "t5"], required=True)
+    ap.add_argument("--family", choices=["gpt2", "llama", "mixtral", "t5", "switch_transformers"], required=True)
     ap.add_argument("--out", required=True, help="checkpoint directory to write")
     ap.add_argument("--batch", help="batch safetensors file to write (optional)")
     ap.add_argument("--dtype", choices=["F32", "BF16", "F16"], default="F32")
@@ -353,6 +392,12 @@ def main():
     ap.add_argument("--encoder-capacity", type=float, default=2.0,
                     help="t5: moe_encoder_capacity_factor (expert choice: each expert takes ceil(cf Te / E) tokens "
                          "of every sequence)")
+    ap.add_argument("--expert-capacity", type=int, default=3,
+                    help="switch_transformers: expert_capacity, tokens per expert PER SEQUENCE (default 3: with 4 "
+                         "experts and the default lengths 16 / 8, some tokens of both stacks are dropped)")
+    ap.add_argument("--sparse-step", type=int, default=2,
+                    help="switch_transformers: encoder_sparse_step = decoder_sparse_step (layer i sparse when "
+                         "step == 1 or i %% step == 1)")
     ap.add_argument("--ffn-proj", choices=["relu", "gated-gelu"], default="relu", help="t5: feed_forward_proj")
     ap.add_argument("--d-kv", type=int, default=8, help="t5: d_kv (head width; H*d_kv need not be hidden)")
     ap.add_argument("--dec-layers", type=int, default=None, help="t5: num_decoder_layers (default --layers)")
@@ -365,14 +410,27 @@ def main():
     ap.add_argument("--seq", type=int, default=None, help="default 16 (t5: 8, the decoder length)")
     ap.add_argument("--ignore-frac", type=float, default=0.125)
     a = ap.parse_args()
+    seq2seq = a.family in ("t5", "switch_transformers")
     if a.seq is None:
-        a.seq = 8 if a.family == "t5" else 16
+        a.seq = 8 if seq2seq else 16
     t5 = a.family == "t5"
     for k, mixtral_default, t5_default in (("experts", 4, 0), ("topk", 2, 1), ("capacity", 0.0, 1.25),
                                            ("eval_capacity", 0.0, 2.0), ("renorm", 1, 0)):
         if getattr(a, k) is None:
             setattr(a, k, t5_default if t5 else mixtral_default)
-    if t5:
+    if a.family == "switch_transformers":
+        n = max(a.layers, a.dec_layers or a.layers)
+        if a.experts < 1:
+            ap.error("--experts must be >= 1 (switch_transformers)")
+        if a.expert_capacity < 1 or a.sparse_step < 1:
+            ap.error("--expert-capacity and --sparse-step must be >= 1")
+        if not any(a.sparse_step == 1 or i % a.sparse_step == 1 for i in range(n)):
+            ap.error("--sparse-step %d leaves no sparse layer in stacks of %d layers" % (a.sparse_step, n))
+        cfg = switch_config(a.vocab, a.hidden, a.d_kv, a.ffn or 48, a.layers, a.dec_layers, a.heads, a.buckets,
+                            a.max_distance, True if a.tie is None else a.tie, a.dtype, experts=a.experts,
+                            expert_capacity=a.expert_capacity, sparse_step=a.sparse_step, aux_coef=a.aux_coef,
+                            z_coef=a.z_coef)
+    elif t5:
         ml, n = None, max(a.layers, a.dec_layers or a.layers)
         if a.experts < 0:
             ap.error("--experts must be >= 0 (0: dense)")
@@ -409,7 +467,7 @@ def main():
     params = write_model(a.out, cfg, a.seed, a.dtype, a.shards)
     msg = "make_model_fixture: %s, %d tensors, %d params, %s, %d shard(s) -> %s" % (
         a.family, len(params), sum(x.size for x in params.values()), a.dtype, max(a.shards, 1), a.out)
-    if a.batch and a.family == "t5":
+    if a.batch and seq2seq:
         write_t5_batch(a.batch, a.vocab, a.batch_size, a.enc_seq, a.seq, a.seed, a.ignore_frac, a.decoder_inputs)
         msg += "; batch inputs (%d,%d), %stargets (%d,%d) -> %s" % (
             a.batch_size, a.enc_seq, "decoder_inputs, " if a.decoder_inputs else "", a.batch_size, a.seq, a.batch)

@@ -190,41 +190,47 @@ def t5_hparams(cfg):
     """HF T5Config fields (T5ForConditionalGeneration, dense). Inner attention width H*d_kv
     need not equal d_model. feed_forward_proj "relu" (T5DenseActDense) or "gated-gelu"
     (T5DenseGatedActDense with gelu_new, as HF maps it); a config that also carries
-    dense_act_fn / is_gated_act must agree with it."""
+    dense_act_fn / is_gated_act must agree with it. MoE T5: t5_moe_hparams."""
+    hp = t5_base_hparams(cfg, "t5")
+    t5_moe_hparams(cfg, hp)
+    return hp
+
+
+def t5_base_hparams(cfg, fam):
+    """The T5 fields shared by t5 and switch_transformers (fam: the family, also the errors'
+    prefix). dense_mlp: the dense MLP sub-layer's module name (T5's DenseReluDense)."""
     C = int(_get(cfg, "d_model", required=True))
     H = int(_get(cfg, "num_heads", required=True))
     L = int(_get(cfg, "num_layers", required=True))
     Ld = int(_get(cfg, "num_decoder_layers", L))
     if L < 1 or Ld < 1:
-        raise OracleError("t5: num_layers %d and num_decoder_layers %d must be >= 1" % (L, Ld))
+        raise OracleError(fam + ": num_layers %d and num_decoder_layers %d must be >= 1" % (L, Ld))
     if not _get(cfg, "is_encoder_decoder", True):
-        raise OracleError("t5: only is_encoder_decoder=true (T5ForConditionalGeneration)")
+        raise OracleError(fam + ": only is_encoder_decoder=true (T5ForConditionalGeneration)")
     proj = _get(cfg, "feed_forward_proj", "relu")
     if proj not in ("relu", "gated-gelu"):
-        raise OracleError("t5: feed_forward_proj %r not supported (relu or gated-gelu)" % proj)
+        raise OracleError(fam + ": feed_forward_proj %r not supported (relu or gated-gelu)" % proj)
     gated = proj == "gated-gelu"
     act = "gelu_new" if gated else "relu"
     if _get(cfg, "dense_act_fn", act) != act or bool(_get(cfg, "is_gated_act", gated)) != gated:
-        raise OracleError("t5: dense_act_fn %r / is_gated_act %r contradict feed_forward_proj %r"
+        raise OracleError(fam + ": dense_act_fn %r / is_gated_act %r contradict feed_forward_proj %r"
                           % (cfg.get("dense_act_fn"), cfg.get("is_gated_act"), proj))
     nb = int(_get(cfg, "relative_attention_num_buckets", 32))
     md = int(_get(cfg, "relative_attention_max_distance", 128))
     # _relative_position_bucket divides by max_exact and by log(max_distance / max_exact): the
     # encoder's max_exact is nb // 4, the decoder's nb // 2; both must be >= 1 and < max_distance.
     if nb < 4 or md <= nb // 2:
-        raise OracleError("t5: relative_attention_num_buckets %d must be >= 4 and relative_attention_max_distance "
+        raise OracleError(fam + ": relative_attention_num_buckets %d must be >= 4 and relative_attention_max_distance "
                           "%d > num_buckets / 2" % (nb, md))
     V = int(_get(cfg, "vocab_size", required=True))
     pad = int(_get(cfg, "pad_token_id", 0))
     start = int(_get(cfg, "decoder_start_token_id", 0))
     if not (0 <= pad < V and 0 <= start < V):
-        raise OracleError("t5: pad_token_id %d / decoder_start_token_id %d outside [0, %d)" % (pad, start, V))
-    hp = HP(family="t5", V=V, C=C, H=H, D=int(_get(cfg, "d_kv", required=True)),
-            F=int(_get(cfg, "d_ff", required=True)), L=L, Ld=Ld, buckets=nb, max_distance=md,
-            eps=f32(_get(cfg, "layer_norm_epsilon", 1e-6)), gated=gated, act=act,
-            tie=bool(_get(cfg, "tie_word_embeddings", True)), pad=pad, start=start)
-    t5_moe_hparams(cfg, hp)
-    return hp
+        raise OracleError(fam + ": pad_token_id %d / decoder_start_token_id %d outside [0, %d)" % (pad, start, V))
+    return HP(family=fam, V=V, C=C, H=H, D=int(_get(cfg, "d_kv", required=True)),
+              F=int(_get(cfg, "d_ff", required=True)), L=L, Ld=Ld, buckets=nb, max_distance=md,
+              eps=f32(_get(cfg, "layer_norm_epsilon", 1e-6)), gated=gated, act=act,
+              tie=bool(_get(cfg, "tie_word_embeddings", True)), pad=pad, start=start, dense_mlp="DenseReluDense")
 
 
 def t5_moe_hparams(cfg, hp):
@@ -263,6 +269,71 @@ def t5_moe_hparams(cfg, hp):
         raise OracleError("t5: moe_layers %r: indices must be layers of a stack, in [0, %d)" % (layers, n))
     hp.enc_moe = tuple(l for l in hp.moe_layers if l < hp.L)
     hp.dec_moe = tuple(l for l in hp.moe_layers if l < hp.Ld)
+
+
+def _int_field(cfg, key, default, fam):
+    v = _get(cfg, key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+        raise OracleError("%s: %s %r must be an integer" % (fam, key, v))
+    return int(v)
+
+
+def switch_sparse_step(cfg, step_key, count_key, layers, fam):
+    """A stack's sparse step: step_key when the config has it, else as HF's config derives it
+    from count_key (default 3, HF's): layers // count (at least 1) when count > 0, else layers
+    (ours: HF has no sparse layer then)."""
+    if _get(cfg, step_key) is not None:
+        return _int_field(cfg, step_key, None, fam)
+    n = _int_field(cfg, count_key, 3, fam)
+    if n < 0:
+        raise OracleError("%s: %s %d must be >= 0" % (fam, count_key, n))
+    return max(1, layers // n) if n > 0 else layers
+
+
+def switch_hparams(cfg):
+    """HF SwitchTransformersConfig (SwitchTransformersForConditionalGeneration), our semantics
+    (switch_moe): T5's fields (t5_base_hparams; relu only: dense_act_fn, and feed_forward_proj /
+    is_gated_act if present, must say relu ungated), the dense MLPs named mlp.wi / mlp.wo, plus
+    num_experts (default 8), expert_capacity (tokens per expert PER SEQUENCE, default 64),
+    encoder_sparse_step / decoder_sparse_step (equal, >= 1; absent: switch_sparse_step from
+    num_sparse_encoder_layers / num_sparse_decoder_layers): layer i of a stack is sparse when
+    step == 1 or i % step == 1 (at least one layer of either stack must be); router_bias must be
+    false and router_dtype float32 (the C++ router's; here everything is float64);
+    router_jitter_noise is ignored (no noise here); router_aux_loss_coef / router_z_loss_coef
+    default 0.001 (HF's). Sets hp.E, hp.K = 1, hp.capacity, hp.sparse_step, hp.moe_layers (the
+    sparse indices of the longer stack), hp.enc_moe / hp.dec_moe."""
+    fam = "switch_transformers"
+    act, proj, gated = (_get(cfg, "dense_act_fn", "relu"), _get(cfg, "feed_forward_proj", "relu"),
+                        _get(cfg, "is_gated_act", False))
+    if act != "relu" or proj != "relu" or gated:
+        raise OracleError("%s: dense_act_fn %r / feed_forward_proj %r / is_gated_act %r: only relu experts and MLPs "
+                          "(ungated)" % (fam, act, proj, gated))
+    if _get(cfg, "router_bias", False):
+        raise OracleError(fam + ": router_bias must be false")
+    if _get(cfg, "router_dtype", "float32") != "float32":
+        raise OracleError("%s: router_dtype %r must be \"float32\"" % (fam, cfg.get("router_dtype")))
+    hp = t5_base_hparams(cfg, fam)
+    hp.dense_mlp = "mlp"
+    hp.E = _int_field(cfg, "num_experts", 8, fam)
+    if hp.E < 1:
+        raise OracleError("%s: num_experts %d must be >= 1" % (fam, hp.E))
+    hp.capacity = _int_field(cfg, "expert_capacity", 64, fam)
+    if hp.capacity < 1:
+        raise OracleError("%s: expert_capacity %d must be >= 1 (tokens per expert per sequence)" % (fam, hp.capacity))
+    hp.K, hp.renorm, hp.enc_routing = 1, False, "top1_per_sequence"
+    hp.aux_coef = f32(_get(cfg, "router_aux_loss_coef", 0.001))
+    hp.z_coef = f32(_get(cfg, "router_z_loss_coef", 0.001))
+    es = switch_sparse_step(cfg, "encoder_sparse_step", "num_sparse_encoder_layers", hp.L, fam)
+    ds = switch_sparse_step(cfg, "decoder_sparse_step", "num_sparse_decoder_layers", hp.Ld, fam)
+    if es != ds or es < 1:
+        raise OracleError("%s: encoder / decoder sparse steps %d and %d: one step >= 1 for both stacks" % (fam, es, ds))
+    hp.sparse_step = es
+    hp.moe_layers = tuple(i for i in range(max(hp.L, hp.Ld)) if es == 1 or i % es == 1)
+    if not hp.moe_layers:
+        raise OracleError("%s: sparse step %d leaves no sparse layer (%d / %d layers)" % (fam, es, hp.L, hp.Ld))
+    hp.enc_moe = tuple(l for l in hp.moe_layers if l < hp.L)
+    hp.dec_moe = tuple(l for l in hp.moe_layers if l < hp.Ld)
+    return hp
 
 
 # ================================================================== parameter specs (HF names, layouts)
@@ -361,8 +432,8 @@ def t5_spec(hp):
                 ff = 2
             if i in (hp.enc_moe if stack == "encoder" else hp.dec_moe):
                 s += t5_moe_spec(hp, b + "%d.mlp." % ff)
-            else:
-                s += t5_ff_spec(hp, b + "%d.DenseReluDense." % ff)
+            else:  # T5's DenseReluDense, switch_transformers' mlp
+                s += t5_ff_spec(hp, b + "%d.%s." % (ff, hp.dense_mlp))
             s.append((b + "%d.layer_norm.weight" % ff, (hp.C,)))
         s.append((stack + ".final_layer_norm.weight", (hp.C,)))
     if not hp.tie:
@@ -639,6 +710,55 @@ def t5_moe(P, pre, x, hp, ctx, slot, expert_choice):
     return out.reshape(B, T, C)
 
 
+def switch_route(pd, groups, cap):
+    """HF SwitchTransformersTop1Router's decisions on float64 probabilities pd (N,E) (numpy) of
+    `groups` sequences of T = N / groups consecutive tokens: every token chooses argmax p (ties:
+    the lower id); within each sequence, in token order, a token is kept when fewer than cap
+    earlier tokens of the same sequence chose its expert (HF: cumsum of the one-hot choices over
+    the sequence <= expert_capacity). Returns (choice (N,1), kept (N,1) bool, counts (E) kept
+    tokens per expert over the batch, cap, min gap): the smallest top-1 minus second probability
+    (the only comparison a decision hangs on)."""
+    N, E = pd.shape
+    T = N // groups
+    order = np.argsort(-pd, axis=1, kind="stable")  # descending; equal values keep the lower id first
+    choice = order[:, :1]
+    sv = np.take_along_axis(pd, order, axis=1)
+    gap = float((sv[:, 0] - sv[:, 1]).min()) if E > 1 else math.inf
+    kept = np.zeros((N, 1), dtype=bool)
+    counts = np.zeros(E, dtype=np.int64)
+    for g in range(groups):
+        used = np.zeros(E, dtype=np.int64)  # this sequence's tokens admitted per expert so far
+        for n in range(g * T, (g + 1) * T):
+            e = choice[n, 0]
+            if used[e] < cap:
+                kept[n, 0] = True
+                used[e] += 1
+        counts += used
+    return choice, kept, counts, cap, gap
+
+
+def switch_moe(P, pre, x, hp, ctx, slot):
+    """A switch_transformers sparse MLP (pre = "...layer.<1|2>.mlp."; x (B,T,C) the layer-normed
+    input): p = softmax(x Wr^T) (float64, no bias, no jitter), top-1 with hp.capacity tokens per
+    expert per sequence (switch_route); a kept token's output is p_max * wo relu(wi x) of its
+    expert's weights, a dropped token's 0 (HF's SparseMLP starts from zeros). aux = aux_coef E
+    sum_e f_e P_e (f_e = tokens choosing e before dropping / N, P_e = mean_n p[n,e], N = B T),
+    z = z_coef mean_n lse^2 (moe_combine with K = 1, raw gates). ctx["moe"] gets the record of
+    slot (encoder layer l: l; decoder layer l: L + l); capacity is the per-sequence one."""
+    B, T, C = x.shape
+    xs = x.reshape(B * T, C)
+    logits = xs @ P[pre + "router.classifier.weight"].T
+    p = torch.softmax(logits, dim=-1)
+    lse = torch.logsumexp(logits, dim=-1)
+    choice, kept, counts, cap, gap = switch_route(p.detach().numpy(), B, hp.capacity)
+    out, aux, z = moe_combine(xs, p, lse, choice, kept, False,
+                              lambda e, xe: t5_ff(P, pre + "experts.expert_%d." % e, xe, hp), hp.aux_coef, hp.z_coef)
+    ctx.setdefault("moe", []).append(dict(
+        layer=slot, stack=pre.split(".")[0], routing=hp.enc_routing, aux=aux, z=z, choice=choice, kept=kept,
+        counts=counts, capacity=cap, dropped=int((~kept).sum()), min_gap=gap))
+    return out.reshape(B, T, C)
+
+
 # ================================================================== families
 
 class Family:
@@ -688,6 +808,12 @@ FAMILIES = {
     "t5": Family(t5_hparams, t5_spec, None, rmsnorm, {"SelfAttention": t5_attention}, {"DenseReluDense": t5_ff},
                  None, None, None, "shared.weight",
                  wte_copies=("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"), seq2seq=True),
+    # switch_transformers (SwitchTransformersForConditionalGeneration): T5Model with the dense MLPs
+    # under mlp (wi, wo) and switch_moe in the sparse layers.
+    "switch_transformers": Family(switch_hparams, t5_spec, None, rmsnorm, {"SelfAttention": t5_attention},
+                                  {"mlp": t5_ff}, None, None, None, "shared.weight",
+                                  wte_copies=("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"),
+                                  seq2seq=True),
 }
 
 
@@ -787,6 +913,12 @@ class T5Model(Model):
     Head: tied: (y * f32(d_model ** -0.5)) @ shared^T (HF's Mesh-TF rescale, only when tied);
     untied: y @ lm_head^T."""
 
+    def moe_mlp(self, pre, x, ctx, slot, expert_choice):
+        """The MoE MLP of slot: switch_moe (switch_transformers) or t5_moe (MoE T5)."""
+        if self.hp.family == "switch_transformers":
+            return switch_moe(self.P, pre, x, self.hp, ctx, slot)
+        return t5_moe(self.P, pre, x, self.hp, ctx, slot, expert_choice)
+
     def encode(self, enc_ids, ctx=None):
         hp, P = self.hp, self.P
         ctx = {} if ctx is None else ctx
@@ -799,10 +931,10 @@ class T5Model(Model):
             h = rmsnorm(P, b + "0.layer_norm.", x, hp)
             x = x + t5_attention(P, b + "0.SelfAttention.", h, h, bias, hp)
             if i in hp.enc_moe:
-                x = x + t5_moe(P, b + "1.mlp.", rmsnorm(P, b + "1.layer_norm.", x, hp), hp, ctx, i,
-                               hp.enc_routing == "expert_choice")
+                x = x + self.moe_mlp(b + "1.mlp.", rmsnorm(P, b + "1.layer_norm.", x, hp), ctx, i,
+                                     hp.enc_routing == "expert_choice")
             else:
-                x = x + t5_ff(P, b + "1.DenseReluDense.", rmsnorm(P, b + "1.layer_norm.", x, hp), hp)
+                x = x + t5_ff(P, b + "1.%s." % hp.dense_mlp, rmsnorm(P, b + "1.layer_norm.", x, hp), hp)
         return rmsnorm(P, "encoder.final_layer_norm.", x, hp)
 
     def decode(self, dec_ids, enc, ctx=None):
@@ -820,9 +952,9 @@ class T5Model(Model):
             y = y + t5_attention(P, b + "0.SelfAttention.", h, h, bias, hp)
             y = y + t5_attention(P, b + "1.EncDecAttention.", rmsnorm(P, b + "1.layer_norm.", y, hp), enc, None, hp)
             if i in hp.dec_moe:
-                y = y + t5_moe(P, b + "2.mlp.", rmsnorm(P, b + "2.layer_norm.", y, hp), hp, ctx, hp.L + i, False)
+                y = y + self.moe_mlp(b + "2.mlp.", rmsnorm(P, b + "2.layer_norm.", y, hp), ctx, hp.L + i, False)
             else:
-                y = y + t5_ff(P, b + "2.DenseReluDense.", rmsnorm(P, b + "2.layer_norm.", y, hp), hp)
+                y = y + t5_ff(P, b + "2.%s." % hp.dense_mlp, rmsnorm(P, b + "2.layer_norm.", y, hp), hp)
         return rmsnorm(P, "decoder.final_layer_norm.", y, hp)
 
     def forward(self, idx):
@@ -976,7 +1108,7 @@ def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
 def oracle(args):
     t0 = time.time()
     model = load_model(args.model)
-    if model.hp.family == "t5":
+    if model.fam.seq2seq:
         idx, targets, given = load_t5_batch(args.batch, model.hp)
     else:
         idx, targets = load_batch(args.batch, model.hp.V)
@@ -984,23 +1116,25 @@ def oracle(args):
     meta = {"model_type": model.hp.family, "steps": args.steps, "lr": args.lr, "beta1": args.beta1,
             "beta2": args.beta2, "eps": args.eps, "weight_decay": args.weight_decay, "clip": args.clip,
             "torch": torch.__version__, "valid_targets": int((targets != IGNORE).sum())}
-    if model.hp.family == "t5":
+    if model.fam.seq2seq:
         meta["decoder_inputs"] = "batch file" if given else "shift_right(targets)"
-        msg = "model_oracle: t5 B=%d Te=%d Td=%d (decoder inputs: %s) loss %.6f" % (
-            idx[0].shape[0], idx[0].shape[1], idx[1].shape[1], meta["decoder_inputs"], out["loss"][0])
+        msg = "model_oracle: %s B=%d Te=%d Td=%d (decoder inputs: %s) loss %.6f" % (
+            model.hp.family, idx[0].shape[0], idx[0].shape[1], idx[1].shape[1], meta["decoder_inputs"], out["loss"][0])
     else:
         msg = "model_oracle: %s B=%d T=%d loss %.6f" % (model.hp.family, idx.shape[0], idx.shape[1], out["loss"][0])
     if "moe_loss" in out:
         st = model.moe_stats
         meta.update({"moe_layers": ",".join(str(l) for l in model.hp.moe_layers), "moe_dropped": st["dropped"][0],
                      "moe_dropped_per_step": ",".join(str(d) for d in st["dropped"]), "moe_min_gap": repr(st["min_gap"])})
-        if model.hp.family == "t5":  # slots: encoder layer l -> l, decoder layer l -> L + l
+        if model.fam.seq2seq:  # slots: encoder layer l -> l, decoder layer l -> L + l
             recs = model.moe_records0
             meta.update({"moe_layers": ",".join(str(r["layer"]) for r in recs),
                          "moe_stacks": ",".join(r["stack"] for r in recs),
                          "moe_routing": ",".join(r["routing"] for r in recs),
                          "moe_capacity": ",".join(str(r["capacity"]) for r in recs),
                          "moe_dropped_by_slot": ",".join(str(d) for d in st["by_slot"][0])})
+            if model.hp.family == "switch_transformers":
+                meta["moe_sparse_step"] = model.hp.sparse_step
             per = "; ".join("slot %d (%s %s, capacity %d) %s" % (
                 r["layer"], r["stack"], r["routing"], r["capacity"], [d[j] for d in st["by_slot"]])
                 for j, r in enumerate(recs))
@@ -1035,7 +1169,8 @@ T5_MOE_FLAGS = {
                               "--renorm", "0", "--capacity", "1.0", "--encoder-routing", "expert_choice",
                               "--encoder-capacity", "2", "--seed", "10"],
 }
-CASE_SEEDS = {"t5_moe_gated_ec_top2": 4, "t5_moe_relu_ec_switch": 10}  # the fixture seed of a selftest case (default 3)
+CASE_SEEDS = {"t5_moe_gated_ec_top2": 4, "t5_moe_relu_ec_switch": 10, "switch_tied_relu": 3,
+              "switch_untied_step1": 3}  # the fixture seed of a selftest case (default 3)
 
 
 def selftest(keep=None):
@@ -1081,6 +1216,14 @@ def selftest(keep=None):
         "t5_moe_tc_untied": fx.t5_config(V, 32, 12, 48, 3, 2, 3, 8, 20, "gated-gelu", False, experts=4, topk=2,
                                          encoder_routing="tokens_choose", capacity=1.25, renorm=False,
                                          moe_layers=[0, 2], aux_coef=0.1, z_coef=0.01),
+        # switch_transformers (4 experts, relu): (1) tied, 2 + 2 layers, sparse step 2 (layer 1 of each
+        # stack: slots 1, 3), expert_capacity 3 per sequence (drops tokens in both stacks); (2) untied,
+        # H*d_kv 36 != d_model, 2 encoder + 1 decoder layers, step 1 (every layer: slots 0, 1, 2),
+        # capacity 2, larger loss coefficients
+        "switch_tied_relu": fx.switch_config(V, 32, 8, 48, 2, 2, 4, 8, 20, True, experts=4, expert_capacity=3,
+                                             sparse_step=2),
+        "switch_untied_step1": fx.switch_config(V, 32, 12, 48, 2, 1, 3, 8, 20, False, experts=4, expert_capacity=2,
+                                                sparse_step=1, aux_coef=0.1, z_coef=0.01),
     }
     Te, Td = 16, 8  # t5: encoder / decoder lengths
     batches = {}
@@ -1089,7 +1232,7 @@ def selftest(keep=None):
         d = os.path.join(root, name)
         seed = CASE_SEEDS.get(name, 3)
         fx.write_model(d, cfg, seed=seed)
-        if cfg["model_type"] == "t5":
+        if cfg["model_type"] in ("t5", "switch_transformers"):
             inp, dec, tgt = fx.make_t5_batch(V, B, Te, Td, seed=seed)
             idx = (torch.tensor(inp.astype(np.int64)), torch.tensor(dec.astype(np.int64)))
         else:
@@ -1154,10 +1297,14 @@ def selftest(keep=None):
             init = {k: v.detach().clone() for k, v in m.P.items()}
             out = run(m, idx, targets, 10, clip=clip, **hyper)
             L, N = out["losses"], out["grad_norms"]
-            if m.moe and cfg["model_type"] == "t5":
+            if m.moe and cfg["model_type"] in ("t5", "switch_transformers"):
                 st = m.moe_stats
                 per = {r["layer"]: [d[j] for d in st["by_slot"]] for j, r in enumerate(m.moe_records0)}
-                check(st["min_gap"] >= 1e-5 and (name != "t5_moe_relu_ec_switch" or min(per[3]) > 0),
+                # switch: tokens dropped at step 0 in both stacks
+                drops0 = {stk: sum(per[r["layer"]][0] for r in m.moe_records0 if r["stack"] == stk)
+                          for stk in ("encoder", "decoder")}
+                check(st["min_gap"] >= 1e-5 and (name != "t5_moe_relu_ec_switch" or min(per[3]) > 0)
+                      and (cfg["model_type"] != "switch_transformers" or min(drops0.values()) > 0),
                       "(c) clip=%.4g: min routing gap over the 10 steps %.2e >= 1e-5 (the CLI's --min-gap); "
                       "unkept pairs per step by slot %s" % (clip, st["min_gap"], per))
             clipped = int((N > clip).sum()) if clip > 0 else 0

@@ -91,6 +91,52 @@ TEST(T5Config, MoeRoundTripsAndLaysOutExperts) {
   EXPECT_THROW(d.validate(), std::invalid_argument);
 }
 
+// HF switch_transformers: its config fields (sparse steps, expert_capacity, the router's),
+// its dense MLPs named mlp.wi / mlp.wo, top-1 raw routing with capacity per sequence.
+TEST(T5Config, SwitchTransformersFields) {
+  nlohmann::json j = {{"model_type", "switch_transformers"}, {"vocab_size", 100}, {"d_model", 32}, {"num_heads", 4},
+                      {"d_kv", 8},  {"d_ff", 64}, {"num_layers", 4}, {"num_decoder_layers", 4},
+                      {"num_experts", 4}, {"expert_capacity", 6}, {"num_sparse_encoder_layers", 2},
+                      {"num_sparse_decoder_layers", 2}, {"router_jitter_noise", 0.0}};
+  ModelConfig c = config_from_hf(j, "cfg.json");
+  EXPECT_TRUE(c.hf_switch() && c.encoder_decoder());
+  EXPECT_EQ(c.n_experts, 4);
+  EXPECT_EQ(c.switch_capacity, 6);
+  EXPECT_EQ(c.top_k, 1);
+  EXPECT_FALSE(c.moe_renormalize);
+  EXPECT_EQ(c.mlp, MlpKind::Relu) << "switch_transformers' relu experts";
+  for (int l = 0; l < 4; l++) EXPECT_EQ(c.moe_layer(l), l % 2 == 1) << "4 / 2 sparse layers: step 2";
+  EXPECT_TRUE(c.tied);
+  nlohmann::json w = config_to_hf(c);
+  EXPECT_EQ(w["encoder_sparse_step"], 2);
+  EXPECT_EQ(w["num_sparse_encoder_layers"], 2);
+  EXPECT_EQ(w["expert_capacity"], 6);
+  EXPECT_EQ(config_to_hf(config_from_hf(w, "cfg.json")), w);
+  const T5Layout L = t5_layout(c);
+  EXPECT_NE(L.layout.find("encoder.block.0.layer.1.mlp.wi.weight"), nullptr) << "HF's dense MLP: mlp, not DenseReluDense";
+  EXPECT_NE(L.layout.find("decoder.block.3.layer.2.mlp.experts.expert_*.wo.weight"), nullptr);
+  EXPECT_EQ(L.layout.find("encoder.block.0.layer.1.DenseReluDense.wi.weight"), nullptr);
+  // Sparse step 1: every layer; different steps, a router bias, gated experts: refused.
+  j["encoder_sparse_step"] = 1, j["decoder_sparse_step"] = 1;
+  c = config_from_hf(j, "cfg.json");
+  for (int l = 0; l < 4; l++) EXPECT_TRUE(c.moe_layer(l));
+  auto refused = [&](const char* key, nlohmann::json v, const char* says) {
+    nlohmann::json b = j;
+    b[key] = v;
+    try {
+      config_from_hf(b, "cfg.json");
+      ADD_FAILURE() << key << " accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused("decoder_sparse_step", 2, "sparse steps");
+  refused("router_bias", true, "router_bias");
+  refused("expert_capacity", 0, "expert_capacity");
+  refused("dense_act_fn", "gelu_new", "dense_act_fn");
+  refused("router_dtype", "bfloat16", "router_dtype");
+}
+
 TEST(T5Config, HfDefaultsAndRefusals) {
   nlohmann::json j = {{"model_type", "t5"}, {"vocab_size", 100}, {"d_model", 32}, {"num_heads", 4},
                       {"d_ff", 64},         {"num_layers", 2}};
