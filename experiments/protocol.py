@@ -29,7 +29,12 @@ Every branch is evaluated on the same validation batches (moe eval). Written to 
 
   protocol.py [--toy] [--out DIR] [--data DIR] [--seeds 1,2,3] [--dense 200,400,800]
               [--budgets 0.1,0.2,0.4,0.6,1.0] [--decay 0.2] [--optimizer fresh|carried]
-              [--config CONFIG.json | --preset small] [--switch] [--jobs 3] ...
+              [--config CONFIG.json | --preset small [--family llama|gpt2|t5]] [--switch] [--jobs 3] ...
+
+T5 (--family t5, or a t5 --config; the dataset made by moe data --t5): the same arms on
+span corruption, (b) upcycled the paper's way (expert choice in the encoder, top-2 in
+the decoder: moe upcycle's T5 defaults), --seq the encoder length, and the tokens of a
+step (the FLOP budgets' unit) the encoder's and the decoder's, read from the dense log.
 """
 import argparse
 import concurrent.futures
@@ -93,6 +98,14 @@ def flops_per_token(run):
     return steps[-1]["flops"] / steps[-1]["tokens"]
 
 
+def tokens_per_step_of(run):
+    """Tokens one step of a run reads, from its log (T5: encoder and decoder tokens)."""
+    first = [j for j in log_lines(run) if "tokens" in j and "loss" in j and j.get("step") == 1]
+    if not first:
+        raise ProtocolError(f"{run}/log.jsonl has no step 1 with tokens")
+    return first[0]["tokens"]
+
+
 def trainer_state(ckpt):
     with open(os.path.join(ckpt, "trainer_state.json"), encoding="utf-8") as f:
         return json.load(f)
@@ -139,6 +152,8 @@ def main():
     p.add_argument("--data", default="runs/demo/data")
     p.add_argument("--preset", default="small")
     p.add_argument("--config", default="", help="a model config.json for the dense model instead of --preset")
+    p.add_argument("--family", default="llama", help="the family of --preset (t5: span corruption; its dataset "
+                   "needs moe data --t5)")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--dense", default="200,400,800", help="dense budgets N (steps), comma-separated")
     p.add_argument("--budgets", default="0.1,0.2,0.4,0.6,1.0", help="extra budgets f (fractions of the dense FLOPs)")
@@ -174,7 +189,7 @@ def main():
     threads = a.threads or max(1, (os.cpu_count() or 1) // jobs)
     moe = Moe(a.moe, threads, os.path.join(a.out, "commands.log"))
     if not os.path.isfile(os.path.join(a.data, "meta.json")):
-        moe("data", "--out", a.data)
+        moe("data", "--out", a.data, *(["--t5"] if a.family in ("t5", "switch_transformers") else []))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_seed, a, seed, threads, dense_budgets, budgets): seed for seed in seeds}
         done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
@@ -202,7 +217,6 @@ def run_seed(a, seed, threads, dense_budgets, budgets):
     common = ["--data", a.data, "--batch", a.batch, "--seq", a.seq, "--compute", a.compute,
               "--eval-every", 0, "--eval-batches", 1, "--log-every", 100]
     schedule = ["--schedule", "wsd", "--decay-steps", 0, "--lr", a.lr, "--min-lr", a.min_lr, "--warmup", a.warmup]
-    tokens_per_step = a.batch * a.seq
     carried = a.optimizer == "carried"
     runs = []
 
@@ -236,10 +250,11 @@ def run_seed(a, seed, threads, dense_budgets, budgets):
                      "val_loss": evaluate(final), "total_flops": flops, "extra_flops": flops - dense_flops,
                      "wall_s": wall, "dir": out})
 
-    model = ["--config", a.config] if a.config else ["--preset", a.preset, "--family", "llama"]
+    model = ["--config", a.config] if a.config else ["--preset", a.preset, "--family", a.family]
     dense = os.path.join(root, "dense")
     stable_run(moe, dense, [*common, *schedule, *model, "--seed", seed], dense_budgets, max(dense_budgets))
     fpt_d = flops_per_token(dense)
+    tokens_per_step = tokens_per_step_of(dense)  # B x seq, or for T5 B x (encoder + decoder tokens)
     n_params = json.loads(moe("inspect", ckpt(dense, max(dense_budgets)), "--json"))["params_total"]
     upcycles = {"b": ["--top-k", a.top_k, *a.upcycle_args.split()]}
     if a.switch:

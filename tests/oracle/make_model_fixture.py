@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes a small random Hugging Face checkpoint directory (GPT-2, Llama, Mixtral or T5 family) and,
+"""Writes a small random Hugging Face checkpoint directory (GPT-2, Llama, Mixtral, T5 or switch_transformers) and,
 optionally, a random batch file, so model_oracle.py can be run without the C++ side.
 
   /usr/bin/python3 tests/oracle/make_model_fixture.py --family gpt2|llama --out DIR
@@ -17,6 +17,9 @@ optionally, a random batch file, so model_oracle.py can be run without the C++ s
               [--eval-capacity 2.0] [--renorm 0|1 (0)] [--encoder-routing expert_choice|tokens_choose]
               [--encoder-capacity 2.0 (expert choice)] [--moe-layers all|1,3 (default: key left out,
               every other layer)] [--aux-coef 0.01] [--z-coef 1e-3]
+  /usr/bin/python3 tests/oracle/make_model_fixture.py --family switch_transformers --out DIR [--batch FILE]
+      [the t5 flags above except --ffn-proj (relu only) and the MoE T5 ones] [--experts 4]
+      [--expert-capacity 3 (tokens per expert per sequence)] [--sparse-step 2] [--aux-coef 0.01] [--z-coef 1e-3]
 
 DIR gets config.json (HF fields, "architectures", "torch_dtype") and model.safetensors
 (HF names and layouts), or with --shards N > 1 model-0000i-of-0000N.safetensors plus
@@ -43,6 +46,17 @@ router_aux_loss_coef, router_z_loss_coef and, with --moe-layers, moe_layers; the
 MLP is mlp.router.classifier.weight (E, d_model) N(0, d_model^-1/2) and experts
 mlp.experts.expert_{j}.wi / wi_0 / wi_1 / wo at the dense MLP's scales. Fixtures that pass
 the oracle's routing-margin check with 10 steps: model_oracle.T5_MOE_FLAGS.
+
+switch_transformers (HF SwitchTransformersForConditionalGeneration, relu): config.json has T5's
+fields plus num_experts, expert_capacity, encoder_sparse_step = decoder_sparse_step = --sparse-step
+(layer i of a stack sparse when step == 1 or i % step == 1), num_sparse_encoder_layers /
+num_sparse_decoder_layers (the resulting counts), router_bias false, router_jitter_noise 0 (the
+oracle has no noise: a trainer comparing with it must not add jitter), router_dtype float32,
+router_aux_loss_coef, router_z_loss_coef; tensors as t5's but the dense MLPs under mlp.wi / mlp.wo
+and the sparse ones mlp.router.classifier.weight (std SWITCH_ROUTER_SCALE d_model^-1/2) and
+mlp.experts.expert_{j}.wi / wo, drawn in t5's order. The batch is t5's. The defaults (4 experts,
+capacity 3, Te 16, Td 8, B 2) drop tokens in both stacks; fixtures that pass the oracle's
+routing-margin check with 10 steps: model_oracle.SWITCH_FLAGS.
 """
 import argparse
 import os

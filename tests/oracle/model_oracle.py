@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch oracle for whole models: GPT-2, Llama, T5 (HF semantics), Mixtral and MoE T5 with our MoE block.
+"""PyTorch oracle for whole models: GPT-2, Llama, T5 (HF semantics), Mixtral, MoE T5 and switch_transformers with our MoE losses.
 
   /usr/bin/python3 tests/oracle/model_oracle.py --model DIR --batch FILE --out FILE
       [--steps 10] [--lr 1e-3] [--beta1 0.9] [--beta2 0.95] [--eps 1e-8]
@@ -62,6 +62,24 @@ moe_dropped / _per_step (totals of unkept pairs: for expert choice the (token, e
 not taken, as MoeRouting::dropped counts them), moe_min_gap (expert choice: the gap between
 the cap-th and (cap+1)-th largest p of each (sequence, expert); --min-gap applies). An expert
 no kept pair reaches gets a zero gradient (reported, and stepped by AdamW like the others).
+
+switch_transformers (HF SwitchTransformersForConditionalGeneration; switch_hparams, switch_moe):
+T5Model with T5's config fields and names (batch file, shift_right, tied d_model ** -0.5 rescale,
+embed_tokens / lm_head copies as for t5), relu only, the dense MLP sub-layers named
+...layer.<1|2>.mlp.wi / mlp.wo (HF's SwitchTransformersDenseActDense) and the sparse ones
+...mlp.router.classifier.weight (E,C) and mlp.experts.expert_{j}.wi (d_ff,C) / wo (C,d_ff).
+Layer i of a stack is sparse when step == 1 or i % step == 1, step = encoder_sparse_step =
+decoder_sparse_step (equal; absent: num_layers // num_sparse_encoder_layers, at least 1, or
+num_layers when that count is 0; likewise for the decoder). Routing as HF's Top1Router without
+jitter or bias: p = softmax(x Wr^T) on the normed input, expert = argmax p (ties: lower id),
+gate = max p raw; a token is kept when it is among the first expert_capacity tokens OF ITS
+SEQUENCE (token order) routed to that expert; a dropped token's MLP output is 0. Losses ours:
+per sparse layer aux = router_aux_loss_coef E sum_e f_e P_e (f_e = tokens choosing e before
+dropping / N, P_e = mean_n p[n,e], N = B*T of that stack), z = router_z_loss_coef mean_n lse^2,
+summed into moe_loss (defaults 0.001 each, HF's). Slots as MoE T5 (encoder l, decoder L + l);
+moe.<slot>.choice / kept (N,1), counts (E) = kept tokens per expert over the batch; metadata as
+MoE T5 (moe_routing "top1_per_sequence", moe_capacity = expert_capacity per sequence) plus
+moe_sparse_step; moe_min_gap is the smallest top-1 minus second probability (--min-gap applies).
 
 A step: forward, (loss + moe_loss).backward(), torch.nn.utils.clip_grad_norm_(all params, clip)
 (skipped when clip <= 0; the norm is still recorded), torch.optim.AdamW step with
@@ -1169,6 +1187,20 @@ T5_MOE_FLAGS = {
                               "--renorm", "0", "--capacity", "1.0", "--encoder-routing", "expert_choice",
                               "--encoder-capacity", "2", "--seed", "10"],
 }
+# switch_transformers fixtures (HF SwitchTransformersForConditionalGeneration, 4 relu experts; min gap
+# over the 10 steps >= 5e-4 with every clip the selftest tries, >= 1e-4 as BF16), checked alike by
+# [cli]: switch_tied_relu (tied, 2 + 2 layers, sparse step 2: slots 1 and 3, expert_capacity 3 per
+# sequence: drops in both stacks at every step), the same as BF16 in 2 shards (the BF16-rounded
+# model), and switch_untied_step1 (untied, 2 + 1 layers, every layer sparse: slots 0, 1, 2, capacity 2).
+SWITCH_FLAGS = {
+    "switch_tied_relu": ["--family", "switch_transformers", "--experts", "4", "--expert-capacity", "3",
+                         "--sparse-step", "2", "--tie", "1", "--seed", "3"],
+    "switch_tied_relu_bf16x2": ["--family", "switch_transformers", "--experts", "4", "--expert-capacity", "3",
+                                "--sparse-step", "2", "--tie", "1", "--seed", "3", "--dtype", "BF16", "--shards", "2"],
+    "switch_untied_step1": ["--family", "switch_transformers", "--experts", "4", "--expert-capacity", "2",
+                            "--sparse-step", "1", "--tie", "0", "--d-kv", "12", "--heads", "3", "--layers", "2",
+                            "--dec-layers", "1", "--aux-coef", "0.1", "--z-coef", "0.01", "--seed", "3"],
+}
 CASE_SEEDS = {"t5_moe_gated_ec_top2": 4, "t5_moe_relu_ec_switch": 10, "switch_tied_relu": 3,
               "switch_untied_step1": 3}  # the fixture seed of a selftest case (default 3)
 
@@ -1616,6 +1648,233 @@ def selftest(keep=None):
         except OracleError as e:
             check(True, "config %s refused: %s" % (bad, e))
 
+    # switch_transformers: the routing against HF's cumsum formulation, capacity per sequence,
+    # token order, the whole model's row independence and decoder causality with dropping, names
+    # and config keys
+    print("[switch]")
+
+    def cumsum_moe(P, pre, x, hp, cap):
+        """HF SwitchTransformersTop1Router + SparseMLP written from its definition with torch ops
+        (not switch_route): argmax of the softmax, one_hot, cumsum over the sequence axis, mask
+        priority <= cap; out per token by a loop (gate * expert, 0 when masked); aux / z by their
+        formulas. Returns (choice (N,), kept (N,) bool, counts (E), out (N,C), aux, z)."""
+        Bx, Tx, C = x.shape
+        E = hp.E
+        logits = x @ P[pre + "router.classifier.weight"].T  # (B,T,E)
+        probs = torch.softmax(logits, dim=-1)
+        idx = torch.argmax(probs, dim=-1)  # the first maximal index
+        onehot = F.one_hot(idx, E)
+        mask = onehot * (torch.cumsum(onehot, dim=1) <= cap)
+        kept = mask.sum(-1).reshape(-1) > 0
+        gate = probs.max(dim=-1).values.reshape(-1)
+        xs = x.reshape(-1, C)
+        out = torch.zeros_like(xs)
+        for n in range(Bx * Tx):
+            if kept[n]:
+                e = int(idx.reshape(-1)[n])
+                out[n] = gate[n] * t5_ff(P, pre + "experts.expert_%d." % e, xs[n:n + 1], hp)[0]
+        frac = onehot.to(F64).mean(dim=(0, 1))
+        aux = hp.aux_coef * E * float((frac * probs.mean(dim=(0, 1))).sum())
+        z = hp.z_coef * float((torch.logsumexp(logits, dim=-1) ** 2).mean())
+        return (idx.reshape(-1).numpy(), kept.numpy(), mask.sum(dim=(0, 1)).numpy(), out, aux, z)
+
+    switch_cases = [n for n, c in cases.items() if c["model_type"] == "switch_transformers"]
+    with torch.no_grad():
+        for name in switch_cases:
+            m = load_model(os.path.join(root, name))
+            hp = m.hp
+            blocks = ([("encoder.block.%d.layer.1.mlp." % l, l, Te) for l in hp.enc_moe]
+                      + [("decoder.block.%d.layer.2.mlp." % l, hp.L + l, Td) for l in hp.dec_moe])
+            sparse = [l for l in range(max(hp.L, hp.Ld)) if hp.sparse_step == 1 or l % hp.sparse_step == 1]
+            dense = [pn for pn in m.names if ".mlp." in pn and ".experts." not in pn and ".router." not in pn]
+            check([r[1] for r in blocks] == [l for l in sparse if l < hp.L] + [hp.L + l for l in sparse if l < hp.Ld]
+                  and all(pn.endswith(("mlp.wi.weight", "mlp.wo.weight")) for pn in dense)
+                  and len(dense) == 2 * (hp.L + hp.Ld - len(blocks)) and not any("DenseReluDense" in pn for pn in m.names),
+                  "%s: sparse step %d: slots %s; the %d dense MLPs named mlp.wi / mlp.wo"
+                  % (name, hp.sparse_step, [r[1] for r in blocks], len(dense) // 2))
+            # the model's step-0 blocks on their real inputs, and random inputs at capacities 1, the
+            # config's and T (dropless), against cumsum_moe
+            seen = {}
+            moe_mlp = m.moe_mlp
+
+            def spy(pre, x, ctx, slot, ec, moe_mlp=moe_mlp, seen=seen):
+                seen[slot] = x.clone()
+                return moe_mlp(pre, x, ctx, slot, ec)
+            m.moe_mlp = spy
+            m.forward(batches[name][0])
+            recs0 = {r["layer"]: r for r in m.moe}
+            m.moe_mlp = moe_mlp
+            worst, same, n_cmp, dropped = 0.0, True, 0, {}
+            for pre, slot, Tx in blocks:
+                inputs = [(seen[slot], hp.capacity, True)]
+                for seed in range(3):
+                    x = torch.tensor(np.random.default_rng(400 + seed).standard_normal((B, Tx, hp.C)))
+                    inputs += [(x, cap, False) for cap in (1, hp.capacity, Tx)]
+                for x, cap, real in inputs:
+                    h_ = HP(**hp.__dict__)
+                    h_.capacity = cap
+                    ctx = {}
+                    out = switch_moe(m.P, pre, x, h_, ctx, slot).reshape(-1, hp.C)
+                    r = ctx["moe"][0]
+                    c_ch, c_kept, c_counts, c_out, c_aux, c_z = cumsum_moe(m.P, pre, x, h_, cap)
+                    same &= (np.array_equal(r["choice"][:, 0], c_ch) and np.array_equal(r["kept"][:, 0], c_kept)
+                             and np.array_equal(r["counts"], c_counts))
+                    if real:  # the model's own step-0 record of this slot
+                        same &= (np.array_equal(recs0[slot]["kept"], r["kept"])
+                                 and np.array_equal(recs0[slot]["choice"], r["choice"]))
+                        dropped[slot] = int((~c_kept).sum())
+                    worst = max(worst, float((out - c_out).abs().max()), abs(r["aux"].item() - c_aux) / c_aux,
+                                abs(r["z"].item() - c_z) / c_z)
+                    n_cmp += 1
+            check(same and worst < 1e-12 and min(dropped.values()) > 0,
+                  "(d) %s: routing of every sparse block (%d runs: the model's step-0 inputs, 3 random inputs at "
+                  "capacity 1, %d and T) equals HF's formulation (argmax, one_hot, cumsum over the sequence <= "
+                  "capacity): choice, kept, counts identical; out / relative aux, z max diff %.1e; tokens dropped at "
+                  "step 0 per slot %s" % (name, n_cmp, hp.capacity, worst, dropped))
+            # capacity counts per sequence: rewriting row 1 never moves row 0's routing or output;
+            # kept per (row, expert) = min(cap, chosen); a batch-wide count would differ; within a row a
+            # token's admission depends on the tokens before it only
+            row0_same, caps_ok, moved1, batchwide_differs, early_same, later_moved, worst = (
+                True, True, 0, 0, True, 0, 0.0)
+            for pre, slot, Tx in blocks:
+                for seed in range(10):
+                    rng = np.random.default_rng(500 + seed)
+                    x = torch.tensor(rng.standard_normal((B, Tx, hp.C)))
+                    x2 = x.clone()
+                    x2[1] = torch.tensor(rng.standard_normal((Tx, hp.C)))
+                    c1, c2 = {}, {}
+                    o1 = switch_moe(m.P, pre, x, hp, c1, slot)
+                    o2 = switch_moe(m.P, pre, x2, hp, c2, slot)
+                    r1, r2 = c1["moe"][0], c2["moe"][0]
+                    row0_same &= (np.array_equal(r1["choice"][:Tx], r2["choice"][:Tx])
+                                  and np.array_equal(r1["kept"][:Tx], r2["kept"][:Tx]))
+                    worst = max(worst, float((o1[0] - o2[0]).abs().max()))
+                    moved1 += not np.array_equal(r1["kept"][Tx:], r2["kept"][Tx:])
+                    for r in (r1, r2):
+                        ch, kp = r["choice"][:, 0].reshape(B, Tx), r["kept"][:, 0].reshape(B, Tx)
+                        for b in range(B):
+                            for e in range(hp.E):
+                                caps_ok &= int(kp[b][ch[b] == e].sum()) == min(hp.capacity, int((ch[b] == e).sum()))
+                    # batch-wide (capacity B * cap over the flattened batch, in token order)
+                    flat, used = np.zeros(B * Tx, dtype=bool), np.zeros(hp.E, dtype=np.int64)
+                    for n_ in range(B * Tx):
+                        e = r1["choice"][n_, 0]
+                        if used[e] < B * hp.capacity:
+                            flat[n_], used[e] = True, used[e] + 1
+                    batchwide_differs += not np.array_equal(flat, r1["kept"][:, 0])
+                    # token j of row 0 rewritten
+                    j = int(rng.integers(1, Tx - 1))
+                    x3 = x.clone()
+                    x3[0, j] = torch.tensor(rng.standard_normal(hp.C))
+                    c3 = {}
+                    switch_moe(m.P, pre, x3, hp, c3, slot)
+                    r3 = c3["moe"][0]
+                    early_same &= (np.array_equal(r1["kept"][:j], r3["kept"][:j])
+                                   and np.array_equal(r1["choice"][:j], r3["choice"][:j])
+                                   and np.array_equal(r1["choice"][j + 1:], r3["choice"][j + 1:]))
+                    later_moved += not np.array_equal(r1["kept"][j + 1:Tx], r3["kept"][j + 1:Tx])
+            check(row0_same and worst < 1e-12 and caps_ok and moved1 > 0 and batchwide_differs > 0,
+                  "(d) %s: capacity per sequence (%d blocks x 10 seeds): rewriting every token of row 1 leaves row "
+                  "0's choices and admissions identical (output max diff %.1e; row 1's own admissions moved in %d); "
+                  "kept per (row, expert) = min(%d, chosen) everywhere; a batch-wide count in token order would "
+                  "admit a different set in %d runs" % (name, len(blocks), worst, moved1, hp.capacity,
+                                                       batchwide_differs))
+            check(early_same and later_moved > 0,
+                  "(d) %s: rewriting token j of row 0 leaves the admissions and choices before j and the choices "
+                  "after j identical; admissions after j moved in %d of %d runs (queueing in token order)"
+                  % (name, later_moved, 10 * len(blocks)))
+            # the whole model: rows independent (routing included); the decoder causal despite dropping
+            (enc, dec), _ = batches[name]
+            l0 = m.forward((enc, dec))
+            recs = [(r["choice"].copy(), r["kept"].copy()) for r in m.moe]
+            enc2, dec2 = enc.clone(), dec.clone()
+            enc2[1] = (enc2[1] * 7 + 3) % V
+            dec2[1, 1:] = (dec2[1, 1:] * 5 + 1) % V
+            l1 = m.forward((enc2, dec2))
+            rows = [Te if r["stack"] == "encoder" else Td for r in m.moe]
+            rec_same = all(np.array_equal(c[:t], r["choice"][:t]) and np.array_equal(k[:t], r["kept"][:t])
+                           for (c, k), r, t in zip(recs, m.moe, rows))
+            rec_moved = sum(not np.array_equal(k[t:], r["kept"][t:]) for (c, k), r, t in zip(recs, m.moe, rows))
+            d0, d1 = float((l1[0] - l0[0]).abs().max()), float((l1[1] - l0[1]).abs().min())
+            check(rec_same and d0 < 1e-12 and rec_moved > 0,
+                  "(d) %s model: rewriting row 1's encoder and decoder tokens leaves row 0's routing in every slot "
+                  "identical and its logits within %.1e (row 1's admissions moved in %d of %d slots)"
+                  % (name, d0, rec_moved, len(m.moe)))
+            for t in (Td - 1, 3, 1):
+                dec3 = dec.clone()
+                dec3[:, t] = (dec3[:, t] + 1) % V
+                d = (m.forward((enc, dec3)) - l0).abs().amax(dim=(0, 2))
+                check(float(d[:t].max()) < 1e-12 and float(d[t:].min()) > 1e-6,
+                      "%s: decoder token %d changed: logits at positions < %d move %.1e, at >= %d min %.2e (capacity "
+                      "per sequence in token order keeps the decoder causal with dropping)"
+                      % (name, t, t, float(d[:t].max()), t, float(d[t:].min())))
+    # names: tied copies (embed_tokens, lm_head) as for t5; T5's DenseReluDense names refused
+    name = "switch_tied_relu"
+    cfg = cases[name]
+    ref = load_model(os.path.join(root, name))
+    idx, targets = batches[name]
+    ref_loss = ref.objective(idx, targets)[1].item()
+    p32 = fx.random_params(cfg, seed=CASE_SEEDS[name])
+    variants = {
+        "copies": dict(p32, **{"encoder.embed_tokens.weight": p32["shared.weight"],
+                               "decoder.embed_tokens.weight": p32["shared.weight"],
+                               "lm_head.weight": p32["shared.weight"] * np.float32(2)}),
+        "t5_names": {k.replace(".mlp.wi.", ".DenseReluDense.wi.").replace(".mlp.wo.", ".DenseReluDense.wo."): a
+                     for k, a in p32.items()},
+    }
+    for vname, tens in variants.items():
+        d = os.path.join(root, "switch_names_" + vname)
+        st_io.save_checkpoint(d, cfg, tens)
+        notes = []
+        try:
+            config, tensors, _ = st_io.load_checkpoint(d)
+            mv = make_model(config, tensors, log=notes.append)
+        except OracleError as e:
+            check(vname == "t5_names", "%s: refused (%s)" % (vname, str(e)[:150] + "..."))
+            continue
+        lv = mv.objective(idx, targets)[1].item()
+        check(vname == "copies" and mv.names == ref.names and lv == ref_loss,
+              "%s: loads as the plain checkpoint (same %d parameters, loss %.6f == %.6f); notes: %s"
+              % (vname, len(mv.names), lv, ref_loss,
+                 "; ".join(n.strip().replace("model_oracle: ", "") for n in notes)))
+    # config keys: HF's defaults, the step derived from the sparse-layer counts, refusals
+    base = {k: v for k, v in cases[name].items()
+            if k not in ("num_experts", "expert_capacity", "encoder_sparse_step", "decoder_sparse_step",
+                         "num_sparse_encoder_layers", "num_sparse_decoder_layers", "router_aux_loss_coef",
+                         "router_z_loss_coef")}
+    hpd = switch_hparams(base)
+    check((hpd.E, hpd.capacity, hpd.K, hpd.aux_coef, hpd.z_coef, hpd.sparse_step, hpd.moe_layers)
+          == (8, 64, 1, f32(0.001), f32(0.001), 1, (0, 1)),
+          "defaults: num_experts 8, expert_capacity 64, top-1, aux 0.001, z 0.001 (HF's); no step keys: "
+          "num_sparse_*_layers default 3: step max(1, 2 // 3) = 1, every layer sparse")
+    derived = []
+    for extra, want in (({"num_layers": 4, "num_decoder_layers": 4, "num_sparse_encoder_layers": 2,
+                          "num_sparse_decoder_layers": 2}, (2, (1, 3))),
+                        ({"num_layers": 12, "num_decoder_layers": 12}, (4, (1, 5, 9))),
+                        ({"num_layers": 3, "num_decoder_layers": 3, "num_sparse_encoder_layers": 0,
+                          "num_sparse_decoder_layers": 0}, (3, (1,))),
+                        ({"num_layers": 4, "num_decoder_layers": 2, "num_sparse_encoder_layers": 2,
+                          "num_sparse_decoder_layers": 1}, (2, (1, 3))),
+                        ({"num_layers": 4, "num_decoder_layers": 4, "num_sparse_encoder_layers": 1,
+                          "num_sparse_decoder_layers": 1, "encoder_sparse_step": 2, "decoder_sparse_step": 2},
+                         (2, (1, 3)))):
+        h_ = switch_hparams(dict(base, **extra))
+        derived.append((h_.sparse_step, h_.moe_layers) == want)
+        derived[-1] &= h_.dec_moe == tuple(l for l in want[1] if l < h_.Ld)
+    check(all(derived), "sparse steps: counts 2 of 4 layers -> step 2 (1, 3); HF's default 3 of 12 -> 4 (1, 5, 9); "
+          "count 0 -> step = num_layers (3: layer 1); 2 of 4 / 1 of 2 -> 2 in both; explicit steps win over counts")
+    for bad in ({"encoder_sparse_step": 2, "decoder_sparse_step": 1}, {"router_bias": True},
+                {"dense_act_fn": "gelu_new"}, {"feed_forward_proj": "gated-gelu"}, {"is_gated_act": True},
+                {"expert_capacity": 0}, {"expert_capacity": 2.5}, {"num_experts": 0}, {"router_dtype": "bfloat16"},
+                {"encoder_sparse_step": 0, "decoder_sparse_step": 0},
+                {"num_layers": 1, "num_decoder_layers": 1, "encoder_sparse_step": 2, "decoder_sparse_step": 2},
+                {"num_sparse_encoder_layers": -1}):
+        try:
+            switch_hparams(dict(base, **bad))
+            check(False, "config %s refused" % bad)
+        except OracleError as e:
+            check(True, "config %s refused: %s" % (bad, e))
+
     print("[t5 checkpoint names and batch]")
     cfg = cases["t5_relu_tied"]
     ref = load_model(os.path.join(root, "t5_relu_tied"))
@@ -1667,7 +1926,7 @@ def selftest(keep=None):
 
     # (d) sharded / BF16 / F16 checkpoints load to the F32 model up to the dtype rounding
     print("[dtypes and shards]")
-    for name in ("gpt2", "llama_gqa", "t5_gated_untied"):
+    for name in ("gpt2", "llama_gqa", "t5_gated_untied", "switch_tied_relu"):
         cfg = cases[name]
         ref_p = fx.random_params(cfg, seed=5)
         fx.write_model(os.path.join(root, name + "_F32"), cfg, 5)
@@ -1704,6 +1963,7 @@ def selftest(keep=None):
     runs = [("gpt2", "gpt2", bf16x2, (2, 16, 64)), ("llama", "llama", bf16x2, (2, 16, 64)),
             ("t5", "t5", bf16x2, (2, 8, 64)), ("t5_gated", "t5", bf16x2 + t5_flags, (2, 5, 64))]
     runs += [(name, "t5", flags[2:], (B, Td, V)) for name, flags in T5_MOE_FLAGS.items()]  # F32, one file
+    runs += [(name, flags[1], flags[2:], (B, Td, V)) for name, flags in SWITCH_FLAGS.items()]
     for fam, family, flags, logits_shape in runs:
         d, bfile, ofile = (os.path.join(root, "cli_" + fam + s) for s in ("", "_batch.safetensors", "_out.safetensors"))
         subprocess.run([sys.executable, os.path.join(here, "make_model_fixture.py"), "--family", family, "--out", d,
@@ -1719,13 +1979,15 @@ def selftest(keep=None):
             want["grad." + k] = a.shape
             want["final." + k] = a.shape
         moe_ok = True
-        if fam in T5_MOE_FLAGS:  # the selftest's case of that name, and its MoE outputs
+        if fam in T5_MOE_FLAGS or fam in SWITCH_FLAGS:  # the selftest's case of that name, and its MoE outputs
+            case = fam.replace("_bf16x2", "")
+            dtype = flags[flags.index("--dtype") + 1] if "--dtype" in flags else "F32"
             with open(os.path.join(d, "config.json")) as f:
-                moe_ok = json.load(f) == cases[fam]
-            (enc_b, dec_b), tgt_b, _ = load_t5_batch(bfile, t5_hparams(cases[fam]))
-            (enc_s, dec_s), tgt_s = batches[fam]
+                moe_ok = json.load(f) == dict(cases[case], torch_dtype=fx.TORCH_DTYPE[dtype])
+            hp = FAMILIES[cases[case]["model_type"]].hparams(cases[case])
+            (enc_b, dec_b), tgt_b, _ = load_t5_batch(bfile, hp)
+            (enc_s, dec_s), tgt_s = batches[case]
             moe_ok &= bool((enc_b == enc_s).all() and (dec_b == dec_s).all() and (tgt_b == tgt_s).all())
-            hp = t5_hparams(cases[fam])
             want["moe_loss"] = (1,)
             slots = [(l, B * Te, hp.E if hp.enc_routing == "expert_choice" else hp.K) for l in hp.enc_moe]
             slots += [(hp.L + l, B * Td, hp.K) for l in hp.dec_moe]
