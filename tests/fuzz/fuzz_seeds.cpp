@@ -68,6 +68,10 @@ static void config_seeds(const std::string& dir) {
     file_write_atomic(dir + "/t5_" + preset + ".json", config_to_hf(c).dump(1));
     c.mlp = MlpKind::Relu, c.tied = true, c.d_kv = 8, c.n_dec_layer = 1;
     file_write_atomic(dir + "/t5_" + preset + "_relu.json", config_to_hf(c).dump(1));
+    ModelConfig m = model_preset("t5", preset, 512);  // MoE T5: expert choice encoder, top-2 decoder
+    m.n_experts = 4, m.top_k = 2, m.expert_choice = true;
+    file_write_atomic(dir + "/t5_" + preset + "_moe.json", config_to_hf(m).dump(1));
+    file_write_atomic(dir + "/switch_" + preset + ".json", config_to_hf(model_preset("switch_transformers", preset, 512)).dump(1));
   }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch oracle for whole models: GPT-2, Llama, T5 (HF semantics), Mixtral, MoE T5 and switch_transformers with our MoE losses.
+"""PyTorch oracle for whole models: GPT-2, Llama, T5 (HF semantics), Mixtral, MoE T5 and switch_transformers.
 
   /usr/bin/python3 tests/oracle/model_oracle.py --model DIR --batch FILE --out FILE
       [--steps 10] [--lr 1e-3] [--beta1 0.9] [--beta2 0.95] [--eps 1e-8]
@@ -1689,7 +1689,8 @@ def selftest(keep=None):
             dense = [pn for pn in m.names if ".mlp." in pn and ".experts." not in pn and ".router." not in pn]
             check([r[1] for r in blocks] == [l for l in sparse if l < hp.L] + [hp.L + l for l in sparse if l < hp.Ld]
                   and all(pn.endswith(("mlp.wi.weight", "mlp.wo.weight")) for pn in dense)
-                  and len(dense) == 2 * (hp.L + hp.Ld - len(blocks)) and not any("DenseReluDense" in pn for pn in m.names),
+                  and len(dense) == 2 * (hp.L + hp.Ld - len(blocks))
+                  and not any("DenseReluDense" in pn for pn in m.names),
                   "%s: sparse step %d: slots %s; the %d dense MLPs named mlp.wi / mlp.wo"
                   % (name, hp.sparse_step, [r[1] for r in blocks], len(dense) // 2))
             # the model's step-0 blocks on their real inputs, and random inputs at capacities 1, the

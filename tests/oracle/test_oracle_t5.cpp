@@ -5,7 +5,8 @@
 // included), and the losses and weights after 10 AdamW steps with clipping and weight
 // decay must agree. Cases: T5 v1.1 (gated-gelu, untied, H*d_kv != d_model, 3 encoder /
 // 2 decoder layers) and the original T5 (relu, tied with the d_model^-0.5 rescale),
-// in F32, BF16 and sharded files.
+// in F32, BF16 and sharded files; MoE T5 (expert choice encoder, top-k decoder); and HF
+// switch_transformers (top-1, capacity per sequence in token order).
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -73,8 +74,8 @@ TEST_P(T5Oracle, MatchesTorch) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string ckpt = dir + "/ckpt", batch = dir + "/batch.safetensors", out = dir + "/torch.safetensors";
-  ASSERT_NO_FATAL_FAILURE(sh(py("make_model_fixture.py") + " --family t5 --out " + ckpt + " --batch " + batch + " " +
-                             c.flags));
+  const std::string flags = std::string(c.flags).rfind("--family", 0) == 0 ? c.flags : "--family t5 " + std::string(c.flags);
+  ASSERT_NO_FATAL_FAILURE(sh(py("make_model_fixture.py") + " --out " + ckpt + " --batch " + batch + " " + flags));
   const int steps = 10;
   const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, wd = 0.1f, clip = 1.0f;
   ASSERT_NO_FATAL_FAILURE(sh(py("model_oracle.py") + " --model " + ckpt + " --batch " + batch + " --out " + out +
@@ -207,7 +208,16 @@ INSTANTIATE_TEST_SUITE_P(
                               "--encoder-routing expert_choice --encoder-capacity 2 --seed 4"},
         // Switch-style decoder: top-1, raw gates, capacity 1.0 (drops every step), relu experts.
         Case{"t5moe_ec_switch_relu", "--experts 4 --ffn-proj relu --topk 1 --renorm 0 --capacity 1.0 "
-                                     "--encoder-routing expert_choice --encoder-capacity 2 --seed 10"}),
+                                     "--encoder-routing expert_choice --encoder-capacity 2 --seed 10"},
+        // HF switch_transformers: top-1 relu experts, expert_capacity 3 per sequence in token
+        // order (drops in both stacks), tied; in BF16 shards; and every layer sparse, untied.
+        Case{"switch_tied_f32", "--family switch_transformers --experts 4 --expert-capacity 3 --sparse-step 2 --tie 1 "
+                                "--seed 3"},
+        Case{"switch_tied_bf16_sharded", "--family switch_transformers --experts 4 --expert-capacity 3 "
+                                         "--sparse-step 2 --tie 1 --seed 3 --dtype BF16 --shards 2"},
+        Case{"switch_all_layers_untied", "--family switch_transformers --experts 4 --expert-capacity 2 --sparse-step 1 "
+                                         "--tie 0 --d-kv 12 --heads 3 --layers 2 --dec-layers 1 --aux-coef 0.1 "
+                                         "--z-coef 0.01 --seed 3"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
