@@ -119,16 +119,6 @@ void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::
 void run_generate(const GenOpts& o) {
   OpenedModel opened = open_model(o.model);
   const std::string& dir = opened.dir;
-  if (auto* t5 = dynamic_cast<T5Model*>(opened.model.get())) {
-    const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
-    if (!path_exists(tok_path))
-      throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
-    if (!o.tokenizer.empty() && !o.allow_tokenizer_mismatch)
-      tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
-                      "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
-    return generate_t5(o, *t5, Tokenizer::load(tok_path), dir);
-  }
-  Model* m = &opened.decoder_only("moe generate");
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))
     throw std::runtime_error(tok_path + ": no tokenizer (give --tokenizer PATH to a SentencePiece model)");
@@ -136,6 +126,8 @@ void run_generate(const GenOpts& o) {
     tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
                     "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
   Tokenizer tok = Tokenizer::load(tok_path);
+  if (auto* t5 = dynamic_cast<T5Model*>(opened.model.get())) return generate_t5(o, *t5, tok, dir);
+  Model* m = &opened.decoder_only("moe generate");
   if (tok.vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
                                 " tokens but the model's vocabulary is " + std::to_string(m->config().vocab_size));

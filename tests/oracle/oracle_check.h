@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
+#include <regex>
 #include <string>
 #include <vector>
+
+#include "tensor/flat.h"
 
 namespace moe::test {
 
@@ -26,6 +30,28 @@ inline double expect_adam_final_close(const std::vector<float>& got, const std::
   EXPECT_LE(loose, got.size() / 1000) << what << ": " << loose << " entries beyond 1e-5";
   EXPECT_LE(worst, 0.1 * steps * lr) << what;
   return worst;
+}
+
+// A per-expert HF tensor name ("...experts.3.w1.weight", Mixtral's; "...experts.expert_3.wi.weight",
+// switch_transformers') as expert 3's slice of our stacked [E, ...] tensor ("...experts.*.w1.weight",
+// "...experts.expert_*.wi.weight"); nullopt when the name is not an expert's.
+inline std::optional<std::vector<float>> expert_slice(const ParamLayout& L, const FlatBuffer& buf,
+                                                      const std::string& name) {
+  static const std::regex expert(R"(\.experts\.(expert_)?(\d+)\.)");
+  std::smatch mt;
+  if (L.find(name) || !std::regex_search(name, mt, expert)) return std::nullopt;
+  const ParamSpec& s = L.at(mt.prefix().str() + ".experts." + mt[1].str() + "*." + mt.suffix().str());
+  const int64_t e = std::stoll(mt[2].str()), per = s.shape.numel() / s.shape[0];
+  EXPECT_LT(e, s.shape[0]) << name;
+  const float* p = buf.data() + s.offset + e * per;
+  return std::vector<float>(p, p + per);  // experts are [out, in] as ours: never transposed
+}
+
+// How many tensors the HF checkpoint holds (an [E, ...] expert tensor is E of them).
+inline size_t hf_tensor_count(const ParamLayout& L) {
+  size_t n = 0;
+  for (const ParamSpec& s : L.specs()) n += s.name.find('*') == std::string::npos ? 1 : size_t(s.shape[0]);
+  return n;
 }
 
 }  // namespace moe::test

@@ -61,30 +61,12 @@ std::vector<float> transposed(const std::vector<float>& a, int64_t rows, int64_t
   return t;
 }
 
-// The tensor `name` of our flat buffer `buf` in the file's (HF) layout. A per-expert
-// HF name ("...experts.3.w1.weight") is expert 3's slice of our [E, ...] tensor
-// ("...experts.*.w1.weight").
+// The tensor `name` of our flat buffer `buf` in the file's (HF) layout (experts: oracle_check.h).
 std::vector<float> in_hf_layout(Model& m, const FlatBuffer& buf, const std::string& name) {
-  static const std::regex expert(R"(\.experts\.(\d+)\.)");
-  std::smatch mt;
-  if (!m.layout().find(name) && std::regex_search(name, mt, expert)) {
-    const std::string stacked = mt.prefix().str() + ".experts.*." + mt.suffix().str();
-    const ParamSpec& s = m.layout().at(stacked);
-    const int64_t e = std::stoll(mt[1].str()), per = s.shape.numel() / s.shape[0];
-    EXPECT_LT(e, s.shape[0]) << name;
-    const float* p = buf.data() + s.offset + e * per;
-    return std::vector<float>(p, p + per);  // Mixtral's experts are [out, in] as ours: never transposed
-  }
+  if (auto e = expert_slice(m.layout(), buf, name)) return *e;
   const ParamSpec& s = m.layout().at(name);
   std::vector<float> ours(buf.data() + s.offset, buf.data() + s.offset + s.shape.numel());
   return hf_transposed(m, name) ? transposed(ours, s.shape[0], s.shape[1]) : ours;
-}
-
-// How many tensors the HF checkpoint of m holds (an [E, ...] expert tensor is E of them).
-size_t hf_tensor_count(Model& m) {
-  size_t n = 0;
-  for (const ParamSpec& s : m.layout().specs()) n += s.name.find('*') == std::string::npos ? 1 : size_t(s.shape[0]);
-  return n;
 }
 
 class ModelOracle : public ::testing::TestWithParam<Case> {};
@@ -175,7 +157,7 @@ TEST_P(ModelOracle, MatchesTorch) {
     }
     checked++;
   }
-  EXPECT_EQ(size_t(checked), hf_tensor_count(m)) << "the oracle must give a gradient for every parameter";
+  EXPECT_EQ(size_t(checked), hf_tensor_count(m.layout())) << "the oracle must give a gradient for every parameter";
 
   // 10 steps of clip + AdamW on the same batch, from the loaded weights again.
   auto fresh = model_load(ckpt);

@@ -44,26 +44,11 @@ double max_abs(const std::vector<float>& v) {
   return m;
 }
 
-// A tensor of our flat buffer by its HF name; "...experts.expert_3.wi.weight" is expert
-// 3's slice of our stacked "...experts.expert_*.wi.weight".
+// A tensor of our flat buffer by its HF name (experts: oracle_check.h).
 std::vector<float> tensor_of(const T5Model& m, const FlatBuffer& buf, const std::string& name) {
-  static const std::regex expert(R"(\.experts\.expert_(\d+)\.)");
-  std::smatch mt;
-  if (!m.layout().find(name) && std::regex_search(name, mt, expert)) {
-    const ParamSpec& s = m.layout().at(mt.prefix().str() + ".experts.expert_*." + mt.suffix().str());
-    const int64_t e = std::stoll(mt[1].str()), per = s.shape.numel() / s.shape[0];
-    EXPECT_LT(e, s.shape[0]) << name;
-    return std::vector<float>(buf.data() + s.offset + e * per, buf.data() + s.offset + (e + 1) * per);
-  }
+  if (auto e = expert_slice(m.layout(), buf, name)) return *e;
   const ParamSpec& s = m.layout().at(name);
   return std::vector<float>(buf.data() + s.offset, buf.data() + s.offset + s.shape.numel());
-}
-
-// HF tensors of m (an [E, ...] expert tensor is E of them).
-size_t hf_tensor_count(const T5Model& m) {
-  size_t n = 0;
-  for (const ParamSpec& s : m.layout().specs()) n += s.name.find('*') == std::string::npos ? 1 : size_t(s.shape[0]);
-  return n;
 }
 
 class T5Oracle : public ::testing::TestWithParam<Case> {};
@@ -147,7 +132,7 @@ TEST_P(T5Oracle, MatchesTorch) {
     worst_grad = std::max(worst_grad, d / (max_abs(want) + 1e-30));
     checked++;
   }
-  EXPECT_EQ(size_t(checked), hf_tensor_count(m)) << "the oracle must give a gradient for every parameter";
+  EXPECT_EQ(size_t(checked), hf_tensor_count(m.layout())) << "the oracle must give a gradient for every parameter";
 
   // 10 steps of clip + AdamW on the same batch, from the loaded weights again.
   auto fresh = t5_load(ckpt);
@@ -177,7 +162,7 @@ TEST_P(T5Oracle, MatchesTorch) {
     worst_final = std::max(worst_final, expect_adam_final_close(got, want, steps, lr, what));
     finals++;
   }
-  EXPECT_EQ(size_t(finals), hf_tensor_count(m2));
+  EXPECT_EQ(size_t(finals), hf_tensor_count(m2.layout()));
   auto want_losses = tf.read_f32(tf.at("losses"));
   double worst_loss = 0;
   for (size_t i = 0; i < losses.size() && i < want_losses.size(); i++)
