@@ -91,6 +91,8 @@ void switch_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& 
     hf::fail(path, "encoder and decoder sparse steps " + std::to_string(es) + " and " + std::to_string(ds) +
                        ": one positive step for both stacks is supported");
   c.moe_layers.clear(), c.moe_all_layers = es == 1;
+  if (std::max(c.n_layer, c.n_dec_layer) > 1024)  // before the loop below (validate would refuse it anyway)
+    hf::fail(path, "more than 1024 layers in a stack are not supported");
   if (es > 2)
     for (int l = 0; l < std::max(c.n_layer, c.n_dec_layer); l++)
       if (l % es == 1) c.moe_layers.push_back(l);
@@ -175,9 +177,12 @@ void switch_parts(ModelConfig& c) {
 
 int switch_sparse_step(const ModelConfig& c) {
   const int L = std::max(c.n_layer, c.n_dec_layer);
+  if (L > 4096) return -1;  // more layers than any valid config (validate bounds them)
+  std::vector<char> sparse(static_cast<size_t>(L));
+  for (int l = 0; l < L; l++) sparse[size_t(l)] = c.moe_layer(l);
   for (int step = 1; step <= std::max(L, 2); step++) {
     bool same = true;
-    for (int l = 0; l < L && same; l++) same = c.moe_layer(l) == (step == 1 || l % step == 1);
+    for (int l = 0; l < L && same; l++) same = bool(sparse[size_t(l)]) == (step == 1 || l % step == 1);
     if (same) return step;
   }
   return -1;
