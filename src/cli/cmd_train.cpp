@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/t5.h"
 #include "model/memory.h"
+#include "train/eval.h"
 #include "train/state.h"
 #include "train/trainer.h"
 
@@ -378,9 +379,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (o.cfg.dropout > 0 || o.cfg.recompute)
         throw UsageError(std::string(o.cfg.dropout > 0 ? "--dropout" : "--recompute") +
                          ": not implemented for t5 models yet");
-      if (ds.sentinels <= 0)
-        throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which "
-                                    "span corruption needs: build it with moe data --t5");
+      check_dataset_for(ds, run.model->config());  // before anything is printed or made
     }
     run.state.config = o.cfg;
     if (!launched_by_mpi() || comm_world().rank() == 0) {

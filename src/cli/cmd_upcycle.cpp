@@ -50,17 +50,21 @@ uint64_t parse_size(const std::string& s) {
   return uint64_t(v * mult);
 }
 
-// The held-out batch: the start of the validation split of the dataset given (or
-// the one the dense run trained on), else seeded random tokens.
+// The dataset of the step-0 batch: --check-data, or the one the dense run trained on
+// (when it is still there); "" for none.
+std::string check_dataset(const UpcycleCli& o, const std::string& dense_dir) {
+  if (!o.check_data.empty() || !path_exists(dense_dir + "/trainer_state.json")) return o.check_data;
+  const std::string d = trainer_state_load(dense_dir).config.data_dir;
+  return path_exists(d + "/meta.json") ? d : "";
+}
+
+// The held-out batch: the start of the validation split of that dataset, else seeded
+// random tokens.
 std::string check_batch(const UpcycleCli& o, const std::string& dense_dir, int V, std::vector<int32_t>& in,
                         std::vector<int32_t>& tgt) {
   const size_t N = size_t(o.check_batch) * o.check_seq;
   in.resize(N), tgt.resize(N);
-  std::string data = o.check_data;
-  if (data.empty() && path_exists(dense_dir + "/trainer_state.json")) {
-    const std::string d = trainer_state_load(dense_dir).config.data_dir;
-    if (path_exists(d + "/meta.json")) data = d;
-  }
+  const std::string data = check_dataset(o, dense_dir);
   if (!data.empty()) {
     DatasetInfo ds = dataset_open(data);
     DataLoader val = DataLoader::open(ds.val_path, o.check_batch, o.check_seq, uint64_t(V));
@@ -154,11 +158,8 @@ void run_t5_upcycle(UpcycleCli& o) {
   auto moe = t5_load(resolve_model_dir(o.out));
   // The batch: span corruption of the dataset's validation split (--check-data, or the
   // dense run's), else random tokens.
-  std::string data = o.check_data, src;
-  if (data.empty() && path_exists(dense_dir + "/trainer_state.json")) {
-    const std::string d = trainer_state_load(dense_dir).config.data_dir;
-    if (path_exists(d + "/meta.json")) data = d;
-  }
+  const std::string data = check_dataset(o, dense_dir);
+  std::string src;
   TokenBatch b;
   const int seq = std::min(o.check_seq, dense->config().n_ctx);
   if (!data.empty()) {

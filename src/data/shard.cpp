@@ -144,26 +144,33 @@ uint32_t TokenShard::at(uint64_t i) const {
   return v;
 }
 
+// The largest token of [b, e): a loop the compiler vectorises.
+uint32_t TokenShard::max_in(uint64_t b, uint64_t e) const {
+  uint32_t mx = 0;
+  if (width_ == 2) {
+    for (uint64_t i = b; i < e; i++) {
+      uint16_t v;
+      std::memcpy(&v, tokens_ + 2 * i, 2);
+      mx = std::max<uint32_t>(mx, v);
+    }
+  } else {
+    for (uint64_t i = b; i < e; i++) {
+      uint32_t v;
+      std::memcpy(&v, tokens_ + 4 * i, 4);
+      mx = std::max(mx, v);
+    }
+  }
+  return mx;
+}
+
+uint32_t TokenShard::max_token() const { return max_in(0, count_); }
+
 void TokenShard::check_tokens() const {
-  // Max per chunk first (a loop the compiler vectorises), then locate the culprit.
+  // Max per chunk first, then locate the culprit.
   const uint64_t chunk = 1 << 16;
   for (uint64_t b = 0; b < count_; b += chunk) {
     const uint64_t e = std::min(count_, b + chunk);
-    uint32_t mx = 0;
-    if (width_ == 2) {
-      for (uint64_t i = b; i < e; i++) {
-        uint16_t v;
-        std::memcpy(&v, tokens_ + 2 * i, 2);
-        mx = std::max<uint32_t>(mx, v);
-      }
-    } else {
-      for (uint64_t i = b; i < e; i++) {
-        uint32_t v;
-        std::memcpy(&v, tokens_ + 4 * i, 4);
-        mx = std::max(mx, v);
-      }
-    }
-    if (mx < vocab_) continue;
+    if (max_in(b, e) < vocab_) continue;
     for (uint64_t i = b; i < e; i++)
       if (at(i) >= vocab_)
         fail("token " + std::to_string(i) + " is " + std::to_string(at(i)) + ", expected < vocabulary size " +

@@ -50,6 +50,8 @@ class TokenShard {
 
   // Throws naming the file, the first bad index and its value when a token is >= vocab.
   void check_tokens() const;
+  // The largest token of the shard (one vectorised pass; 0 when empty).
+  uint32_t max_token() const;
   // Token i (i < size(); unchecked beyond a debug assert).
   uint32_t at(uint64_t i) const;
   // Copies tokens [begin, begin + n) into out as int32; throws when the range is outside.
@@ -57,6 +59,7 @@ class TokenShard {
 
  private:
   [[noreturn]] void fail(const std::string& what) const;
+  uint32_t max_in(uint64_t b, uint64_t e) const;
   std::string path_;
   const unsigned char* map_ = nullptr;
   size_t map_size_ = 0;

@@ -36,15 +36,18 @@ SpanCorruptionLoader SpanCorruptionLoader::open(const std::string& path, int64_t
       throw std::invalid_argument(std::string("span corruption: ") + what + " " + std::to_string(id) +
                                   " is one of the sentinel ids [" + std::to_string(lowest) + ", " +
                                   std::to_string(spec.sentinel0) + "]");
-  DataLoader raw = DataLoader::open(path, B, len.raw, vocab);
-  // No text token may be a sentinel: the inputs and targets would be ambiguous.
-  const TokenShard& sh = raw.shard();
-  for (uint64_t i = 0; i < sh.size(); i++)
-    if (int64_t(sh.at(i)) >= lowest)
-      throw std::invalid_argument(path + ": token " + std::to_string(sh.at(i)) + " at index " + std::to_string(i) +
-                                  " is a sentinel id (the top " + std::to_string(spec.max_sentinels) +
-                                  " of the vocabulary): use a tokenizer that reserves them (moe data --t5)");
-  return SpanCorruptionLoader(std::move(raw), spec, len);
+  // One pass over the tokens for both checks: inside the vocabulary (DataLoader::open's)
+  // and no text token a sentinel (the inputs and targets would be ambiguous).
+  TokenShard sh = TokenShard::open(path, vocab);
+  const uint32_t mx = sh.max_token();
+  if (mx >= vocab) sh.check_tokens();  // its error names the token
+  if (int64_t(mx) >= lowest)
+    for (uint64_t i = 0; i < sh.size(); i++)
+      if (int64_t(sh.at(i)) >= lowest)
+        throw std::invalid_argument(path + ": token " + std::to_string(sh.at(i)) + " at index " + std::to_string(i) +
+                                    " is a sentinel id (the top " + std::to_string(spec.max_sentinels) +
+                                    " of the vocabulary): use a tokenizer that reserves them (moe data --t5)");
+  return SpanCorruptionLoader(DataLoader(std::move(sh), B, len.raw), spec, len);
 }
 
 // Row b's mask is drawn from (seed, stream, row0 + b): stream is the epoch for training

@@ -7,12 +7,16 @@
 
 namespace moe {
 
+void check_dataset_for(const DatasetInfo& ds, const ModelConfig& mc) {
+  if (mc.encoder_decoder() && ds.sentinels <= 0)
+    throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which span "
+                                "corruption needs: build it with moe data --t5");
+}
+
 std::unique_ptr<BatchSource> model_batches(const DatasetInfo& ds, const ModelConfig& mc, const std::string& shard,
                                            int B, int seq, uint64_t seed) {
   if (!mc.encoder_decoder()) return lm_batches(shard, B, seq, uint64_t(ds.vocab_size));
-  if (ds.sentinels <= 0)
-    throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which span "
-                                "corruption needs: build it with moe data --t5");
+  check_dataset_for(ds, mc);
   SpanCorruptionSpec sp;
   sp.inputs_length = seq, sp.sentinel0 = int32_t(ds.vocab_size - 1), sp.max_sentinels = ds.sentinels;
   sp.eos = mc.eos_id, sp.pad = mc.bos_id, sp.seed = seed;  // bos_id: T5's decoder start (pad)

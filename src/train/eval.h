@@ -14,6 +14,8 @@ namespace moe {
 // tokens, or for an encoder-decoder T5's span corruption with `seq` encoder tokens (the
 // dataset's tokenizer reserves the sentinels at the top of its vocabulary; seed: the
 // masks'). Throws naming the dataset when it has no sentinels for a T5 model.
+// Throws (naming the dataset) when a T5 model meets a dataset without sentinels.
+void check_dataset_for(const DatasetInfo& ds, const ModelConfig& mc);
 std::unique_ptr<BatchSource> model_batches(const DatasetInfo& ds, const ModelConfig& mc, const std::string& shard,
                                            int B, int seq, uint64_t seed);
 

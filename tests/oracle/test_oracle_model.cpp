@@ -111,23 +111,8 @@ TEST_P(ModelOracle, MatchesTorch) {
     EXPECT_NEAR(m.moe_loss(), want_moe, 2e-6 * std::fabs(want_moe)) << c.name << " moe_loss (aux + z)";
     std::printf("[ %s ] moe_loss %.7g vs oracle %.7g: rel err %.2e\n", c.name, m.moe_loss(), want_moe,
                 std::fabs(m.moe_loss() - want_moe) / std::fabs(want_moe));
-    int moe_layers = 0, dropped = 0;
-    for (int l = 0; l < m.config().n_layer; l++) {
-      const MoeBlock* blk = m.moe_block(l);
-      const std::string pre = "moe." + std::to_string(l) + ".";
-      ASSERT_EQ(blk != nullptr, (tf.find(pre + "choice") != nullptr)) << c.name << " layer " << l << ": MoE on one side only";
-      if (!blk) continue;
-      moe_layers++;
-      const MoeRouting& r = blk->routing();
-      auto choice = tf.read_f32(tf.at(pre + "choice")), kept = tf.read_f32(tf.at(pre + "kept"));
-      auto counts = tf.read_f32(tf.at(pre + "counts"));
-      ASSERT_EQ(r.choice.size(), choice.size()) << pre;
-      int diff = 0;
-      for (size_t i = 0; i < choice.size(); i++) diff += r.choice[i] != int(choice[i]) || int(r.kept[i]) != int(kept[i]);
-      for (size_t e = 0; e < counts.size(); e++) diff += r.counts[e] != int(counts[e]);
-      EXPECT_EQ(diff, 0) << c.name << " layer " << l << ": routing (choices, kept, counts) differs";
-      dropped += r.dropped();
-    }
+    int dropped = 0;
+    const int moe_layers = expect_routing(tf, m, c.name, false, &dropped);
     EXPECT_GT(moe_layers, 0);
     EXPECT_EQ(std::to_string(dropped), tf.metadata().at("moe_dropped")) << c.name << " dropped pairs at step 0";
     if (c.expect_drops) EXPECT_GT(dropped, 0) << c.name << ": the capacity case must drop pairs";
@@ -142,36 +127,17 @@ TEST_P(ModelOracle, MatchesTorch) {
   // C = 32 channels through 2 layers; measured errors are < 1e-6 of that scale).
   m.grads().zero();
   m.backward();
-  int checked = 0;
-  double worst_grad = 0;  // max over tensors of max |got - want| / max |want|
-  for (const STEntry& e : tf.tensors()) {
-    if (e.name.rfind("grad.", 0) != 0) continue;
-    std::string name = e.name.substr(5);
-    auto want = tf.read_f32(e);
-    auto got = in_hf_layout(m, m.grads(), name);
-    EXPECT_TRUE(all_close(got, want, 2e-5 * max_abs(want) + 1e-9, 1e-5, std::string(c.name) + " grad " + name));
-    if (got.size() == want.size()) {
-      double d = 0;
-      for (size_t i = 0; i < got.size(); i++) d = std::max(d, std::fabs(double(got[i]) - want[i]));
-      worst_grad = std::max(worst_grad, d / (max_abs(want) + 1e-30));
-    }
-    checked++;
-  }
-  EXPECT_EQ(size_t(checked), hf_tensor_count(m.layout())) << "the oracle must give a gradient for every parameter";
+  const double worst_grad =
+      expect_grads(tf, [&](const std::string& n) { return in_hf_layout(m, m.grads(), n); }, hf_tensor_count(m.layout()),
+                   c.name);
 
   // 10 steps of clip + AdamW on the same batch, from the loaded weights again.
   auto fresh = model_load(ckpt);
   Model& m2 = *fresh;
-  AdamW opt(m2.layout());
-  AdamWParams hp{lr, beta1, beta2, eps, wd};
+  TokenBatch tb;
+  tb.B = B, tb.T = T, tb.inputs = inputs, tb.targets = targets;
   std::vector<float> losses, norms;
-  for (int s = 0; s < steps; s++) {
-    m2.grads().zero();
-    losses.push_back(m2.forward(inputs.data(), targets.data(), B, T));
-    m2.backward();
-    norms.push_back(float(grad_clip(m2.grads().data(), m2.grads().numel(), clip)));
-    opt.step(m2.params(), m2.grads(), hp, lr);
-  }
+  train_steps(m2, tb, steps, AdamWParams{lr, beta1, beta2, eps, wd}, clip, &losses, &norms);
   // Losses and gradient norms drift apart by the fp32 error of each step, amplified by
   // Adam on noise-level gradient entries (see below): 1e-4 relative over 10 steps.
   EXPECT_TRUE(all_close(losses, tf.read_f32(tf.at("losses")), 1e-5, 1e-4, std::string(c.name) + " losses"));

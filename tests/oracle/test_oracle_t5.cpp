@@ -92,24 +92,8 @@ TEST_P(T5Oracle, MatchesTorch) {
   if (moe) {
     const double want_moe = tf.read_f32(tf.at("moe_loss"))[0];
     EXPECT_NEAR(m.moe_loss(), want_moe, 2e-6 * std::fabs(want_moe)) << c.name << " moe_loss (aux + z)";
-    int blocks = 0;
-    for (int slot = 0; slot < m.layer_slots(); slot++) {
-      const MoeBlock* blk = m.moe_block(slot);
-      const std::string pre = "moe." + std::to_string(slot) + ".";
-      ASSERT_EQ(blk != nullptr, tf.find(pre + "choice") != nullptr) << c.name << " slot " << slot;
-      if (!blk) continue;
-      blocks++;
-      const MoeRouting& r = blk->routing();
-      auto choice = tf.read_f32(tf.at(pre + "choice")), kept = tf.read_f32(tf.at(pre + "kept"));
-      auto counts = tf.read_f32(tf.at(pre + "counts"));
-      ASSERT_EQ(r.choice.size(), choice.size()) << pre;
-      int diff = 0;
-      for (size_t i = 0; i < choice.size(); i++) diff += r.choice[i] != int(choice[i]) || int(r.kept[i]) != int(kept[i]);
-      for (size_t e = 0; e < counts.size(); e++) diff += r.counts[e] != int(counts[e]);
-      EXPECT_EQ(diff, 0) << c.name << " slot " << slot << ": routing differs";
-      EXPECT_NEAR(blk->losses().aux, tf.read_f32(tf.at(pre + "aux"))[0], 1e-6) << pre;
-      EXPECT_NEAR(blk->losses().z, tf.read_f32(tf.at(pre + "z"))[0], 1e-6) << pre;
-    }
+    int dropped = 0;
+    const int blocks = expect_routing(tf, m, c.name, true, &dropped);
     EXPECT_GT(blocks, 0);
     std::printf("[ %s ] MoE blocks %d, moe_loss %.7g vs %.7g, dropped per step (oracle) %s, min routing gap %s\n",
                 c.name, blocks, m.moe_loss(), want_moe, tf.metadata().at("moe_dropped_per_step").c_str(),
@@ -119,34 +103,17 @@ TEST_P(T5Oracle, MatchesTorch) {
   // Every gradient against its own scale (2e-5 of the largest entry, as for the others).
   m.grads().zero();
   m.backward();
-  int checked = 0;
-  double worst_grad = 0;
-  for (const STEntry& e : tf.tensors()) {
-    if (e.name.rfind("grad.", 0) != 0) continue;
-    const std::string name = e.name.substr(5);
-    auto want = tf.read_f32(e);
-    auto got = tensor_of(m, m.grads(), name);
-    EXPECT_TRUE(all_close(got, want, 2e-5 * max_abs(want) + 1e-9, 1e-5, std::string(c.name) + " grad " + name));
-    double d = 0;
-    for (size_t i = 0; i < got.size() && i < want.size(); i++) d = std::max(d, std::fabs(double(got[i]) - want[i]));
-    worst_grad = std::max(worst_grad, d / (max_abs(want) + 1e-30));
-    checked++;
-  }
-  EXPECT_EQ(size_t(checked), hf_tensor_count(m.layout())) << "the oracle must give a gradient for every parameter";
+  const double worst_grad =
+      expect_grads(tf, [&](const std::string& n) { return tensor_of(m, m.grads(), n); }, hf_tensor_count(m.layout()),
+                   c.name);
 
   // 10 steps of clip + AdamW on the same batch, from the loaded weights again.
   auto fresh = t5_load(ckpt);
   T5Model& m2 = *fresh;
-  AdamW opt(m2.layout());
-  AdamWParams hp{lr, beta1, beta2, eps, wd};
+  TokenBatch tb;
+  tb.B = B, tb.T = Te, tb.Td = Td, tb.inputs = enc, tb.dec = dec, tb.targets = targets;
   std::vector<float> losses, norms;
-  for (int s = 0; s < steps; s++) {
-    m2.grads().zero();
-    losses.push_back(m2.forward(enc.data(), dec.data(), targets.data(), B, Te, Td));
-    m2.backward();
-    norms.push_back(float(grad_clip(m2.grads().data(), m2.grads().numel(), clip)));
-    opt.step(m2.params(), m2.grads(), hp, lr);
-  }
+  train_steps(m2, tb, steps, AdamWParams{lr, beta1, beta2, eps, wd}, clip, &losses, &norms);
   // As for the decoder families: 1e-4 relative over 10 steps for losses, 1e-3 for norms;
   // weights as expect_adam_final_close (oracle_check.h) says.
   EXPECT_TRUE(all_close(losses, tf.read_f32(tf.at("losses")), 1e-5, 1e-4, std::string(c.name) + " losses"));

@@ -114,7 +114,9 @@ TEST(SpanCorruption, InputsAndTargetsReconstructTheText) {
       EXPECT_EQ(tg[0], sentinel0) << "targets start with <extra_id_0>";
       int next = 0;
       for (int i = 0; i < s.inputs; i++) {
-        if (in[size_t(i)] > 900) EXPECT_EQ(in[size_t(i)], sentinel0 - next++) << "sentinels in order from the top";
+        if (in[size_t(i)] > 900) {
+          EXPECT_EQ(in[size_t(i)], sentinel0 - next++) << "sentinels in order from the top";
+        }
       }
       EXPECT_EQ(next, s.spans);
       EXPECT_EQ(span_uncorrupt(in.data(), s.inputs, tg.data(), s.targets, sentinel0, 100, eos), tokens)
