@@ -1,10 +1,20 @@
 #include "cli/cli_util.h"
 
+#include "perf/peak.h"
+
 #include <algorithm>
 #include <csignal>
 #include <cstring>
 
 namespace moe::cli {
+
+Compute compute_from_flag(const std::string& value, std::string* why) {
+  if (why) why->clear();
+  if (value != "auto") return compute_parse(value);
+  const AutoCompute& a = compute_auto();
+  if (why) *why = "auto: " + a.why;
+  return a.bf16 ? Compute::BF16 : Compute::F32;
+}
 
 bool is_usage_error(const std::exception& e) {
   if (dynamic_cast<const UsageError*>(&e)) return true;

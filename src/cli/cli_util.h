@@ -7,7 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "train/config.h"
+
 namespace moe::cli {
+
+// --compute: "f32" | "bf16" as given, or "auto": the machine's fastest (perf/peak.h
+// compute_auto); *why (when given) gets "auto: <reason>" then, empty otherwise.
+Compute compute_from_flag(const std::string& value, std::string* why = nullptr);
 
 // Exit codes (README, "Exit codes"): 0 success, 1 bad data or I/O (a file, dataset or
 // checkpoint that is broken or does not fit), 2 usage (a flag, a value, a combination

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "model/memory.h"
 #include "perf/gemm_bench.h"
@@ -79,6 +80,9 @@ void run_gemm(const GemmOpts& o) {
     j["bf16_gflops"] = peak.bf16_gflops ? ojson(round_to(*peak.bf16_gflops, 1)) : ojson(nullptr);
     // With AMX, bf16 GEMMs run on the tile unit: the vector peak above does not bound them.
     j["amx_bf16"] = cpu_has_amx_bf16();
+    j["isa"] = isa_tier_name(cpu_tier());
+    j["bf16_gemm"] = peak.bf16_gemm;
+    j["compute_auto"] = compute_auto().bf16 ? "bf16" : "f32";
     j["loadavg"] = load_average();
     std::cout << j.dump() << std::endl;
   } else {
@@ -88,7 +92,10 @@ void run_gemm(const GemmOpts& o) {
       std::printf("(vdpbf16ps) %.1f GFLOP/s%s\n\n", *peak.bf16_gflops,
                   cpu_has_amx_bf16() ? " (this CPU has AMX: bf16 GEMMs on its tiles can exceed this vector peak)" : "");
     else
-      std::printf("absent (no AVX512_BF16)\n\n");
+      std::printf("absent (no AVX512_BF16)\n");
+    std::printf("%s%s; --compute auto: %s (%s)\n\n", cpu_compute_summary(),
+                bf16_gemm_route() == Bf16Gemm::Widen ? " (bf16 rows: operands widened to f32; %peak of the fp32 peak)" : "",
+                compute_auto().bf16 ? "bf16" : "f32", compute_auto().why.c_str());
     std::printf("%-5s %-14s %5s %5s %5s %2s %2s %9s %9s %6s %5s\n", "dtype", "shape", "M", "N", "K", "tA", "tB",
                 "GFLOP/s", "median", "%peak", "reps");
     std::fflush(stdout);
@@ -96,7 +103,7 @@ void run_gemm(const GemmOpts& o) {
 
   for (DType dt : dtypes) {
     // 0 when there is no peak to compare with (bf16 on a CPU without AVX512_BF16).
-    const double pk = dt == DType::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
+    const double pk = dt == DType::F32 ? peak.fp32_gflops : peak.bf16_bound();
     const char* dname = dt == DType::F32 ? "fp32" : "bf16";
     for (const GemmShape& s : shapes) {
       const GemmResult r = gemm_bench(s, dt, o.min_time);
@@ -152,15 +159,22 @@ void run_train_bench(const TrainBenchOpts& o) {
   const int threads = threads_get();
   const Peak peak = peak_measure(threads, o.peak_time);
   std::vector<Compute> computes;
-  if (o.compute != "bf16") computes.push_back(Compute::F32);
-  if (o.compute != "f32") computes.push_back(Compute::BF16);
+  if (o.compute == "auto") computes.push_back(compute_from_flag("auto"));
+  else {
+    if (o.compute != "bf16") computes.push_back(Compute::F32);
+    if (o.compute != "f32") computes.push_back(Compute::BF16);
+  }
   if (!o.json)
-    std::printf("cpu: %s, threads: %d, load average: %.2f; peak fp32 %.1f, bf16 %.1f GFLOP/s\n\n",
-                cpu_model_name().c_str(), threads, load_average(), peak.fp32_gflops, peak.bf16_gflops.value_or(0.0));
+    std::printf("cpu: %s, threads: %d, load average: %.2f; peak fp32 %.1f, bf16 %.1f GFLOP/s\n%s; --compute auto: "
+                "%s (%s)\n\n", cpu_model_name().c_str(), threads, load_average(), peak.fp32_gflops,
+                peak.bf16_gflops.value_or(0.0), cpu_compute_summary(), compute_auto().bf16 ? "bf16" : "f32",
+                compute_auto().why.c_str());
   else
     std::cout << ojson{{"kind", "peak"}, {"threads", threads}, {"cpu", cpu_model_name()},
                        {"fp32_gflops", round_to(peak.fp32_gflops, 1)},
                        {"bf16_gflops", peak.bf16_gflops ? ojson(round_to(*peak.bf16_gflops, 1)) : ojson(nullptr)},
+                       {"isa", isa_tier_name(cpu_tier())}, {"bf16_gemm", peak.bf16_gemm},
+                       {"compute_auto", compute_auto().bf16 ? "bf16" : "f32"},
                        {"loadavg", load_average()}}
                      .dump()
               << std::endl;
@@ -190,7 +204,7 @@ void run_train_bench(const TrainBenchOpts& o) {
         mo.bf16 = c == Compute::BF16, mo.recompute = rc == 1, mo.B = o.batch, mo.T = o.seq;
         mo.ranks = r.ranks, mo.expert_parallel = r.expert_parallel, mo.zero = r.zero;  // per rank under mpirun
         const double estimate = model_memory_estimate(cfg, mo).total();
-        const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_gflops.value_or(0.0);
+        const double pk = c == Compute::F32 ? peak.fp32_gflops : peak.bf16_bound();
         const double mfu = pk > 0 ? r.gflops() / pk : 0.0;
         if (o.json) {
           ojson j{{"kind", "train"}, {"family", cfg.family}, {"preset", preset}, {"compute", compute_name(c)},
@@ -264,7 +278,8 @@ void register_bench(CLI::App& app) {
   train->add_option("--family", t->families,
                     "families to run (default: llama gpt2; t5: --seq encoder tokens and span corruption's targets)")
       ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
-  train->add_option("--compute", t->compute, "f32 | bf16 | both")->check(CLI::IsMember({"f32", "bf16", "both"}));
+  train->add_option("--compute", t->compute, "f32 | bf16 | both | auto (the machine's fastest)")
+      ->check(CLI::IsMember({"f32", "bf16", "both", "auto"}));
   train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
   train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));
   train->add_option("--vocab", t->vocab, "vocabulary size (default 8192)")->check(CLI::Range(16, 1 << 20));

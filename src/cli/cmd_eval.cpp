@@ -54,7 +54,7 @@ void run_eval(const EvalOpts& o) {
   const std::string shard = o.split == "val" ? ds.val_path : ds.train_path;
   // T5: the span-corruption loss (--seq encoder tokens per row, the masks of seed 0).
   std::unique_ptr<BatchSource> data = model_batches(ds, m->config(), shard, o.batch, seq, 0);
-  EvalResult r = evaluate(*m, *data, o.batches, compute_parse(o.compute), comm, o.expert_parallel);  // one process's result
+  EvalResult r = evaluate(*m, *data, o.batches, compute_from_flag(o.compute), comm, o.expert_parallel);  // one process's result
   const double uniform = std::log(double(m->config().vocab_size));
   if (r.loss > uniform)
     std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "
@@ -84,7 +84,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--seq", o->seq, "tokens per sequence")
       ->check(CLI::Range(2, 1 << 20))
       ->default_str("min(256, the model's positions)");
-  sub->add_option("--compute", o->compute, "f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--compute", o->compute, "f32 | bf16 | auto")->check(CLI::IsMember({"f32", "bf16", "auto"}));
   sub->add_option("--expert-parallel", o->expert_parallel,
                   "under mpirun: ranks that split each MoE layer's experts (each loads only its experts)")
       ->check(CLI::Range(1, 4096));

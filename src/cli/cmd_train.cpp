@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/t5.h"
 #include "model/memory.h"
+#include "tensor/cpu.h"
 #include "train/eval.h"
 #include "train/state.h"
 #include "train/trainer.h"
@@ -57,6 +58,7 @@ struct TrainOpts {
   MoeOpts moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
+  std::string compute_why;  // --compute auto: what it chose and why
   bool resume = false, init_optimizer = false, continue_data = false, continue_schedule = false,
        allow_tokenizer_mismatch = false, plan = false;
   int stop_at = 0;
@@ -220,7 +222,7 @@ void run_plan(CLI::App* sub, TrainOpts& o) {
     }
     if (o.moe.experts > 0) apply_moe(mc, o.moe);
     mc.validate();
-    mo.B = o.cfg.batch, mo.T = o.cfg.seq, mo.bf16 = compute_parse(o.compute) == Compute::BF16;
+    mo.B = o.cfg.batch, mo.T = o.cfg.seq, mo.bf16 = compute_from_flag(o.compute) == Compute::BF16;
     mo.recompute = o.cfg.recompute;
   }
   const int P = o.ranks, EP = o.expert_parallel;
@@ -301,7 +303,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
       }
     }
-    o.cfg.compute = compute_parse(o.compute);
+    o.cfg.compute = compute_from_flag(o.compute, &o.compute_why);
     DatasetInfo ds = dataset_open(o.cfg.data_dir);
     if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
       throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");
@@ -427,9 +429,13 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                  "noise density 0.15, mean span 3)\n", sl.raw, sl.inputs, sl.targets, sl.spans);
   }
   const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * row_tokens * c.accum);
-  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, %s), %s; "
+  // Which precision and why: --compute auto's choice, or the run's own on resume.
+  const std::string compute_why = o.resume ? " (the run's)" : o.compute_why.empty() ? "" : " (" + o.compute_why + ")";
+  std::fprintf(stderr, "training: %d steps of %d x %d tokens x %d, lr %.2g (warmup %d, %s), %s%s; "
                "%.1f steps per epoch (%.2f epochs)\n", c.steps, c.batch, c.seq, c.accum, c.lr, c.warmup,
-               schedule_describe(c).c_str(), compute_name(c.compute), steps_per_epoch, c.steps / steps_per_epoch);
+               schedule_describe(c).c_str(), compute_name(c.compute), compute_why.c_str(), steps_per_epoch,
+               c.steps / steps_per_epoch);
+  std::fprintf(stderr, "cpu: %s\n", cpu_compute_summary());
   Progress progress(c.steps, c.log_every);
   TrainSummary s;
   int sig = 0;
@@ -507,8 +513,10 @@ void register_train(CLI::App& app) {
       ->default_str("100, or steps/10 when the run is not longer than 100 steps");
   sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::Range(0.0, 10.0));
   sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(CLI::Range(0.0, 1e9));
-  sub->add_option("--compute", o->compute, "f32 | bf16 (bf16 GEMMs, fp32 master weights)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--compute", o->compute,
+                  "f32 | bf16 (bf16 GEMMs, fp32 master weights) | auto (bf16 where the CPU has a native bf16 GEMM, "
+                  "f32 otherwise; the choice is printed and kept in the run)")
+      ->check(CLI::IsMember({"f32", "bf16", "auto"}));
   sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(CLI::Range(0.0, 0.99));
   sub->add_option("--seed", c.seed, "seed of the weights and dropout masks");
   sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,

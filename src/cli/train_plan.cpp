@@ -1,5 +1,7 @@
 #include "cli/train_plan.h"
 
+#include "tensor/cpu.h"
+
 #include <cstdio>
 
 #include "model/flops.h"
@@ -26,7 +28,9 @@ void print_train_plan(const ModelConfig& mc, const std::string& what, const Memo
   row("parameters", m.params, buf);
   row("gradients", m.grads, "fp32 (the all-reduce buffer)");
   row("moments", m.moments, o.zero ? "AdamW, fp32, sharded (ZeRO-1)" : "AdamW, fp32");
-  row("bf16 copy", m.bf16_copy, o.bf16 ? "weights for the bf16 GEMMs" : "(f32 compute)");
+  row("bf16 copy", m.bf16_copy, !o.bf16 ? "(f32 compute)"
+                                : bf16_gemm_route() == Bf16Gemm::Widen ? "weights for the bf16 GEMMs, and their operands widened to f32"
+                                                                       : "weights for the bf16 GEMMs");
   std::snprintf(buf, sizeof buf, "one layer %s%s", bytes_human(m.layer_activations).c_str(),
                 o.recompute ? ", kept once (recompute)" : ", kept per layer");
   row("activations", m.activations, buf);

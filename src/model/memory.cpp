@@ -1,5 +1,7 @@
 #include "model/memory.h"
 
+#include "tensor/cpu.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -141,6 +143,14 @@ MemoryEstimate model_memory_estimate(const ModelConfig& c, const MemoryOptions& 
       int moe_layers = 0;
       for (int l = 0; l < c.n_layer; l++) moe_layers += c.moe_layer(l);
       a += moe_layers * kept + (o.recompute ? 1 : moe_layers) * buf;
+    }
+    // bf16 widened to f32 (tensor/cpu.h, below AVX-512): the calling thread's f32 copies of
+    // one GEMM's operands, at most the head's (N, V) gradient and its (V, C) weight or a
+    // (N, F) MLP activation; counted with the bf16 copies.
+    if (o.bf16 && bf16_gemm_route() == Bf16Gemm::Widen) {
+      const double N = double(m.local_batch) * o.T;
+      m.bf16_copy += 4 * (N * std::max<double>(c.vocab_size, c.n_inner) +
+                          std::max(double(c.vocab_size) * c.n_embd, N * std::max(c.n_inner, c.n_embd)));
     }
     m.activations = a;
   }

@@ -29,7 +29,8 @@ struct MemoryEstimate {
   double params = 0;          // fp32 master weights
   double grads = 0;           // fp32 gradients (training; also the all-reduce buffer)
   double moments = 0;         // AdamW exp_avg + exp_avg_sq, fp32 (training), ZeRO-1 sharded
-  double bf16_copy = 0;       // bf16 compute copy of the weights (bf16 training)
+  double bf16_copy = 0;       // bf16 compute copy of the weights (bf16 training), and below AVX-512
+                              // the f32 copies of one GEMM's bf16 operands (tensor/cpu.h)
   double activations = 0;     // the activation arena for the rank's batch plus the MoE blocks' buffers
   double layer_activations = 0;  // of which one layer's kept activations (what recompute saves L-1 of)
   double comm = 0;            // P > 1: the gradient reduction's staging buckets (MPI's own memory not counted)

@@ -5,8 +5,12 @@
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 #include <vector>
+
+#include "tensor/cpu.h"
 
 namespace moe {
 
@@ -84,7 +88,17 @@ const Prim& lookup(Dt dt, int M, int N, int K, int lda, int ldb, int ldc, bool t
     po.append_sum(1.0f);
     attr.set_post_ops(po);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine());
+  dnnl::matmul::primitive_desc pd;
+  try {
+    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(p.a, p.b, p.c), attr, engine());
+  } catch (const dnnl::error& e) {  // oneDNN's own words name neither the op nor the remedy
+    const char* dname = dt == Dt::f32 ? "f32" : "bf16";
+    throw std::runtime_error(
+        std::string("oneDNN cannot make a ") + dname + " matmul (" + std::to_string(M) + "x" + std::to_string(K) +
+        (transA ? "^T" : "") + " . " + std::to_string(K) + "x" + std::to_string(N) + (transB ? "^T" : "") +
+        " -> f32) on this CPU (isa " + isa_tier_name(cpu_tier()) + "): " + e.what() +
+        (dt == Dt::f32 ? "" : "; run with --compute f32"));
+  }
   p.scratch = pd.scratchpad_desc();
   p.prim = dnnl::matmul(pd);
   return g_prims.emplace(key, std::move(p)).first->second;
@@ -148,9 +162,28 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool 
   run(C, N, A, transA ? M : K, B, transB ? K : N, Dt::f32, M, N, K, transA, transB, accumulate);
 }
 
+void matmul_bf16_native(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
+                        bool accumulate) {
+  run(C, N, A, transA ? M : K, B, transB ? K : N, Dt::bf16, M, N, K, transA, transB, accumulate);
+}
+
+void matmul_bf16_widen(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
+                       bool accumulate) {
+  // Per calling thread (the MoE block runs experts' GEMMs on several threads at once).
+  thread_local std::vector<float> a32, b32;
+  const size_t na = size_t(M) * K, nb = size_t(K) * N;
+  if (a32.size() < na) a32.resize(na);
+  if (b32.size() < nb) b32.resize(nb);
+  bf16_to_f32(a32.data(), A, na);  // exact: every bf16 value is an f32 value
+  bf16_to_f32(b32.data(), B, nb);
+  matmul(C, a32.data(), b32.data(), M, N, K, transA, transB, accumulate);
+}
+
 void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
                  bool accumulate) {
-  run(C, N, A, transA ? M : K, B, transB ? K : N, Dt::bf16, M, N, K, transA, transB, accumulate);
+  static const bool native = bf16_gemm_route() == Bf16Gemm::Native;
+  if (native) matmul_bf16_native(C, A, B, M, N, K, transA, transB, accumulate);
+  else matmul_bf16_widen(C, A, B, M, N, K, transA, transB, accumulate);
 }
 
 void matmul_ld(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int M, int N, int K, bool transA,

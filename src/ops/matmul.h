@@ -1,7 +1,9 @@
 // Matrix multiply, row-major:  C (M,N) [+]= op(A) (M,K) · op(B) (K,N)
 //   transA: A is stored (K,M);  transB: B is stored (N,K);  accumulate: C += instead of C =.
 // The fast path is oneDNN (primitives cached per shape); bf16 takes bf16 A and B and
-// accumulates and writes in fp32.
+// accumulates and writes in fp32, by the route chosen once from the CPU's tier
+// (tensor/cpu.h: oneDNN's bf16 matmul from AVX-512 up; below it the operands widened
+// to f32 and an f32 matmul, the same products, summed in another order).
 #pragma once
 #include <cstddef>
 #include "tensor/dtype.h"
@@ -15,6 +17,11 @@ void matmul(float* C, const float* A, const float* B, int M, int N, int K, bool 
             bool accumulate);
 void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
                  bool accumulate);
+// The two routes themselves (tests compare them where both run; native needs AVX-512).
+void matmul_bf16_native(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
+                        bool accumulate);
+void matmul_bf16_widen(float* C, const bf16* A, const bf16* B, int M, int N, int K, bool transA, bool transB,
+                       bool accumulate);
 
 // Strided fp32 form: rows of A, B and C start lda, ldb, ldc floats apart (e.g. one
 // head's slice of a (T, H, D) tensor has ld = H*D). Safe to call from inside an

@@ -32,7 +32,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "tensor/cpu.h"
@@ -185,13 +187,40 @@ std::optional<double> peak_bf16_gflops(int threads, double seconds) {
   return measure(dpbf16_loop, kFlopsPerTripBf16, threads, seconds);
 }
 
+double Peak::bf16_bound() const {
+  if (bf16_gemm_route() == Bf16Gemm::Widen) return fp32_gflops;
+  return bf16_gflops.value_or(0.0);
+}
+
 Peak peak_measure(int threads, double seconds_each) {
   Peak p;
+  p.bf16_gemm = bf16_gemm_route_name(bf16_gemm_route());
   p.threads = threads > 0 ? threads : threads_get();
   p.fp32_isa = cpu_has_avx512f() ? "avx512" : "avx2";
   p.fp32_gflops = peak_fp32_gflops(p.threads, seconds_each);
   p.bf16_gflops = peak_bf16_gflops(p.threads, seconds_each);
   return p;
+}
+
+const AutoCompute& compute_auto() {
+  static const AutoCompute a = [] {
+    AutoCompute r;
+    const std::string tier = isa_tier_name(cpu_tier());
+    if (cpu_tier() < IsaTier::AVX512_BF16) {
+      r.why = tier + (cpu_tier() < IsaTier::AVX512 ? ": no bf16 GEMM, bf16 would be widened to f32"
+                                                   : ": no native bf16 (oneDNN emulates it)");
+      return r;
+    }
+    const int threads = threads_get();
+    const double f32 = peak_fp32_gflops(threads, 0.05), bf16 = peak_bf16_gflops(threads, 0.05).value_or(0.0);
+    r.bf16 = bf16 >= 1.2 * f32;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": measured bf16 peak %.0f GFLOP/s %s 1.2x the f32 FMA peak %.0f", bf16,
+                  r.bf16 ? "at least" : "below", f32);
+    r.why = tier + buf;
+    return r;
+  }();
+  return a;
 }
 
 std::string cpu_model_name() {

@@ -58,6 +58,7 @@ float lr_at(const TrainConfig& c, int step);
 std::string schedule_describe(const TrainConfig& c);
 
 const char* compute_name(Compute c);
-Compute compute_parse(const std::string& s);  // "f32" | "bf16"; throws otherwise
+// "f32" | "bf16"; throws otherwise ("auto" is the CLI's, perf/peak.h compute_auto).
+Compute compute_parse(const std::string& s);
 
 }  // namespace moe

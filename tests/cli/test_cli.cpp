@@ -21,6 +21,10 @@ namespace {
 using moe::clitest::lines_of;
 using moe::clitest::Proc;
 using moe::clitest::run_moe;
+using moe::clitest::dataset;
+using moe::clitest::q;
+using moe::clitest::read_file;
+using moe::clitest::TempDir;
 
 // A usage error: exit 2, exactly one line on stderr, nothing on stdout.
 void expect_usage_error(const std::string& args) {
@@ -95,6 +99,11 @@ static void check_bench_json(const std::string& out, int threads, int fp32_expec
   } else {
     EXPECT_TRUE(peak.at("bf16_gflops").is_null()) << lines[0];
   }
+  // The tier and the bf16 route (this process reads the same ONEDNN_MAX_CPU_ISA as moe).
+  EXPECT_EQ(peak.value("isa", ""), moe::isa_tier_name(moe::cpu_tier())) << lines[0];
+  EXPECT_EQ(peak.value("bf16_gemm", ""), moe::bf16_gemm_route_name(moe::bf16_gemm_route())) << lines[0];
+  // Widened bf16 GEMMs are f32 GEMMs: the fp32 FMA peak bounds them.
+  if (moe::bf16_gemm_route() == moe::Bf16Gemm::Widen) bf16_peak = fp32_peak;
 
   int fp32_lines = 0, bf16_lines = 0;
   for (size_t i = 1; i < js.size(); ++i) {
@@ -115,7 +124,7 @@ static void check_bench_json(const std::string& out, int threads, int fp32_expec
     EXPECT_LE(median, best + 0.1) << "median above best (0.1: both rounded to 0.1). " << lines[i];
 
     const double pk = dtype == "fp32" ? fp32_peak : bf16_peak;
-    if (pk <= 0) {  // bf16 on a CPU without AVX512_BF16: no peak to compare with
+    if (pk <= 0) {  // bf16 emulated on AVX-512 without BF16: no peak to compare with
       EXPECT_TRUE(g.at("frac_peak").is_null()) << lines[i];
       continue;
     }
@@ -155,6 +164,47 @@ TEST(Cli, BenchGemmJson) {
   std::string all;
   for (const std::string& b : beat_peak) all += b + "\n";
   ADD_FAILURE() << "GEMM faster than the measured peak in 3 runs of 3: the peak loop is wrong.\n" << all;
+}
+
+// moe's own ISA detection honours oneDNN's cap (tensor/cpu.h): under
+// ONEDNN_MAX_CPU_ISA=AVX2 (or SSE41) any machine runs that tier, bf16 GEMMs widened to f32.
+TEST(Cli, IsaCapTakesTheLowerTier) {
+  for (const char* cap : {"AVX2", "SSE41"}) {
+    SCOPED_TRACE(cap);
+    Proc r = run_moe("--threads 1 bench gemm --json --min-time 0.01 --peak-time 0.05 --shapes small",
+                     std::string("ONEDNN_MAX_CPU_ISA=") + cap + " ");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json peak = nlohmann::json::parse(lines_of(r.out).at(0));
+    const std::string want = cap == std::string("AVX2") ? "avx2" : "sse41";
+    // min(hardware, cap): a machine below the cap reports its own tier
+    const std::string isa = peak.at("isa").get<std::string>();
+    EXPECT_TRUE(isa == want || (want == "avx2" && isa == "sse41")) << r.out;
+    EXPECT_EQ(peak.at("bf16_gemm"), "widen-to-f32") << r.out;
+    EXPECT_EQ(peak.at("fp32_isa"), "avx2") << "the peak loop must not run AVX-512 under the cap\n" << r.out;
+    EXPECT_EQ(peak.at("compute_auto"), "f32") << r.out;
+    EXPECT_TRUE(peak.at("bf16_gflops").is_null()) << r.out;
+    size_t bf16_rows = 0;
+    for (const std::string& l : lines_of(r.out)) bf16_rows += l.find("\"dtype\":\"bf16\"") != std::string::npos;
+    EXPECT_EQ(bf16_rows, 2u) << "bf16 GEMMs must run on this tier\n" << r.out;
+  }
+}
+
+// --compute auto takes bf16 only with a native bf16 GEMM; the header says so and the
+// recipe and the run keep the choice (so a resume on another machine computes alike).
+TEST(Cli, ComputeAutoIsPrintedAndKept) {
+  TempDir t("compute_auto");
+  Proc r = run_moe("--threads 1 train --data " + q(dataset()) + " --out " + q(t / "run") +
+                       " --preset tiny --steps 2 --batch 2 --seq 16 --compute auto --log-every 1",
+                   "ONEDNN_MAX_CPU_ISA=AVX2 ");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find(", f32 (auto: avx2: no bf16 GEMM, bf16 would be widened to f32);"), std::string::npos)
+      << "AVX2: auto is f32\n" << r.err;
+  EXPECT_NE(r.err.find("cpu: isa avx2, f32 GEMM onednn-f32, bf16 GEMM widen-to-f32\n"), std::string::npos) << r.err;
+  const nlohmann::json recipe = nlohmann::json::parse(read_file(t / "run/recipe.json"));
+  EXPECT_EQ(recipe.at("compute"), "f32") << recipe.dump();
+  Proc res = run_moe("--threads 1 train --out " + q(t / "run") + " --resume --steps 3", "ONEDNN_MAX_CPU_ISA=AVX2 ");
+  ASSERT_EQ(res.code, 0) << res.err;
+  EXPECT_NE(res.err.find(", f32 (the run's);"), std::string::npos) << res.err;
 }
 
 TEST(Cli, BenchGemmTable) {

@@ -124,11 +124,11 @@ TEST(CliFirstHour, ReadmeCommandsOnYourOwnText) {
                     up = q(t / "runs/tiny-moe"), moe = q(t / "runs/tiny-moe-trained");
   const std::vector<std::string> cmds = {
       "data --input " + text + " --out " + ds,
-      "--threads 1 train --data " + ds + " --out " + tiny + " --preset tiny --steps 60",
+      "--threads 1 train --data " + ds + " --out " + tiny + " --preset tiny --steps 60 --compute auto",
       "eval --model " + tiny + " --data " + ds,
       "generate --model " + tiny + " --prompt \"In the beginning\"",
       "upcycle --from " + tiny + " --out " + up + " --experts 4",
-      "--threads 1 train --data " + ds + " --out " + moe + " --init " + up + " --steps 20",
+      "--threads 1 train --data " + ds + " --out " + moe + " --init " + up + " --steps 20 --compute auto",
       "inspect " + moe,
   };
   for (const std::string& c : cmds) {

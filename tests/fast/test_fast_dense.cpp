@@ -9,6 +9,7 @@
 #include "ops/matmul.h"
 #include "ops/residual.h"
 #include "tensor/dtype.h"
+#include "tensor/cpu.h"
 #include "testutil.h"
 
 namespace moe::test {
@@ -86,6 +87,55 @@ TEST(Fast, MatmulBf16) {
             ASSERT_TRUE(C.intact(what));
             ASSERT_TRUE(all_close(C.vec(), R, gemm_tol(K), 1e-5, what));
           }
+}
+
+// The two bf16 GEMM routes (tensor/cpu.h) on the same inputs: oneDNN's bf16 matmul and
+// the operands widened to f32. Both sum the same exact products in f32, so they differ by
+// summation order only: gemm_tol, as each route against the reference. Native needs
+// AVX-512; on a lower tier (or under ONEDNN_MAX_CPU_ISA=AVX2) only the widened route runs
+// and MatmulBf16 above checks it.
+TEST(Fast, MatmulBf16RoutesAgree) {
+  if (cpu_tier() < IsaTier::AVX512) GTEST_SKIP() << "no oneDNN bf16 matmul on tier " << isa_tier_name(cpu_tier());
+  for (int M : {1, 17, 128, 200})
+    for (int N : {3, 64})
+      for (int K : {5, 256, 300})
+        for (int ta = 0; ta < 2; ta++)
+          for (int tb = 0; tb < 2; tb++)
+            for (bool acc : {false, true}) {
+              auto A = randn<float>(M * K, 1), B = randn<float>(K * N, 2), C0 = randn<float>(M * N, 3);
+              std::vector<bf16> Ab(A.size()), Bb(B.size());
+              f32_to_bf16(Ab.data(), A.data(), A.size());
+              f32_to_bf16(Bb.data(), B.data(), B.size());
+              std::vector<float> native = C0, widen = C0;
+              matmul_bf16_native(native.data(), Ab.data(), Bb.data(), M, N, K, ta, tb, acc);
+              matmul_bf16_widen(widen.data(), Ab.data(), Bb.data(), M, N, K, ta, tb, acc);
+              const std::string what = "bf16 routes M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                                       " K=" + std::to_string(K) + " tA=" + std::to_string(ta) +
+                                       " tB=" + std::to_string(tb) + " acc=" + std::to_string(acc);
+              ASSERT_TRUE(all_close(widen, native, gemm_tol(K), 1e-5, what));
+            }
+}
+
+// Below AVX-512, oneDNN 2.6 cannot make a bf16 matmul: asked for one anyway, moe says so
+// in one line naming the op, dtypes, shape, the tier and the remedy, not oneDNN's words alone.
+TEST(Fast, MatmulBf16NativeRefusedBelowAvx512) {
+  if (cpu_tier() >= IsaTier::AVX512) GTEST_SKIP() << "oneDNN has a bf16 matmul on tier " << isa_tier_name(cpu_tier());
+  EXPECT_EQ(bf16_gemm_route(), Bf16Gemm::Widen);
+  std::vector<bf16> A(6 * 5), B(5 * 3);
+  std::vector<float> C(6 * 3);
+  try {
+    matmul_bf16_native(C.data(), A.data(), B.data(), 6, 3, 5, false, true, false);
+    FAIL() << "a bf16 matmul was made on tier " << isa_tier_name(cpu_tier());
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    const std::string isa = std::string("isa ") + isa_tier_name(cpu_tier());
+    for (const std::string& needle : {std::string("bf16 matmul"), std::string("6x5 . 5x3^T"), isa,
+                                      std::string("--compute f32")})
+      EXPECT_NE(m.find(needle), std::string::npos) << needle << " not in: " << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  // and the route every caller takes computes it (MatmulBf16 checks the values)
+  matmul_bf16(C.data(), A.data(), B.data(), 6, 3, 5, false, true, false);
 }
 
 TEST(Fast, LinearFp32AndBf16) {
