@@ -24,6 +24,9 @@ F64, all loaded as float64. FILE holds "inputs" (B,T) I32 and "targets" (B,T) I3
   losses        [steps]  loss (LM part) before each step's update  (only when steps > 0)
   grad_norms    [steps]  global grad L2 norm before clipping, as clip_grad_norm_ returns
   final.<name>           every parameter after the last step       (only when steps > 0)
+  losses_drift  [steps]  with --drift-noise X: the losses of the same steps with every gradient
+                         perturbed by noise of std X x its tensor's max |entry| (the fixture's
+                         sensitivity to per-step gradient errors, for the 10-step tolerance)
 
 T5 (model_type "t5", dense; see T5Model): FILE holds "inputs" (B,Te) I32 encoder ids,
 "targets" (B,Td) I32 (-1 / -100 ignored; Te != Td allowed) and optionally "decoder_inputs"
@@ -1077,8 +1080,11 @@ def zero_missing_grads(params):
             p.grad = torch.zeros_like(p)
 
 
-def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
-    """Returns {name: float64 ndarray} with the outputs documented at the top (file names)."""
+def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip, grad_noise=0.0):
+    """Returns {name: float64 ndarray} with the outputs documented at the top (file names).
+    grad_noise > 0: every step's gradient gets Gaussian noise of std grad_noise x the largest
+    |entry| of its tensor (seeded: the same on any machine), before the clipping."""
+    gen = torch.Generator().manual_seed(12345)
     lr, beta1, beta2, eps, wd, clip = (f32(v) for v in (lr, beta1, beta2, eps, wd, clip))
     params = model.params()
     opt = make_optimizer(model, lr, beta1, beta2, eps, wd)
@@ -1089,6 +1095,11 @@ def run(model, idx, targets, steps, lr, beta1, beta2, eps, wd, clip):
         logits, loss, moe, total = model.objective(idx, targets)
         total.backward()
         zero_missing_grads(params)
+        if grad_noise > 0:
+            with torch.no_grad():
+                for p in params:
+                    scale = grad_noise * float(p.grad.abs().max())
+                    p.grad += scale * torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype)
         for r in model.moe:
             model.moe_stats["min_gap"] = min(model.moe_stats["min_gap"], r["min_gap"])
         model.moe_stats["dropped"].append(sum(r["dropped"] for r in model.moe))
@@ -1164,6 +1175,17 @@ def oracle(args):
         if st["min_gap"] < args.min_gap:
             raise OracleError("a routing decision hangs on a probability gap of %.2e < --min-gap %.1e: fp32 and "
                               "float64 may route differently; choose another seed" % (st["min_gap"], args.min_gap))
+    if args.drift_noise > 0 and args.steps > 0:
+        # The fixture's own sensitivity: the same steps from the same weights with each
+        # step's gradients perturbed by drift_noise of their tensor's scale (the size of an
+        # fp32 gradient's error). Ten Adam steps on one batch can amplify such errors into
+        # loss differences far above the per-step error; "losses_drift" shows by how much.
+        drift = run(load_model(args.model), idx, targets, args.steps, args.lr, args.beta1, args.beta2, args.eps,
+                    args.weight_decay, args.clip, grad_noise=args.drift_noise)
+        out["losses_drift"] = drift["losses"]
+        meta["drift_noise"] = args.drift_noise
+        msg += "; drift run (grad noise %.1e): max loss change %.2e" % (
+            args.drift_noise, float(np.max(np.abs(drift["losses"] - out["losses"]))))
     st_io.write_safetensors(args.out, {k: v.astype(np.float32) for k, v in out.items()}, meta)
     if args.steps > 0:
         msg += " -> %.6f after %d steps" % (out["losses"][-1], args.steps)
@@ -2024,6 +2046,9 @@ def main():
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0, help="max grad norm; <= 0: no clipping")
+    ap.add_argument("--drift-noise", type=float, default=0.0,
+                    help="> 0: also write losses_drift, the losses of a second run whose every gradient gets "
+                         "Gaussian noise of this std x its tensor's max |entry|")
     ap.add_argument("--min-gap", type=float, default=1e-5,
                     help="MoE: fail when a routing decision (any step) hangs on a smaller probability gap")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny models)")

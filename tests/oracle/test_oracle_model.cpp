@@ -69,6 +69,41 @@ std::vector<float> in_hf_layout(Model& m, const FlatBuffer& buf, const std::stri
   return hf_transposed(m, name) ? transposed(ours, s.shape[0], s.shape[1]) : ours;
 }
 
+// The 10-step losses. fp32 and float64 differ at every step by the rounding of the
+// gradients (the gradient check above bounds it: ~1e-6 of each tensor's scale), and ten
+// Adam steps on one batch amplify such differences by a factor that depends on the
+// fixture (and the summation order of the CPU's kernels decides which way each rounding
+// goes: 1.2e-4 relative on llama_wide on an AVX2 CPU, below 1e-4 with AVX-512). So the
+// bound is not a number fitted to one machine but the fixture's own amplification,
+// measured in float64: the oracle runs the same steps with every gradient perturbed by
+// Gaussian noise of kDriftNoise x its tensor's max |entry| (losses_drift). Our fp32
+// trajectory must stay within 3x that float64 drift (3: the noise has the size of our
+// worst gradient errors but random directions), or within the old 1e-5 + 1e-4 relative
+// where the fixture barely amplifies.
+constexpr double kDriftNoise = 2e-6;
+
+void expect_drift_bounded(const std::vector<float>& got, const std::vector<float>& want,
+                          const std::vector<float>& drift, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  ASSERT_EQ(drift.size(), want.size()) << what;
+  for (size_t k = 0; k < want.size(); k++) {
+    const double d = std::fabs(double(got[k]) - want[k]), amplified = std::fabs(double(drift[k]) - want[k]);
+    const double tol = std::max(1e-5 + 1e-4 * std::fabs(want[k]), 3 * amplified);
+    EXPECT_LE(d, tol) << what << " loss after " << k << " steps: " << got[k] << " vs float64 " << want[k]
+                      << " (float64's own drift under gradient noise " << amplified << ")";
+  }
+  // The ratio where float64's drift is above the float32 rounding of the stored losses.
+  double worst_ratio = -1;
+  for (size_t k = 0; k < want.size(); k++) {
+    const double amplified = std::fabs(double(drift[k]) - want[k]);
+    if (amplified > 1e-6 * std::fabs(want[k]))
+      worst_ratio = std::max(worst_ratio, std::fabs(double(got[k]) - want[k]) / amplified);
+  }
+  if (worst_ratio >= 0)
+    std::printf("[ %s ] 10-step losses: our drift / float64's drift under gradient noise: max %.2f (bound 3)\n",
+                what.c_str(), worst_ratio);
+}
+
 class ModelOracle : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ModelOracle, MatchesTorch) {
@@ -85,7 +120,8 @@ TEST_P(ModelOracle, MatchesTorch) {
   const int steps = 10;
   const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, wd = 0.1f, clip = 1.0f;
   ASSERT_NO_FATAL_FAILURE(sh(py("model_oracle.py") + " --model " + ckpt + " --batch " + batch + " --out " + out +
-                             " --steps 10 --lr 0.001 --beta1 0.9 --beta2 0.95 --eps 1e-8 --weight-decay 0.1 --clip 1.0"));
+                             " --steps 10 --lr 0.001 --beta1 0.9 --beta2 0.95 --eps 1e-8 --weight-decay 0.1 --clip 1.0"
+                             " --drift-noise " + std::to_string(kDriftNoise)));
 
   auto model = model_load(ckpt);
   Model& m = *model;
@@ -139,8 +175,9 @@ TEST_P(ModelOracle, MatchesTorch) {
   std::vector<float> losses, norms;
   train_steps(m2, tb, steps, AdamWParams{lr, beta1, beta2, eps, wd}, clip, &losses, &norms);
   // Losses and gradient norms drift apart by the fp32 error of each step, amplified by
-  // Adam on noise-level gradient entries (see below): 1e-4 relative over 10 steps.
-  EXPECT_TRUE(all_close(losses, tf.read_f32(tf.at("losses")), 1e-5, 1e-4, std::string(c.name) + " losses"));
+  // Adam on noise-level gradient entries (see below): 1e-4 relative over 10 steps, or, where
+  // the fixture amplifies errors more (expect_drift_bounded), what float64 itself shows.
+  expect_drift_bounded(losses, tf.read_f32(tf.at("losses")), tf.read_f32(tf.at("losses_drift")), c.name);
   EXPECT_TRUE(all_close(norms, tf.read_f32(tf.at("grad_norms")), 1e-5, 1e-3, std::string(c.name) + " grad norms"));
   // Weights after 10 steps: expect_adam_final_close (oracle_check.h) says what may differ.
   double worst_final = 0;
