@@ -171,14 +171,17 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--compute", default="bf16")
+    p.add_argument("--compute", choices=["f32", "bf16", "auto"],
+                   help="moe train --compute: f32 | bf16 | auto (default; --toy: f32): auto is the machine's fastest, "
+                        "bf16 with a native bf16 GEMM, f32 otherwise")
     p.add_argument("--eval-batches", type=int, default=16)
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel (each with --threads / jobs)")
     p.add_argument("--threads", type=int, default=0, help="moe --threads of each job (0: the cores / jobs)")
     a = p.parse_args()
     if a.toy:
-        a.preset, a.batch, a.seq, a.warmup, a.compute, a.eval_batches = "tiny", 4, 32, 2, "f32", 2
+        a.preset, a.batch, a.seq, a.warmup, a.eval_batches = "tiny", 4, 32, 2, 2
         a.experts = 4
+    a.compute = a.compute or ("f32" if a.toy else "auto")
     seeds = [int(s) for s in a.seeds.split(",")]
     dense_budgets = sorted(int(n) for n in a.dense.split(","))
     budgets = sorted(float(f) for f in a.budgets.split(","))

@@ -3,7 +3,8 @@
 data order, schedules and compute, read back from their trainer_state.json and
 log.jsonl files, are what the protocol specifies.
 
-Run: /usr/bin/python3 tests/experiments/test_protocol.py MOE_BINARY WORK_DIR
+Run: /usr/bin/python3 tests/experiments/test_protocol.py MOE_BINARY WORK_DIR [COMPUTE]
+(COMPUTE: protocol.py --compute, f32 by default as --toy has it; the ISA-tier rerun gives bf16.)
 """
 import json
 import math
@@ -18,7 +19,7 @@ from toy import jsonl, toy_dataset  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(ROOT, "experiments", "protocol.py")
-MOE, WORK = None, None
+MOE, WORK, COMPUTE = None, None, None
 SEEDS, DENSE, BUDGETS, DECAY = [1, 2], [8, 16], [0.5, 1.0], 0.25
 B, T, LR, MIN_LR = 4, 32, 1e-3, 1e-4  # protocol.py's --toy sizes and the default rates
 
@@ -46,7 +47,8 @@ class Protocol(unittest.TestCase):
         data, out = toy_dataset(MOE, WORK), os.path.join(WORK, "out")
         subprocess.run([sys.executable, SCRIPT, "--toy", "--moe", MOE, "--data", data, "--out", out, "--threads", "1",
                         "--seeds", ",".join(map(str, SEEDS)), "--dense", ",".join(map(str, DENSE)),
-                        "--budgets", ",".join(map(str, BUDGETS)), "--decay", str(DECAY), "--switch", "--jobs", "2"],
+                        "--budgets", ",".join(map(str, BUDGETS)), "--decay", str(DECAY), "--switch", "--jobs", "2"]
+                       + (["--compute", COMPUTE] if COMPUTE else []),
                        check=True, stdout=subprocess.DEVNULL)
         with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
             cls.summary = json.load(f)
@@ -118,6 +120,12 @@ class Protocol(unittest.TestCase):
                     sw = json.load(f)  # (s): Switch top-1, raw gates, the dense output scale restored
                 self.assertEqual((sw["top_k"], sw["combine"], sw["weight_scale"], sw["seed"]), (1, "raw", 4.0, s))
 
+    def test_every_run_trains_in_the_compute_asked_for(self):
+        for r in self.summary["runs"] + [{"dir": os.path.join(self.out, f"seed{s}", "dense")} for s in SEEDS]:
+            ckpts = sorted(d for d in os.listdir(r["dir"]) if d.startswith("checkpoint-"))
+            self.assertTrue(ckpts, r["dir"])
+            self.assertEqual(state(os.path.join(r["dir"], ckpts[-1]))["config"]["compute"], COMPUTE or "f32", r["dir"])
+
     def test_compute_is_matched(self):
         runs = self.summary["runs"]
         for s in SEEDS:
@@ -139,6 +147,7 @@ class Protocol(unittest.TestCase):
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:
-        sys.exit("usage: test_protocol.py MOE_BINARY WORK_DIR")
+        sys.exit("usage: test_protocol.py MOE_BINARY WORK_DIR [COMPUTE]")
     MOE, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    COMPUTE = sys.argv[3] if len(sys.argv) > 3 else None
     unittest.main(argv=sys.argv[:1])
