@@ -6,7 +6,7 @@
 # budgets; several seeds), then `moe report` on it.
 #
 # Usage: experiments/upcycle.sh [--long] [--family t5] [--out DIR] [--data DIR] [-- protocol.py flags]
-#   default: the make demo size (about 10 minutes on 2 cores): the 460k-parameter Llama
+#   default: the make demo size (10-20 minutes on 2 cores, by CPU tier): the 460k-parameter Llama
 #            of experiments/configs/llama-460k.json on the large corpus (vocabulary 2048),
 #            dense budgets 1 and 4 tokens/parameter, extra budgets +25% and +50%, 3 seeds
 #   --long:  dense budgets 0.5, 2, 6 and 20 tokens/parameter, extra budgets +10, 25, 50%,

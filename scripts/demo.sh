@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the whole story on real English text from Debian packages: the dataset,
 # the sparse upcycling experiment done the paper's way at the largest size that fits
-# in about a quarter of an hour on 2 cores (experiments/upcycle.sh: dense pretraining
+# in 10-20 minutes on 2 cores (10 with AVX-512 in bf16, 20 on an AVX2-only CPU in f32:
+# --compute auto, README "Precision and speed on each CPU"; experiments/upcycle.sh: dense pretraining
 # at a constant rate, upcycling with its step-0 check, (a) dense continued, (b)
 # upcycled, (c) MoE from scratch, 2 dense budgets x 2 extra budgets x 3 seeds), the
 # comparison with its error bars, the HTML report, and a sample from an upcycled model.
