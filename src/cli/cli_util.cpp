@@ -3,10 +3,23 @@
 #include "perf/peak.h"
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 
 namespace moe::cli {
+
+void refuse_nonfinite_flags(const CLI::App& app) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_type_name().rfind("FLOAT", 0) != 0) continue;  // "FLOAT" and its validators' words
+    for (const std::string& v : opt->results()) {
+      double x = 0;
+      if (CLI::detail::lexical_cast(v, x) && !std::isfinite(x))
+        throw CLI::ValidationError(opt->get_name(), v + " is not a finite number");
+    }
+  }
+  for (const CLI::App* sub : app.get_subcommands()) refuse_nonfinite_flags(*sub);
+}
 
 Compute compute_from_flag(const std::string& value, std::string* why) {
   if (why) why->clear();

@@ -11,6 +11,11 @@
 
 namespace moe::cli {
 
+// Every floating-point flag given to `app` or its parsed subcommands is a finite number:
+// "nan" and "inf" pass CLI11's range checks (NaN compares false), so they are refused
+// here, for every command at once (CLI::ValidationError naming the flag: exit 2).
+void refuse_nonfinite_flags(const CLI::App& app);
+
 // --compute: "f32" | "bf16" as given, or "auto": the machine's fastest (perf/peak.h
 // compute_auto); *why (when given) gets "auto: <reason>" then, empty otherwise.
 Compute compute_from_flag(const std::string& value, std::string* why = nullptr);

@@ -102,6 +102,14 @@ MemoryOptions memory_options(const TrainConfig& c) {
 
 // After a new run failed: when no checkpoint was written, removes the run directory
 // if this command created it, else the log.jsonl it created.
+// One writer per run directory: a second moe train on the same --out (new or resumed)
+// is refused while the first lives, instead of mixing their recipes, checkpoints and logs.
+void lock_run(const std::string& out) {
+  if (!dir_lock(out))
+    throw UsageError("--out " + out + ": another moe train is writing this run (wait for it to end, or give "
+                     "another --out)");
+}
+
 void remove_failed_run(const std::string& out, bool out_existed, bool log_existed) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -263,6 +271,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (sub->get_option(flag)->count() > 0)
         throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
                                     "its trainer_state.json); only --steps and the eval/save/log cadence can");
+    if (is_dir(o.cfg.out_dir) && (!launched_by_mpi() || comm_world().rank() == 0)) lock_run(o.cfg.out_dir);
     OpenedModel opened = open_model(o.cfg.out_dir, split);
     const std::string dir = opened.dir;
     run.model = std::move(opened.model);
@@ -386,6 +395,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     run.state.config = o.cfg;
     if (!launched_by_mpi() || comm_world().rank() == 0) {
       make_dirs(o.cfg.out_dir);
+      lock_run(o.cfg.out_dir);
       file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
     }
   }

@@ -8,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "dist/comm.h"
+#include "io/temps.h"
 #include "tensor/cpu.h"
 
 namespace {
@@ -25,6 +26,9 @@ int report(int code, const std::string& line) {
 
 int main(int argc, char** argv) {
   if (moe::launched_by_mpi()) moe::comm_quiet_other_ranks(moe::comm_world());
+  // Ctrl-C, SIGTERM, SIGHUP: no temp directory or file is left behind, exit 128 + N
+  // (the training loop saves a checkpoint first: cli_util.h StopSignals).
+  moe::temps_remove_on_signals();
   CLI::App app{"moe: train Mixture-of-Experts language models and upcycle dense checkpoints into them"};
   app.set_version_flag("--version", std::string("moe ") + MOE_VERSION);
   app.footer("Exit codes: 0 done, 1 bad data or I/O, 2 usage error, 128+N stopped by signal N after saving.");
@@ -36,7 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores; never more "
                  "than the cores)")
       ->check(CLI::Range(0, 4096));
-  app.parse_complete_callback([&] { moe::threads_set(threads); });
+  app.parse_complete_callback([&] {  // before any subcommand runs
+    moe::cli::refuse_nonfinite_flags(app);
+    moe::threads_set(threads);
+  });
 
   moe::cli::register_bench(app);
   moe::cli::register_data(app);

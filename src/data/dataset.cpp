@@ -1,4 +1,5 @@
 #include "data/dataset.h"
+#include "io/failpoint.h"
 
 #include <unistd.h>
 
@@ -196,6 +197,7 @@ uint64_t val_tokens_for(uint64_t n, double fraction) {
   } else {
     nv = std::max<uint64_t>(uint64_t(std::llround(double(n) * kValFraction)), kValMinTokens);
     nv = std::min<uint64_t>(nv, uint64_t(double(n) * kValMaxFraction));
+    nv = std::max<uint64_t>(nv, std::min<uint64_t>(kMinSplitTokens, n / 2));  // one batch, if the text allows
   }
   return std::clamp<uint64_t>(nv, 1, n - 1);
 }
@@ -404,6 +406,13 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   if (train.empty() || val.empty())
     throw std::runtime_error("corpus too small: " + std::to_string(train.size() + val.size()) +
                              " tokens cannot be split into train and val");
+  // A dataset moe train would refuse is refused now, not after it is written: each split
+  // must hold one batch of the smallest shape moe train takes by default (--preset tiny).
+  for (const auto& [name, n] : {std::pair{"training", train.size()}, std::pair{"validation", val.size()}})
+    if (n < kMinSplitTokens)
+      throw std::runtime_error("corpus too small: the " + std::string(name) + " split would hold " + std::to_string(n) +
+                               " tokens, fewer than one batch of 8 x 128 (+1) that moe train needs by default; add "
+                               "text" + (std::string(name) == "validation" ? " or raise --val-fraction" : ""));
   s.train_tokens = train.size();
   s.val_tokens = val.size();
   add_val_warning(s);
@@ -411,6 +420,7 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
 
   // ---- write: tokenizer, shards, then meta.json last
   file_write_atomic(tok_path, tok_bytes);
+  failpoint("data.write");
   shard_write(join(out, kTrain), train.data(), train.size(), uint64_t(s.vocab_size));
   shard_write(join(out, kVal), val.data(), val.size(), uint64_t(s.vocab_size));
   s.total_s = seconds_since(t_start);

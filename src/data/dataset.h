@@ -55,9 +55,13 @@ struct DataSummary {
 int vocab_for_corpus(uint64_t chars);
 
 // The automatic validation split: 1% of each input's tokens, raised to kValMinTokens
-// (4 batches of moe train's default 8 x 256, +1) but never above 10% of the input.
+// (4 batches of moe train's default 8 x 256, +1) but never above 10% of the input, unless
+// that is less than one batch of 8 x 128 (kMinSplitTokens): then that batch, at most half.
 inline constexpr double kValFraction = 0.01, kValMaxFraction = 0.1;
 inline constexpr uint64_t kValMinTokens = 4 * 8 * 256 + 1;
+// Each split holds at least one batch of moe train's smallest default shape (the tiny
+// preset's 8 x 128, +1 for the shifted targets), or moe data refuses the corpus.
+inline constexpr uint64_t kMinSplitTokens = 8 * 128 + 1;
 // Validation is taken from up to kValSegments places spread evenly over each input's
 // stream (the tail of each segment), so it samples every part of the corpus.
 inline constexpr int kValSegments = 16;

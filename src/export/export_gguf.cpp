@@ -317,6 +317,7 @@ GgufExportResult export_gguf(const std::string& model, const std::string& out, S
     refuse_unsupported(c, r.dir + "/config.json: ");
     return checked_tokenizer(r.dir, c);
   }();
+  refuse_overlap(out, r.dir, "the checkpoint");
   if (std::filesystem::is_directory(out)) refuse(out + ": is a directory (give the .gguf file to write)");
   if (path_exists(out) && !force) refuse(out + ": already exists (give --force to replace it)");
   const ExportSource s = export_source_open(r.dir);

@@ -22,6 +22,7 @@ ExportResult export_safetensors(const std::string& model, const std::string& out
   if (dtype != STDType::F32 && dtype != STDType::BF16 && dtype != STDType::F16)
     throw std::invalid_argument("export: dtype must be f32, bf16 or f16");
   const ExportSource s = export_source_open(model);
+  refuse_overlap(out, s.dir, "the checkpoint");
   if (path_exists(out) && !force) throw std::runtime_error(out + ": already exists (give --force to replace it)");
   ExportResult r;
   r.dir = s.dir;
@@ -33,11 +34,11 @@ ExportResult export_safetensors(const std::string& model, const std::string& out
     if (entry.dtype == dtype) {  // already in the dtype: the bytes as they are
       w.add_copy(it.name, dtype, it.hf_shape, f.path(), f.file_offset(entry));
     } else {
-      w.add(it.name, dtype, it.hf_shape, [&f, &entry, dtype](std::vector<char>& scratch) {
+      w.add(it.name, dtype, it.hf_shape, [&f, &entry, dtype, name = it.name](std::vector<char>& scratch) {
         const std::vector<float> v = f.read_f32(entry);
         f.release(entry);
         scratch.resize(v.size() * st_dtype_size(dtype));
-        st_encode_f32(scratch.data(), v.data(), v.size(), dtype);
+        st_encode_f32_checked(scratch.data(), v.data(), v.size(), dtype, name);
         return static_cast<const void*>(scratch.data());
       });
     }

@@ -1,4 +1,5 @@
 #include "export/gguf.h"
+#include "io/failpoint.h"
 
 #include <algorithm>
 #include <cstring>
@@ -106,6 +107,7 @@ void GgufWriter::write(const std::string& path) const {
   f.pad_to(kAlignment);
   for (size_t i = 0; i < tensors_.size(); i++) {
     const Tensor& t = tensors_[i];
+    failpoint("write.tensor");
     uint64_t done = 0;
     t.produce([&](const void* data, size_t n) {
       if (done + n > t.nbytes) throw std::logic_error("gguf: tensor '" + t.name + "': more bytes than its shape");

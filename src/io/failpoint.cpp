@@ -12,6 +12,7 @@ struct Spec {
   std::string name;
   long at = 1;
   long hits = 0;
+  int sig = SIGKILL;
   bool on = false;
 };
 Spec& spec() {
@@ -23,7 +24,13 @@ Spec& spec() {
     r.name = v;
     const size_t colon = r.name.find(':');
     if (colon != std::string::npos) {
-      r.at = std::strtol(r.name.c_str() + colon + 1, nullptr, 10);
+      const std::string rest = r.name.substr(colon + 1);
+      r.at = std::strtol(rest.c_str(), nullptr, 10);
+      const size_t c2 = rest.find(':');
+      if (c2 != std::string::npos) {
+        const std::string sig = rest.substr(c2 + 1);
+        r.sig = sig == "SIGTERM" ? SIGTERM : sig == "SIGINT" ? SIGINT : sig == "SIGHUP" ? SIGHUP : SIGKILL;
+      }
       r.name.resize(colon);
     }
     return r;
@@ -35,7 +42,7 @@ Spec& spec() {
 void failpoint(const char* name) {
   Spec& s = spec();
   if (!s.on || s.name != name) return;
-  if (++s.hits == s.at) ::raise(SIGKILL);
+  if (++s.hits == s.at) ::raise(s.sig);
 }
 
 }  // namespace moe

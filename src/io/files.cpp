@@ -1,6 +1,9 @@
 #include "io/files.h"
 
+#include "io/temps.h"
+
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +81,29 @@ void file_write_atomic(const std::string& path, const std::string& bytes) {
 
 void file_copy_atomic(const std::string& from, const std::string& to) { file_write_atomic(to, file_read(from)); }
 
+void refuse_overlap(const std::string& out, const std::string& input, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path o = fs::weakly_canonical(fs::path(out), ec), i = fs::weakly_canonical(fs::path(input), ec);
+  auto within = [](const fs::path& a, const fs::path& b) {  // a is b or inside b
+    auto m = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
+    return m.first == b.end() || (std::next(m.first) == b.end() && m.first->empty());  // "dir/" = "dir"
+  };
+  if (ec) throw std::runtime_error(out + ": cannot resolve the path (" + ec.message() + ")");
+  if (within(o, i) || within(i, o))
+    throw std::runtime_error("--out " + out + ": overlaps " + what + " " + input + " (it would be replaced; give another --out)");
+}
+
+bool dir_lock(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(dir + ": cannot open the directory to lock it (" + std::strerror(errno) + ")");
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;  // fd stays open: the lock lives as long as we do
+  const int err = errno;
+  ::close(fd);
+  if (err == EWOULDBLOCK) return false;
+  throw std::runtime_error(dir + ": cannot lock the directory (" + std::strerror(err) + ")");
+}
+
 bool path_exists(const std::string& path) {
   std::error_code ec;
   return fs::exists(path, ec);
@@ -97,6 +123,7 @@ void make_dirs(const std::string& path) {
 void remove_tree(const std::string& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
+  temp_unregister(path);
 }
 
 void dir_commit(const std::string& from, const std::string& to) {
@@ -113,6 +140,7 @@ void dir_commit(const std::string& from, const std::string& to) {
     if (!aside.empty()) ::rename(aside.c_str(), to.c_str());
     throw err(to, "cannot move " + from + " into place", e);
   }
+  temp_unregister(from);
   fsync_dir(fs::path(to).parent_path().string());
   if (!aside.empty()) remove_tree(aside);
 }
@@ -156,6 +184,7 @@ std::string temp_dir_beside(const std::string& out) {
   remove_stale_temps(parent, {o.filename().string() + ".tmp-"});
   const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
   remove_tree(tmp);
+  temp_register(tmp);  // before it exists: a signal from here on removes it
   make_dirs(tmp);
   return tmp;
 }
@@ -168,8 +197,12 @@ AtomicFile::AtomicFile(std::string path, bool output) : path_(std::move(path)) {
     remove_stale_temps(parent, {o.filename().string() + ".tmp."});
   }
   tmp_ = path_ + ".tmp." + std::to_string(::getpid());
+  temp_register(tmp_);
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw err(path_, "cannot create " + tmp_, errno);
+  if (fd_ < 0) {
+    temp_unregister(tmp_);
+    throw err(path_, "cannot create " + tmp_, errno);
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -177,6 +210,7 @@ AtomicFile::~AtomicFile() {
     ::close(fd_);
     ::unlink(tmp_.c_str());
   }
+  temp_unregister(tmp_);
 }
 
 void AtomicFile::write(const void* data, size_t n) {

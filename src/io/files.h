@@ -17,6 +17,10 @@ int open_regular(const std::string& path);
 void file_write_atomic(const std::string& path, const std::string& bytes);
 void file_copy_atomic(const std::string& from, const std::string& to);
 bool path_exists(const std::string& path);
+// Refuses, in one line (std::runtime_error), an output path that is `input`, lies inside
+// it or contains it (after resolving symlinks and ".."): writing or replacing it would
+// destroy what is being read. `what` names the input, e.g. "the checkpoint".
+void refuse_overlap(const std::string& out, const std::string& input, const std::string& what);
 bool is_dir(const std::string& path);
 void make_dirs(const std::string& path);  // mkdir -p; throws naming the path
 void fsync_dir(const std::string& dir);
@@ -24,6 +28,10 @@ void fsync_dir(const std::string& dir);
 // (renamed aside first, then removed), and the parent directory is fsynced.
 void dir_commit(const std::string& from, const std::string& to);
 void remove_tree(const std::string& path);  // rm -rf, ignoring absence
+// An exclusive, non-blocking flock(2) on the directory itself, held until the process
+// ends (the kernel releases it on any death, kill -9 included). False when another
+// process holds it; throws naming the path when the directory cannot be opened.
+bool dir_lock(const std::string& dir);
 // True when a process with this PID exists.
 bool pid_alive(long pid);
 // Removes the entries of `dir` whose name starts with one of `prefixes` and ends in the

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -86,6 +87,20 @@ int64_t STEntry::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;  // overflow excluded when the header was validated
   return n;
+}
+
+void st_encode_f32_checked(void* dst, const float* src, size_t n, STDType t, const std::string& tensor) {
+  st_encode_f32(dst, src, n, t);
+  if (t == STDType::F32) return;
+  // Inf in the 16-bit encoding where the float was finite: an overflow (NaN stays NaN).
+  const uint16_t* h = static_cast<const uint16_t*>(dst);
+  const uint16_t inf = t == STDType::F16 ? 0x7C00 : 0x7F80;
+  for (size_t i = 0; i < n; i++)
+    if ((h[i] & 0x7FFF) == inf && std::isfinite(src[i]))
+      throw std::runtime_error("tensor '" + tensor + "' holds " + std::to_string(src[i]) + " at flat index " +
+                               std::to_string(i) + ", beyond " + st_dtype_name(t) + "'s range" +
+                               (t == STDType::F16 ? " (65504)" : "") + ": it would be written as Inf (give --dtype " +
+                               (t == STDType::F16 ? "bf16 or f32)" : "f32)"));
 }
 
 void st_encode_f32(void* dst, const float* src, size_t n, STDType t) {

@@ -33,6 +33,10 @@ STDType st_dtype_of(DType t);                          // F32 -> F32, BF16 -> BF
 float f16_to_f32(uint16_t h);
 // float32 -> n values of dtype F32, BF16 or F16 (round to nearest even) at dst.
 void st_encode_f32(void* dst, const float* src, size_t n, STDType t);
+// The same for a tensor written to a file: a finite value beyond the dtype's range (f16:
+// |x| >= 65520 rounds to Inf; bf16: above 3.39e38) is refused, naming `tensor` and the
+// flat index, instead of writing an Inf that every reader then refuses.
+void st_encode_f32_checked(void* dst, const float* src, size_t n, STDType t, const std::string& tensor);
 std::string shape_string(const std::vector<int64_t>& s);  // "[2, 3]"
 
 struct STEntry {

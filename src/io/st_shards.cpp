@@ -1,4 +1,5 @@
 #include "io/st_shards.h"
+#include "io/failpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -111,6 +112,7 @@ void ShardedWriter::write(const std::string& dir, const std::function<void(size_
     } closer{fd};
     if (!st_write_all(fd, &n, 8) || !st_write_all(fd, header.data(), header.size())) fail("write header", errno);
     for (size_t i : order) {
+      failpoint("write.tensor");
       const Item& it = items_[i];
       if (!it.copy_path.empty()) {
         auto src = sources.find(it.copy_path);

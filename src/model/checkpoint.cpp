@@ -125,7 +125,7 @@ void model_save(const Model& m, const std::string& dir, STDType dtype) {
     }
     store.emplace_back(n * st_dtype_size(dtype));
     char* dst = store.back().data();
-    st_encode_f32(dst, src, n, dtype);
+    st_encode_f32_checked(dst, src, n, dtype, name);
     w.add(name, dtype, shape, dst);
   };
   for (const ParamSpec& s : m.layout().specs()) {

@@ -197,7 +197,7 @@ void t5_save(const T5Model& m, const std::string& dir, STDType dtype) {
       return;
     }
     store.emplace_back(n * st_dtype_size(dtype));
-    st_encode_f32(store.back().data(), src, n, dtype);
+    st_encode_f32_checked(store.back().data(), src, n, dtype, name);
     w.add(name, dtype, shape, store.back().data());
   };
   for (const ParamSpec& s : m.layout().specs()) {

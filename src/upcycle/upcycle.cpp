@@ -48,10 +48,10 @@ int64_t numel(const std::vector<int64_t>& v) {
 
 [[noreturn]] void bad_option(const std::string& what) { throw std::invalid_argument("moe upcycle: " + what); }
 
-// float32 -> the output dtype, into scratch.
-const void* encode(const float* x, size_t n, STDType t, std::vector<char>& scratch) {
-  scratch.resize(n * st_dtype_size(t));
-  st_encode_f32(scratch.data(), x, n, t);
+// float32 -> the output dtype, into scratch (a value beyond its range is refused).
+const void* encode(const float* x, size_t n, const OutTensor& t, std::vector<char>& scratch) {
+  scratch.resize(n * st_dtype_size(t.dtype));
+  st_encode_f32_checked(scratch.data(), x, n, t.dtype, t.name);
   return scratch.data();
 }
 
@@ -254,7 +254,7 @@ const void* Upcycler::Impl::produce(const OutTensor& t, std::vector<char>& scrat
   const size_t n = size_t(numel(t.shape));
   if (t.kind == Kind::Router) {
     std::vector<float> w = router_init(opt.experts, opt.granularity, dc.n_embd, router_std, opt.seed, t.layer);
-    return encode(w.data(), n, t.dtype, scratch);
+    return encode(w.data(), n, t, scratch);
   }
   const SafeTensorsFile& f = src.file_of(t.source);
   const STEntry& e = *f.find(t.source);
@@ -263,7 +263,7 @@ const void* Upcycler::Impl::produce(const OutTensor& t, std::vector<char>& scrat
   if (t.kind == Kind::Pass) {
     work.resize(n);
     f.read_f32(e, work.data(), n);
-    return encode(work.data(), n, t.dtype, scratch);
+    return encode(work.data(), n, t, scratch);
   }
   if (cached != t.source) {
     dense_f32.resize(size_t(e.numel()));
@@ -274,7 +274,7 @@ const void* Upcycler::Impl::produce(const OutTensor& t, std::vector<char>& scrat
   const int64_t rows = e.shape[0], cols = e.shape.size() == 2 ? e.shape[1] : 1;
   work.resize(n);
   make_expert(recipe(t.layer), t.part, t.axis, dense_f32.data(), rows, cols, stats, t.expert, t.salt, work.data());
-  return encode(work.data(), n, t.dtype, scratch);
+  return encode(work.data(), n, t, scratch);
 }
 
 std::string Upcycler::exactness() const {
@@ -382,13 +382,7 @@ void Upcycler::write(const std::string& out_arg, bool replace) {
   const std::string out_dir = outp.string();
   if (out_dir.empty() || out_dir == "." || out_dir == "/") throw std::runtime_error("--out \"" + out_arg + "\": expected a new directory");
   // Never write over (or inside, or around) the checkpoint being read.
-  const fs::path o = fs::weakly_canonical(outp), d = fs::weakly_canonical(p.dir);
-  auto within = [](const fs::path& a, const fs::path& b) {  // a is b or inside b
-    auto m = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
-    return m.first == b.end();
-  };
-  if (within(o, d) || within(d, o))
-    throw std::runtime_error(out_dir + ": overlaps the dense checkpoint " + p.dir + " (give another --out)");
+  refuse_overlap(out_dir, p.dir, "the dense checkpoint");
   if (path_exists(out_dir) && !replace)
     throw std::runtime_error(out_dir + ": already exists (give --force to replace it)");
   // Non-finite dense weights are refused before anything is written (plain copies

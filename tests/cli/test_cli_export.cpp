@@ -132,5 +132,63 @@ TEST(Export, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "o5");
 }
 
+// A weight beyond the output dtype's range is refused, naming the tensor, instead of being
+// written as Inf that every command then refuses (issue 21): export and upcycle to f16 of
+// 1e5, and to bf16 of 3.4e38 (above bf16's largest, 3.39e38); f32 and a wider dtype pass.
+TEST(Export, OverflowIsRefusedNotWrittenAsInf) {
+  TempDir t("export_overflow");
+  const std::string ckpt = run_checkpoint(), bytes = read_file(ckpt + "/model.safetensors");
+  SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
+  uint64_t data = 0;
+  for (const STEntry& e : f.tensors()) data += e.nbytes;
+  const std::string last = f.tensors().back().name;
+  auto with_value = [&](const std::string& dir, float x) {  // the last tensor's first value is x
+    copy_files(ckpt, dir, {"config.json", "tokenizer.model"});
+    std::string b = bytes;
+    std::memcpy(&b[bytes.size() - data + f.tensors().back().offset], &x, sizeof x);
+    write_file(dir + "/model.safetensors", b);
+  };
+  with_value(t / "big", 1e5f);
+  with_value(t / "huge", 3.4e38f);
+  for (const auto& [model, dtype, ok] : {std::tuple{"big", "f16", false}, std::tuple{"big", "bf16", true},
+                                         std::tuple{"huge", "bf16", false}, std::tuple{"huge", "f32", true}}) {
+    const std::string out = t / (std::string(model) + "_" + dtype);
+    Proc r = run_moe("export --model " + q(t / model) + " --out " + q(out) + " --dtype " + dtype);
+    if (ok) {
+      EXPECT_EQ(r.code, 0) << r.err;
+      continue;
+    }
+    expect_one_line_error(r, 1, {"tensor '" + last + "'", "flat index 0", "range", "Inf"}, out);
+    EXPECT_FALSE(fs::exists(out)) << out;
+  }
+  Proc r = run_moe("upcycle --from " + q(t / "big") + " --out " + q(t / "up") + " --experts 4 --dtype f16 --no-check");
+  // (upcycle prints its plan on stdout before writing)
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  for (const char* needle : {"tensor '", "range", "Inf"}) EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(t / "up"));
+  for (const auto& e : fs::directory_iterator(t.str()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << "temp left: " << e.path();
+}
+
+// --out that is the run being exported, its checkpoint, a file inside it or a directory
+// around it is refused even with --force (issue 21: `--out RUN --force` replaced the whole
+// run with the export), for both formats; the run is untouched.
+TEST(Export, NeverReplacesItsOwnSource) {
+  TempDir t("export_overlap");
+  fs::copy(run(), t / "run", fs::copy_options::recursive);
+  const std::string ckpt = t / ("run/" + fs::path(run_checkpoint()).filename().string());
+  const std::string weights = read_file(ckpt + "/model.safetensors");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {t / "run", ""}, {ckpt, ""}, {t.str(), ""}, {t / "run/", ""},
+      {ckpt + "/model.safetensors", " --format gguf"}, {t / "run", " --format gguf"}};
+  for (const auto& [out, format] : cases) {
+    Proc r = run_moe("export --model " + q(t / "run") + " --out " + q(out) + format + " --force");
+    expect_one_line_error(r, 1, {"--out", "overlaps the checkpoint"}, "export --out " + out + format);
+    ASSERT_TRUE(fs::exists(ckpt + "/model.safetensors")) << out;
+    EXPECT_EQ(read_file(ckpt + "/model.safetensors"), weights) << out;
+  }
+}
+
 }  // namespace
 }  // namespace moe::clitest

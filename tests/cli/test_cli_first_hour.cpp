@@ -98,7 +98,11 @@ TEST(CliFirstHour, ImpossibleVocabularyIsOurOneLine) {
   r.out.clear();  // (moe data's progress lines come before the error)
   expect_one_line_error(r, 2, {"--vocab-size 4096", "too large for this text", "at most"}, "vocabulary too large");
   EXPECT_EQ(r.err.find(".cc("), std::string::npos) << "SentencePiece's internals leak: " << r.err;
-  // Without --vocab-size the default adapts to what the text supports.
+  // Without --vocab-size the default adapts to what the text supports (repeated enough to
+  // fill one batch per split; one line alone is refused as too small for moe train).
+  std::string many;
+  for (int i = 0; i < 400; i++) many += "A short text of mine, and nothing else.\n";
+  write_file(t / "a.txt", many);
   r = run_moe("data --input " + q(t / "a.txt") + " --out " + q(t / "ds"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_LT(meta_of(t / "ds")["vocab_size"].get<int>(), 512);

@@ -93,5 +93,65 @@ TEST(CliSignals, SigtermWhileSavingEveryStep) {
   check_stop_and_resume(SIGTERM, 143, "SIGTERM", "--save-every=1");
 }
 
+// One writer per run (issue 21: two moe train on one --out mixed their recipes,
+// checkpoints and logs). While a run trains, a second new run and a --resume of it on the
+// same --out are refused in one line and change nothing; once it has stopped (the kernel
+// drops the lock with the process, whatever killed it), --resume takes the run.
+TEST(CliSignals, ASecondWriterOfARunIsRefused) {
+  TempDir t("run_lock");
+  const std::string a = t / "a";
+  Child c = spawn_moe(train_args(a, ""), t / "out.txt", t / "err.txt");  // no checkpoint for a while
+  ASSERT_TRUE(wait_for_step(c, a, 2)) << read_file(t / "err.txt");
+  const std::string recipe = read_file(a + "/recipe.json");
+  for (const std::string& second : {cmdline(train_args(a, "")) + " --lr 3e-3",
+                                    kOneThread + "train --out " + q(a) + " --resume --steps 200000"}) {
+    Proc r = run_moe(second);
+    expect_one_line_error(r, 2, {"--out " + a, "another moe train is writing this run"}, second);
+  }
+  EXPECT_EQ(read_file(a + "/recipe.json"), recipe) << "the second writer changed the recipe";
+  ::kill(c.pid, SIGKILL);  // no cleanup at all: only the kernel releases the lock
+  ASSERT_EQ(wait_moe(c), -1);
+  Proc r = run_moe(cmdline(train_args(a, "")) + " --stop-at 3");  // the run never saved: a new one may start
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(a + "/checkpoint-3/model.safetensors"));
+}
+
+// Ctrl-C, SIGTERM and SIGHUP in the middle of the other long commands' writes (a
+// failpoint raises the signal at the N-th tensor written, or between moe data's tokenizer
+// and shards): exit 128 + N, no output, and no OUT.tmp-PID directory or .tmp file left
+// (issue 21: up to 1.9 GB were left).
+TEST(CliSignals, UpcycleExportAndDataLeaveNothingHalfWritten) {
+  TempDir t("signal_writers");
+  fs::create_directories(t / "text");
+  int copied = 0;
+  for (const auto& e : fs::directory_iterator("/usr/share/common-licenses"))
+    if (e.is_regular_file() && copied < 6 && fs::file_size(e.path()) > 10000)
+      fs::copy_file(e.path(), t / ("text/" + std::to_string(copied++) + ".txt"));
+  const std::string ckpt = run_checkpoint();
+  for (const auto& [sig, name] : {std::pair{SIGTERM, "SIGTERM"}, std::pair{SIGINT, "SIGINT"}, std::pair{SIGHUP, "SIGHUP"}}) {
+    const std::string out = t / (std::string("out_") + name);
+    fs::create_directories(out);
+    const std::vector<std::pair<std::string, std::string>> cmds = {
+        {"upcycle --from " + q(ckpt) + " --out " + q(out + "/up") + " --experts 4", "write.tensor:3"},
+        {"export --model " + q(ckpt) + " --out " + q(out + "/st"), "write.tensor:2"},
+        {"export --model " + q(ckpt) + " --out " + q(out + "/m.gguf") + " --format gguf", "write.tensor:2"},
+        {"data --input " + q(t / "text") + " --out " + q(out + "/data") + " --vocab-size 400", "data.write:1"},
+    };
+    for (const auto& [cmd, point] : cmds) {
+      Proc r = run_moe(kOneThread + cmd, "MOE_FAILPOINT=" + point + ":" + name + " ");
+      EXPECT_EQ(r.code, 128 + sig) << name << " during moe " << cmd << "\n" << r.err;
+      std::vector<std::string> left;
+      for (const auto& e : fs::directory_iterator(out)) left.push_back(e.path().filename().string());
+      EXPECT_TRUE(left.empty()) << name << " during moe " << cmd << " left " << left.size() << " entries, first "
+                                << (left.empty() ? "" : left[0]);
+      for (const std::string& l : left) fs::remove_all(out + "/" + l);
+    }
+  }
+  // and without a signal the same commands write their outputs (the failpoints are off)
+  Proc r = run_moe(kOneThread + "export --model " + q(ckpt) + " --out " + q(t / "whole"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(t / "whole/model.safetensors"));
+}
+
 }  // namespace
 }  // namespace moe::clitest
