@@ -11,10 +11,22 @@ Each argument is one of
       bars, the losses against the extra budget and the gaps against the dense budget.
 Writes DIR/index.html (atomically) and prints its path. Needs python3-matplotlib.
 """
-import argparse
-import datetime
-import os
+import signal
 import sys
+
+
+def stop(sig, _frame):
+    """Ctrl-C, SIGTERM, SIGHUP: one line and exit 128 + N (write_page removes its temp)."""
+    print(f"moe report: stopped by {signal.Signals(sig).name}", file=sys.stderr)
+    raise SystemExit(128 + sig)
+
+
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # first: the imports below take a while
+    signal.signal(_sig, stop)
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import os  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_page import Page, pm  # noqa: E402
@@ -121,6 +133,38 @@ def protocol_section(page, figs, pr):
                                              "(error bars: std of the paired gap over seeds).")
 
 
+# What a type-confused input raises somewhere in reading or drawing it (a string where a
+# number belongs, a list where an object does): one line naming the input, not a traceback.
+CONFUSED = (TypeError, KeyError, ValueError, AttributeError, IndexError, RecursionError)
+
+
+def confused(where, e):
+    return ReportError(f"{where}: unexpected content ({e.__class__.__name__}: {e}); expected what moe train, "
+                       f"moe upcycle or experiments/protocol.py write (docs/logs.md)")
+
+
+def write_page(out_dir, html):
+    """DIR/index.html atomically: a temp file beside it, fsynced, renamed; removed on any failure."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "index.html")
+    tmp = path + f".tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(html)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise ReportError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise
+    return path
+
+
 def main(argv):
     p = argparse.ArgumentParser(prog="moe report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,17 +175,23 @@ def main(argv):
     runs, ups, protos, seen_up = [], [], [], set()
     for d in a.dirs:
         kind = classify(d)
-        if kind == "run":
-            runs.append(load_run(d, os.path.normpath(d)))
-        elif kind == "protocol":
-            protos.append(load_protocol(d))
-        else:
-            ups.append(load_upcycled(d))
-            seen_up.add(os.path.realpath(d))
+        try:
+            if kind == "run":
+                runs.append(load_run(d, os.path.normpath(d)))
+            elif kind == "protocol":
+                protos.append(load_protocol(d))
+            else:
+                ups.append(load_upcycled(d))
+                seen_up.add(os.path.realpath(d))
+        except CONFUSED as e:
+            raise confused(d, e) from None
     for r in runs:  # the step 0 of an upcycled checkpoint a run started from
         up = r["start"]["upcycled"]
         if up and os.path.realpath(up) not in seen_up:
-            ups.append(load_upcycled(up))
+            try:
+                ups.append(load_upcycled(up))
+            except CONFUSED as e:
+                raise confused(up, e) from None
             seen_up.add(os.path.realpath(up))
     try:  # after the inputs are read: a bad input is one line, whatever matplotlib prints when it starts
         import report_figures as figs
@@ -150,20 +200,22 @@ def main(argv):
     page = Page(a.title)
     page.p(f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by moe report from: "
            + ", ".join(a.dirs) + ".", "note")
-    if runs:
-        run_section(page, figs, runs)
+    try:
+        if runs:
+            run_section(page, figs, runs)
+    except CONFUSED as e:
+        raise confused(", ".join(r["path"] for r in runs), e) from None
     for up in ups:
-        step0_section(page, figs, up)
+        try:
+            step0_section(page, figs, up)
+        except CONFUSED as e:
+            raise confused(up["path"], e) from None
     for pr in protos:
-        protocol_section(page, figs, pr)
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "index.html")
-    tmp = path + f".tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page.html())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        try:
+            protocol_section(page, figs, pr)
+        except CONFUSED as e:
+            raise confused(os.path.join(pr["path"], "summary.json"), e) from None
+    path = write_page(a.out, page.html())
     print(f"{path} ({page.figures} figures)")
 
 
@@ -174,5 +226,6 @@ if __name__ == "__main__":
         print(f"moe report: {e}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
-        print(f"moe report: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        print(f"moe report: {e.filename or e.filename2 or 'an output'}: {e.strerror or e}", file=sys.stderr)
         sys.exit(1)
+

@@ -16,8 +16,12 @@ def read_json(path, what):
             return json.load(f)
     except OSError as e:
         raise ReportError(f"{path}: cannot read ({e.strerror}); expected {what}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise ReportError(f"{path}: not valid JSON ({e}); expected {what}") from None
+
+
+def is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def finite(x):
@@ -39,10 +43,13 @@ def read_log(run_dir):
                 continue
             try:
                 rec = json.loads(line)
-            except ValueError as e:
-                raise ReportError(f"{path}:{lineno}: malformed JSON line ({e})") from None
+            except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python parses
+                raise ReportError(f"{path}:{lineno}: malformed JSON line ({e.__class__.__name__}: {e})") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
                 raise ReportError(f"{path}:{lineno}: expected a JSON object with an integer \"step\"")
+            for k in ("loss", "val_loss", "tokens", "flops", "elapsed", "lr"):  # drawn as numbers (null: NaN)
+                if rec.get(k) is not None and not is_number(rec[k]):
+                    raise ReportError(f"{path}:{lineno}: \"{k}\" is {json.dumps(rec[k])[:40]} (expected a number)")
             if "val_loss" in rec:
                 if finite(rec["val_loss"]):  # a diverged run's NaN is written as null
                     val[rec["step"]] = rec
@@ -119,6 +126,9 @@ def load_run(path, name):
     train, val = read_log(path)
     ckpt = newest_checkpoint(path)
     st = read_json(os.path.join(ckpt, "trainer_state.json"), "a checkpoint's trainer state") if ckpt else {}
+    if not isinstance(st, dict):
+        raise ReportError(f"{os.path.join(ckpt, 'trainer_state.json')}: expected a JSON object (a checkpoint's "
+                          f"trainer state)")
     start = origin(st.get("init_from"))
     layers = {}
     for r in train:
@@ -154,6 +164,9 @@ def load_upcycled(path):
     if step0 is not None and (not isinstance(step0, dict) or
                               any(k not in step0 for k in ("layers", "dense_loss", "moe_loss", "B", "T"))):
         raise ReportError(f"{s0}: no layers, dense_loss, moe_loss, B or T (expected `moe upcycle`'s step-0 check)")
+    for k in ("dense_loss", "moe_loss"):
+        if step0 is not None and not is_number(step0[k]):
+            raise ReportError(f"{s0}: \"{k}\" is {json.dumps(step0[k])[:40]} (expected a number)")
     if not isinstance(prov, dict):
         raise ReportError(f"{path}/upcycling.json: expected a JSON object")
     return {"path": path, "prov": prov, "step0": step0}

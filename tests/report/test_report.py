@@ -9,7 +9,9 @@ import html.parser
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import sys
 import unittest
 
@@ -222,6 +224,67 @@ class Report(unittest.TestCase):
                            text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("--out", r.stderr)
+
+    def report_of(self, *dirs, out=None, **kw):
+        return subprocess.run([MOE, "report", *dirs, "--out", out or self.w("x")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, **kw)
+
+    def assert_one_line(self, r, code, *words):
+        self.assertEqual(r.returncode, code, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        for word in words:
+            self.assertIn(word, r.stderr)
+
+    def test_confused_inputs_full_disk_and_signals_are_one_line(self):
+        """Issue 21: type-confused JSON, a full disk and Ctrl-C printed Python tracebacks (and
+        left a .tmp file): now one line naming the file, exit 1 (128 + N for a signal), no temp."""
+        def copy(name, src):
+            d = self.w(name)
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.copytree(self.w(src), d)
+            return d
+        # [] as a checkpoint's trainer_state.json
+        d = copy("c_state", "dense")
+        ckpt = sorted(n for n in os.listdir(d) if n.startswith("checkpoint-"))[-1]
+        with open(os.path.join(d, ckpt, "trainer_state.json"), "w") as f:
+            f.write("[]")
+        self.assert_one_line(self.report_of(d), 1, "trainer_state.json", "JSON object")
+        # a string where the log has numbers, and a line nested deeper than Python parses
+        for name, line, words in [("c_flops", '{"step": 99, "loss": 1.0, "flops": "many"}', ['"flops"', "number"]),
+                                  ("c_deep", '{"step": 99, "x": ' + "[" * 100000 + "]" * 100000 + "}",
+                                   ["log.jsonl:", "malformed"])]:
+            d = copy(name, "dense")
+            with open(os.path.join(d, "log.jsonl"), "a") as f:
+                f.write(line + "\n")
+            self.assert_one_line(self.report_of(d), 1, "log.jsonl", *words)
+        # a string dense_loss in the step-0 report of an upcycled checkpoint
+        d = copy("c_up", "up")
+        with open(os.path.join(d, "step0.json")) as f:
+            s0 = json.load(f)
+        s0["dense_loss"] = "low"
+        with open(os.path.join(d, "step0.json"), "w") as f:
+            json.dump(s0, f)
+        self.assert_one_line(self.report_of(d), 1, "step0.json", "dense_loss")
+        # a full disk: the page cannot be written (files limited to 4 KB: EFBIG)
+        import resource
+        out = self.w("full")
+        r = self.report_of(self.w("dense"), out=out,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)))
+        self.assert_one_line(r, 1, os.path.join(out, "index.html"), "cannot write")
+        self.assertEqual([n for n in os.listdir(out) if ".tmp" in n], [])
+        # SIGINT, SIGTERM, SIGHUP while drawing: exit 128 + N, one line, no temp
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            out = self.w(f"sig{int(sig)}")
+            p = subprocess.Popen([MOE, "report", self.w("dense"), self.w("moe"), "--out", out],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 128 + int(sig), err)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertIn("stopped by", err)
+            self.assertEqual([n for n in (os.listdir(out) if os.path.isdir(out) else []) if ".tmp" in n], [])
 
 
 if __name__ == "__main__":
