@@ -3,6 +3,7 @@
 // that stop a training run cleanly.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -10,6 +11,28 @@
 #include "train/config.h"
 
 namespace moe::cli {
+
+// CLI::Range that tells a value that is not a number ("--lr: abc is not a number") from a
+// number out of range (CLI::Range says "not in range" for both).
+class InRange : public CLI::Validator {
+ public:
+  template <typename T>
+  InRange(T min, T max) {
+    std::stringstream d;
+    d << CLI::detail::type_name<T>() << " in [" << min << " - " << max << "]";
+    description(d.str());
+    func_ = [min, max](std::string& in) -> std::string {
+      T v;
+      if (!CLI::detail::lexical_cast(in, v)) return in + " is not a number";
+      if (v < min || v > max) {
+        std::stringstream m;
+        m << "Value " << in << " not in range " << min << " to " << max;
+        return m.str();
+      }
+      return std::string();
+    };
+  }
+};
 
 // Every floating-point flag given to `app` or its parsed subcommands is a finite number:
 // "nan" and "inf" pass CLI11's range checks (NaN compares false), so they are refused

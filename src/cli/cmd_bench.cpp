@@ -280,19 +280,19 @@ void register_bench(CLI::App& app) {
       ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
   train->add_option("--compute", t->compute, "f32 | bf16 | both | auto (the machine's fastest)")
       ->check(CLI::IsMember({"f32", "bf16", "both", "auto"}));
-  train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(CLI::Range(1, 4096));
-  train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(CLI::Range(2, 65536));
-  train->add_option("--vocab", t->vocab, "vocabulary size (default 8192)")->check(CLI::Range(16, 1 << 20));
+  train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(InRange(1, 4096));
+  train->add_option("--seq", t->seq, "tokens per sequence (default 256)")->check(InRange(2, 65536));
+  train->add_option("--vocab", t->vocab, "vocabulary size (default 8192)")->check(InRange(16, 1 << 20));
   train->add_option("--experts", t->experts, "also an MoE of E experts (every other layer) and its step time / dense")
-      ->check(CLI::Range(0, 1024));
-  train->add_option("--top-k", t->top_k, "MoE experts per token (default 1)")->check(CLI::Range(1, 1024));
+      ->check(InRange(0, 1024));
+  train->add_option("--top-k", t->top_k, "MoE experts per token (default 1)")->check(InRange(1, 1024));
   train->add_option("--expert-parallel", t->expert_parallel,
                     "under mpirun: ranks that split the MoE variant's experts (divides the ranks and --experts)")
-      ->check(CLI::Range(1, 4096));
-  train->add_option("--zero", t->zero, "under mpirun: 1 shards the AdamW moments over the ranks")
-      ->check(CLI::Range(0, 1));
+      ->check(InRange(1, 4096));
+  train->add_option("--zero", t->zero, "ZeRO stage under mpirun: 1 shards the AdamW moments over the ranks, 0 keeps them whole")
+      ->check(InRange(0, 1));
   train->add_option("--capacity-factor", t->capacity, "MoE training capacity factor (default 1.25)")
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(InRange(0.0, 100.0));
   train->add_flag("--recompute", t->recompute,
                   "also each configuration with activation recomputation: its step time / without, and both peaks");
   train->callback([t] { run_train_bench(*t); });

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
 
@@ -86,7 +87,7 @@ void register_data(CLI::App& app) {
   auto* tok = cmd->add_option("--tokenizer", o->tokenizer, "use this SentencePiece tokenizer.model instead of training one")
                   ->default_str("none: train one");
   cmd->add_option("--vocab-size", o->vocab_size, "vocabulary of the trained BPE tokenizer")
-      ->check(CLI::Range(260, 1000000))
+      ->check(InRange(260, 1000000))
       ->excludes(tok)
       ->default_str("from the corpus size: the power of 2 nearest chars/150, 512 .. 8192");
   cmd->add_option("--val-fraction", o->val_fraction,

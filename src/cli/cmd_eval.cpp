@@ -79,15 +79,15 @@ void register_eval(CLI::App& app) {
   sub->add_option("--data", o->data, "dataset directory made by `moe data`")->required();
   sub->add_option("--split", o->split, "val | train")->check(CLI::IsMember({"val", "train"}));
   sub->add_option("--batches", o->batches, "batches to evaluate (0: the whole split)")
-      ->check(CLI::Range(0, 100000000));
-  sub->add_option("--batch", o->batch, "sequences per batch")->check(CLI::Range(1, 65536));
+      ->check(InRange(0, 100000000));
+  sub->add_option("--batch", o->batch, "sequences per batch")->check(InRange(1, 65536));
   sub->add_option("--seq", o->seq, "tokens per sequence")
-      ->check(CLI::Range(2, 1 << 20))
+      ->check(InRange(2, 1 << 20))
       ->default_str("min(256, the model's positions)");
   sub->add_option("--compute", o->compute, "f32 | bf16 | auto")->check(CLI::IsMember({"f32", "bf16", "auto"}));
   sub->add_option("--expert-parallel", o->expert_parallel,
                   "under mpirun: ranks that split each MoE layer's experts (each loads only its experts)")
-      ->check(CLI::Range(1, 4096));
+      ->check(InRange(1, 4096));
   sub->add_flag("--json", o->json, "one JSON object");
   sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
                 "evaluate even when the checkpoint's tokenizer.model is not the dataset's");

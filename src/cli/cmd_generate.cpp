@@ -5,6 +5,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/model_open.h"
 #include "cli/stop_strings.h"
@@ -26,6 +27,14 @@ struct GenOpts {
   int samples = 1;
   bool allow_tokenizer_mismatch = false, seed_given = false;
 };
+
+// The seed a sample is drawn with (drawn at random unless --seed), or that greedy
+// decoding (--temperature 0) draws nothing: the first line on stderr.
+std::string seed_note(const GenOpts& o, SampleOptions& s) {
+  if (s.temperature == 0.0f) return "greedy (--temperature 0: no sampling, no seed)";
+  if (!o.seed_given) s.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
+  return "seed " + std::to_string(s.seed) + (o.seed_given ? "" : " (random; --seed repeats a sample)");
+}
 
 // Prints one sample as its tokens come (run(on_token) generates it): the decoded text
 // of the tokens so far, what is new of it; multi-piece characters and byte-fallback
@@ -91,9 +100,7 @@ void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::
                                 "model's " + std::to_string(c.n_ctx) + " positions (" + dir + "/config.json)");
   SampleOptions s = o.s;
   s.stop_token = c.eos_id;
-  if (!o.seed_given) s.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
-  std::fprintf(stderr, "moe generate: seed %llu%s; input %zu tokens (eos included)\n", (unsigned long long)s.seed,
-               o.seed_given ? "" : " (random; --seed repeats a sample)", input.size());
+  std::fprintf(stderr, "moe generate: %s; input %zu tokens (eos included)\n", seed_note(o, s).c_str(), input.size());
   auto text_of = [&](const std::vector<int32_t>& ids) {
     std::string out;
     std::vector<int32_t> run;
@@ -139,9 +146,7 @@ void run_generate(const GenOpts& o) {
                                 std::to_string(m->config().n_ctx) + " positions (" + dir + "/config.json)");
   SampleOptions s = o.s;
   s.stop_token = tok.eos_id();
-  if (!o.seed_given) s.seed = std::random_device{}() | (uint64_t(std::random_device{}()) << 32);
-  std::fprintf(stderr, "moe generate: seed %llu%s\n", (unsigned long long)s.seed,
-               o.seed_given ? "" : " (random; --seed repeats a sample)");
+  std::fprintf(stderr, "moe generate: %s\n", seed_note(o, s).c_str());
   for (int k = 0; k < o.samples; k++) {
     if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
                                    (unsigned long long)s.seed);
@@ -164,17 +169,17 @@ void register_generate(CLI::App& app) {
   sub->add_option("--tokenizer", o->tokenizer, "SentencePiece model (default: the checkpoint's tokenizer.model)");
   sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
                 "use --tokenizer even when it is not the checkpoint's tokenizer.model");
-  sub->add_option("--max-tokens", o->s.max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
-  sub->add_option("--temperature", o->s.temperature, "sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
-  sub->add_option("--top-k", o->s.top_k, "sample from the k most likely tokens (0: all)")->check(CLI::Range(0, 1 << 24));
-  sub->add_option("--top-p", o->s.top_p, "nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--max-tokens", o->s.max_tokens, "tokens to generate")->check(InRange(1, 1 << 20));
+  sub->add_option("--temperature", o->s.temperature, "sampling temperature (0: greedy)")->check(InRange(0.0, 100.0));
+  sub->add_option("--top-k", o->s.top_k, "sample from the k most likely tokens (0: all)")->check(InRange(0, 1 << 24));
+  sub->add_option("--top-p", o->s.top_p, "nucleus sampling mass (1: off)")->check(InRange(0.0, 1.0));
   sub->add_option("--seed", o->s.seed, "sampling seed (printed; sample k of --samples uses seed + k - 1)")
       ->default_str("random");
-  sub->add_option("--samples", o->samples, "how many samples to draw")->check(CLI::Range(1, 10000));
+  sub->add_option("--samples", o->samples, "how many samples to draw")->check(InRange(1, 10000));
   sub->add_option("--stop", o->stops, "stop a sample at this text (not printed); repeatable")->default_str("none");
   sub->add_option("--repetition-penalty", o->s.repetition_penalty,
                   "divide the (positive) logits of tokens already in the text by this (1: off; 1.1-1.3 typical)")
-      ->check(CLI::Range(1.0, 10.0));
+      ->check(InRange(1.0, 10.0));
   sub->callback([o, sub] {
     o->seed_given = sub->get_option("--seed")->count() > 0;
     run_generate(*o);

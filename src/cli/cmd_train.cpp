@@ -468,8 +468,12 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   std::printf("peak memory: %s resident (VmHWM), recompute %s\n", bytes_human(s.peak_rss_bytes).c_str(),
               c.recompute ? "on" : "off");
   if (sig) {
-    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  moe train --out %s --resume\n",
-                 StopSignals::name(sig), s.step, c.out_dir.c_str());
+    // The command that continues exactly: the same thread count (the sums' order, and so
+    // the bits, depend on it), and under mpirun the same launcher.
+    std::string cmd = "moe --threads " + std::to_string(threads_get()) + " train --out " + c.out_dir + " --resume";
+    if (run.comm && run.comm->size() > 1) cmd = "mpirun -np " + std::to_string(run.comm->size()) + " " + cmd;
+    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  %s\n", StopSignals::name(sig),
+                 s.step, cmd.c_str());
     set_exit_code(128 + sig);
   }
 }
@@ -504,87 +508,87 @@ void register_train(CLI::App& app) {
                 "--schedule, --lr, --min-lr, --warmup unless given)");
   sub->add_flag("--init-optimizer", o->init_optimizer,
                 "with --init: also its AdamW moments and step (e.g. from moe upcycle --carry-optimizer)");
-  sub->add_option("--steps", c.steps, "total optimizer steps")->check(CLI::Range(1, 100000000));
-  sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(CLI::Range(1, 65536));
+  sub->add_option("--steps", c.steps, "total optimizer steps")->check(InRange(1, 100000000));
+  sub->add_option("--batch", c.batch, "sequences per micro-batch")->check(InRange(1, 65536));
   sub->add_option("--seq", c.seq, "tokens per sequence")
-      ->check(CLI::Range(2, 1 << 20))
+      ->check(InRange(2, 1 << 20))
       ->default_str("min(256, the model's positions)");
-  sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(CLI::Range(1, 4096));
-  sub->add_option("--lr", c.lr, "peak learning rate")->check(CLI::Range(1e-9, 10.0));
-  sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the decay (cosine, wsd)")->check(CLI::Range(0.0, 10.0));
+  sub->add_option("--accum", c.accum, "micro-batches per step (gradient accumulation)")->check(InRange(1, 4096));
+  sub->add_option("--lr", c.lr, "peak learning rate")->check(InRange(1e-9, 10.0));
+  sub->add_option("--min-lr", c.min_lr, "learning rate at the end of the decay (cosine, wsd)")->check(InRange(0.0, 10.0));
   sub->add_option("--schedule", c.schedule,
                   "after the warmup: cosine (to --min-lr at the end) | wsd (constant, then linear to --min-lr over "
                   "the last --decay-steps) | rsqrt (lr sqrt(warmup / step), T5's)")
       ->check(CLI::IsMember({"cosine", "wsd", "rsqrt"}));
   sub->add_option("--decay-steps", c.decay_steps, "wsd: steps of the final decay (0: constant to the end)")
-      ->check(CLI::Range(0, 100000000));
+      ->check(InRange(0, 100000000));
   sub->add_option("--warmup", c.warmup, "linear warmup steps; must be shorter than --steps")
-      ->check(CLI::Range(0, 100000000))
+      ->check(InRange(0, 100000000))
       ->default_str("100, or steps/10 when the run is not longer than 100 steps");
-  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(CLI::Range(0.0, 10.0));
-  sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(CLI::Range(0.0, 1e9));
+  sub->add_option("--weight-decay", c.weight_decay, "AdamW weight decay (matrices only)")->check(InRange(0.0, 10.0));
+  sub->add_option("--clip", c.clip, "global gradient-norm clip (0: off)")->check(InRange(0.0, 1e9));
   sub->add_option("--compute", o->compute,
                   "f32 | bf16 (bf16 GEMMs, fp32 master weights) | auto (bf16 where the CPU has a native bf16 GEMM, "
                   "f32 otherwise; the choice is printed and kept in the run)")
       ->check(CLI::IsMember({"f32", "bf16", "auto"}));
-  sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(CLI::Range(0.0, 0.99));
+  sub->add_option("--dropout", c.dropout, "dropout on embeddings and residual branches")->check(InRange(0.0, 0.99));
   sub->add_option("--seed", c.seed, "seed of the weights and dropout masks");
   sub->add_flag("--allow-tokenizer-mismatch", o->allow_tokenizer_mismatch,
                 "with --init: train even when the checkpoint's tokenizer.model is not the dataset's");
   sub->add_option("--eval-every", c.eval_every, "steps between validation runs (0: at the end)")
-      ->check(CLI::Range(0, 100000000));
-  sub->add_option("--eval-batches", c.eval_batches, "validation batches per run")->check(CLI::Range(1, 1000000));
+      ->check(InRange(0, 100000000));
+  sub->add_option("--eval-batches", c.eval_batches, "validation batches per run")->check(InRange(1, 1000000));
   sub->add_option("--save-every", c.save_every, "steps between checkpoints (0: at the end)")
-      ->check(CLI::Range(0, 100000000));
+      ->check(InRange(0, 100000000));
   sub->add_option("--save-minutes", c.save_minutes,
                   "also save a checkpoint when this many minutes passed since the last one (0: off)")
-      ->check(CLI::Range(0.0, 1e9));
-  sub->add_option("--keep", c.keep, "checkpoints to keep")->check(CLI::Range(1, 100000));
-  sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(CLI::Range(1, 100000000));
+      ->check(InRange(0.0, 1e9));
+  sub->add_option("--keep", c.keep, "checkpoints to keep")->check(InRange(1, 100000));
+  sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(InRange(1, 100000000));
   MoeOpts& m = o->moe;
-  sub->add_option("--experts", m.experts, "MoE: experts per MoE layer (0: dense)")->check(CLI::Range(0, 4096));
-  sub->add_option("--top-k", m.top_k, "MoE: experts per token (1: Switch)")->check(CLI::Range(1, 4096));
+  sub->add_option("--experts", m.experts, "MoE: experts per MoE layer (0: dense)")->check(InRange(0, 4096));
+  sub->add_option("--top-k", m.top_k, "MoE: experts per token (1: Switch)")->check(InRange(1, 4096));
   sub->add_option("--moe-layers", m.layers, "MoE: every-other (default) | all | a list like 1,3");
   sub->add_option("--capacity-factor", m.capacity, "MoE: training capacity factor (0: dropless)")
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(InRange(0.0, 1000.0));
   sub->add_option("--eval-capacity-factor", m.eval_capacity, "MoE: evaluation capacity factor (0: dropless)")
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(InRange(0.0, 1000.0));
   sub->add_option("--combine", m.combine, "MoE: renorm (Mixtral) | raw (Switch gates)")
       ->check(CLI::IsMember({"renorm", "raw"}));
-  sub->add_option("--aux-coef", m.aux, "MoE: load-balancing loss coefficient")->check(CLI::Range(0.0, 100.0));
-  sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--aux-coef", m.aux, "MoE: load-balancing loss coefficient")->check(InRange(0.0, 100.0));
+  sub->add_option("--z-coef", m.z, "MoE: router z-loss coefficient")->check(InRange(0.0, 100.0));
   sub->add_option("--routing", m.routing,
                   "MoE: top-k (tokens choose) | expert-choice (t5: the encoder's; decoders refuse it: not causal)")
       ->check(CLI::IsMember({"top-k", "expert-choice"}));
   sub->add_option("--encoder-capacity-factor", m.encoder_capacity,
                   "t5 MoE with --routing expert-choice: each encoder expert takes cf x T / E tokens of a sequence")
-      ->check(CLI::Range(0.01, 1000.0));
+      ->check(InRange(0.01, 1000.0));
   sub->add_option("--router-init-scale", m.router_init_scale,
                   "MoE: router init std sqrt(s / C); Switch's 0.1 by default, 1.0 the usual")
-      ->check(CLI::Range(1e-6, 100.0));
+      ->check(InRange(1e-6, 100.0));
   sub->add_option("--router-jitter", m.jitter, "MoE: router input noise, x * U[1-j, 1+j] (training)")
-      ->check(CLI::Range(0.0, 0.99));
+      ->check(InRange(0.0, 0.99));
   sub->add_option("--expert-dropout", m.expert_dropout, "MoE: dropout inside the experts (training)")
-      ->check(CLI::Range(0.0, 0.99));
+      ->check(InRange(0.0, 0.99));
   sub->add_option("--zero", o->zero,
-                  "1 shards the AdamW moments over the ranks (ZeRO stage 1; same results, less memory): under "
-                  "mpirun, and in --plan")
-      ->check(CLI::Range(0, 1));
+                  "ZeRO stage: 1 shards the AdamW moments over the ranks (same results, less memory), 0 keeps "
+                  "them whole; under mpirun, and in --plan")
+      ->check(InRange(0, 1));
   sub->add_option("--skip-nonfinite", c.skip_nonfinite,
                   "steps with a NaN/Inf loss or gradient to skip in a row (no update, logged) before stopping; "
                   "0: stop at the first (default)")
-      ->check(CLI::Range(0, 1000000));
+      ->check(InRange(0, 1000000));
   sub->add_flag("--recompute,!--no-recompute", c.recompute,
                 "recompute each layer's activations in the backward (less memory, ~1 more forward of time; "
                 "bit-identical results, so it may change on --resume)");
   sub->add_flag("--plan", o->plan, "print the memory estimate per rank for these flags and exit (no training)");
   sub->add_option("--ranks", o->ranks, "--plan: ranks P = data-parallel x expert-parallel (default 1)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(InRange(1, 1 << 20));
   sub->add_option("--expert-parallel", o->expert_parallel,
                   "ranks EP that split each MoE layer's experts (under mpirun -np P, EP divides P; with --plan, of --ranks)")
-      ->check(CLI::Range(1, 4096));
+      ->check(InRange(1, 4096));
   sub->add_option("--stop-at", o->stop_at, "save and stop at this step (resume later with --resume)")
-      ->check(CLI::Range(1, 100000000));
+      ->check(InRange(1, 100000000));
   sub->callback([sub, o] { run_train(sub, *o); });
 }
 

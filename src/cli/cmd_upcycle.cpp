@@ -252,8 +252,10 @@ void register_upcycle(CLI::App& app) {
       ->required();
   sub->add_option("--out", o->out, "MoE checkpoint directory to write (atomically)");
   u.experts = 0;  // required, except with --check-only
-  sub->add_option("--experts", u.experts, "experts per MoE layer (required)")->check(CLI::Range(1, 4096));
-  sub->add_option("--top-k", u.top_k, "experts per token, stored in config.json (default 2)")->check(CLI::Range(1, 4096));
+  sub->add_option("--experts", u.experts, "experts per MoE layer (required)")
+      ->check(InRange(1, 4096))
+      ->default_str("");  // required: no default to show
+  sub->add_option("--top-k", u.top_k, "experts per token, stored in config.json (default 2)")->check(InRange(1, 4096));
   sub->add_option("--combine", o->combine, "renorm (gates renormalised over the top-k; step 0 exact) | raw (Switch)")
       ->check(CLI::IsMember({"renorm", "raw"}));
   sub->add_option("--moe-layers", o->layers, "every-other (default) | all | a list like 1,3");
@@ -262,9 +264,9 @@ void register_upcycle(CLI::App& app) {
   sub->add_option("--noise", u.noise, "noise: std relative to each weight's std (default 0.01)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--drop-rate", u.drop_rate, "drop: fraction of each expert's units re-initialised (default 0.5)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(InRange(0.0, 1.0));
   sub->add_option("--granularity", u.granularity, "G: experts are 1/G shards of the MLP (granular; default 1)")
-      ->check(CLI::Range(1, 4096));
+      ->check(InRange(1, 4096));
   sub->add_option("--weight-scale", u.weight_scale,
                   "down-projection multiplier (default: G / combine mass when G > 1, else 1)")
       ->check(CLI::PositiveNumber);
@@ -278,7 +280,7 @@ void register_upcycle(CLI::App& app) {
                   "t5: expert-choice (default: the paper's; each expert takes cf x T / E tokens of a sequence) | top-k")
       ->check(CLI::IsMember({"expert-choice", "top-k"}));
   sub->add_option("--encoder-capacity-factor", o->encoder_capacity, "t5 with expert choice: cf (default 2, the paper's)")
-      ->check(CLI::Range(0.01, 1000.0));
+      ->check(InRange(0.01, 1000.0));
   sub->add_option("--capacity-factor", u.capacity_factor, "training capacity factor stored in config.json (default 2; <= 0: dropless)");
   sub->add_option("--eval-capacity-factor", u.eval_capacity_factor, "evaluation capacity factor (default 0: dropless)");
   sub->add_option("--aux-coef", u.aux_coef, "load-balancing loss coefficient (default 0.01)")->check(CLI::NonNegativeNumber);
@@ -294,8 +296,8 @@ void register_upcycle(CLI::App& app) {
   sub->add_flag("--no-check", o->no_check, "skip the step-0 check");
   sub->add_flag("--check-only", o->check_only, "only the step-0 check of an existing --out against --from");
   sub->add_option("--check-data", o->check_data, "dataset for the step-0 batch (default: the dense run's, else random)");
-  sub->add_option("--check-batch", o->check_batch, "step-0 batch: sequences (default 4)")->check(CLI::Range(1, 1024));
-  sub->add_option("--check-seq", o->check_seq, "step-0 batch: tokens per sequence (default 128)")->check(CLI::Range(2, 65536));
+  sub->add_option("--check-batch", o->check_batch, "step-0 batch: sequences (default 4)")->check(InRange(1, 1024));
+  sub->add_option("--check-seq", o->check_seq, "step-0 batch: tokens per sequence (default 128)")->check(InRange(2, 65536));
   sub->add_flag("--json", o->json, "one JSON object (plan and step-0 report) instead of text");
   sub->callback([o, sub] {
     o->noise_given = sub->get_option("--noise")->count() > 0;

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores; never more "
                  "than the cores)")
-      ->check(CLI::Range(0, 4096));
+      ->check(moe::cli::InRange(0, 4096));
   app.parse_complete_callback([&] {  // before any subcommand runs
     moe::cli::refuse_nonfinite_flags(app);
     moe::threads_set(threads);

@@ -209,6 +209,9 @@ std::string resolve_model_dir(const std::string& path_arg) {
                                "): a write or removal was interrupted; not used");
     return path_arg;
   }
+  if (path_exists(path) && !is_dir(path))
+    throw std::runtime_error(path + ": a file, not a model directory (give the directory that holds config.json and "
+                             "model.safetensors, or a run directory)");
   if (!is_dir(path)) throw std::runtime_error(path + ": no such model or run directory");
   long best = -1;
   std::string found;

@@ -43,9 +43,11 @@ void ModelConfig::validate() const {
   };
   at_most(vocab_size, int64_t(1) << 24, "vocab_size");
   at_most(n_ctx, int64_t(1) << 20, "max positions (n_ctx / max_position_embeddings)");
-  at_most(n_embd, int64_t(1) << 16, "hidden size (n_embd / hidden_size)");
-  at_most(n_layer, 1024, "layer count (n_layer / num_hidden_layers)");
-  at_most(n_inner, int64_t(1) << 20, "MLP width (n_inner / intermediate_size)");
+  const bool t5 = encoder_decoder();  // the fields are named after the family's config.json
+  at_most(n_embd, int64_t(1) << 16, t5 ? "hidden size (d_model)" : "hidden size (n_embd / hidden_size)");
+  at_most(n_layer, 1024, t5 ? "layer count (num_layers)" : "layer count (n_layer / num_hidden_layers)");
+  if (t5) at_most(n_dec_layer, 1024, "decoder layer count (num_decoder_layers)");
+  at_most(n_inner, int64_t(1) << 20, t5 ? "MLP width (d_ff)" : "MLP width (n_inner / intermediate_size)");
   at_most(moe_inner, int64_t(1) << 20, "expert MLP width (moe_intermediate_size)");
   at_most(n_head, n_embd, "head count");
   at_most(n_experts, 4096, "expert count");

@@ -65,7 +65,8 @@ void check_stop_and_resume(int sig, int code, const std::string& name, const std
   ASSERT_EQ(wait_moe(c), code) << read_file(t / "err.txt");
   const std::string err = read_file(t / "err.txt"), out = read_file(t / "out.txt");
   EXPECT_NE(err.find("stopped by " + name), std::string::npos) << err;
-  EXPECT_NE(err.find("moe train --out " + a + " --resume"), std::string::npos) << err;
+  // the command that resumes exactly: the run's thread count too (issue 21: it was dropped)
+  EXPECT_NE(err.find("resume with  moe --threads 1 train --out " + a + " --resume"), std::string::npos) << err;
   EXPECT_NE(out.find("val loss not evaluated yet"), std::string::npos) << out;  // --eval-every 0: none before the end
   const int s = newest_checkpoint(a);
   ASSERT_GE(s, 3) << err;

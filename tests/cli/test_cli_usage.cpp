@@ -110,6 +110,30 @@ TEST(CliUsage, NonFiniteNumbersAreRefusedEverywhere) {
   EXPECT_FALSE(fs::exists(t / "r"));
 }
 
+// The small things a new user hit first (issue 21, item 15): a flag value that is not a
+// number says so; help texts read right; greedy decoding draws no seed; a file given as
+// --model is named as a file.
+TEST(CliUsage, FirstHourRoughEdges) {
+  TempDir t("usage_rough");
+  expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --lr abc"), 2,
+                        {"--lr", "abc is not a number"}, "--lr abc");
+  expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --lr 50"), 2,
+                        {"--lr", "not in range"}, "--lr out of range");
+  const std::string train_help = run_moe("train --help").out, up_help = run_moe("upcycle --help").out;
+  EXPECT_EQ(train_help.find("=0 1 shards"), std::string::npos) << train_help;
+  EXPECT_NE(train_help.find("ZeRO stage: 1 shards"), std::string::npos) << train_help;
+  const size_t e = up_help.find("--experts");
+  ASSERT_NE(e, std::string::npos);
+  EXPECT_EQ(up_help.substr(e, up_help.find('\n', e) - e).find("=0"), std::string::npos) << up_help;
+  Proc r = run_moe(kOneThread + "generate --model " + q(run()) + " --temperature 0 --max-tokens 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("greedy"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("seed "), std::string::npos) << "greedy decoding printed a seed: " << r.err;
+  write_file(t / "model.safetensors", "x");
+  expect_one_line_error(run_moe("eval --model " + q(t / "model.safetensors") + " --data " + q(dataset())), 1,
+                        {"model.safetensors", "a file, not a model directory"}, "a file as --model");
+}
+
 // The user's folder of text given as --data: the message says how to build a dataset
 // from it, never to write one into it.
 TEST(CliUsage, TextFolderAsDataSuggestsInput) {

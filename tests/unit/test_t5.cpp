@@ -168,6 +168,11 @@ TEST(T5Config, HfDefaultsAndRefusals) {
   refused("dense_act_fn", "gelu_new", "dense_act_fn");
   refused("d_kv", -1, "d_kv");
   refused("pad_token_id", 100, "pad_token_id");
+  // Sizes beyond the supported ones are named by T5's own keys (issue 21: GPT-2's were).
+  refused("num_layers", 2000, "layer count (num_layers)");
+  refused("num_decoder_layers", 2000, "(num_decoder_layers)");
+  refused("d_model", 100000, "hidden size (d_model)");
+  refused("d_ff", 2000000, "MLP width (d_ff)");
 }
 
 TEST(T5Config, DecoderOnlyPathsRefuseIt) {
