@@ -39,14 +39,15 @@ std::string seed_note(const GenOpts& o, SampleOptions& s) {
 // Prints one sample as its tokens come (run(on_token) generates it): the decoded text
 // of the tokens so far, what is new of it; multi-piece characters and byte-fallback
 // sequences come out whole, and text that could be the start of a --stop string waits
-// until it is known not to be one. Stops at stop_token or a --stop string.
-void stream_sample(const std::function<void(const std::function<bool(int32_t)>&)>& run, int32_t stop_token,
+// until it is known not to be one. Stops where ended(token) says or at a --stop string.
+void stream_sample(const std::function<void(const std::function<bool(int32_t)>&)>& run,
+                   const std::function<bool(int32_t)>& ended,
                    const std::function<std::string(const std::vector<int32_t>&)>& text_of,
                    const std::vector<std::string>& stops) {
   std::vector<int32_t> generated;
   std::string shown;  // printed so far
   run([&](int32_t t) {
-    if (t == stop_token) return false;
+    if (ended(t)) return false;
     generated.push_back(t);
     const std::string text = text_of(generated);
     const StopCut cut = stop_cut(text, stops);
@@ -117,7 +118,9 @@ void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::
   for (int k = 0; k < o.samples; k++) {
     if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
                                    (unsigned long long)s.seed);
-    stream_sample([&](const std::function<bool(int32_t)>& on) { t5_generate(m, input, s, on); }, s.stop_token, text_of,
+    const int last = t5_last_sentinel(input, c.vocab_size, tok.vocab_size());
+    auto ended = [&](int32_t t) { return t5_answer_ended(t, c.eos_id, c.pad_id, c.vocab_size, tok.vocab_size(), last); };
+    stream_sample([&](const std::function<bool(int32_t)>& on) { t5_generate(m, input, s, on); }, ended, text_of,
                   o.stops);
     s.seed++;
   }
@@ -152,7 +155,8 @@ void run_generate(const GenOpts& o) {
                                    (unsigned long long)s.seed);
     std::printf("%s", o.prompt.c_str());
     std::fflush(stdout);
-    stream_sample([&](const std::function<bool(int32_t)>& on) { generate(*m, prompt, s, on); }, s.stop_token,
+    stream_sample([&](const std::function<bool(int32_t)>& on) { generate(*m, prompt, s, on); },
+                  [&](int32_t t) { return t == s.stop_token; },
                   [&](const std::vector<int32_t>& ids) { return tok.decode(ids); }, o.stops);
     s.seed++;
   }

@@ -1,5 +1,6 @@
 #include "model/t5_generate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -115,6 +116,18 @@ std::vector<int32_t> t5_generate(T5Model& m, const std::vector<int32_t>& input, 
   return sample_with([&](const std::vector<int32_t>& t) -> const std::vector<float>& { return dec.feed(t); },
                      [&] { return dec.length() < m.config().n_ctx; }, {m.config().bos_id}, m.config().vocab_size, o,
                      on_token);
+}
+
+bool t5_answer_ended(int32_t token, int eos, int pad, int V, int pieces, int last_sentinel) {
+  if (token == eos || token == pad) return true;
+  return token >= pieces && V - 1 - token > last_sentinel;
+}
+
+int t5_last_sentinel(const std::vector<int32_t>& input, int V, int pieces) {
+  int last = -1;
+  for (int32_t t : input)
+    if (t >= pieces && t < V) last = std::max(last, V - 1 - t);
+  return last;
 }
 
 }  // namespace moe

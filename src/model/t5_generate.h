@@ -38,4 +38,13 @@ class T5Decoder {
 std::vector<int32_t> t5_generate(T5Model& m, const std::vector<int32_t>& input, const SampleOptions& o,
                                  const std::function<bool(int32_t)>& on_token = {});
 
+// Where a span-filling answer ends: T5's targets are "<extra_id_0> span ... <extra_id_k>
+// span" for a prompt whose last sentinel is k, then eos. So the answer has ended at eos,
+// at pad (the decoder start, never a target), and at any sentinel after the prompt's last
+// (a model that goes on invents new spans). Sentinel n is id V - 1 - n; ids below
+// `pieces` are text. last_sentinel: the prompt's highest n, -1 when it has none.
+bool t5_answer_ended(int32_t token, int eos, int pad, int V, int pieces, int last_sentinel);
+// The prompt's highest sentinel index in its ids (-1: none).
+int t5_last_sentinel(const std::vector<int32_t>& input, int V, int pieces);
+
 }  // namespace moe

@@ -175,6 +175,20 @@ TEST(T5Config, HfDefaultsAndRefusals) {
   refused("d_ff", 2000000, "MLP width (d_ff)");
 }
 
+// Where moe generate's T5 answer ends (issue 21: it invented <extra_id_N> past the
+// prompt's last and padded with blank lines to --max-tokens): V 120, 100 pieces, 20
+// sentinels (<extra_id_n> = 119 - n), eos 1, pad 0.
+TEST(T5Generate, TheAnswerEndsAfterThePromptsLastSentinel) {
+  const int V = 120, pieces = 100;
+  const std::vector<int32_t> prompt{5, 119, 7, 118, 9, 1};  // "a <extra_id_0> b <extra_id_1> c" eos
+  const int last = t5_last_sentinel(prompt, V, pieces);
+  EXPECT_EQ(last, 1);
+  EXPECT_EQ(t5_last_sentinel({5, 6, 1}, V, pieces), -1);
+  auto ended = [&](int32_t t) { return t5_answer_ended(t, 1, 0, V, pieces, last); };
+  for (int32_t t : {119, 118, 2, 5, 99}) EXPECT_FALSE(ended(t)) << t << ": <extra_id_0/1> and text go on";
+  for (int32_t t : {1, 0, 117, 100}) EXPECT_TRUE(ended(t)) << t << ": eos, pad, <extra_id_2>, <extra_id_19> end it";
+}
+
 TEST(T5Config, DecoderOnlyPathsRefuseIt) {
   try {
     Model m(tiny_t5());
