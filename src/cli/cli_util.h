@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "train/config.h"
@@ -23,7 +24,7 @@ class InRange : public CLI::Validator {
     description(d.str());
     func_ = [min, max](std::string& in) -> std::string {
       T v;
-      if (!CLI::detail::lexical_cast(in, v)) return in + " is not a number";
+      if (!CLI::detail::lexical_cast(in, v)) return in + (std::is_integral_v<T> ? " is not an integer" : " is not a number");
       if (v < min || v > max) {
         std::stringstream m;
         m << "Value " << in << " not in range " << min << " to " << max;

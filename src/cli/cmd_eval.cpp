@@ -54,7 +54,9 @@ void run_eval(const EvalOpts& o) {
   const std::string shard = o.split == "val" ? ds.val_path : ds.train_path;
   // T5: the span-corruption loss (--seq encoder tokens per row, the masks of seed 0).
   std::unique_ptr<BatchSource> data = model_batches(ds, m->config(), shard, o.batch, seq, 0);
-  EvalResult r = evaluate(*m, *data, o.batches, compute_from_flag(o.compute), comm, o.expert_parallel);  // one process's result
+  int compute = int(compute_from_flag(o.compute));
+  if (comm) comm->broadcast(&compute, sizeof compute, 0);  // one precision on every rank: rank 0's
+  EvalResult r = evaluate(*m, *data, o.batches, Compute(compute), comm, o.expert_parallel);  // one process's result
   const double uniform = std::log(double(m->config().vocab_size));
   if (r.loss > uniform)
     std::fprintf(stderr, "note: loss %.4f is above a uniform guess (ln %d = %.4f): an untrained model, or data it "

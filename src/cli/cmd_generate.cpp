@@ -28,6 +28,12 @@ struct GenOpts {
   bool allow_tokenizer_mismatch = false, seed_given = false;
 };
 
+// "=== sample k of n (seed S) ===" (greedy: no seed).
+void print_sample_header(int k, int n, const SampleOptions& s) {
+  if (s.temperature == 0.0f) std::printf("%s=== sample %d of %d ===\n", k ? "\n" : "", k + 1, n);
+  else std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, n, (unsigned long long)s.seed);
+}
+
 // The seed a sample is drawn with (drawn at random unless --seed), or that greedy
 // decoding (--temperature 0) draws nothing: the first line on stderr.
 std::string seed_note(const GenOpts& o, SampleOptions& s) {
@@ -116,8 +122,7 @@ void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::
     return out + tok.decode(run);
   };
   for (int k = 0; k < o.samples; k++) {
-    if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
-                                   (unsigned long long)s.seed);
+    if (o.samples > 1) print_sample_header(k, o.samples, s);
     const int last = t5_last_sentinel(input, c.vocab_size, tok.vocab_size());
     auto ended = [&](int32_t t) { return t5_answer_ended(t, c.eos_id, c.pad_id, c.vocab_size, tok.vocab_size(), last); };
     stream_sample([&](const std::function<bool(int32_t)>& on) { t5_generate(m, input, s, on); }, ended, text_of,
@@ -151,8 +156,7 @@ void run_generate(const GenOpts& o) {
   s.stop_token = tok.eos_id();
   std::fprintf(stderr, "moe generate: %s\n", seed_note(o, s).c_str());
   for (int k = 0; k < o.samples; k++) {
-    if (o.samples > 1) std::printf("%s=== sample %d of %d (seed %llu) ===\n", k ? "\n" : "", k + 1, o.samples,
-                                   (unsigned long long)s.seed);
+    if (o.samples > 1) print_sample_header(k, o.samples, s);
     std::printf("%s", o.prompt.c_str());
     std::fflush(stdout);
     stream_sample([&](const std::function<bool(int32_t)>& on) { generate(*m, prompt, s, on); },

@@ -313,6 +313,11 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       }
     }
     o.cfg.compute = compute_from_flag(o.compute, &o.compute_why);
+    if (launched_by_mpi()) {  // one precision on every rank: rank 0's (auto measures in each process)
+      int v = int(o.cfg.compute);
+      comm_world().broadcast(&v, sizeof v, 0);
+      o.cfg.compute = Compute(v);
+    }
     DatasetInfo ds = dataset_open(o.cfg.data_dir);
     if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
       throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");

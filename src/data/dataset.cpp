@@ -197,7 +197,6 @@ uint64_t val_tokens_for(uint64_t n, double fraction) {
   } else {
     nv = std::max<uint64_t>(uint64_t(std::llround(double(n) * kValFraction)), kValMinTokens);
     nv = std::min<uint64_t>(nv, uint64_t(double(n) * kValMaxFraction));
-    nv = std::max<uint64_t>(nv, std::min<uint64_t>(kMinSplitTokens, n / 2));  // one batch, if the text allows
   }
   return std::clamp<uint64_t>(nv, 1, n - 1);
 }
@@ -384,6 +383,21 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   // ---- split: val_tokens_for() of each input's stream is held out, from the tails of
   // up to kValSegments equal segments of it
   const int32_t eos = tok.eos_id();
+  // Each input's stream length (its tokens, one eos per document) and validation share;
+  // the automatic split is raised, over the inputs in proportion, to one batch of
+  // kMinSplitTokens in all when it falls short and the corpus allows (at most half).
+  std::vector<uint64_t> n_of(inputs.size(), 0), nv_of(inputs.size());
+  for (size_t k = 0; k < chunks.size(); k++) n_of[chunks[k].input] += ids[k].size();
+  uint64_t total = 0, val_total = 0;
+  for (size_t i = 0; i < inputs.size(); i++) {
+    n_of[i] += inputs[i].documents.size();
+    nv_of[i] = val_tokens_for(n_of[i], o.val_fraction);
+    total += n_of[i], val_total += nv_of[i];
+  }
+  const uint64_t want = std::min<uint64_t>(kMinSplitTokens, total / 2);
+  if (o.val_fraction <= 0 && val_total < want)
+    for (size_t i = 0; i < inputs.size(); i++)
+      nv_of[i] = std::max(nv_of[i], std::min<uint64_t>((want * n_of[i] + total - 1) / total, n_of[i] / 2));
   std::vector<int32_t> train, val;
   size_t c = 0;
   for (size_t i = 0; i < inputs.size(); i++) {
@@ -393,7 +407,8 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
         stream.insert(stream.end(), ids[c].begin(), ids[c].end());
       stream.push_back(eos);
     }
-    const uint64_t n = stream.size(), nv = val_tokens_for(n, o.val_fraction);
+    const uint64_t n = stream.size(), nv = nv_of[i];
+    if (n != n_of[i]) throw std::logic_error("dataset: input " + std::to_string(i) + "'s stream length miscounted");
     const uint64_t S = val_segments(nv);
     for (uint64_t k = 0; k < S; k++) {
       const uint64_t b = n * k / S, e = n * (k + 1) / S, v = nv * (k + 1) / S - nv * k / S;
@@ -411,7 +426,7 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   for (const auto& [name, n] : {std::pair{"training", train.size()}, std::pair{"validation", val.size()}})
     if (n < kMinSplitTokens)
       throw std::runtime_error("corpus too small: the " + std::string(name) + " split would hold " + std::to_string(n) +
-                               " tokens, fewer than one batch of 8 x 128 (+1) that moe train needs by default; add "
+                               " tokens, fewer than one batch of the tiny preset's 8 x 128 (+1), the least moe train takes; add "
                                "text" + (std::string(name) == "validation" ? " or raise --val-fraction" : ""));
   s.train_tokens = train.size();
   s.val_tokens = val.size();

@@ -55,8 +55,9 @@ struct DataSummary {
 int vocab_for_corpus(uint64_t chars);
 
 // The automatic validation split: 1% of each input's tokens, raised to kValMinTokens
-// (4 batches of moe train's default 8 x 256, +1) but never above 10% of the input, unless
-// that is less than one batch of 8 x 128 (kMinSplitTokens): then that batch, at most half.
+// (4 batches of moe train's default 8 x 256, +1) but never above 10% of the input; when
+// the inputs' shares add up to less than one batch of 8 x 128 (kMinSplitTokens), they are
+// raised in proportion to that batch, each to at most half its input (moe data's build).
 inline constexpr double kValFraction = 0.01, kValMaxFraction = 0.1;
 inline constexpr uint64_t kValMinTokens = 4 * 8 * 256 + 1;
 // Each split holds at least one batch of moe train's smallest default shape (the tiny

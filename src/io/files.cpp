@@ -3,6 +3,7 @@
 #include "io/temps.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,13 +84,14 @@ void file_copy_atomic(const std::string& from, const std::string& to) { file_wri
 
 void refuse_overlap(const std::string& out, const std::string& input, const std::string& what) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path o = fs::weakly_canonical(fs::path(out), ec), i = fs::weakly_canonical(fs::path(input), ec);
+  std::error_code eo, ei;
+  const fs::path o = fs::weakly_canonical(fs::path(out), eo), i = fs::weakly_canonical(fs::path(input), ei);
   auto within = [](const fs::path& a, const fs::path& b) {  // a is b or inside b
     auto m = std::mismatch(b.begin(), b.end(), a.begin(), a.end());
     return m.first == b.end() || (std::next(m.first) == b.end() && m.first->empty());  // "dir/" = "dir"
   };
-  if (ec) throw std::runtime_error(out + ": cannot resolve the path (" + ec.message() + ")");
+  if (eo) throw std::runtime_error(out + ": cannot resolve the path (" + eo.message() + ")");
+  if (ei) throw std::runtime_error(input + ": cannot resolve the path (" + ei.message() + ")");
   if (within(o, i) || within(i, o))
     throw std::runtime_error("--out " + out + ": overlaps " + what + " " + input + " (it would be replaced; give another --out)");
 }
@@ -127,6 +129,16 @@ void remove_tree(const std::string& path) {
 }
 
 void dir_commit(const std::string& from, const std::string& to) {
+  // No signal between moving the old output aside and the new one into place (the handler
+  // would remove `from`, the finished output, and leave the old one aside).
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, s);
+  pthread_sigmask(SIG_BLOCK, &stop, &old);
+  struct Restore {
+    sigset_t* old;
+    ~Restore() { pthread_sigmask(SIG_SETMASK, old, nullptr); }
+  } restore{&old};
   std::string aside;
   if (path_exists(to)) {
     // Hidden beside it, out of the readers' namespace; named so that a later run can

@@ -125,6 +125,7 @@ std::string t5_upcycle(const std::string& dense_path, const std::string& out, co
   const std::string dir = resolve_model_dir(dense_path);
   auto dense = t5_load(dir);
   const ModelConfig mc = t5_upcycled_config(dense->config(), t);
+  refuse_overlap(out, dir, "the dense checkpoint");  // never write over (or around) what is read
   if (path_exists(out) && !force) throw std::invalid_argument(out + ": already exists (give --force to replace it)");
   T5Model moe(mc, false);
   t5_upcycle_weights(*dense, moe, t);

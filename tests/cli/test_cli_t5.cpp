@@ -181,6 +181,14 @@ TEST(CliT5, UpcyclesWithExpertChoiceAndReportsStep0) {
                         2, {"--top-k 5"}, "top-k above the experts");
   expect_one_line_error(run_moe("upcycle --from " + q(tmp / "u") + " --out " + q(tmp / "y") + " --experts 4"), 2,
                         {"already an MoE model"}, "upcycling an MoE T5");
+  // --out over (or around) the dense run is refused even with --force: the run stays
+  const std::string weights = read_file(tmp / "d/checkpoint-8/model.safetensors");
+  for (const std::string& out : {tmp / "d", tmp.str()}) {
+    Proc o = run_moe("upcycle --from " + q(tmp / "d") + " --out " + q(out) + " --experts 4 --force --no-check");
+    EXPECT_EQ(o.code, 1) << o.err;
+    EXPECT_NE(o.err.find("overlaps the dense checkpoint"), std::string::npos) << o.err;
+    EXPECT_EQ(read_file(tmp / "d/checkpoint-8/model.safetensors"), weights) << out;
+  }
 }
 
 // moe bench train --family t5: span corruption's shapes (T encoder tokens, its targets),

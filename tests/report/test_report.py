@@ -278,7 +278,17 @@ class Report(unittest.TestCase):
             out = self.w(f"sig{int(sig)}")
             p = subprocess.Popen([MOE, "report", self.w("dense"), self.w("moe"), "--out", out],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.5)
+            # once moe has handed over to Python and Python is past its start (its own
+            # handlers set), as a user's Ctrl-C in the middle of a report
+            for _ in range(600):
+                try:
+                    with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                        if b"moe_report.py" in f.read():
+                            break
+                except OSError:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.3)
             p.send_signal(sig)
             _, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 128 + int(sig), err)
