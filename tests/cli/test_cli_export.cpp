@@ -35,6 +35,19 @@ void expect_rounded(const std::string& in, const std::string& out, STDType dtype
   }
 }
 
+// A copy of checkpoint `ckpt` in `dir` (weights, config, tokenizer) whose last tensor's first
+// value is x (the data region ends the file); returns that tensor's name.
+std::string copy_with_last_value(const std::string& ckpt, const std::string& dir, float x) {
+  copy_files(ckpt, dir, {"config.json", "tokenizer.model"});
+  std::string b = read_file(ckpt + "/model.safetensors");
+  SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
+  uint64_t data = 0;
+  for (const STEntry& e : f.tensors()) data += e.nbytes;
+  std::memcpy(&b[b.size() - data + f.tensors().back().offset], &x, sizeof x);
+  write_file(dir + "/model.safetensors", b);
+  return f.tensors().back().name;
+}
+
 double eval_loss(const std::string& model) {
   Proc r = run_moe(kOneThread + "eval --model " + q(model) + " --data " + q(dataset()) + " --batches 4 --json");
   EXPECT_EQ(r.code, 0) << r.err;
@@ -101,17 +114,7 @@ TEST(Export, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "o2");
   // A NaN weight.
   const std::string nan = t / "nan";
-  copy_files(ckpt, nan, {"config.json", "tokenizer.model"});
-  {
-    // The last tensor's first value becomes NaN (the data region ends the file).
-    SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
-    uint64_t data = 0;
-    for (const STEntry& e : f.tensors()) data += e.nbytes;
-    std::string b = bytes;
-    const float x = NAN;
-    std::memcpy(&b[bytes.size() - data + f.tensors().back().offset], &x, sizeof x);
-    write_file(nan + "/model.safetensors", b);
-  }
+  copy_with_last_value(ckpt, nan, NAN);
   r = run_moe("export --model " + q(nan) + " --out " + q(t / "o3"));
   expect_one_line_error(r, 1, {"NaN"}, "NaN weight");
   nothing_written(t / "o3");
@@ -137,19 +140,9 @@ TEST(Export, BadInputIsOneLineAndNothingIsWritten) {
 // 1e5, and to bf16 of 3.4e38 (above bf16's largest, 3.39e38); f32 and a wider dtype pass.
 TEST(Export, OverflowIsRefusedNotWrittenAsInf) {
   TempDir t("export_overflow");
-  const std::string ckpt = run_checkpoint(), bytes = read_file(ckpt + "/model.safetensors");
-  SafeTensorsFile f = SafeTensorsFile::open(ckpt + "/model.safetensors");
-  uint64_t data = 0;
-  for (const STEntry& e : f.tensors()) data += e.nbytes;
-  const std::string last = f.tensors().back().name;
-  auto with_value = [&](const std::string& dir, float x) {  // the last tensor's first value is x
-    copy_files(ckpt, dir, {"config.json", "tokenizer.model"});
-    std::string b = bytes;
-    std::memcpy(&b[bytes.size() - data + f.tensors().back().offset], &x, sizeof x);
-    write_file(dir + "/model.safetensors", b);
-  };
-  with_value(t / "big", 1e5f);
-  with_value(t / "huge", 3.4e38f);
+  const std::string ckpt = run_checkpoint();
+  const std::string last = copy_with_last_value(ckpt, t / "big", 1e5f);
+  copy_with_last_value(ckpt, t / "huge", 3.4e38f);
   for (const auto& [model, dtype, ok] : {std::tuple{"big", "f16", false}, std::tuple{"big", "bf16", true},
                                          std::tuple{"huge", "bf16", false}, std::tuple{"huge", "f32", true}}) {
     const std::string out = t / (std::string(model) + "_" + dtype);
