@@ -4,6 +4,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <omp.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <string>
@@ -57,11 +59,25 @@ dnnl::engine& engine() {
   return e;
 }
 
-// A primitive per (dtype, shape, strides, transposes, accumulate): creating one
-// costs micro- to milliseconds (JIT), and training repeats the same few shapes.
-// Primitives use a user scratchpad and each calling thread brings its own
-// scratchpad and stream, so one primitive can run on several threads at once.
-using Key = std::tuple<int, int, int, int, int, int, int, bool, bool, bool>;
+// A primitive per (dtype, shape, strides, transposes, accumulate, threading
+// context): creating one costs micro- to milliseconds (JIT), and training repeats
+// the same few shapes. Primitives use a user scratchpad and each calling thread
+// brings its own scratchpad and stream, so one primitive can run on several
+// threads at once.
+//
+// The threading context is part of the key (issue 21, item 1). oneDNN sizes a
+// primitive's work split and its scratchpad for the threads it sees when it is
+// created: one inside an OpenMP parallel region (attention and the MoE experts
+// call GEMMs there), omp_get_max_threads() outside. A primitive created in one
+// context and executed in the other is outside oneDNN's contract; the same shape
+// can occur in both (a head's GEMM and a layer's, an expert's and a dense MLP's),
+// so each context gets its own primitive.
+struct ThreadCtx {
+  int in_parallel, max_threads;
+};
+ThreadCtx thread_ctx() { return {omp_in_parallel() ? 1 : 0, omp_get_max_threads()}; }
+
+using Key = std::tuple<int, int, int, int, int, int, int, bool, bool, bool, int, int>;
 
 struct Prim {
   dnnl::matmul prim;
@@ -72,7 +88,8 @@ std::mutex g_mu;
 std::map<Key, Prim> g_prims;
 
 const Prim& lookup(Dt dt, int M, int N, int K, int lda, int ldb, int ldc, bool transA, bool transB, bool acc) {
-  Key key{int(dt), M, N, K, lda, ldb, ldc, transA, transB, acc};
+  const ThreadCtx ctx = thread_ctx();
+  Key key{int(dt), M, N, K, lda, ldb, ldc, transA, transB, acc, ctx.in_parallel, ctx.max_threads};
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_prims.find(key);
   if (it != g_prims.end()) return it->second;
@@ -184,6 +201,11 @@ void matmul_bf16(float* C, const bf16* A, const bf16* B, int M, int N, int K, bo
   static const bool native = bf16_gemm_route() == Bf16Gemm::Native;
   if (native) matmul_bf16_native(C, A, B, M, N, K, transA, transB, accumulate);
   else matmul_bf16_widen(C, A, B, M, N, K, transA, transB, accumulate);
+}
+
+size_t matmul_primitives_cached() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_prims.size();
 }
 
 void matmul_ld(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int M, int N, int K, bool transA,

@@ -32,4 +32,8 @@ void matmul_ld_ref(S* C, int ldc, const S* A, int lda, const S* B, int ldb, int 
 void matmul_ld(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int M, int N, int K, bool transA,
                bool transB, bool accumulate);
 
+// How many oneDNN primitives the cache holds (each shape once per threading
+// context: inside an OpenMP parallel region, or outside it with N threads).
+size_t matmul_primitives_cached();
+
 }  // namespace moe

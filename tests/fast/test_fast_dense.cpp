@@ -64,6 +64,36 @@ TEST(Fast, MatmulStridedInParallel) {
   EXPECT_TRUE(all_close(C.vec(), R, gemm_tol(T) * 10, 1e-5, "strided transA accumulate (untouched columns stay 1)"));
 }
 
+// One shape first inside a parallel region (a primitive sized for the one
+// thread each GEMM gets there), then outside with every thread, then inside
+// again: each context has its own primitive (issue 21, item 1: a primitive made
+// in one context and run in the other is outside oneDNN's contract), and every
+// result matches the reference in guarded buffers.
+TEST(Fast, MatmulPrimitivePerThreadingContext) {
+  const int M = 37, N = 29, K = 45;  // a shape no other test uses
+  auto A = randn<float>(M * K, 4), B = randn<float>(K * N, 5);
+  std::vector<float> R(size_t(M) * N);
+  matmul_ref(R.data(), A.data(), B.data(), M, N, K, false, false, false);
+  const size_t before = matmul_primitives_cached();
+  auto inside = [&](const char* what) {
+    std::vector<Guarded> out;
+    for (int i = 0; i < 4; i++) out.emplace_back(M * N);
+#pragma omp parallel for num_threads(2)
+    for (int i = 0; i < 4; i++) matmul(out[i].data(), A.data(), B.data(), M, N, K, false, false, false);
+    for (auto& C : out) {
+      ASSERT_TRUE(C.intact(what));
+      EXPECT_TRUE(all_close(C.vec(), R, gemm_tol(K), 1e-5, what));
+    }
+  };
+  inside("first inside a parallel region");
+  Guarded C(M * N);
+  matmul(C.data(), A.data(), B.data(), M, N, K, false, false, false);
+  ASSERT_TRUE(C.intact("outside"));
+  EXPECT_TRUE(all_close(C.vec(), R, gemm_tol(K), 1e-5, "then outside"));
+  inside("inside again");
+  EXPECT_EQ(matmul_primitives_cached(), before + 2) << "one primitive inside a parallel region, one outside";
+}
+
 TEST(Fast, MatmulBf16) {
   for (int M : {1, 17, 128})
     for (int N : {3, 64})
