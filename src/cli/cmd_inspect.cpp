@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/model_open.h"
 #include "model/checkpoint.h"
+#include "model/family.h"
 #include "model/flops.h"
 
 namespace moe::cli {
@@ -31,7 +32,9 @@ void run_inspect(const InspectOpts& o) {
     nlohmann::ordered_json j{{"model", dir}, {"family", c.family}, {"layers", c.n_layer + c.n_dec_layer}, {"hidden", c.n_embd},
                              {"heads", c.n_head}, {"kv_heads", c.n_kv_head}, {"mlp", c.n_inner},
                              {"vocab", c.vocab_size}, {"positions", c.n_ctx}, {"params_total", total},
-                             {"params_active_per_token", active}, {"experts", c.n_experts}};
+                             {"params_active_per_token", active}, {"experts", c.n_experts},
+                             {"model_type", family_to_write(c).model_type},
+                             {"architecture", family_to_write(c).architecture}};
     if (c.encoder_decoder()) j["encoder_layers"] = c.n_layer, j["decoder_layers"] = c.n_dec_layer;
     if (c.is_moe()) {  // a dense model has no routing settings to report
       j["top_k"] = c.top_k;
@@ -57,6 +60,11 @@ void run_inspect(const InspectOpts& o) {
   else
     std::printf("  shape       %d layers, hidden %d, %d heads (%d kv, head %d), MLP %d, vocab %d, %d positions\n",
                 c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.n_inner, c.vocab_size, c.n_ctx);
+  const Family& label = family_to_write(c);
+  std::printf("  config.json model_type %s, %s%s\n", label.model_type, label.architecture,
+              std::string(label.model_type) == kMixtralRawGates
+                  ? " (moe's own: raw top-k gates, which HF's MixtralForCausalLM does not compute)"
+                  : "");
   std::printf("  parameters  %.2fM total, %.2fM active per token\n", total / 1e6, active / 1e6);
   if (c.is_moe()) {
     std::string ls;

@@ -15,9 +15,16 @@ const Family& family_of(const std::string& t) {
   if (t == "gpt2") return family_gpt2();
   if (t == "llama") return family_llama();
   if (t == "mixtral") return family_mixtral();
+  if (t == kMixtralRawGates) return family_mixtral_raw();
   if (t == "t5") return family_t5();
   if (t == "switch_transformers") return family_switch();
-  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral, t5 or switch_transformers)");
+  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral, " +
+                              kMixtralRawGates + ", t5 or switch_transformers)");
+}
+
+const Family& family_to_write(const ModelConfig& c) {
+  if (c.family == "mixtral" && !c.moe_renormalize) return family_mixtral_raw();
+  return family_of(c.family);
 }
 
 bool ModelConfig::moe_layer(int l) const {
@@ -155,13 +162,15 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) hf::fail(path, "expected a JSON object");
   auto type = hf::opt_string(j, "model_type", path);
-  const char* known = "\"gpt2\", \"llama\", \"mixtral\", \"t5\" or \"switch_transformers\"";
-  if (!type) hf::fail(path, std::string("missing field 'model_type' (expected ") + known + ")");
-  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != "t5" && *type != "switch_transformers")
+  const std::string known = std::string("\"gpt2\", \"llama\", \"mixtral\", \"") + kMixtralRawGates +
+                            "\", \"t5\" or \"switch_transformers\"";
+  if (!type) hf::fail(path, "missing field 'model_type' (expected " + known + ")");
+  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != kMixtralRawGates && *type != "t5" &&
+      *type != "switch_transformers")
     hf::fail(path, "field 'model_type' is \"" + *type + "\", expected " + known);
   const Family& f = family_of(*type);
   ModelConfig c;
-  c.family = *type;
+  c.family = *type == kMixtralRawGates ? "mixtral" : *type;  // one family inside; the gates say which label
   f.set_parts(c);
   f.from_hf(c, j, path);
   try {
@@ -173,7 +182,7 @@ ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
 }
 
 nlohmann::json config_to_hf(const ModelConfig& c) {
-  const Family& f = family_of(c.family);
+  const Family& f = family_to_write(c);
   nlohmann::json j;
   j["model_type"] = f.model_type;
   j["architectures"] = {f.architecture};

@@ -44,6 +44,13 @@ const Family& family_of(const std::string& model_type);  // throws listing the k
 const Family& family_gpt2();
 const Family& family_llama();
 const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and config fields
+// The same with raw top-k gates (moe_renormalize false), which HF's Mixtral does not
+// compute: our own model_type (kMixtralRawGates), read back as family "mixtral".
+inline constexpr const char* kMixtralRawGates = "mixtral_raw_gates";
+const Family& family_mixtral_raw();
+// The family whose model_type and architecture config.json gets for c: its own,
+// except raw-gate Mixtral (family_mixtral_raw).
+const Family& family_to_write(const ModelConfig& c);
 // T5 (T5ForConditionalGeneration): config fields only; its tensors are named by
 // t5_layout (model/t5.h), which has encoder and decoder stacks the roles cannot say.
 const Family& family_t5();

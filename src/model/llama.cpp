@@ -103,7 +103,25 @@ void mixtral_to_hf(const ModelConfig& c, nlohmann::json& j) {
   moe_to_hf(c, j, "num_local_experts", "num_experts_per_tok", true);
 }
 
+// Raw top-k gates (moe_renormalize false) under Mixtral's names and fields. HF's
+// MixtralForCausalLM always renormalises the chosen gates, so it would load such
+// a model without a word and compute another function (issue 21, item 4): this
+// model_type, which no HF class claims, makes transformers refuse it instead.
+void mixtral_raw_from_hf(ModelConfig& c, const nlohmann::json& j, const std::string& path) {
+  mixtral_from_hf(c, j, path);
+  if (j.contains("moe_renormalize") && c.moe_renormalize)
+    hf::fail(path, "field 'moe_renormalize' is true, but model_type \"" + std::string(kMixtralRawGates) +
+                       "\" means raw gates (a renormalised model is model_type \"mixtral\")");
+  c.moe_renormalize = false;
+}
+
 }  // namespace
+
+const Family& family_mixtral_raw() {
+  static const Family f{kMixtralRawGates, "MixtralRawGatesForCausalLM", llama_name, llama_transposed,
+                        mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer};
+  return f;
+}
 
 const Family& family_mixtral() {
   static const Family f{"mixtral", "MixtralForCausalLM", llama_name, llama_transposed, mixtral_from_hf,

@@ -1,5 +1,7 @@
 #include "train/hf_extras.h"
 
+#include "model/family.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -99,6 +101,11 @@ std::string model_card(const LanguageModel& m, const TrainerState& st, const nlo
   if (t5)
     add(s, "\nAn encoder-decoder (", num(c.n_layer), " encoder and ", num(c.n_dec_layer), " decoder layers) trained "
            "on span corruption. Hugging Face: `AutoModelForSeq2SeqLM.from_pretrained(DIR)`.\n");
+  else if (std::string(family_to_write(c).model_type) == kMixtralRawGates)
+    add(s, "\nUse: `moe generate --model DIR`. Its model_type `", kMixtralRawGates, "` is moe's own: the tensors and "
+           "fields are Mixtral's, but the gates are raw top-k probabilities, which HF's `MixtralForCausalLM` "
+           "(always renormalising) does not compute, so transformers refuses it rather than compute another "
+           "function.\n");
   else
     add(s, "\nUse: `moe generate --model DIR`; Hugging Face: `AutoModelForCausalLM.from_pretrained(DIR)`",
         c.is_moe() && !c.moe_all_layers && c.family == "mixtral" ? " (not for a mix of dense and MoE layers).\n" : ".\n");

@@ -196,6 +196,9 @@ TEST(ExportGguf, BadInputIsOneLineAndNothingIsWritten) {
   nothing_written(t / "a.gguf");
   r = run_moe(train + q(t / "raw") + " --family llama --combine raw");
   ASSERT_EQ(r.code, 0) << r.err;
+  // Not labelled Mixtral (whose HF class renormalises), and the model card says why.
+  EXPECT_EQ(nlohmann::json::parse(read_file(t / "raw/checkpoint-2/config.json"))["model_type"], "mixtral_raw_gates");
+  EXPECT_NE(read_file(t / "raw/checkpoint-2/README.md").find("transformers refuses it"), std::string::npos);
   r = gguf(t / "raw", t / "b.gguf");
   expect_one_line_error(r, 1, {"raw Switch gates", "renormalises"}, "raw gates");
   nothing_written(t / "b.gguf");

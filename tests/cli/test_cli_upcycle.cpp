@@ -67,6 +67,16 @@ TEST(CliUpcycle, SwitchTop1ReportShowsShrinkage) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("not exact: raw gates"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("step-0 check"), std::string::npos) << r.out;
+  // Raw gates are not what HF's Mixtral computes: moe's own label (issue 21, item 4).
+  const auto cfg = nlohmann::json::parse(read_file(t / "moe/config.json"));
+  EXPECT_EQ(cfg["model_type"], "mixtral_raw_gates");
+  EXPECT_EQ(cfg["architectures"][0], "MixtralRawGatesForCausalLM");
+  r = run_moe("inspect " + q(t / "moe"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("model_type mixtral_raw_gates, MixtralRawGatesForCausalLM (moe's own: raw top-k gates, which "
+                       "HF's MixtralForCausalLM does not compute)"),
+            std::string::npos)
+      << r.out;
 }
 
 // Switch top-1 with raw gates shrinks the MLP at step 0 (gate 1/E at a uniform router);

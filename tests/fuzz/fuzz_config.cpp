@@ -34,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r.n_experts != c.n_experts || r.top_k != c.top_k || r.expert_inner() != c.expert_inner() ||
       r.tied != c.tied || r.n_dec_layer != c.n_dec_layer || r.head_dim() != c.head_dim() || r.mlp != c.mlp ||
       r.rel_buckets != c.rel_buckets || r.rel_max_distance != c.rel_max_distance || r.pad_id != c.pad_id ||
-      r.expert_choice != c.expert_choice || r.switch_capacity != c.switch_capacity) {
+      r.expert_choice != c.expert_choice || r.switch_capacity != c.switch_capacity ||
+      r.moe_renormalize != c.moe_renormalize) {
     std::fprintf(stderr, "accepted config changes in the round trip\n");
     __builtin_trap();
   }

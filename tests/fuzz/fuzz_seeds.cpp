@@ -61,6 +61,9 @@ static void config_seeds(const std::string& dir) {
         c.n_experts = 8, c.top_k = 1, c.moe_inner = c.n_inner / 2, c.moe_layers = {1};
         c.moe_renormalize = false, c.capacity_factor = 1.0f;
         file_write_atomic(dir + "/" + fam + "_" + preset + "_moe.json", config_to_hf(c).dump());
+      } else {  // raw top-1 gates: model_type mixtral_raw_gates
+        c.top_k = 1, c.moe_renormalize = false;
+        file_write_atomic(dir + "/" + fam + "_" + preset + "_raw.json", config_to_hf(c).dump(1));
       }
     }
   for (const char* preset : {"tiny", "small"}) {  // T5 v1.1 (gated-gelu, untied) and the original T5 (relu, tied)

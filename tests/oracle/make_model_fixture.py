@@ -108,6 +108,8 @@ def mixtral_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None,
               "router_z_loss_coef": z_coef, "moe_capacity_factor": capacity,
               "moe_eval_capacity_factor": eval_capacity, "moe_renormalize": bool(renorm),
               "output_router_logits": False})
+    if not renorm:  # raw gates: HF's Mixtral renormalises, so not its label (src/model/llama.cpp)
+        c.update({"architectures": ["MixtralRawGatesForCausalLM"], "model_type": "mixtral_raw_gates"})
     if moe_layers is not None:
         c["moe_layers"] = list(moe_layers)
     return c
@@ -218,7 +220,7 @@ def random_params(config, seed):
         p["transformer.ln_f.weight"], p["transformer.ln_f.bias"] = norm(C), bias(C)
         if not config.get("tie_word_embeddings", True):
             p["lm_head.weight"] = w(V, C)
-    elif config["model_type"] in ("llama", "mixtral"):
+    elif config["model_type"] in ("llama", "mixtral", "mixtral_raw_gates"):
         V, C, L = config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]
         F, H = config["intermediate_size"], config["num_attention_heads"]
         Hkv = config.get("num_key_value_heads") or H
@@ -232,7 +234,7 @@ def random_params(config, seed):
             p[h + "self_attn.v_proj.weight"] = w(Hkv * D, C)
             p[h + "self_attn.o_proj.weight"] = w(C, H * D)
             p[h + "post_attention_layernorm.weight"] = norm(C)
-            if config["model_type"] == "mixtral" and i in config.get("moe_layers", range(L)):
+            if config["model_type"] != "llama" and i in config.get("moe_layers", range(L)):
                 m = h + "block_sparse_moe."
                 # router: 5x the init std, so the probabilities are spread (no near-ties) and
                 # the routing is skewed enough for a capacity of cf K N / E to drop pairs

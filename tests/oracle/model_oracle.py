@@ -200,6 +200,10 @@ def mixtral_hparams(cfg):
     hp.z_coef = f32(_get(cfg, "router_z_loss_coef", 1e-3))
     hp.cf = f32(_get(cfg, "moe_capacity_factor", 0.0))  # training capacity factor: what we compare
     hp.renorm = bool(_get(cfg, "moe_renormalize", True))
+    if cfg.get("model_type") == "mixtral_raw_gates":  # our label for raw gates (HF's Mixtral renormalises)
+        if hp.renorm and "moe_renormalize" in cfg:
+            raise OracleError("mixtral_raw_gates: moe_renormalize must be false")
+        hp.renorm = False
     layers = _get(cfg, "moe_layers")
     hp.moe_layers = tuple(range(hp.L)) if layers is None else tuple(sorted(set(int(l) for l in layers)))
     if not hp.moe_layers or min(hp.moe_layers) < 0:
@@ -824,6 +828,12 @@ FAMILIES = {
                       {"mlp": llama_mlp}, "model.layers.%d.", ("input_layernorm.", "post_attention_layernorm."),
                       "model.norm.", "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",),
                       moe_mlp=("block_sparse_moe", mixtral_moe)),
+    # moe's label for Mixtral with raw top-k gates (moe_renormalize false): the same tensors.
+    "mixtral_raw_gates": Family(mixtral_hparams, llama_spec, llama_embed, rmsnorm, {"self_attn": llama_attention},
+                                {"mlp": llama_mlp}, "model.layers.%d.",
+                                ("input_layernorm.", "post_attention_layernorm."), "model.norm.",
+                                "model.embed_tokens.weight", buffers=(".rotary_emb.inv_freq",),
+                                moe_mlp=("block_sparse_moe", mixtral_moe)),
     # T5 (T5ForConditionalGeneration): encoder-decoder, see T5Model; the blocks are t5_attention,
     # t5_ff and rmsnorm (T5LayerNorm is the same function: no mean, no bias).
     "t5": Family(t5_hparams, t5_spec, None, rmsnorm, {"SelfAttention": t5_attention}, {"DenseReluDense": t5_ff},

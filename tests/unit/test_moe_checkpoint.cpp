@@ -53,6 +53,41 @@ TEST(MoeCheckpoint, LlamaMoeIsAMixtralDirectory) {
   expect_same_params(m, *back);
 }
 
+// Raw top-k gates (Switch's combine) are not what HF's MixtralForCausalLM computes
+// (it renormalises): such a model is written under moe's own model_type, with
+// Mixtral's tensors, and reads back as the same raw-gate model (issue 21, item 4).
+TEST(MoeCheckpoint, RawGatesAreNotLabelledMixtral) {
+  ModelConfig c = model_preset("llama", "tiny", 96);
+  c.family = "mixtral", c.n_experts = 4, c.top_k = 1, c.moe_all_layers = true, c.moe_renormalize = false;
+  Model m(c);
+  m.init_weights(5);
+  const std::string dir = fresh_dir("moe_ckpt_mixtral_raw");
+  model_save(m, dir);
+  auto j = nlohmann::json::parse(file_read(dir + "/config.json"));
+  EXPECT_EQ(j["model_type"], "mixtral_raw_gates");
+  EXPECT_EQ(j["architectures"][0], "MixtralRawGatesForCausalLM");
+  EXPECT_EQ(j["moe_renormalize"], false);
+  auto f = SafeTensorsFile::open(dir + "/model.safetensors");
+  EXPECT_NE(f.find("model.layers.0.block_sparse_moe.experts.3.w2.weight"), nullptr) << "Mixtral's tensor names";
+  auto back = model_load(dir);
+  EXPECT_EQ(back->config().family, "mixtral");
+  EXPECT_FALSE(back->config().moe_renormalize);
+  expect_same_params(m, *back);
+  // The label and the field must agree; older checkpoints (mixtral + moe_renormalize
+  // false) still read as raw gates.
+  j["moe_renormalize"] = true;
+  try {
+    config_from_hf(j, "x/config.json");
+    ADD_FAILURE() << "mixtral_raw_gates with moe_renormalize true was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'moe_renormalize' is true"), std::string::npos) << e.what();
+  }
+  j["model_type"] = "mixtral", j["moe_renormalize"] = false;
+  EXPECT_FALSE(config_from_hf(j, "x/config.json").moe_renormalize);
+  j["moe_renormalize"] = true;
+  EXPECT_EQ(config_to_hf(config_from_hf(j, "x/config.json"))["model_type"], "mixtral") << "renormalised: Mixtral";
+}
+
 TEST(MoeCheckpoint, Gpt2MoeEveryOtherLayer) {
   ModelConfig c = model_preset("gpt2", "tiny", 96);
   c.n_experts = 3, c.top_k = 1, c.moe_renormalize = false;
