@@ -23,13 +23,18 @@ class InRange : public CLI::Validator {
     d << CLI::detail::type_name<T>() << " in [" << min << " - " << max << "]";
     description(d.str());
     func_ = [min, max](std::string& in) -> std::string {
+      std::stringstream range;
+      range << in << " is not in range " << min << " to " << max;
       T v;
-      if (!CLI::detail::lexical_cast(in, v)) return in + (std::is_integral_v<T> ? " is not an integer" : " is not a number");
-      if (v < min || v > max) {
-        std::stringstream m;
-        m << "Value " << in << " not in range " << min << " to " << max;
-        return m.str();
+      if (!CLI::detail::lexical_cast(in, v)) {
+        // An integer too large for the type (--vocab-size 2147483648) is out of range, not "not an integer".
+        long double w;
+        if (std::is_integral_v<T> && in.find_first_not_of("+-0123456789") == std::string::npos &&
+            CLI::detail::lexical_cast(in, w))
+          return range.str();
+        return in + (std::is_integral_v<T> ? " is not an integer" : " is not a number");
       }
+      if (v < min || v > max) return range.str();
       return std::string();
     };
   }

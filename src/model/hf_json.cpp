@@ -28,7 +28,11 @@ std::string shown(const nlohmann::json& v) {
 int opt_int(const nlohmann::json& j, const char* key, int def, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
-  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > (int64_t(1) << 30))
+  // An integer too large for a size is out of range, not "not an integer" (issue 21, item 15).
+  const bool huge = (it->is_number_unsigned() && it->get<uint64_t>() > (uint64_t(1) << 30)) ||
+                    (it->is_number_integer() && !it->is_number_unsigned() && it->get<int64_t>() > (int64_t(1) << 30));
+  if (huge) fail(path, std::string("field '") + key + "' is " + shown(*it) + ", more than 2^30 (1073741824), the largest integer moe reads");
+  if (!it->is_number_integer() || it->get<int64_t>() < 0)
     fail(path, std::string("field '") + key + "' must be a non-negative integer, got " + shown(*it));
   return int(it->get<int64_t>());
 }

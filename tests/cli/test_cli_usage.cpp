@@ -119,6 +119,15 @@ TEST(CliUsage, FirstHourRoughEdges) {
                         {"--lr", "abc is not a number"}, "--lr abc");
   expect_one_line_error(run_moe("train --data " + q(dataset()) + " --out " + q(t / "r") + " --lr 50"), 2,
                         {"--lr", "not in range"}, "--lr out of range");
+  // An integer beyond the type is out of range, not "not an integer"; so is a size in a config.json.
+  expect_one_line_error(run_moe("data --input " + q(t / "none") + " --out " + q(t / "d") + " --vocab-size 2147483648"),
+                        2, {"--vocab-size", "2147483648 is not in range 260 to 1000000"}, "--vocab-size 2^31");
+  write_file(t / "config.json", R"({"model_type": "llama", "vocab_size": 2147483648, "hidden_size": 64,
+      "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128})");
+  expect_one_line_error(run_moe("train --config " + q(t / "config.json") + " --data " + q(dataset()) + " --out " +
+                                q(t / "r")),
+                        1,
+                        {"config.json", "'vocab_size' is 2147483648, more than 2^30"}, "vocab_size 2^31");
   const std::string train_help = run_moe("train --help").out, up_help = run_moe("upcycle --help").out;
   EXPECT_EQ(train_help.find("=0 1 shards"), std::string::npos) << train_help;
   EXPECT_NE(train_help.find("ZeRO stage: 1 shards"), std::string::npos) << train_help;
