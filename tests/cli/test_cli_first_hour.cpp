@@ -1,9 +1,10 @@
 // The first hour with moe on your own data (issue 14): ~200 KB of the user's own text
 // files (Genesis from Debian's bible-kjv, written at test time into four files), then
 // the README's commands with only the flags the README shows: data, train with a
-// preset, eval, generate, upcycle, train the MoE. Also what `moe data` chooses for a
-// small corpus (vocabulary, validation spread over the files), its warnings and
-// errors, and `make install` into a temporary PREFIX.
+// preset, eval, generate, upcycle, the fair a/b (the dense model continued and the MoE,
+// both from the dense checkpoint on the same batches) and its report. Also what `moe
+// data` chooses for a small corpus (vocabulary, validation spread over the files), its
+// warnings and errors, and `make install` into a temporary PREFIX.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -125,14 +126,19 @@ TEST(CliFirstHour, MakeInstallPutsMoeOnPath) {
 TEST(CliFirstHour, ReadmeCommandsOnYourOwnText) {
   TempDir t("first_hour_readme");
   const std::string text = q(corpus_dir()), ds = q(t / "data/mine"), tiny = q(t / "runs/tiny"),
-                    up = q(t / "runs/tiny-moe"), moe = q(t / "runs/tiny-moe-trained");
+                    up = q(t / "runs/tiny-moe"), dense = q(t / "runs/tiny-dense-more"),
+                    moe = q(t / "runs/tiny-moe-trained"), report = q(t / "runs/report");
   const std::vector<std::string> cmds = {
       "data --input " + text + " --out " + ds,
       "--threads 1 train --data " + ds + " --out " + tiny + " --preset tiny --steps 60 --compute auto",
       "eval --model " + tiny + " --data " + ds,
       "generate --model " + tiny + " --prompt \"In the beginning\"",
       "upcycle --from " + tiny + " --out " + up + " --experts 4",
-      "--threads 1 train --data " + ds + " --out " + moe + " --init " + up + " --steps 20 --compute auto",
+      "--threads 1 train --data " + ds + " --out " + dense + " --init " + tiny +
+          " --continue-data --steps 20 --eval-every 10 --compute auto",
+      "--threads 1 train --data " + ds + " --out " + moe + " --init " + up +
+          " --continue-data --steps 20 --eval-every 10 --compute auto",
+      "report " + tiny + " " + dense + " " + moe + " --out " + report,
       "inspect " + moe,
   };
   for (const std::string& c : cmds) {
@@ -145,8 +151,20 @@ TEST(CliFirstHour, ReadmeCommandsOnYourOwnText) {
     if (c.rfind("eval", 0) == 0) {
       EXPECT_NE(r.out.find("loss"), std::string::npos) << r.out;
     }
+    if (c.find("--continue-data") != std::string::npos) {  // both arms read on from the dense run's batches
+      EXPECT_NE(r.err.find("data: continuing where"), std::string::npos) << r.err;
+    }
+    if (c.rfind("report", 0) == 0) {  // 4 loss figures, the shared start, 2 of experts, the step 0
+      EXPECT_NE(r.out.find("index.html (8 figures)"), std::string::npos) << r.out;
+    }
   }
+  EXPECT_TRUE(fs::exists(t / "runs/tiny-dense-more/checkpoint-20/model.safetensors"));
   EXPECT_TRUE(fs::exists(t / "runs/tiny-moe-trained/checkpoint-20/model.safetensors"));
+  // The arms share the dense checkpoint-60 as their start: the page compares them there.
+  const std::string page = read_file(t / "runs/report/index.html");
+  EXPECT_NE(page.find("<table class=\"shared\">"), std::string::npos) << "no shared-start table";
+  EXPECT_NE(page.find("checkpoint-60 (step 60)"), std::string::npos);
+  EXPECT_NE(page.find("share a start"), std::string::npos) << "no shared-start figure";
 }
 
 }  // namespace

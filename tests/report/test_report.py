@@ -74,6 +74,8 @@ class Report(unittest.TestCase):
         moe("train", *small, "--preset", "tiny", "--steps", 12, "--out", w("dense"))
         moe("upcycle", "--from", w("dense"), "--out", w("up"), "--experts", 4, "--top-k", 2, "--check-data", data)
         moe("train", *small, "--init", w("up"), "--continue-data", "--steps", 12, "--out", w("moe"))
+        # the fair other arm: the dense model continued as long, on the same batches
+        moe("train", *small, "--init", w("dense"), "--continue-data", "--steps", 12, "--out", w("dense_more"))
         subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "protocol.py"), "--toy", "--moe", MOE,
                         "--data", data, "--out", w("proto"), "--threads", "1", "--seeds", "1,2", "--dense", "4,6",
                         "--budgets", "1.0", "--switch"], check=True, stdout=subprocess.DEVNULL)
@@ -200,6 +202,141 @@ class Report(unittest.TestCase):
         # The blank test itself: the margin right of the first figure is white.
         first = boxes[0]
         self.assertLess(inked(first["x"] + first["w"] + 5, first["y"], 40, first["h"]), 0.001)
+
+    def shared_rows(self, page):
+        """The rows of a page's shared-start table (None: no such table), and its figure count."""
+        parsed = Tables()
+        with open(page, encoding="utf-8") as f:
+            parsed.feed(f.read())
+        rows = [rows for cls, rows in parsed.tables if cls == "shared"]
+        return (rows[0][1:] if rows else None), parsed.figures
+
+    def test_no_shared_start_figure_when_no_runs_share_a_start(self):
+        """The MoE run starts where the dense run stopped: one curve after the other, nothing
+        overlaps, so no difference figure (the figure count above has none either)."""
+        rows, _ = self.shared_rows(self.page)
+        self.assertIsNone(rows)
+        with open(self.page, encoding="utf-8") as f:
+            self.assertNotIn("share a start", f.read())
+
+    def test_shared_start_of_the_fair_a_b(self):
+        """Issue 21 item 14: the dense model continued and the upcycled MoE, both from the dense
+        checkpoint-12 with --continue-data for 12 steps, overlap: the page has the difference
+        figure, and its table the MoE's loss minus the dense continuation's, from the logs."""
+        out = self.w("ab_page")
+        r = self.report_of(self.w("dense"), self.w("dense_more"), self.w("moe"), out=out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, figures = self.shared_rows(os.path.join(out, "index.html"))
+        self.assertEqual(figures, self.expected_figures() - 2 + 1)  # no protocol; one shared-start figure
+        self.assertIn(f"({figures} figures)", r.stdout)
+        self.assertEqual(len(rows), 1, rows)
+        row = rows[0]
+        self.assertEqual(row[:2], [self.w("moe"), self.w("dense_more")])
+        self.assertTrue(row[2].endswith(os.path.join("dense", "checkpoint-12") + " (step 12)"), row[2])
+        self.assertEqual(row[3], "13-24 (12)")
+        log = {k: jsonl(self.w(k, "log.jsonl")) for k in ("moe", "dense_more")}
+        train = {k: {j["step"]: j["loss"] for j in v if "loss" in j} for k, v in log.items()}
+        val = {k: {j["step"]: j["val_loss"] for j in v if "val_loss" in j} for k, v in log.items()}
+        self.assertEqual(sorted(train["moe"]), list(range(1, 13)))
+        last = max(val["moe"])
+        self.assertEqual(row[4], f"{train['moe'][12] - train['dense_more'][12]:+.4f}")  # the last tenth of 12: 1
+        self.assertEqual(row[5], f"{val['moe'][last] - val['dense_more'][last]:+.4f}")
+        self.assertEqual(row[6], str(12 + last))
+        with open(os.path.join(out, "index.html"), encoding="utf-8") as f:
+            self.assertIn(f"{self.w('dense_more')}, {self.w('moe')} share a start", f.read())
+
+    def test_shared_start_values_steps_and_interpolation(self):
+        """Synthetic runs: x and y continue s/checkpoint-10, y logging every other step and
+        validating between x's validation steps; s itself went on past its checkpoint-10.
+        Training loss is compared at the steps both logged, validation loss against the
+        reference's interpolated (never extrapolated); the reference is the first run given."""
+        root = self.w("synthetic")
+        shutil.rmtree(root, ignore_errors=True)
+
+        def run(name, train, val, init_from="", ckpts=()):
+            d = os.path.join(root, name)
+            os.makedirs(d)
+            with open(os.path.join(d, "log.jsonl"), "w") as f:
+                for step in sorted(set(train) | set(val)):
+                    if step in train:
+                        f.write(json.dumps({"step": step, "loss": train[step]}) + "\n")
+                    if step in val:
+                        f.write(json.dumps({"step": step, "val_loss": val[step]}) + "\n")
+            for n in ckpts:
+                os.makedirs(os.path.join(d, f"checkpoint-{n}"))
+                with open(os.path.join(d, f"checkpoint-{n}", "trainer_state.json"), "w") as f:
+                    json.dump({"step": n, "tokens": 64 * n, "init_from": init_from}, f)
+            return d
+
+        s = run("s", {k: 6 - 0.05 * k for k in range(1, 41)}, {10: 5.6, 20: 5.2, 40: 4.8}, ckpts=(10, 40))
+        src = os.path.join(s, "checkpoint-10")
+        x = run("x", {k: 5.5 - 0.04 * k for k in range(1, 31)}, {5: 5.3, 10: 5.1, 20: 4.9, 30: 4.7},
+                init_from=src, ckpts=(30,))
+        y = run("y", {k: 5.4 - 0.045 * k for k in range(2, 31, 2)}, {8: 5.0, 30: 4.6, 34: 4.5}, init_from=src,
+                ckpts=(30,))
+        tr = {"x": {k + 10: 5.5 - 0.04 * k for k in range(1, 31)},  # by step from the start of s
+              "y": {k + 10: 5.4 - 0.045 * k for k in range(2, 31, 2)}, "s": {k: 6 - 0.05 * k for k in range(1, 41)}}
+
+        def last_tenth(a, b):
+            common = sorted(k for k in tr[a] if k in tr[b] and k > 10)
+            tail = common[-max(1, len(common) // 10):]
+            return common, f"{sum(tr[a][k] - tr[b][k] for k in tail) / len(tail):+.4f}"
+
+        # x and y, x the reference: y's train at its steps 2, 4, ..., 30 (absolute 12..40);
+        # y's validation at its step 30 (40) against x's at 40; y's step 34 (44) is past x's last
+        # validation (40), so not extrapolated: the last compared is 40
+        out = self.w("syn_page1")
+        r = self.report_of(x, y, out=out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, figures = self.shared_rows(os.path.join(out, "index.html"))
+        self.assertEqual(figures, 2)  # loss against steps, and the shared start
+        common, mean = last_tenth("y", "x")
+        self.assertEqual(len(common), 15)
+        shown = src if os.path.relpath(src).startswith("..") else os.path.relpath(src)
+        self.assertEqual(rows, [[y, x, f"{shown} (step 10)", "12-40 (15)", mean, f"{4.6 - 4.7:+.4f}", "40"]])
+        # s given first: it went on from its checkpoint-10, so it shares the start and is the
+        # reference; x's validation at 15 and 20 (absolute) against s's between 10 and 20
+        out = self.w("syn_page2")
+        r = self.report_of(s, x, y, out=out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, figures = self.shared_rows(os.path.join(out, "index.html"))
+        self.assertEqual(figures, 2)
+        self.assertEqual([row[:2] for row in rows], [[x, s], [y, s]])
+        self.assertIn(f"which {s} went on from", rows[0][2])
+        common, mean = last_tenth("x", "s")
+        self.assertEqual((rows[0][3], rows[0][4]), ("11-40 (30)", mean))
+        self.assertEqual(rows[0][4], f"{sum(tr['x'][k] - tr['s'][k] for k in (38, 39, 40)) / 3:+.4f}")
+        # x's last validation (its step 30, absolute 40) against s's at 40
+        self.assertEqual((rows[0][5], rows[0][6]), (f"{4.7 - 4.8:+.4f}", "40"))
+        # y's validation at 44 is past s's last (40): its last compared is at 40, 4.6 - 4.8
+        self.assertEqual((rows[1][5], rows[1][6]), (f"{4.6 - 4.8:+.4f}", "40"))
+        # and an interpolated one: x's first validation, absolute 15, between s's 5.6 (10) and 5.2 (20)
+        x2 = run("x2", {k: 5.5 - 0.04 * k for k in range(1, 6)}, {5: 5.3}, init_from=src, ckpts=(5,))
+        out = self.w("syn_page3")
+        r = self.report_of(s, x2, out=out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, _ = self.shared_rows(os.path.join(out, "index.html"))
+        self.assertEqual(rows[0][5:], [f"{5.3 - 5.4:+.4f}", "15"])
+        # runs from scratch: the same first step and loss share a start (p, q); another first
+        # loss does not (o)
+        p = run("p", {1: 7.0, 2: 6.5, 3: 6.0}, {3: 6.2}, ckpts=(3,))
+        q = run("q", {1: 7.0, 2: 6.4, 3: 5.8}, {3: 6.1}, ckpts=(3,))
+        o = run("o", {1: 7.1, 2: 6.4, 3: 5.8}, {3: 6.1}, ckpts=(3,))
+        out = self.w("syn_page4")
+        r = self.report_of(p, q, o, out=out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows, figures = self.shared_rows(os.path.join(out, "index.html"))
+        self.assertEqual(figures, 2)
+        self.assertEqual(rows, [[q, p, "from scratch with the same first loss (7.000000 at step 1)", "1-3 (3)",
+                                 f"{5.8 - 6.0:+.4f}", f"{6.1 - 6.2:+.4f}", "3"]])
+        # no two runs sharing a start: no table, no figure
+        for dirs in ((p, o), (s,), (x, o), (s, o)):
+            out = self.w("syn_none")
+            r = self.report_of(*dirs, out=out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            rows, figures = self.shared_rows(os.path.join(out, "index.html"))
+            self.assertIsNone(rows, dirs)
+            self.assertEqual(figures, 1, dirs)
 
     def test_bad_input_is_one_line(self):
         for args, words in [([self.w("nowhere")], ["nowhere", "not a directory"]),
