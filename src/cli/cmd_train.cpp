@@ -451,6 +451,14 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                schedule_describe(c).c_str(), compute_name(c.compute), compute_why.c_str(), steps_per_epoch,
                c.steps / steps_per_epoch);
   std::fprintf(stderr, "cpu: %s\n", cpu_compute_summary());
+  if (run.comm && run.comm->size() > 1) {  // under mpirun: the layout (issue 21, item 13)
+    const int P = run.comm->size(), EP = run.experts ? o.expert_parallel : 1;
+    std::fprintf(stderr, "layout: %d ranks = data parallel %d%s, %d thread%s per rank%s\n", P, P,
+                 EP > 1 ? (" (expert parallel " + std::to_string(EP) + ": each MoE layer's experts split over " +
+                           std::to_string(EP) + " ranks)").c_str()
+                        : "",
+                 threads_get(), threads_get() == 1 ? "" : "s", run.zero ? ", optimizer sharded (ZeRO-1)" : "");
+  }
   Progress progress(c.steps, c.log_every);
   TrainSummary s;
   int sig = 0;

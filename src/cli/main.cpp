@@ -7,6 +7,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/openmp_env.h"
 #include "dist/comm.h"
 #include "io/temps.h"
 #include "tensor/cpu.h"
@@ -22,9 +23,19 @@ int report(int code, const std::string& line) {
   return code;
 }
 
+// A command line that does not parse fails the same way on every rank, before any rank
+// has started a collective: rank 0 says it once and every rank exits with the code
+// (MPI finalized at exit), without MPI_Abort's per-rank lines and notice (issue 21,
+// item 13).
+int report_usage(const std::string& line) {
+  if (!moe::launched_by_mpi() || moe::comm_world().rank() == 0) std::fprintf(stderr, "moe: %s\n", line.c_str());
+  return moe::cli::kExitUsage;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  moe::cli::openmp_passive_unless_chosen(argv);  // may execute moe again, with OMP_WAIT_POLICY=passive
   if (moe::launched_by_mpi()) moe::comm_quiet_other_ranks(moe::comm_world());
   // Ctrl-C, SIGTERM, SIGHUP: no temp directory or file is left behind, exit 128 + N
   // (the training loop saves a checkpoint first: cli_util.h StopSignals).
@@ -37,7 +48,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.fallthrough();
   int threads = 0;
-  app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores; never more "
+  app.add_option("--threads", threads, "threads to use, before or after the subcommand (0: all cores, shared among "
+                 "the ranks of mpirun on this machine; never more "
                  "than the cores)")
       ->check(moe::cli::InRange(0, 4096));
   app.parse_complete_callback([&] {  // before any subcommand runs
@@ -65,7 +77,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // Usage errors (unknown flag, bad value, missing subcommand): one line, exit 2.
-    return report(moe::cli::kExitUsage, moe::cli::parse_error_message(app, e));
+    return report_usage(moe::cli::parse_error_message(app, e));
   } catch (const std::exception& e) {
     if (moe::cli::is_usage_error(e)) {
       const CLI::App* sub = moe::cli::deepest_subcommand(app);

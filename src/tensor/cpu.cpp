@@ -1,6 +1,8 @@
 #include <cpuid.h>
 #include "tensor/cpu.h"
 
+#include <cstdlib>
+
 #include <omp.h>
 #include <sched.h>
 
@@ -82,9 +84,23 @@ static int g_threads = 0;
 
 int threads_get() { return g_threads > 0 ? g_threads : threads_set(0); }
 
+// Ranks of this job on this machine, from the launcher's environment (Open MPI, MPICH's
+// hydra, Slurm's PMI); 1 outside mpirun.
+static int local_ranks() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"})
+    if (const char* s = std::getenv(v)) {
+      const int n = std::atoi(s);
+      if (n > 0) return n;
+    }
+  return 1;
+}
+
 int threads_set(int n) {
-  int cores = cpu_cores();
-  g_threads = (n <= 0 || n > cores) ? cores : n;
+  const int cores = cpu_cores();
+  // The default shares the cores among the job's ranks on this machine: two ranks on
+  // 2 cores take one thread each, not two (issue 21, item 13: oversubscribed 2x).
+  const int share = std::max(1, cores / local_ranks());
+  g_threads = n <= 0 ? share : std::min(n, cores);
   omp_set_num_threads(g_threads);
   return g_threads;
 }

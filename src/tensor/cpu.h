@@ -39,8 +39,9 @@ const char* cpu_compute_summary();
 
 int cpu_cores();            // logical CPUs available to this process
 int threads_get();          // threads the library uses now
-// Sets the thread count for OpenMP (and so oneDNN). n <= 0 means all cores;
-// n above the core count is clamped to it. Returns the count in effect.
+// Sets the thread count for OpenMP (and so oneDNN). n <= 0 means all cores, shared
+// among the ranks mpirun started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE and the
+// like); n above the core count is clamped to it. Returns the count in effect.
 int threads_set(int n);
 
 }  // namespace moe

@@ -1,0 +1,18 @@
+#include "cli/openmp_env.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace moe::cli {
+
+void openmp_passive_unless_chosen(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // Not executed again (no /proc): go on with the default policy, and keep the
+  // variable out of what this process starts.
+  ::unsetenv("OMP_WAIT_POLICY");
+}
+
+}  // namespace moe::cli
