@@ -2,15 +2,18 @@
 // 6 of 59 runs signalled on a loaded machine died of heap corruption, with no
 // checkpoint). Every run must exit 128 + N, leave nothing half-written, and, once it
 // has trained a step, leave a checkpoint that loads whole: the model, its optimizer
-// moments and its trainer state, at the step the stop message names.
+// moments and its trainer state, at the step the stop message names. A busy thread in
+// the test keeps one core loaded meanwhile.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "cli/cli_util.h"
 #include "model/checkpoint.h"
@@ -59,7 +62,26 @@ int newest_checkpoint(const std::string& run_dir) {
   return best;
 }
 
+// A thread that keeps one core busy while it lives: the runs compete for the cores as
+// they did on the loaded machine where the crashes were seen.
+class Load {
+ public:
+  Load() : t_([this] {
+    volatile double x = 1;
+    while (!stop_.load(std::memory_order_relaxed)) x = x * 1.0000001 + 1e-9;
+  }) {}
+  ~Load() {
+    stop_ = true;
+    t_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread t_;
+};
+
 TEST(CliSignals, AnySignalAtAnyMomentLeavesALoadableCheckpoint) {
+  Load load;
   // A new seed each run, printed with every failure, so that CI keeps trying new moments.
   const unsigned seed = unsigned(std::chrono::steady_clock::now().time_since_epoch().count());
   std::mt19937 rng(seed);
