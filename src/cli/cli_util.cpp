@@ -1,5 +1,6 @@
 #include "cli/cli_util.h"
 
+#include "io/signals.h"
 #include "perf/peak.h"
 
 #include <algorithm>
@@ -120,29 +121,10 @@ std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e) {
 
 // ---------------------------------------------------------------- signals
 
-namespace {
+StopSignals::StopSignals() = default;
+StopSignals::~StopSignals() = default;
 
-volatile std::sig_atomic_t g_signal = 0;
-void on_stop_signal(int sig) { g_signal = sig; }
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
-struct sigaction g_old[3];
-
-}  // namespace
-
-StopSignals::StopSignals() {
-  g_signal = 0;
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &sa, &g_old[i]);
-}
-
-StopSignals::~StopSignals() {
-  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &g_old[i], nullptr);
-}
-
-int StopSignals::received() { return g_signal; }
+int StopSignals::received() { return signals_received(); }
 
 const char* StopSignals::name(int sig) {
   switch (sig) {

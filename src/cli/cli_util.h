@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "io/signals.h"
 #include "train/config.h"
 
 namespace moe::cli {
@@ -76,9 +77,9 @@ const CLI::App* deepest_subcommand(const CLI::App& app);
 // the subcommand (or a global one), and in every case where its help is.
 std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e);
 
-// Signals that stop a run: SIGINT, SIGTERM, SIGHUP set a flag that training polls
-// between steps (it then saves a checkpoint and returns). stop_signal() is the signal
-// received (0: none). The previous handlers come back when the guard goes.
+// Signals that stop a run: while the guard lives, SIGINT, SIGTERM, SIGHUP are recorded
+// (io/signals.h) and training polls received() between steps (it then saves a
+// checkpoint and returns); 0: none. Outside it they end the process (128 + N).
 class StopSignals {
  public:
   StopSignals();
@@ -87,6 +88,9 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
   static int received();
   static const char* name(int sig);  // "SIGTERM"
+
+ private:
+  SignalsListen listen_;
 };
 
 }  // namespace moe::cli

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "io/files.h"
+#include "io/signals.h"
 
 namespace moe::cli {
 namespace {
@@ -57,6 +58,7 @@ void run_report(const ReportOpts& o) {
   argv.push_back(nullptr);
   std::fflush(stdout);
   std::fflush(stderr);
+  signals_unblock_for_exec();  // Python takes Ctrl-C itself
   execvp(python.c_str(), argv.data());  // a bare MOE_PYTHON name is looked up in PATH
   throw std::runtime_error("report: cannot run " + python + " " + script + ": " + std::strerror(errno));
 }

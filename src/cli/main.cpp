@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/openmp_env.h"
 #include "dist/comm.h"
-#include "io/temps.h"
+#include "io/signals.h"
 #include "tensor/cpu.h"
 
 namespace {
@@ -36,10 +36,11 @@ int report_usage(const std::string& line) {
 
 int main(int argc, char** argv) {
   moe::cli::openmp_passive_unless_chosen(argv);  // may execute moe again, with OMP_WAIT_POLICY=passive
+  // Ctrl-C, SIGTERM, SIGHUP: taken by a thread of their own, before any other thread
+  // (MPI's, OpenMP's) exists; no temp directory or file is left behind, exit 128 + N
+  // (the training loop saves a checkpoint first: io/signals.h).
+  moe::signals_start();
   if (moe::launched_by_mpi()) moe::comm_quiet_other_ranks(moe::comm_world());
-  // Ctrl-C, SIGTERM, SIGHUP: no temp directory or file is left behind, exit 128 + N
-  // (the training loop saves a checkpoint first: cli_util.h StopSignals).
-  moe::temps_remove_on_signals();
   CLI::App app{"moe: train Mixture-of-Experts language models and upcycle dense checkpoints into them"};
   app.set_version_flag("--version", std::string("moe ") + MOE_VERSION);
   app.footer("Exit codes: 0 done, 1 bad data or I/O, 2 usage error, 128+N stopped by signal N after saving.");

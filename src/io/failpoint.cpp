@@ -1,9 +1,13 @@
 #include "io/failpoint.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "io/signals.h"
 
 namespace moe {
 
@@ -42,7 +46,12 @@ Spec& spec() {
 void failpoint(const char* name) {
   Spec& s = spec();
   if (!s.on || s.name != name) return;
-  if (++s.hits == s.at) ::raise(s.sig);
+  if (++s.hits != s.at) return;
+  // Process-directed, as a user's kill: taken by io/signals.h's thread, which ends the
+  // process (unless a training loop listens); this thread waits for that meanwhile.
+  ::kill(::getpid(), s.sig);
+  if (s.sig == SIGKILL || !signals_started() || signals_listening()) return;
+  for (;;) ::usleep(1000);
 }
 
 }  // namespace moe

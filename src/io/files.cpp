@@ -1,5 +1,6 @@
 #include "io/files.h"
 
+#include "io/signals.h"
 #include "io/temps.h"
 
 #include <fcntl.h>
@@ -129,16 +130,10 @@ void remove_tree(const std::string& path) {
 }
 
 void dir_commit(const std::string& from, const std::string& to) {
-  // No signal between moving the old output aside and the new one into place (the handler
-  // would remove `from`, the finished output, and leave the old one aside).
-  sigset_t stop, old;
-  sigemptyset(&stop);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, s);
-  pthread_sigmask(SIG_BLOCK, &stop, &old);
-  struct Restore {
-    sigset_t* old;
-    ~Restore() { pthread_sigmask(SIG_SETMASK, old, nullptr); }
-  } restore{&old};
+  // No signal between moving the old output aside and the new one into place (it would
+  // remove `from`, the finished output, and leave the old one aside): one that comes
+  // meanwhile ends the process after the commit.
+  SignalsDeferred no_signal_here;
   std::string aside;
   if (path_exists(to)) {
     // Hidden beside it, out of the readers' namespace; named so that a later run can

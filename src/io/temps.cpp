@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstring>
 #include <mutex>
 
@@ -51,11 +50,6 @@ void remove_at(int at, const char* name, int depth) {
   ::unlinkat(at, name, AT_REMOVEDIR);
 }
 
-void on_signal(int sig) {
-  temps_remove_all();
-  ::_exit(128 + sig);
-}
-
 }  // namespace
 
 void temp_register(const std::string& path) {
@@ -87,12 +81,5 @@ void temps_remove_all() {
       }
 }
 
-void temps_remove_on_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sa.sa_mask, s);  // one handler at a time
-  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
-}
 
 }  // namespace moe
