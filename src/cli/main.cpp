@@ -35,7 +35,7 @@ int report_usage(const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  moe::cli::openmp_passive_unless_chosen(argv);  // may execute moe again, with OMP_WAIT_POLICY=passive
+  moe::cli::openmp_spin_unless_chosen(argv);  // may execute moe again, with GOMP_SPINCOUNT=1000
   // Ctrl-C, SIGTERM, SIGHUP: taken by a thread of their own, before any other thread
   // (MPI's, OpenMP's) exists; no temp directory or file is left behind, exit 128 + N
   // (the training loop saves a checkpoint first: io/signals.h).
