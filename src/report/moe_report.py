@@ -13,14 +13,25 @@ Each argument is one of
       bars, the losses against the extra budget and the gaps against the dense budget.
 Writes DIR/index.html (atomically) and prints its path. Needs python3-matplotlib.
 """
+import os
 import signal
 import sys
 
+_TEMP = []  # the page's temp file while write_page writes it
+
 
 def stop(sig, _frame):
-    """Ctrl-C, SIGTERM, SIGHUP: one line and exit 128 + N (write_page removes its temp)."""
+    """Ctrl-C, SIGTERM, SIGHUP: one line, the page's temp file removed, exit 128 + N.
+    os._exit, not SystemExit: an exception raised here can land inside a library's broad
+    `except` (matplotlib's style parser swallowed one and the report went on to exit 0)."""
     print(f"moe report: stopped by {signal.Signals(sig).name}", file=sys.stderr)
-    raise SystemExit(128 + sig)
+    sys.stderr.flush()
+    for t in _TEMP:
+        try:
+            os.remove(t)
+        except OSError:
+            pass
+    os._exit(128 + sig)
 
 
 for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # first: the imports below take a while
@@ -29,7 +40,6 @@ for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # first: the import
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import math  # noqa: E402
-import os  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_page import Page, pm  # noqa: E402
@@ -335,6 +345,7 @@ def write_page(out_dir, html):
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "index.html")
     tmp = path + f".tmp{os.getpid()}"
+    _TEMP.append(tmp)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(html)
