@@ -1,6 +1,5 @@
 #include "cli/cli_util.h"
 
-#include "io/signals.h"
 #include "perf/peak.h"
 
 #include <algorithm>
@@ -121,12 +120,7 @@ std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e) {
 
 // ---------------------------------------------------------------- signals
 
-StopSignals::StopSignals() = default;
-StopSignals::~StopSignals() = default;
-
-int StopSignals::received() { return signals_received(); }
-
-const char* StopSignals::name(int sig) {
+const char* stop_signal_name(int sig) {
   switch (sig) {
     case SIGINT: return "SIGINT (Ctrl-C)";
     case SIGTERM: return "SIGTERM";

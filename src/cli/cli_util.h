@@ -9,7 +9,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "io/signals.h"
 #include "train/config.h"
 
 namespace moe::cli {
@@ -77,20 +76,8 @@ const CLI::App* deepest_subcommand(const CLI::App& app);
 // the subcommand (or a global one), and in every case where its help is.
 std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e);
 
-// Signals that stop a run: while the guard lives, SIGINT, SIGTERM, SIGHUP are recorded
-// (io/signals.h) and training polls received() between steps (it then saves a
-// checkpoint and returns); 0: none. Outside it they end the process (128 + N).
-class StopSignals {
- public:
-  StopSignals();
-  ~StopSignals();
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-  static int received();
-  static const char* name(int sig);  // "SIGTERM"
-
- private:
-  SignalsListen listen_;
-};
+// "SIGTERM", "SIGINT (Ctrl-C)", ...: how the stop message names a signal that stopped
+// a run (io/signals.h records it while training listens).
+const char* stop_signal_name(int sig);
 
 }  // namespace moe::cli

@@ -16,6 +16,7 @@
 #include "data/span_corruption.h"
 #include "data/tokenizer_id.h"
 #include "io/files.h"
+#include "io/signals.h"
 #include "model/checkpoint.h"
 #include "model/t5.h"
 #include "model/memory.h"
@@ -463,16 +464,16 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   TrainSummary s;
   int sig = 0;
   {
-    StopSignals signals;
+    SignalsListen signals;  // a signal is recorded; the loop saves, then returns
     try {
-      s = train(run, progress, [] { return StopSignals::received() != 0; });
+      s = train(run, progress, [] { return signals_received() != 0; });
     } catch (...) {
       // A new run that failed before its first checkpoint leaves nothing behind: what
       // it made (the run directory, or its log in a directory that was there) goes.
       if (!o.resume && (!run.comm || run.comm->rank() == 0)) remove_failed_run(c.out_dir, out_existed, log_existed);
       throw;
     }
-    sig = StopSignals::received();
+    sig = signals_received();
   }
   char val[64] = "not evaluated yet";
   if (std::isfinite(s.val_loss)) std::snprintf(val, sizeof val, "%.4f (at step %d)", s.val_loss, s.val_step);
@@ -485,7 +486,7 @@ void run_train(CLI::App* sub, TrainOpts& o) {
     // the bits, depend on it), and under mpirun the same launcher.
     std::string cmd = "moe --threads " + std::to_string(threads_get()) + " train --out " + c.out_dir + " --resume";
     if (run.comm && run.comm->size() > 1) cmd = "mpirun -np " + std::to_string(run.comm->size()) + " " + cmd;
-    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  %s\n", StopSignals::name(sig),
+    std::fprintf(stderr, "stopped by %s at step %d, checkpoint saved: resume with  %s\n", stop_signal_name(sig),
                  s.step, cmd.c_str());
     set_exit_code(128 + sig);
   }

@@ -23,8 +23,8 @@ const Family& family_of(const std::string& t) {
 }
 
 const Family& family_to_write(const ModelConfig& c) {
-  if (c.family == "mixtral" && !c.moe_renormalize) return family_mixtral_raw();
-  return family_of(c.family);
+  const Family& f = family_of(c.family);
+  return f.writes_as ? f.writes_as(c) : f;
 }
 
 bool ModelConfig::moe_layer(int l) const {
@@ -170,7 +170,7 @@ ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
     hf::fail(path, "field 'model_type' is \"" + *type + "\", expected " + known);
   const Family& f = family_of(*type);
   ModelConfig c;
-  c.family = *type == kMixtralRawGates ? "mixtral" : *type;  // one family inside; the gates say which label
+  c.family = f.reads_as ? f.reads_as : *type;  // a variant's label reads as its family
   f.set_parts(c);
   f.from_hf(c, j, path);
   try {

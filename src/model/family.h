@@ -38,6 +38,11 @@ struct Family {
   void (*set_parts)(ModelConfig& c);
   // HF buffers that are not parameters and may appear in a checkpoint (ignored).
   bool (*is_buffer)(const std::string& name);
+  // A label of its own for a variant of another family: the family it reads as
+  // (nullptr: model_type itself), and the label a config of this family is written
+  // under (nullptr: this one; Mixtral with raw gates: mixtral_raw_gates).
+  const char* reads_as = nullptr;
+  const Family& (*writes_as)(const ModelConfig& c) = nullptr;
 };
 
 const Family& family_of(const std::string& model_type);  // throws listing the known ones
@@ -48,8 +53,8 @@ const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and c
 // compute: our own model_type (kMixtralRawGates), read back as family "mixtral".
 inline constexpr const char* kMixtralRawGates = "mixtral_raw_gates";
 const Family& family_mixtral_raw();
-// The family whose model_type and architecture config.json gets for c: its own,
-// except raw-gate Mixtral (family_mixtral_raw).
+// The family whose model_type and architecture config.json gets for c: its own, or
+// the one its writes_as chooses.
 const Family& family_to_write(const ModelConfig& c);
 // T5 (T5ForConditionalGeneration): config fields only; its tensors are named by
 // t5_layout (model/t5.h), which has encoder and decoder stacks the roles cannot say.

@@ -115,17 +115,21 @@ void mixtral_raw_from_hf(ModelConfig& c, const nlohmann::json& j, const std::str
   c.moe_renormalize = false;
 }
 
+const Family& mixtral_label(const ModelConfig& c) {
+  return c.moe_renormalize ? family_mixtral() : family_mixtral_raw();
+}
+
 }  // namespace
 
 const Family& family_mixtral_raw() {
   static const Family f{kMixtralRawGates, "MixtralRawGatesForCausalLM", llama_name, llama_transposed,
-                        mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer};
+                        mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer, "mixtral", nullptr};
   return f;
 }
 
 const Family& family_mixtral() {
   static const Family f{"mixtral", "MixtralForCausalLM", llama_name, llama_transposed, mixtral_from_hf,
-                        mixtral_to_hf, llama_parts, llama_is_buffer};
+                        mixtral_to_hf, llama_parts, llama_is_buffer, nullptr, mixtral_label};
   return f;
 }
 
