@@ -9,7 +9,7 @@
 
 #include "data/loader.h"
 #include "data/span_loader.h"
-#include "model/lm.h"
+#include "data/token_batch.h"
 
 namespace moe {
 

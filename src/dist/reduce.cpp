@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "ops/clip.h"
+#include "tensor/sumsq.h"
 
 namespace moe {
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstddef>
 
+#include "tensor/sumsq.h"
+
 namespace moe {
 
 template <typename S>
@@ -12,9 +14,6 @@ template <typename S>
 double grad_clip_ref(S* g, size_t n, double max_norm);
 
 double grad_norm(const float* g, size_t n);
-// sum of g[i]^2 in double, in fixed chunks (deterministic for any thread count);
-// grad_norm is its square root. Distributed runs add the shards' sums in rank order.
-double grad_sumsq(const float* g, size_t n);
 double grad_clip(float* g, size_t n, double max_norm);
 
 }  // namespace moe
