@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "dist/comm.h"
-#include "model/config.h"
+#include "moe/mlp_kind.h"
 #include "tensor/dtype.h"
 
 namespace moe {
@@ -177,14 +177,24 @@ class MoeBlock {
   void reserve_buffers(int N, bool backward, bool bf16);  // bytes of the block's buffers in use (sizes, not capacities)
 
  private:
+  // The stages of forward and backward, each in its own file: router.cpp (route,
+  // route_global, router_backward), losses.cpp, dispatch.cpp (dispatch, assign_rows,
+  // combine, combine_backward, scatter_backward), exchange.cpp (ep_*), moe_block.cpp
+  // (the experts' GEMMs).
+  void route(const float* x, int N, const MoeWeights<float>& w);
   void route_global(int N);
+  void losses_and_telemetry(int N, bool grouped);
+  void dispatch(const float* x, int N, bool bf);
+  bool combine_backward(const float* dout);  // true when the rows' bf16 output gradients are ready
+  void router_backward(float* dx, MoeGrads<float>& g, const float* x, const MoeWeights<float>& w, float dloss_scale);
+  void scatter_backward(float* dx);
   void experts_forward(const MoeWeights<float>& w, const MoeWeights<bf16>* wbf);
   void experts_backward(MoeGrads<float>& g, const MoeWeights<float>& w, bool dy_bf_ready);
   void plan_experts();  // order_ and parallel_experts_ from offsets_
   void assign_rows(const std::vector<int32_t>& starts, int rows, std::vector<int32_t>& row_pair,
                    std::vector<int32_t>& pair_row) const;
   void combine(float* out, int N, const std::vector<int32_t>& pair_row, const std::vector<float>& rows) const;
-  // Expert parallelism (moe_exchange.cpp).
+  // Expert parallelism (exchange.cpp).
   void ep_dispatch(const float* x, int N, bool bf);
   void ep_backward_send(const float* dout, bool bf);
   void ep_send_regroup(bool as_bf16, std::vector<float>& f32, std::vector<bf16>& half);

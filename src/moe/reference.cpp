@@ -1,3 +1,5 @@
+// The MoE block's reference forward and backward (moe_layer.h): per token, in double
+// for the gradient checks; the fast path (moe_block.cpp) is tested against it.
 #include "moe/moe_layer.h"
 
 #include <algorithm>
@@ -14,95 +16,6 @@
 #include "ops/vecmath.h"
 
 namespace moe {
-
-int MoeSpec::capacity(int N) const {
-  if (group > 0) N = std::min(N, group);  // per group
-  if (fixed_capacity > 0) return expert_choice ? std::min(N, fixed_capacity) : fixed_capacity;
-  if (capacity_factor <= 0) return expert_choice ? N : INT_MAX;
-  if (expert_choice) return std::min(N, int(std::ceil(double(capacity_factor) * N / E - 1e-9)));
-  return int(std::ceil(double(capacity_factor) * K * N / E - 1e-9));
-}
-
-namespace {
-// Expert choice: pair (n, e) for every token and expert; expert e keeps its top-capacity tokens.
-template <typename S>
-void route_expert_choice(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
-  const int E = spec.E, G = spec.group > 0 ? spec.group : N;
-  if (N % G != 0)
-    throw std::invalid_argument("moe: expert choice over groups of " + std::to_string(G) + " tokens: " +
-                                std::to_string(N) + " tokens are not whole groups");
-  std::vector<int> order(G);
-  for (int n = 0; n < N; n++)
-    for (int e = 0; e < E; e++) {
-      r.choice[size_t(n) * E + e] = e;
-      r.weight[size_t(n) * E + e] = double(probs[size_t(n) * E + e]);
-    }
-  for (int g0 = 0; g0 < N; g0 += G)
-    for (int e = 0; e < E; e++) {
-      for (int i = 0; i < G; i++) order[i] = g0 + i;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int a, int b) { return probs[size_t(a) * E + e] > probs[size_t(b) * E + e]; });
-      for (int i = 0; i < r.capacity; i++) r.kept[size_t(order[i]) * E + e] = 1;
-      r.counts[e] += r.capacity;
-    }
-}
-}  // namespace
-
-int MoeRouting::dropped() const {
-  int d = 0;
-  for (uint8_t k : kept) d += k == 0;
-  return d;
-}
-
-template <typename S>
-void moe_route(MoeRouting& r, const S* probs, int N, const MoeSpec& spec) {
-  const int E = spec.E, K = spec.K;
-  if (K < 1 || K > E) throw std::invalid_argument("moe: top-k " + std::to_string(K) + " must be in [1, E=" + std::to_string(E) + "]");
-  r.N = N, r.K = K, r.E = E, r.capacity = spec.capacity(N);
-  r.choice.assign(size_t(N) * K, -1);
-  r.kept.assign(size_t(N) * K, 0);
-  r.weight.assign(size_t(N) * K, 0.0);
-  r.counts.assign(E, 0);
-  if (spec.expert_choice) {
-    if (K != E) throw std::invalid_argument("moe: expert-choice routing needs K == E");
-    route_expert_choice(r, probs, N, spec);
-    return;
-  }
-  for (int n = 0; n < N; n++) {
-    const S* p = probs + size_t(n) * E;
-    int32_t* ch = &r.choice[size_t(n) * K];
-    double sum = 0;
-    for (int k = 0; k < K; k++) {  // the k-th largest; strict > keeps the lower id on ties
-      int best = -1;
-      for (int e = 0; e < E; e++) {
-        bool taken = false;
-        for (int j = 0; j < k; j++) taken |= ch[j] == e;
-        if (!taken && (best < 0 || p[e] > p[best])) best = e;
-      }
-      ch[k] = best;
-      sum += double(p[best]);
-    }
-    for (int k = 0; k < K; k++)
-      r.weight[size_t(n) * K + k] = spec.renormalize ? double(p[ch[k]]) / sum : double(p[ch[k]]);
-  }
-  // Choice-major, token order, within each group (the batch, or spec.group tokens).
-  const int G = spec.group > 0 ? spec.group : N;
-  if (N % G != 0)
-    throw std::invalid_argument("moe: routing over groups of " + std::to_string(G) + " tokens: " + std::to_string(N) +
-                                " tokens are not whole groups");
-  std::vector<int> in_group(E);
-  for (int g0 = 0; g0 < N; g0 += G) {
-    std::fill(in_group.begin(), in_group.end(), 0);
-    for (int k = 0; k < K; k++)
-      for (int n = g0; n < g0 + G; n++) {
-        const int e = r.choice[size_t(n) * K + k];
-        if (in_group[e] < r.capacity) r.kept[size_t(n) * K + k] = 1, in_group[e]++, r.counts[e]++;
-      }
-  }
-}
-
-template void moe_route<float>(MoeRouting&, const float*, int, const MoeSpec&);
-template void moe_route<double>(MoeRouting&, const double*, int, const MoeSpec&);
 
 // ================================================================ reference
 

@@ -12,13 +12,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "moe/block_util.h"
 #include "moe/moe_layer.h"
 
 namespace moe {
 
 namespace {
 
-int padded(int rows) { return (rows + 15) / 16 * 16; }
 
 std::vector<size_t> times(const std::vector<size_t>& rows, size_t bytes) {
   std::vector<size_t> out(rows.size());
