@@ -10,7 +10,7 @@
 #include "io/files.h"
 #include "io/st_shards.h"
 #include "model/checkpoint.h"
-#include "model/model.h"
+#include "model/decoder/model.h"
 #include "tensor/dtype.h"
 
 int main(int argc, char** argv) {

@@ -11,6 +11,8 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "model/arch.h"
+#include "model/family.h"
 #include "model/memory.h"
 #include "perf/gemm_bench.h"
 #include "perf/peak.h"
@@ -189,8 +191,8 @@ void run_train_bench(const TrainBenchOpts& o) {
         if (variant == 1) {  // top-K MoE of the same per-token compute (K = 1: the same active parameters)
           cfg.n_experts = o.experts, cfg.top_k = o.top_k, cfg.capacity_factor = o.capacity;
           cfg.moe_renormalize = o.top_k > 1;
-          if (cfg.family == "llama") cfg.family = "mixtral";
-          if (cfg.encoder_decoder()) cfg.expert_choice = true;  // the paper's: expert choice in the encoder
+          if (const char* moe_type = family_of(cfg.family).with_experts) cfg.family = moe_type;  // llama: mixtral
+          if (const auto bench_moe = arch_of(cfg).bench_moe) bench_moe(cfg);  // T5: expert choice in the encoder
         }
         TrainBenchDist dist;
         if (launched_by_mpi()) dist.comm = &comm_world();
@@ -277,7 +279,7 @@ void register_bench(CLI::App& app) {
       ->check(CLI::IsMember({"tiny", "small"}));
   train->add_option("--family", t->families,
                     "families to run (default: llama gpt2; t5: --seq encoder tokens and span corruption's targets)")
-      ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
+      ->check(CLI::IsMember(family_train_choices()));
   train->add_option("--compute", t->compute, "f32 | bf16 | both | auto (the machine's fastest)")
       ->check(CLI::IsMember({"f32", "bf16", "both", "auto"}));
   train->add_option("--batch", t->batch, "sequences per step (default 8)")->check(InRange(1, 4096));

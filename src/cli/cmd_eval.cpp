@@ -31,10 +31,7 @@ void run_eval(const EvalOpts& o) {
   Comm* comm = launched_by_mpi() ? &comm_world() : nullptr;
   std::unique_ptr<ExpertGroups> eg = expert_groups_for(o.expert_parallel);
   OpenedModel opened = open_model(o.model, eg ? eg->split() : ExpertSplit{});
-  if (eg) {
-    opened.decoder_only("--expert-parallel").set_expert_group(eg->ep.get());
-    opened.model->set_moe_group(eg->ep.get());  // a batch's rows are split over the group: route it whole
-  }
+  if (eg) opened.model->set_moe_group(eg->ep.get());  // a batch's rows are split over the group: route it whole
   const std::string& dir = opened.dir;
   auto& m = opened.model;
   DatasetInfo ds = dataset_open(o.data);

@@ -25,7 +25,7 @@ void run_export(const ExportOpts& o) {
   const std::string dtype = !o.dtype.empty() ? o.dtype : gguf ? "f16" : "bf16";
   const auto t0 = std::chrono::steady_clock::now();
   const std::string dir = resolve_model_dir(o.model);
-  check_model_tokenizer(dir, config_load(dir + "/config.json").vocab_size);  // before anything is written
+  model_check_tokenizer(dir, config_load(dir + "/config.json").vocab_size);  // before anything is written
   const STDType t = dtype == "f32" ? STDType::F32 : dtype == "bf16" ? STDType::BF16 : STDType::F16;
   size_t tensors = 0;
   uint64_t in = 0, out = 0;

@@ -1,7 +1,6 @@
 // moe generate: sample text from a checkpoint (KV-cache decoding), streamed.
 #include <cstdio>
 #include <functional>
-#include <regex>
 #include <random>
 #include <stdexcept>
 
@@ -13,8 +12,8 @@
 #include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
-#include "model/generate.h"
-#include "model/t5_generate.h"
+#include "model/arch.h"
+#include "model/sample.h"
 
 namespace moe::cli {
 
@@ -69,68 +68,6 @@ void stream_sample(const std::function<void(const std::function<bool(int32_t)>&)
   std::printf("\n");
 }
 
-// T5: the text with "<extra_id_N>" marking the spans to fill (T5's sentinels, the ids
-// from the top of the vocabulary down), then eos, as T5's inputs end.
-std::vector<int32_t> t5_input(const Tokenizer& tok, const std::string& text, int V, int sentinels) {
-  static const std::regex sentinel(R"(<extra_id_(\d+)>)");
-  std::vector<int32_t> ids;
-  auto add_text = [&](const std::string& t) {
-    for (int32_t id : tok.encode(t)) ids.push_back(id);
-  };
-  auto it = std::sregex_iterator(text.begin(), text.end(), sentinel);
-  size_t at = 0;
-  for (; it != std::sregex_iterator(); ++it) {
-    add_text(text.substr(at, size_t(it->position()) - at));
-    const long n = std::stol((*it)[1].str());
-    if (n >= sentinels)
-      throw std::invalid_argument("--prompt: <extra_id_" + std::to_string(n) + ">: the model has " +
-                                  std::to_string(sentinels) + " sentinels (<extra_id_0> .. <extra_id_" +
-                                  std::to_string(sentinels - 1) + ">)");
-    ids.push_back(int32_t(V - 1 - n));
-    at = size_t(it->position() + it->length());
-  }
-  add_text(text.substr(at));
-  ids.push_back(tok.eos_id());
-  return ids;
-}
-
-// T5: the input (encoder) once, then the decoder's tokens; sentinels print as <extra_id_N>.
-void generate_t5(const GenOpts& o, T5Model& m, const Tokenizer& tok, const std::string& dir) {
-  const ModelConfig& c = m.config();
-  const int sentinels = c.vocab_size - tok.vocab_size();
-  if (sentinels <= 0)
-    throw std::invalid_argument(dir + ": the model's vocabulary has no sentinels above the tokenizer's " +
-                                std::to_string(tok.vocab_size()) + " pieces");
-  const std::vector<int32_t> input = t5_input(tok, o.prompt, c.vocab_size, sentinels);
-  if (int64_t(input.size()) > c.n_ctx)
-    throw std::invalid_argument("--prompt is " + std::to_string(input.size()) + " tokens (eos included), more than the "
-                                "model's " + std::to_string(c.n_ctx) + " positions (" + dir + "/config.json)");
-  SampleOptions s = o.s;
-  s.stop_token = c.eos_id;
-  std::fprintf(stderr, "moe generate: %s; input %zu tokens (eos included)\n", seed_note(o, s).c_str(), input.size());
-  auto text_of = [&](const std::vector<int32_t>& ids) {
-    std::string out;
-    std::vector<int32_t> run;
-    for (int32_t t : ids) {
-      if (t < tok.vocab_size()) {
-        run.push_back(t);
-        continue;
-      }
-      out += tok.decode(run) + "<extra_id_" + std::to_string(c.vocab_size - 1 - t) + ">";
-      run.clear();
-    }
-    return out + tok.decode(run);
-  };
-  for (int k = 0; k < o.samples; k++) {
-    if (o.samples > 1) print_sample_header(k, o.samples, s);
-    const int last = t5_last_sentinel(input, c.vocab_size, tok.vocab_size());
-    auto ended = [&](int32_t t) { return t5_answer_ended(t, c.eos_id, c.pad_id, c.vocab_size, tok.vocab_size(), last); };
-    stream_sample([&](const std::function<bool(int32_t)>& on) { t5_generate(m, input, s, on); }, ended, text_of,
-                  o.stops);
-    s.seed++;
-  }
-}
-
 void run_generate(const GenOpts& o) {
   OpenedModel opened = open_model(o.model);
   const std::string& dir = opened.dir;
@@ -141,27 +78,21 @@ void run_generate(const GenOpts& o) {
     tokenizer_check(dir, tokenizer_id(o.tokenizer), "--tokenizer " + o.tokenizer,
                     "drop --tokenizer to use the checkpoint's own", "--allow-tokenizer-mismatch");
   Tokenizer tok = Tokenizer::load(tok_path);
-  if (auto* t5 = dynamic_cast<T5Model*>(opened.model.get())) return generate_t5(o, *t5, tok, dir);
-  Model* m = &opened.decoder_only("moe generate");
-  if (tok.vocab_size() > m->config().vocab_size)
-    throw std::invalid_argument(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) +
-                                " tokens but the model's vocabulary is " + std::to_string(m->config().vocab_size));
-  std::vector<int32_t> prompt = tok.encode(o.prompt);
-  if (prompt.empty()) prompt.push_back(tok.eos_id() >= 0 ? tok.eos_id() : 0);  // start of a document
-  // Checked before anything is printed, and named as the user's flag.
-  if (int64_t(prompt.size()) > m->config().n_ctx)
-    throw std::invalid_argument("--prompt is " + std::to_string(prompt.size()) + " tokens, more than the model's " +
-                                std::to_string(m->config().n_ctx) + " positions (" + dir + "/config.json)");
+  LanguageModel& m = *opened.model;
+  std::unique_ptr<TextGenerator> gen = arch_of(m.config()).generator(m, tok, tok_path, dir);
+  const std::vector<int32_t> input = gen->input(o.prompt);  // checked before anything is printed
   SampleOptions s = o.s;
-  s.stop_token = tok.eos_id();
-  std::fprintf(stderr, "moe generate: %s\n", seed_note(o, s).c_str());
+  s.stop_token = gen->stop_token();
+  std::fprintf(stderr, "moe generate: %s%s\n", seed_note(o, s).c_str(), gen->note(input).c_str());
   for (int k = 0; k < o.samples; k++) {
     if (o.samples > 1) print_sample_header(k, o.samples, s);
-    std::printf("%s", o.prompt.c_str());
-    std::fflush(stdout);
-    stream_sample([&](const std::function<bool(int32_t)>& on) { generate(*m, prompt, s, on); },
-                  [&](int32_t t) { return t == s.stop_token; },
-                  [&](const std::vector<int32_t>& ids) { return tok.decode(ids); }, o.stops);
+    if (gen->echoes_prompt()) {
+      std::printf("%s", o.prompt.c_str());
+      std::fflush(stdout);
+    }
+    stream_sample([&](const std::function<bool(int32_t)>& on) { gen->run(input, s, on); },
+                  [&](int32_t t) { return gen->ended(t); },
+                  [&](const std::vector<int32_t>& ids) { return gen->text_of(ids); }, o.stops);
     s.seed++;
   }
 }

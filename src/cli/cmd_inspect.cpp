@@ -7,6 +7,7 @@
 #include "cli/model_open.h"
 #include "model/checkpoint.h"
 #include "model/family.h"
+#include "model/describe.h"
 #include "model/flops.h"
 
 namespace moe::cli {
@@ -35,7 +36,7 @@ void run_inspect(const InspectOpts& o) {
                              {"params_active_per_token", active}, {"experts", c.n_experts},
                              {"model_type", family_to_write(c).model_type},
                              {"architecture", family_to_write(c).architecture}};
-    if (c.encoder_decoder()) j["encoder_layers"] = c.n_layer, j["decoder_layers"] = c.n_dec_layer;
+    if (const auto extra = arch_of(c).inspect_json) extra(c, j);
     if (c.is_moe()) {  // a dense model has no routing settings to report
       j["top_k"] = c.top_k;
       j["moe_layers"] = layers;
@@ -53,36 +54,19 @@ void run_inspect(const InspectOpts& o) {
   std::printf("  family      %s (%s norm, %s MLP, %s positions%s%s)\n", c.family.c_str(),
               c.norm == NormKind::LayerNorm ? "Layer" : "RMS", mlp, pos, c.bias ? ", biases" : "",
               c.tied ? ", tied head" : "");
-  if (c.encoder_decoder())
-    std::printf("  shape       %d encoder + %d decoder layers, hidden %d, %d heads (head %d), MLP %d, vocab %d, "
-                "%d buckets up to distance %d\n", c.n_layer, c.n_dec_layer, c.n_embd, c.n_head, c.head_dim(),
-                c.n_inner, c.vocab_size, c.rel_buckets, c.rel_max_distance);
-  else
-    std::printf("  shape       %d layers, hidden %d, %d heads (%d kv, head %d), MLP %d, vocab %d, %d positions\n",
-                c.n_layer, c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.n_inner, c.vocab_size, c.n_ctx);
+  const ConfigText text = describe_config(c, double(total));
+  std::printf("  shape       %s\n", text.inspect_shape.c_str());
   const Family& label = family_to_write(c);
-  std::printf("  config.json model_type %s, %s%s\n", label.model_type, label.architecture,
-              std::string(label.model_type) == kMixtralRawGates
-                  ? " (moe's own: raw top-k gates, which HF's MixtralForCausalLM does not compute)"
-                  : "");
+  std::printf("  config.json model_type %s, %s%s%s\n", label.model_type, label.architecture,
+              label.label_note ? " " : "", label.label_note ? label.label_note : "");
   std::printf("  parameters  %.2fM total, %.2fM active per token\n", total / 1e6, active / 1e6);
   if (c.is_moe()) {
     std::string ls;
     for (int l : layers) ls += (ls.empty() ? "" : ",") + std::to_string(l);
     std::printf("  moe         %d experts, top-%d, %s combine, layers %s\n", c.n_experts, c.top_k,
                 c.moe_renormalize ? "renormalised" : "raw-gate", ls.c_str());
-    if (c.hf_switch())
-      std::printf("              expert capacity %d tokens per sequence (HF switch_transformers); aux %.3g, z %.3g\n",
-                  c.switch_capacity, c.aux_loss_coef, c.z_loss_coef);
-    else
-      std::printf("              capacity factor %.2f train, %.2f eval (0: dropless); aux %.3g, z %.3g\n",
-                  c.capacity_factor, c.eval_capacity_factor, c.aux_loss_coef, c.z_loss_coef);
-    if (c.encoder_decoder())
-      std::printf("              encoder: %s; decoder: tokens choose top-%d\n",
-                  c.expert_choice ? ("expert choice, each expert takes " + std::to_string(c.enc_capacity_factor).substr(0, 4) +
-                                     " x T / E tokens of a sequence").c_str()
-                                  : "tokens choose, as the decoder",
-                  c.top_k);
+    std::printf("              %s\n", text.inspect_capacity.c_str());
+    if (!text.inspect_routing.empty()) std::printf("              %s\n", text.inspect_routing.c_str());
   }
 }
 

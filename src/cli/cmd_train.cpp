@@ -13,12 +13,13 @@
 #include "cli/recipe.h"
 #include "cli/train_plan.h"
 #include "data/dataset.h"
-#include "data/span_corruption.h"
 #include "data/tokenizer_id.h"
 #include "io/files.h"
 #include "io/signals.h"
 #include "model/checkpoint.h"
-#include "model/t5.h"
+#include "model/arch.h"
+#include "model/describe.h"
+#include "model/family.h"
 #include "model/memory.h"
 #include "tensor/cpu.h"
 #include "train/eval.h"
@@ -85,14 +86,12 @@ void apply_moe(ModelConfig& mc, const MoeOpts& o) {
   mc.moe_renormalize = o.combine == "renorm";
   mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
   mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
-  if (mc.hf_switch() && (o.top_k != 1 || o.routing != "top-k"))
-    throw std::invalid_argument("--family switch_transformers routes top-1 (tokens choose): no --top-k or --routing");
-  if (mc.hf_switch()) mc.moe_renormalize = false;  // HF's raw gates
+  arch_of(mc).fit_moe(mc, o.top_k != 1, o.routing != "top-k");  // e.g. switch_transformers: top-1, raw gates
   mc.expert_choice = o.routing == "expert-choice";  // T5: the encoder's routing (its decoder's tokens choose)
   mc.enc_capacity_factor = o.encoder_capacity;
   mc.router_init_scale = o.router_init_scale;
   parse_moe_layers(o.layers, &mc.moe_layers, &mc.moe_all_layers);
-  if (mc.family == "llama") mc.family = "mixtral";
+  if (const char* moe_type = family_of(mc.family).with_experts) mc.family = moe_type;  // llama: mixtral
 }
 
 MemoryOptions memory_options(const TrainConfig& c) {
@@ -338,21 +337,15 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       if (o.moe.experts > 0) apply_moe(mc, o.moe);
       if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
       if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
-      if (mc.encoder_decoder() && ds.pad_id >= 0) mc.pad_id = mc.bos_id = ds.pad_id;  // T5: the decoder starts with pad
+      arch_of(mc).fit_dataset(mc, ds.pad_id);  // T5: the decoder starts with pad
       mc.validate();
       fit_defaults(sub, o.cfg, mc, &note);
       o.cfg.validate();
-      if (mc.hf_switch()) {  // HF's expert_capacity: tokens per expert per sequence
-        mc.switch_capacity = int(std::ceil(double(o.moe.capacity) * o.cfg.seq / mc.n_experts - 1e-9));
-        mc.validate();
-      }
+      arch_of(mc).fit_seq(mc, o.cfg.seq, o.moe.capacity);  // switch_transformers: expert_capacity per sequence
+      mc.validate();
       model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
-      if (mc.encoder_decoder()) {
-        if (split.partial()) throw UsageError("--expert-parallel: not implemented for t5 models yet");
-        run.model = std::make_unique<T5Model>(mc, true);
-      } else {
-        run.model = std::make_unique<Model>(mc, true, split);
-      }
+      if (split.partial()) family_require(mc, Capability::ExpertParallel);
+      run.model = arch_of(mc).build(mc, BuildArgs{true, split});
       run.model->init_weights(o.cfg.seed);
     }
     if (o.continue_schedule) continue_schedule(sub, o);
@@ -392,12 +385,9 @@ void run_train(CLI::App* sub, TrainOpts& o) {
       std::fprintf(stderr, "data: continuing where %s stopped (epoch %llu)\n", dir.c_str(),
                    (unsigned long long)prev.loader.epoch);
     }
-    if (run.model->config().encoder_decoder()) {
-      if (o.cfg.dropout > 0 || o.cfg.recompute)
-        throw UsageError(std::string(o.cfg.dropout > 0 ? "--dropout" : "--recompute") +
-                         ": not implemented for t5 models yet");
-      check_dataset_for(ds, run.model->config());  // before anything is printed or made
-    }
+    if (o.cfg.dropout > 0) family_require(run.model->config(), Capability::Dropout);
+    if (o.cfg.recompute) family_require(run.model->config(), Capability::Recompute);
+    check_dataset_for(ds, run.model->config());  // before anything is printed or made
     run.state.config = o.cfg;
     if (!launched_by_mpi() || comm_world().rank() == 0) {
       make_dirs(o.cfg.out_dir);
@@ -417,32 +407,22 @@ void run_train(CLI::App* sub, TrainOpts& o) {
   if (o.resume) check_val_size(ds, c);
   if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
-  if (mc.encoder_decoder())
-    std::fprintf(stderr, "model: %s, %d encoder + %d decoder layers, C=%d, %d heads of %d, F=%d, V=%d, %.2fM parameters\n",
-                 mc.family.c_str(), mc.n_layer, mc.n_dec_layer, mc.n_embd, mc.n_head, mc.head_dim(), mc.n_inner,
-                 mc.vocab_size, double(run.model->num_params()) / 1e6);
-  else
-    std::fprintf(stderr, "model: %s, %d layers, C=%d, %d heads (%d kv), F=%d, V=%d, %.2fM parameters\n",
-                 mc.family.c_str(), mc.n_layer, mc.n_embd, mc.n_head, mc.n_kv_head, mc.n_inner, mc.vocab_size,
-                 double(run.model->num_params()) / 1e6);
+  const ConfigText text = describe_config(mc, double(run.model->num_params()));
+  std::fprintf(stderr, "%s\n", text.train_model.c_str());
   if (mc.is_moe()) {
     std::string layers;
     for (int l = 0; l < mc.n_layer; l++)
       if (mc.moe_layer(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
-    char cap[96];
-    if (mc.hf_switch()) std::snprintf(cap, sizeof cap, "expert capacity %d tokens per sequence", mc.switch_capacity);
-    else std::snprintf(cap, sizeof cap, "capacity factor %.2f train / %.2f eval (<= 0: dropless)", mc.capacity_factor,
-                       mc.eval_capacity_factor);
     std::fprintf(stderr, "moe: %d experts, top-%d (%s), %s, layers %s, aux %.3g, z %.3g%s\n", mc.n_experts, mc.top_k,
-                 mc.moe_renormalize ? "renormalised" : "raw gates", cap, layers.c_str(), mc.aux_loss_coef,
-                 mc.z_loss_coef, mc.encoder_decoder() ? (mc.expert_choice ? "; encoder: expert choice" : "; both stacks") : "");
+                 mc.moe_renormalize ? "renormalised" : "raw gates", text.train_capacity.c_str(), layers.c_str(),
+                 mc.aux_loss_coef, mc.z_loss_coef, text.train_moe_suffix.c_str());
   }
   // Shard tokens a row reads: --seq, or for span corruption the raw window its inputs come from.
-  const double row_tokens = mc.encoder_decoder() ? span_corruption_lengths(c.seq).raw : c.seq;
-  if (mc.encoder_decoder()) {
-    const SpanLengths sl = span_corruption_lengths(c.seq);
-    std::fprintf(stderr, "span corruption: %d raw tokens -> %d encoder inputs, %d decoder targets (%d spans, "
-                 "noise density 0.15, mean span 3)\n", sl.raw, sl.inputs, sl.targets, sl.spans);
+  const double row_tokens = arch_of(mc).row_tokens(c.seq);
+  if (const auto rows = arch_of(mc).describe_rows) {
+    std::string line;
+    rows(c.seq, line);
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
   const double steps_per_epoch = double(ds.train_tokens) / (double(c.batch) * row_tokens * c.accum);
   // Which precision and why: --compute auto's choice, or the run's own on resume.
@@ -508,10 +488,8 @@ void register_train(CLI::App& app) {
                   "every new run writes)")
       ->default_str("none");
   sub->add_option("--preset", o->preset, "model size: tiny | small")->check(CLI::IsMember({"tiny", "small"}));
-  sub->add_option("--family", o->family,
-                  "model family: llama | gpt2 | t5 (encoder-decoder, span corruption) | switch_transformers (HF's "
-                  "Switch: T5 with top-1 relu experts, capacity per sequence = --capacity-factor x --seq / E)")
-      ->check(CLI::IsMember({"llama", "gpt2", "t5", "switch_transformers"}));
+  sub->add_option("--family", o->family, "model family: " + family_train_help())
+      ->check(CLI::IsMember(family_train_choices()));
   sub->add_option("--config", o->config_path, "a Hugging Face config.json instead of a preset")
       ->check(CLI::ExistingFile);
   sub->add_option("--init", o->init, "start from this checkpoint's weights (fresh optimizer)");

@@ -1,24 +1,17 @@
-// moe upcycle: a dense checkpoint becomes an MoE checkpoint (src/upcycle), then the
-// step-0 check compares the two on a held-out batch.
+// moe upcycle: a dense checkpoint becomes an MoE checkpoint (its family's upcycler,
+// model/arch.h), then the step-0 check compares the two on a held-out batch.
 #include <cstdio>
 #include <memory>
-#include <random>
 #include <string>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
-#include "train/eval.h"
-#include "model/flops.h"
-#include "model/t5.h"
-#include "upcycle/t5_upcycle.h"
-#include "cli/model_open.h"
 #include "data/dataset.h"
-#include "data/loader.h"
 #include "io/files.h"
+#include "model/arch.h"
 #include "model/checkpoint.h"
+#include "upcycle/options.h"
 #include "train/state.h"
-#include "upcycle/step0.h"
-#include "upcycle/upcycle.h"
 
 namespace moe::cli {
 
@@ -58,47 +51,6 @@ std::string check_dataset(const UpcycleCli& o, const std::string& dense_dir) {
   return path_exists(d + "/meta.json") ? d : "";
 }
 
-// The held-out batch: the start of the validation split of that dataset, else seeded
-// random tokens.
-std::string check_batch(const UpcycleCli& o, const std::string& dense_dir, int V, std::vector<int32_t>& in,
-                        std::vector<int32_t>& tgt) {
-  const size_t N = size_t(o.check_batch) * o.check_seq;
-  in.resize(N), tgt.resize(N);
-  const std::string data = check_dataset(o, dense_dir);
-  if (!data.empty()) {
-    DatasetInfo ds = dataset_open(data);
-    DataLoader val = DataLoader::open(ds.val_path, o.check_batch, o.check_seq, uint64_t(V));
-    val.next(in.data(), tgt.data());
-    return "validation split of " + data;
-  }
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> tok(0, V - 1);
-  for (auto& t : in) t = tok(rng);
-  for (auto& t : tgt) t = tok(rng);
-  return "random tokens: no dataset known (give --check-data)";
-}
-
-// The step-0 check of --out against --from; the report as text or JSON, and kept
-// beside the checkpoint as step0.json (atomically) for `moe report`.
-nlohmann::ordered_json run_check(UpcycleCli& o, const std::string& dense_dir, const ModelConfig& dc) {
-  std::vector<int32_t> in, tgt;
-  o.check_seq = std::min(o.check_seq, dc.n_ctx);
-  const std::string src = check_batch(o, dense_dir, dc.vocab_size, in, tgt);
-  Step0Report rep = step0_check(dense_dir, o.out, in, tgt, o.check_batch, o.check_seq);
-  rep.batch = src;
-  if (!o.json) std::printf("%s", rep.text().c_str());
-  nlohmann::ordered_json j = rep.to_json();
-  nlohmann::ordered_json kept{{"from", dense_dir}};
-  kept.update(j);
-  try {  // a side file: a read-only checkpoint still gets its check printed
-    file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "moe upcycle: warning: step0.json not kept (%s); moe report will not show this step 0\n",
-                 e.what());
-  }
-  return j;
-}
-
 // The options from the flags, checked against each other (both families).
 void prepare(UpcycleCli& o) {
   o.opt.renormalize = o.combine == "renorm";
@@ -118,126 +70,26 @@ void prepare(UpcycleCli& o) {
     throw std::invalid_argument(o.out + ": already exists (give --force to replace it)");
 }
 
-// T5 (upcycle/t5_upcycle.h): the paper's routing by default (expert choice in the
-// encoder, the decoder's top-k); the step-0 check on a span-corruption batch.
-void run_t5_upcycle(UpcycleCli& o) {
-  T5UpcycleOptions t;
-  t.base = o.opt;
-  t.encoder_expert_choice = o.encoder_routing == "expert-choice";
-  t.encoder_capacity_factor = o.encoder_capacity;
-  const std::string dense_dir = resolve_model_dir(o.from);
-  if (!o.check_only) {
-    const ModelConfig mc = [&] {
-      try {
-        return t5_upcycled_config(config_load(dense_dir + "/config.json"), t);
-      } catch (const std::invalid_argument& e) {
-        throw UsageError(e.what());
-      }
-    }();
-    std::string layers;
-    for (int l = 0; l < std::max(mc.n_layer, mc.n_dec_layer); l++)
-      if (mc.moe_layer(l)) layers += (layers.empty() ? "" : ",") + std::to_string(l);
-    const ParamCounts pc = model_param_counts(mc);
-    if (!o.json)
-      std::printf("upcycle %s (t5) -> %d experts in layers %s of both stacks: encoder %s, decoder top-%d %s; "
-                  "%.2fM parameters, %.2fM active per token\n", dense_dir.c_str(), mc.n_experts, layers.c_str(),
-                  mc.expert_choice ? ("expert choice (cf " + std::to_string(mc.enc_capacity_factor).substr(0, 4) + ")").c_str()
-                                   : "tokens choose",
-                  mc.top_k, mc.moe_renormalize ? "renormalised" : "raw gates", pc.total / 1e6, pc.active / 1e6);
-    if (o.dry_run) {
-      if (!o.json) std::printf("(dry run: nothing written)\n");
-      else std::printf("%s\n", config_to_hf(mc).dump().c_str());
-      return;
-    }
-    check_model_tokenizer(dense_dir, mc.vocab_size);
-    t5_upcycle(dense_dir, o.out, t, o.force);
-    if (!o.json) std::printf("wrote %s\n", o.out.c_str());
-  }
-  if (o.no_check) return;
-  auto dense = t5_load(dense_dir);
-  auto moe = t5_load(resolve_model_dir(o.out));
-  // The batch: span corruption of the dataset's validation split (--check-data, or the
-  // dense run's), else random tokens.
-  const std::string data = check_dataset(o, dense_dir);
-  std::string src;
-  TokenBatch b;
-  const int seq = std::min(o.check_seq, dense->config().n_ctx);
-  if (!data.empty()) {
-    const DatasetInfo ds = dataset_open(data);
-    model_batches(ds, dense->config(), ds.val_path, o.check_batch, seq, 0)->batch_at(0, b);
-    src = "span corruption of the validation split of " + data;
-  } else {
-    std::mt19937 rng(1234);
-    std::uniform_int_distribution<int32_t> tok(0, dense->config().vocab_size - 1);
-    const int Td = std::max(2, seq / 4);
-    b.resize(o.check_batch, seq, Td);
-    for (auto& v : b.inputs) v = tok(rng);
-    for (auto& v : b.targets) v = tok(rng);
-    for (int r = 0; r < b.B; r++)
-      for (int i = 0; i < Td; i++) b.dec[size_t(r) * Td + i] = i ? b.targets[size_t(r) * Td + i - 1] : dense->config().bos_id;
-    src = "random tokens: no dataset known (give --check-data)";
-  }
-  Step0Report rep = t5_step0_check(*dense, *moe, b);
-  rep.batch = src;
-  if (!o.json) std::printf("%s", rep.text().c_str());
-  nlohmann::ordered_json kept{{"from", dense_dir}};
-  kept.update(rep.to_json());
-  try {
-    file_write_atomic(o.out + "/step0.json", kept.dump(2) + "\n");
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "moe upcycle: warning: step0.json not kept (%s)\n", e.what());
-  }
-  if (o.json) std::printf("%s\n", kept.dump().c_str());
-}
-
+// The dense checkpoint's family upcycles it (Arch::upcycle: the decoder families'
+// streamed upcycler, or T5's), after the options are checked against each other.
 void run_upcycle(UpcycleCli& o) {
-  if (config_load(resolve_model_dir(o.from) + "/config.json").encoder_decoder()) {
-    if (o.check_only && o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
-    if (!o.check_only && o.opt.experts == 0) throw CLI::RequiredError("--experts");
-    if (!o.check_only) prepare(o);
-    return run_t5_upcycle(o);
+  if (o.check_only && o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
+  if (!o.check_only) {
+    if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
+    prepare(o);
   }
-  if (o.check_only) {  // an existing upcycled checkpoint against its dense one
-    if (o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
-    const std::string dense = resolve_model_dir(o.from);
-    auto j = run_check(o, dense, config_load(dense + "/config.json"));
-    if (o.json) std::printf("%s\n", j.dump().c_str());
-    return;
-  }
-  if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
-  prepare(o);
-
-  // The plan checks the options against the dense model (k <= E, granularity divides
-  // the MLP, ...): its std::invalid_argument is a usage error; a broken checkpoint
-  // throws std::runtime_error (exit 1).
-  std::unique_ptr<Upcycler> plan;
+  UpcycleRequest r;
+  r.from = o.from, r.dense_dir = resolve_model_dir(o.from), r.out = o.out, r.opt = o.opt;
+  r.dry_run = o.dry_run, r.json = o.json, r.force = o.force, r.no_check = o.no_check, r.check_only = o.check_only;
+  r.check_batch = o.check_batch, r.check_seq = o.check_seq;
+  r.encoder_routing = o.encoder_routing, r.encoder_capacity = o.encoder_capacity;
+  if (!o.dry_run && (!o.no_check || o.check_only)) r.check_data = check_dataset(o, r.dense_dir);
+  const ModelConfig dc = config_load(r.dense_dir + "/config.json");
   try {
-    plan = std::make_unique<Upcycler>(o.from, o.opt);
-  } catch (const std::invalid_argument& e) {
+    arch_of(dc).upcycle(r);
+  } catch (const UpcyclePlanError& e) {  // what the options ask that the dense model does not allow
     throw UsageError(e.what());
   }
-  Upcycler& up = *plan;
-  check_model_tokenizer(up.dense_dir(), up.dense_config().vocab_size);  // copied into the output: check it first
-  if (o.dry_run) {
-    if (o.json) std::printf("%s\n", up.plan_json().dump().c_str());
-    else std::printf("%s(dry run: nothing written)\n", up.plan_text().c_str());
-    return;
-  }
-  if (!o.json) std::printf("%s", up.plan_text(false).c_str());
-  std::fflush(stdout);
-  up.write(o.out, o.force);
-  if (!o.json) std::printf("wrote %s\n", o.out.c_str());
-  nlohmann::ordered_json result{{"out", o.out}, {"plan", up.plan_json()}};
-  result["plan"].erase("tensors");
-  if (!o.no_check) {
-    try {
-      result["step0"] = run_check(o, up.dense_dir(), up.dense_config());
-    } catch (const std::exception& e) {  // the checkpoint is written and valid: say so
-      throw std::runtime_error("wrote " + o.out + ", but the step-0 check failed: " + e.what() +
-                               " (rerun it with --check-only)");
-    }
-  }
-  if (o.json) std::printf("%s\n", result.dump().c_str());
 }
 
 }  // namespace

@@ -6,29 +6,22 @@
 #include <memory>
 #include <string>
 
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/expert_parallel.h"
 
 namespace moe::cli {
 
 struct OpenedModel {
   std::string dir;
-  std::unique_ptr<LanguageModel> model;  // a Model (decoder-only), or a T5Model
-  // The decoder-only Model, or a one-line error naming the directory and `command`
-  // (the commands and options that T5 models do not have yet).
-  Model& decoder_only(const std::string& command) const;
+  std::unique_ptr<LanguageModel> model;  // built by its family (model/arch.h)
 };
 
-// split: the experts to load (expert parallelism; the default: all). A t5 directory
-// opens as a T5Model (no expert split).
+// split: the experts to load and the group holding the others (expert parallelism;
+// the default: all), refused for a family without it.
 OpenedModel open_model(const std::string& path, ExpertSplit split = {});
 
 // The expert groups of `--expert-parallel EP` over mpirun's ranks (null for EP = 1);
 // a usage error when EP does not divide the ranks.
 std::unique_ptr<ExpertGroups> expert_groups_for(int EP);
-
-// The checks of open_model on a directory that is read without loading a Model
-// (moe upcycle streams it): the tokenizer.model beside config.json, when present.
-void check_model_tokenizer(const std::string& dir, int vocab_size);
 
 }  // namespace moe::cli

@@ -1,5 +1,8 @@
 #include "export/export_gguf.h"
 
+#include "model/arch.h"
+#include "model/family.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -265,7 +268,8 @@ bool moe_every_layer(const ModelConfig& c) {
 }
 
 void refuse_unsupported(const ModelConfig& c, const std::string& cj) {
-  if (c.family == "gpt2" && c.is_moe())
+  family_require(c, Capability::ExportGguf, cj + "--format gguf");
+  if (std::string(family_of(c.family).gguf_arch) == "gpt2" && c.is_moe())
     refuse(cj + "a GPT-2 MoE has no llama.cpp equivalent (its gpt2 architecture has no expert layers); export it "
                 "with --format safetensors, or upcycle a Llama-family model");
   if (!c.is_moe()) return;
@@ -322,7 +326,7 @@ GgufExportResult export_gguf(const std::string& model, const std::string& out, S
   if (path_exists(out) && !force) refuse(out + ": already exists (give --force to replace it)");
   const ExportSource s = export_source_open(r.dir);
   const ModelConfig& c = s.cfg;
-  r.arch = c.family == "gpt2" ? "gpt2" : "llama";
+  r.arch = family_of(c.family).gguf_arch;
   r.bytes_in = s.bytes;
 
   GgufWriter w;

@@ -3,7 +3,8 @@
 #include <stdexcept>
 
 #include "model/checkpoint.h"
-#include "model/model.h"
+#include "model/decoder/model_io.h"
+#include "model/decoder/model.h"
 
 namespace moe {
 

@@ -2,6 +2,8 @@
 // model.safetensors (HF tensor names and layouts), or a sharded
 // model.safetensors.index.json with its shard files. Loading validates every
 // tensor against config.json: none missing, none extra, every shape as expected.
+// The shared pieces: finding a model directory, reading one HF tensor, the tokenizer
+// check. A family reads and writes its own (model/decoder/model_io.h, model/t5/t5.h).
 #pragma once
 #include <functional>
 #include <map>
@@ -11,48 +13,26 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/model.h"
+#include "model/config.h"
 
 namespace moe {
 
-// Writes config.json and model.safetensors into the existing directory `dir`,
-// each file atomically (a model holding every expert: see ExpertSplit). dtype: F32, BF16 or F16 (HF checkpoints are mostly BF16).
-void model_save(const Model& m, const std::string& dir, STDType dtype = STDType::F32);
-
-// Loads the weights of `dir` into m (whose config must match the directory's).
-void model_load_weights(Model& m, const std::string& dir);
-
-// config.json + weights of a model directory (of the experts `split` holds: each
-// rank reads only its own expert tensors from the mapped file).
-std::unique_ptr<Model> model_load(const std::string& dir, ExpertSplit split = {});
-
-// The role and layer of every tensor name of a config's model ('*' names for experts).
-struct TensorRole {
-  Role role;
-  int layer;
-};
-std::map<std::string, TensorRole> model_roles(const ModelConfig& c);
-
 class TensorDir;
+// out (cols, rows) = in (rows, cols)^T: HF's [in, out] weights (GPT-2's Conv1D) and ours.
+void transpose_2d(float* out, const float* in, int64_t rows, int64_t cols);
 // Reads HF tensor `name` of src into dst (float32, our shape `want`; HF-transposed
 // when tr). Throws naming the file and tensor on absence (with `why`), a wrong shape
 // or a dtype other than F32/BF16/F16.
 void read_hf_tensor(const TensorDir& src, const std::string& name, std::vector<int64_t> want, bool tr, float* dst,
                     const std::string& why);
-// Fills every parameter of m from src. source_name maps a parameter name (and its
-// role, null when unknown) to the name to read ('*' expanded per expert; empty: leave
-// the parameter as it is); null: the same name. The names read are added to `used` when given.
-void model_load_params(Model& m, const TensorDir& src,
-                       const std::function<std::string(const std::string&, const TensorRole*)>& source_name,
-                       std::set<std::string>* used);
-
-// True when HF stores this tensor of m transposed ([in, out]: GPT-2's Conv1D).
-bool hf_transposed(const Model& m, const std::string& name);
-
 // A model directory as given, or, for a training run directory, its newest
 // complete checkpoint-N. Throws naming the path when there is neither, and when the
 // directory given is itself an incomplete checkpoint.
 std::string resolve_model_dir(const std::string& path);
+
+// The tokenizer.model beside a model's config.json, when there is one, loaded and
+// checked against its vocabulary (throws naming the file).
+void model_check_tokenizer(const std::string& dir, int vocab_size);
 
 // N for a directory name "checkpoint-N" (digits only), else -1.
 long checkpoint_dir_step(const std::string& name);

@@ -4,28 +4,13 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "model/arch.h"
 #include "model/family.h"
 #include "model/hf_json.h"
 #include "io/files.h"
 #include "model/memory.h"
 
 namespace moe {
-
-const Family& family_of(const std::string& t) {
-  if (t == "gpt2") return family_gpt2();
-  if (t == "llama") return family_llama();
-  if (t == "mixtral") return family_mixtral();
-  if (t == kMixtralRawGates) return family_mixtral_raw();
-  if (t == "t5") return family_t5();
-  if (t == "switch_transformers") return family_switch();
-  throw std::invalid_argument("unknown model family \"" + t + "\" (expected gpt2, llama, mixtral, " +
-                              kMixtralRawGates + ", t5 or switch_transformers)");
-}
-
-const Family& family_to_write(const ModelConfig& c) {
-  const Family& f = family_of(c.family);
-  return f.writes_as ? f.writes_as(c) : f;
-}
 
 bool ModelConfig::moe_layer(int l) const {
   if (n_experts <= 0) return false;
@@ -50,11 +35,10 @@ void ModelConfig::validate() const {
   };
   at_most(vocab_size, int64_t(1) << 24, "vocab_size");
   at_most(n_ctx, int64_t(1) << 20, "max positions (n_ctx / max_position_embeddings)");
-  const bool t5 = encoder_decoder();  // the fields are named after the family's config.json
-  at_most(n_embd, int64_t(1) << 16, t5 ? "hidden size (d_model)" : "hidden size (n_embd / hidden_size)");
-  at_most(n_layer, 1024, t5 ? "layer count (num_layers)" : "layer count (n_layer / num_hidden_layers)");
-  if (t5) at_most(n_dec_layer, 1024, "decoder layer count (num_decoder_layers)");
-  at_most(n_inner, int64_t(1) << 20, t5 ? "MLP width (d_ff)" : "MLP width (n_inner / intermediate_size)");
+  const Arch& arch = arch_of(*this);  // the fields are named after the family's config.json
+  at_most(n_embd, int64_t(1) << 16, arch.hidden_name);
+  at_most(n_layer, 1024, arch.layers_name);
+  at_most(n_inner, int64_t(1) << 20, arch.inner_name);
   at_most(moe_inner, int64_t(1) << 20, "expert MLP width (moe_intermediate_size)");
   at_most(n_head, n_embd, "head count");
   at_most(n_experts, 4096, "expert count");
@@ -66,33 +50,7 @@ void ModelConfig::validate() const {
                                              " must be a multiple of the head count " + std::to_string(n_head));
   at_most(d_kv, int64_t(1) << 16, "head size (d_kv)");
   need(d_kv >= 0, "head size (d_kv) must be positive");
-  if (encoder_decoder()) {
-    need(n_dec_layer > 0, "an encoder-decoder model needs decoder layers (num_decoder_layers)");
-    at_most(n_dec_layer, 1024, "decoder layer count (num_decoder_layers)");
-    need(pos == PosKind::Relative && norm == NormKind::RMSNorm && !bias && !fused_qkv && n_kv_head == n_head,
-         "t5 parts: relative positions, RMS norm, no biases, separate q/k/v, one key/value head per head");
-    need(mlp == MlpKind::Relu || mlp == MlpKind::GeGLU, "t5 MLP must be relu or gated-gelu");
-    // The decoder's log-spaced buckets start at max_exact = buckets / 2: HF divides by
-    // log(max_distance / max_exact), which must be positive.
-    need(rel_buckets >= 4 && rel_buckets <= 4096 && rel_buckets % 2 == 0,
-         "relative_attention_num_buckets must be an even number in [4, 4096]");
-    need(rel_max_distance > rel_buckets / 2 && rel_max_distance <= (1 << 20),
-         "relative_attention_max_distance must be above half the buckets (the decoder's exact range) and at most 2^20");
-    need(pad_id >= 0 && pad_id < vocab_size, "pad_token_id must be a token id inside the vocabulary");
-    if (hf_switch())
-      need(is_moe() && top_k == 1 && !moe_renormalize && !expert_choice && mlp == MlpKind::Relu &&
-               switch_capacity > 0 && (moe_inner == 0 || moe_inner == n_inner),
-           "switch_transformers: num_experts > 0, top-1 routing with raw gates in both stacks, relu experts of d_ff "
-           "and an expert_capacity > 0");
-    if (hf_switch())
-      need(switch_sparse_step(*this) > 0, "switch_transformers: the MoE layers must be every sparse_step-th layer "
-                                          "(i % step == 1) of both stacks");
-    need(bos_id >= 0 && eos_id >= 0, "decoder_start_token_id and eos_token_id must be token ids inside the vocabulary");
-    at_most(int64_t(n_head) * head_dim(), int64_t(1) << 20, "attention width (num_heads x d_kv)");
-  } else {
-    need(n_dec_layer == 0 && d_kv == 0 && pos != PosKind::Relative && mlp != MlpKind::Relu && mlp != MlpKind::GeGLU,
-         "decoder-only families have no decoder stack, d_kv, relative positions or T5 MLPs");
-  }
+  arch.validate(*this, need);
   need(n_kv_head > 0 && n_head % n_kv_head == 0, "head count " + std::to_string(n_head) +
                                                      " must be a multiple of the key/value head count " +
                                                      std::to_string(n_kv_head));
@@ -103,7 +61,7 @@ void ModelConfig::validate() const {
   if (n_experts > 0) {
     need(top_k >= 1 && top_k <= n_experts, "top-k " + std::to_string(top_k) + " must be in [1, experts = " +
                                                std::to_string(n_experts) + "]");
-    const int layers = encoder_decoder() ? std::max(n_layer, n_dec_layer) : n_layer;  // T5: both stacks
+    const int layers = std::max(n_layer, n_dec_layer);  // encoder-decoders: both stacks
     for (int l : moe_layers)
       need(l >= 0 && l < layers, "MoE layer " + std::to_string(l) + " is not a layer of this " +
                                      std::to_string(layers) + "-layer model");
@@ -118,9 +76,6 @@ void ModelConfig::validate() const {
     need(std::isfinite(router_init_scale) && router_init_scale > 0, "router_init_scale must be positive");
     need(router_jitter >= 0 && router_jitter < 1 && expert_dropout >= 0 && expert_dropout < 1,
          "router jitter and expert dropout must be in [0, 1)");
-    need(!expert_choice || encoder_decoder(),  // T5: the encoder's routing; its decoder always has tokens choose
-         "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "
-         "output depends on later tokens): a decoder must use tokens-choose top-k routing");
     need(std::isfinite(enc_capacity_factor) && enc_capacity_factor > 0 && enc_capacity_factor <= 1000,
          "moe_encoder_capacity_factor must be in (0, 1000]");
   }
@@ -135,26 +90,15 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
   const Family& f = family_of(family);
   f.set_parts(c);
   c.vocab_size = vocab_size;
-  if (family == "gpt2") c.tied = true, c.norm_eps = 1e-5f;
-  else c.tied = false, c.norm_eps = 1e-5f;
+  c.tied = false, c.norm_eps = 1e-5f;
   if (name == "tiny") {
-    c.n_ctx = 128, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_inner = 256;
-    c.n_kv_head = family == "llama" ? 2 : 4;
+    c.n_ctx = 128, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_inner = 256, c.n_kv_head = 4;
   } else if (name == "small") {
-    c.n_ctx = 256, c.n_embd = 384, c.n_layer = 6, c.n_head = 6, c.n_inner = 1536;
-    c.n_kv_head = family == "llama" ? 2 : 6;
-    if (family == "llama") c.n_inner = 1024;  // SwiGLU: 3 matrices of F, keep the MLP's parameters ~ GELU's 2 x 4C
+    c.n_ctx = 256, c.n_embd = 384, c.n_layer = 6, c.n_head = 6, c.n_inner = 1536, c.n_kv_head = 6;
   } else {
     throw std::invalid_argument("unknown preset \"" + name + "\" (expected tiny or small)");
   }
-  if (family == "t5" || family == "switch_transformers") {  // T5 v1.1's shape: d_kv = C / H, untied, eps 1e-6
-    c.n_dec_layer = c.n_layer, c.n_kv_head = c.n_head, c.norm_eps = 1e-6f, c.tied = false;
-    c.n_inner = name == "tiny" ? 160 : 1024;  // gated-GELU of about 2.5 C
-  }
-  if (family == "switch_transformers") {  // Switch-Base's recipe, small: relu experts of 4 C, top-1, 8 experts
-    c.n_inner = 4 * c.n_embd, c.n_experts = name == "tiny" ? 4 : 8, c.switch_capacity = 64;
-    c.aux_loss_coef = 0.01f, c.z_loss_coef = 1e-3f, c.router_jitter = 0.0f;
-  }
+  if (f.preset) f.preset(c, name);  // the family's own shape
   c.validate();
   return c;
 }
@@ -162,12 +106,8 @@ ModelConfig model_preset(const std::string& family, const std::string& name, int
 ModelConfig config_from_hf(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) hf::fail(path, "expected a JSON object");
   auto type = hf::opt_string(j, "model_type", path);
-  const std::string known = std::string("\"gpt2\", \"llama\", \"mixtral\", \"") + kMixtralRawGates +
-                            "\", \"t5\" or \"switch_transformers\"";
-  if (!type) hf::fail(path, "missing field 'model_type' (expected " + known + ")");
-  if (*type != "gpt2" && *type != "llama" && *type != "mixtral" && *type != kMixtralRawGates && *type != "t5" &&
-      *type != "switch_transformers")
-    hf::fail(path, "field 'model_type' is \"" + *type + "\", expected " + known);
+  if (!type) hf::fail(path, "missing field 'model_type' (expected " + family_names_quoted() + ")");
+  if (!family_known(*type)) hf::fail(path, "field 'model_type' is \"" + *type + "\", expected " + family_names_quoted());
   const Family& f = family_of(*type);
   ModelConfig c;
   c.family = f.reads_as ? f.reads_as : *type;  // a variant's label reads as its family

@@ -8,10 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "moe/mlp_kind.h"
+
 namespace moe {
 
 enum class NormKind { LayerNorm, RMSNorm };
-enum class MlpKind { Gelu, SwiGLU, Relu, GeGLU };  // Relu, GeGLU: T5's "relu", "gated-gelu"
 enum class PosKind { Learned, Rope, Relative };  // Relative: T5's bucketed position bias
 
 struct ModelConfig {
@@ -60,8 +61,6 @@ struct ModelConfig {
   float expert_dropout = 0.0f;       // training: dropout inside the experts
 
   int head_dim() const { return d_kv > 0 ? d_kv : n_embd / n_head; }
-  bool encoder_decoder() const { return family == "t5" || family == "switch_transformers"; }
-  bool hf_switch() const { return family == "switch_transformers"; }
   bool gated_mlp() const { return mlp == MlpKind::SwiGLU || mlp == MlpKind::GeGLU; }
   int expert_inner() const { return moe_inner > 0 ? moe_inner : n_inner; }
   bool is_moe() const { return n_experts > 0; }

@@ -1,12 +1,20 @@
-// A model family: its Hugging Face config fields and tensor names. The model asks
-// for tensors by role; only the family knows what HF calls them and whether HF
-// stores them transposed (GPT-2's Conv1D keeps [in, out]; we keep every linear
-// weight as [out, in], like torch.nn.Linear).
+// A model family: everything the rest of the code asks of a model's kind, answered in
+// one place. Two levels:
+//   Family: one Hugging Face model_type (gpt2, llama, mixtral, t5, ...): its config.json
+//           fields, tensor names and part flags;
+//   Arch:   what a family folder provides for all its model_types (model/decoder/,
+//           model/t5/): its capabilities, build and load, memory and FLOP arithmetic,
+//           batch source, descriptions, generation and upcycling entry points.
+// The registry (model/families.cpp) lists every Family; the CLI, the trainer and the
+// benchmarks go through it and never ask which family a config is.
 #pragma once
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
+#include "model/lm.h"
 
 namespace moe {
 
@@ -20,6 +28,8 @@ enum class Role {
   // contain '*' where HF puts the expert index (one HF tensor per expert).
   Router, ExpertW1, ExpertB1, ExpertW3, ExpertW2, ExpertB2,
 };
+
+struct Arch;
 
 // "model.layers.0.block_sparse_moe.experts.*.w1.weight" -> "...experts.3.w1.weight"
 std::string expert_tensor_name(const std::string& pattern, int e);
@@ -43,28 +53,33 @@ struct Family {
   // under (nullptr: this one; Mixtral with raw gates: mixtral_raw_gates).
   const char* reads_as = nullptr;
   const Family& (*writes_as)(const ModelConfig& c) = nullptr;
+  // The family folder's hooks (never null).
+  const Arch* arch = nullptr;
+  // The model_type a dense config of this family becomes with experts (llama: mixtral);
+  // nullptr: its own.
+  const char* with_experts = nullptr;
+  // A note for `moe inspect` beside the model_type it is written under (nullptr: none).
+  const char* label_note = nullptr;
+  // Its presets' shape beyond the shared sizes (model_preset; nullptr: none).
+  void (*preset)(ModelConfig& c, const std::string& name) = nullptr;
+  // llama.cpp's architecture for its GGUF export (nullptr: none; Capability::ExportGguf).
+  const char* gguf_arch = nullptr;
+  // What `--family NAME` trains, for moe train's and moe bench's help (nullptr: not a
+  // choice there: a variant reached by flags, e.g. mixtral = llama with --experts).
+  const char* train_help = nullptr;
 };
 
+// The registry (model/families.cpp): every model_type moe reads and writes.
 const Family& family_of(const std::string& model_type);  // throws listing the known ones
-const Family& family_gpt2();
-const Family& family_llama();
-const Family& family_mixtral();  // Llama with MoE layers: Mixtral's names and config fields
-// The same with raw top-k gates (moe_renormalize false), which HF's Mixtral does not
-// compute: our own model_type (kMixtralRawGates), read back as family "mixtral".
-inline constexpr const char* kMixtralRawGates = "mixtral_raw_gates";
-const Family& family_mixtral_raw();
+bool family_known(const std::string& model_type);
+std::vector<const Family*> family_list();  // every registered model_type, in registry order
+// The --family choices (the families with a train_help), and their help text.
+std::vector<std::string> family_train_choices();
+std::string family_train_help();
+std::string family_names_quoted();  // "\"gpt2\", ... or \"switch_transformers\""
 // The family whose model_type and architecture config.json gets for c: its own, or
 // the one its writes_as chooses.
 const Family& family_to_write(const ModelConfig& c);
-// T5 (T5ForConditionalGeneration): config fields only; its tensors are named by
-// t5_layout (model/t5.h), which has encoder and decoder stacks the roles cannot say.
-const Family& family_t5();
-// HF switch_transformers (SwitchTransformersForConditionalGeneration): T5 with top-1
-// experts in every sparse_step-th layer, capacity per sequence (model/t5.h).
-const Family& family_switch();
-// The sparse step (layer i sparse when step == 1 or i % step == 1) that gives c's MoE
-// layers in both stacks, or -1 when none does.
-int switch_sparse_step(const ModelConfig& c);
 
 // MoE config fields, shared by the families: HF's where they exist (Mixtral:
 // num_local_experts, num_experts_per_tok, router_aux_loss_coef), ours otherwise

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/token_batch.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "tensor/dtype.h"
@@ -36,29 +37,16 @@ struct ForwardOptions {
 // Expert parallelism: a model that holds part `rank` of `ranks` equal parts of every
 // MoE layer's experts (experts [rank E/ranks, (rank+1) E/ranks)). Its expert tensors
 // are then [E/ranks, ...] (names unchanged: '*' stands for the global expert index,
-// the first held one at row 0). The default holds every expert.
+// the first held one at row 0). The default holds every expert. `group`: the ranks
+// holding the parts (its rank and size are rank and ranks), handed to the MoE blocks
+// when the model is built, which then exchange token rows with them; null: a part
+// that computes alone (tests, gathering).
 struct ExpertSplit {
   int rank = 0, ranks = 1;
+  Comm* group = nullptr;
   bool partial() const { return ranks > 1; }
   int count(int E) const { return E / ranks; }
   int first(int E) const { return rank * (E / ranks); }
-};
-
-// One batch of token ids. Decoder-only (Td == 0): inputs and targets (B,T), the targets
-// the inputs shifted by one. Encoder-decoder (Td > 0): inputs (B,T) for the encoder,
-// dec (B,Td) the decoder inputs and targets (B,Td). Targets -1 are ignored.
-struct TokenBatch {
-  int B = 0, T = 0, Td = 0;
-  std::vector<int32_t> inputs, dec, targets;
-  int target_len() const { return Td > 0 ? Td : T; }
-  // Tokens a forward reads (the run's token count): B T, or B (T + Td).
-  uint64_t tokens() const { return uint64_t(B) * uint64_t(T + Td); }
-  void resize(int b, int t, int td) {
-    B = b, T = t, Td = td;
-    inputs.resize(size_t(b) * t);
-    dec.resize(size_t(b) * td);
-    targets.resize(size_t(b) * (td > 0 ? td : t));
-  }
 };
 
 class LanguageModel {
@@ -85,8 +73,10 @@ class LanguageModel {
   // MoE blocks by layer slot (decoder-only: the layers; T5: encoder then decoder layers).
   virtual int layer_slots() const = 0;
   virtual const MoeBlock* moe_block(int slot) const = 0;
-  virtual void set_moe_group(Comm* group) = 0;
+  virtual void set_moe_group(Comm* group) = 0;  // data parallelism: route over the group's global batch
   virtual void set_recompute(bool on) = 0;
+  // Bytes of the activations carved for the last forward (0: not measured by this family).
+  virtual size_t activation_bytes() const { return 0; }
   virtual ExpertSplit expert_split() const = 0;
   // Training FLOPs of one batch of B rows (T tokens; T5: T encoder and Td decoder tokens)
   // divided by its tokens() (6 x matmul parameters per token, plus attention).

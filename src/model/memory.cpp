@@ -1,5 +1,6 @@
 #include "model/memory.h"
 
+#include "model/arch.h"
 #include "tensor/cpu.h"
 
 #include <unistd.h>
@@ -12,89 +13,20 @@
 
 namespace moe {
 
-double model_param_count(const ModelConfig& c) {
-  if (c.encoder_decoder()) {  // T5 (t5_layout): norms, attention (+ cross in the decoder), MLP, 2 bias tables
-    const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, Cq = double(c.n_head) * c.head_dim();
-    const double mlp = (c.gated_mlp() ? 3 : 2) * F * C;
-    const double emlp = double(c.n_experts) * ((c.gated_mlp() ? 3 : 2) * double(c.expert_inner()) * C + C);
-    double n = V * C * (c.tied ? 1 : 2) + 2.0 * c.rel_buckets * c.n_head + 2 * C;
-    for (int l = 0; l < c.n_layer; l++) n += 2 * C + 4 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
-    for (int l = 0; l < c.n_dec_layer; l++) n += 3 * C + 8 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
-    return n;
-  }
-  const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, D = double(c.n_embd / std::max(1, c.n_head));
-  const double Cq = c.n_head * D, Ckv = c.n_kv_head * D, b = c.bias ? 1 : 0;
-  const double gated = c.gated_mlp() ? 1 : 0;
-  double n = V * C;                                   // token embedding
-  if (c.pos == PosKind::Learned) n += double(c.n_ctx) * C;
-  for (int l = 0; l < c.n_layer; l++) {
-    n += C * (1 + b) * 2;                             // two norms
-    n += c.fused_qkv ? 3 * C * C + b * 3 * C : (Cq + 2 * Ckv) * C;
-    n += C * Cq + b * C;                              // output projection
-    if (c.moe_layer(l)) {
-      const double E = c.n_experts, Fe = c.expert_inner();
-      n += E * C + E * ((2 + gated) * Fe * C + b * (Fe + C));
-    } else {
-      n += (2 + gated) * F * C + b * (F + C);
-    }
-  }
-  n += C * (1 + b);                                   // final norm
-  if (!c.tied) n += V * C;                            // lm_head
-  return n;
-}
+double model_param_count(const ModelConfig& c) { return arch_of(c).param_count(c); }
 
 double model_expert_param_count(const ModelConfig& c) {
   if (!c.is_moe()) return 0;
   const double C = c.n_embd, E = c.n_experts, Fe = c.expert_inner(), b = c.bias ? 1 : 0;
   const double gated = c.gated_mlp() ? 1 : 0;
   double n = 0;
-  const int layers = c.n_layer + (c.encoder_decoder() ? c.n_dec_layer : 0);  // T5: both stacks
+  const int layers = c.n_layer + c.n_dec_layer;  // encoder-decoders: both stacks
   for (int l = 0; l < layers; l++)
     if (c.moe_layer(l < c.n_layer ? l : l - c.n_layer)) n += E * ((2 + gated) * Fe * C + b * (Fe + C));
   return n;
 }
 
 namespace {
-
-// Bytes of the activation arena (model.cpp, ensure_acts) for N = B T tokens, without
-// the 64-byte alignment of each slice (< 64 bytes x ~40 slices). `layer`: one layer's set.
-// T5 (T5Model::ensure_acts): per encoder layer and per decoder layer (with its
-// cross-attention), the residual streams, biases, outputs, logits and the scratch.
-double t5_arena_bytes(const ModelConfig& c, int B, int Te, int Td, double* layer) {
-  const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, H = c.n_head, Cq = H * c.head_dim();
-  const double Ne = double(B) * Te, Nd = double(B) * Td, Nm = std::max(Ne, Nd), Tm = std::max(Te, Td);
-  const double g = c.gated_mlp() ? 1 : 0;
-  auto self = [&](double N, double T) {  // ln1, q, k, v, att, atty, x_mid, ln2, MLP; bf16 copies
-    return 4 * (N * (3 * C + 2 + 4 * Cq + (2 + g) * F) + B * H * T * T) + 2 * N * (2 * C + Cq + F);
-  };
-  const double enc = self(Ne, Te);
-  const double dec = self(Nd, Td) + 4 * (Nd * (2 * C + 1 + 2 * Cq) + 2 * Ne * Cq + B * H * double(Td) * Te) +
-                     2 * Nd * (C + Cq);
-  *layer = std::max(enc, dec);
-  const double rest = 4 * ((c.n_layer + 1) * Ne * C + (c.n_dec_layer + 1) * Nd * C + H * (double(Te) * Te + double(Td) * Td) +
-                           Ne * (C + 1) + Nd * (2 * C + 1) + Nd * (V + 3) + Nm * C * 4 + Nm * Cq * 4 +
-                           B * H * Tm * Tm + Nm * (2 + g) * F + Ne * C) +
-                      2 * (Ne * C + Nd * C + Nm * std::max({V, C, F, Cq}));
-  return c.n_layer * enc + c.n_dec_layer * dec + rest;
-}
-
-double arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* layer) {
-  if (c.encoder_decoder()) return t5_arena_bytes(c, B, T, T, layer);  // decoder length: at most the encoder's
-  const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
-  const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
-  const double A = double(B) * c.n_head * double(T) * T;  // attention probabilities
-  const double swiglu = c.gated_mlp() ? 1 : 0, fused = c.fused_qkv ? 1 : 0;
-  // ln1, x_mid, ln2 (N,C); means and rstds; qkv; q, atty; k, v; MLP h1, h2, act; bf16 copies.
-  *layer = 4 * (N * (3 * C + 4 + fused * 3 * C + 2 * Cq + 2 * Ckv + (2 + swiglu) * F) + A) +
-           2 * N * (2 * C + Cq + F);
-  const double sets = recompute ? 1 : c.n_layer;
-  // L+1 residual streams; final norm (+ bf16); logits, losses, lse, dlosses; branch;
-  // backward scratch dres, dtmp, dln, datty, dq, dk, dv, dqkv, dact, dh1, dh2, dout_bf.
-  const double rest = 4 * N * ((c.n_layer + 1) * C + C + 2 + V + 3 + C + 3 * C + 2 * Cq + 2 * Ckv + fused * 3 * C +
-                               (2 + swiglu) * F) +
-                      2 * N * C + 2 * N * std::max({V, 3 * C, F});
-  return sets * *layer + rest;
-}
 
 // Bytes of one MoE block's buffers (moe_block.cpp) for N tokens: router logits and
 // probabilities, routing, the R grouped rows (kept pairs, each expert's group padded
@@ -134,7 +66,7 @@ MemoryEstimate model_memory_estimate(const ModelConfig& c, const MemoryOptions& 
   if (o.bf16) m.bf16_copy = 2 * m.n_params_rank;
   m.local_batch = (o.B + P - 1) / P;
   if (m.local_batch > 0 && o.T > 0) {
-    double a = arena_bytes(c, m.local_batch, o.T, o.recompute, &m.layer_activations);
+    double a = arch_of(c).arena_bytes(c, m.local_batch, o.T, o.recompute, &m.layer_activations);
     if (c.is_moe()) {
       // Per MoE layer its probabilities and routing; the rest once per block, or once in
       // all with recompute (the blocks share one set, swapped in).

@@ -7,9 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "data/span_corruption.h"
+#include "model/arch.h"
 #include "model/memory.h"
-#include "model/t5.h"
 #include "ops/clip.h"
 #include "train/data_parallel.h"
 #include "train/expert_parallel.h"
@@ -28,19 +27,13 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
     throw std::invalid_argument("--batch " + std::to_string(B) + " must be a multiple of the " + std::to_string(P) +
                                 " ranks");
   std::unique_ptr<ExpertGroups> eg = comm && EP > 1 ? make_expert_groups(*comm, EP) : nullptr;
-  const bool t5 = cfg.encoder_decoder();
-  if (t5 && eg) throw std::invalid_argument("--expert-parallel: not implemented for t5 models yet");
-  std::unique_ptr<LanguageModel> mp;
-  if (t5) mp = std::make_unique<T5Model>(cfg, true);
-  else mp = std::make_unique<Model>(cfg, true, eg ? eg->split() : ExpertSplit{});
+  if (eg) family_require(cfg, Capability::ExpertParallel);
+  std::unique_ptr<LanguageModel> mp = arch_of(cfg).build(cfg, BuildArgs{true, eg ? eg->split() : ExpertSplit{}});
   LanguageModel& m = *mp;
   m.set_recompute(recompute);
   m.init_weights(1);
   DataParallel dp(comm, m.params().numel(), dist.zero);
-  if (eg) {
-    dp.set_experts(eg.get(), experts_begin(m.layout()), m.params().numel());
-    static_cast<Model&>(m).set_expert_group(eg->ep.get());
-  }
+  if (eg) dp.set_experts(eg.get(), experts_begin(m.layout()), m.params().numel());
   m.set_moe_group(comm);
   std::unique_ptr<AdamW> optp = dp.zero() ? std::make_unique<AdamW>(m.layout(), dp.shard_ranges())
                                           : std::make_unique<AdamW>(m.layout());
@@ -50,7 +43,7 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> tok(0, cfg.vocab_size - 1);
   // T5: span corruption's shapes, T encoder tokens and its targets (568 raw -> 512, 114).
-  const int Td = t5 ? span_corruption_lengths(T).targets : 0;
+  const int Td = arch_of(cfg).decoder_tokens(T);
   TokenBatch batch;
   batch.resize(B, T, Td);
   for (auto* v : {&batch.inputs, &batch.dec, &batch.targets})
@@ -93,7 +86,7 @@ TrainBenchResult train_bench(const ModelConfig& cfg, const std::string& preset, 
   r.best_step_s = times.front();
   r.median_step_s = times[times.size() / 2];
   r.recompute = recompute;
-  r.activation_bytes = t5 ? 0 : static_cast<Model&>(m).activation_bytes();
+  r.activation_bytes = m.activation_bytes();
   r.peak_rss_bytes = peak_rss_bytes();
   r.peak_rss_own = own_peak;
   r.ranks = P, r.expert_parallel = EP, r.zero = dp.zero();

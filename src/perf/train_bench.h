@@ -11,7 +11,7 @@
 #include "dist/comm.h"
 
 #include "model/flops.h"
-#include "model/model.h"
+#include "model/lm.h"
 
 namespace moe {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/model.h"
+#include "model/lm.h"
 
 namespace moe {
 

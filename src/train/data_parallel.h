@@ -14,7 +14,7 @@
 
 #include "dist/comm.h"
 #include "dist/reduce.h"
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/optimizer.h"
 
 namespace moe {

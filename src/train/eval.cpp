@@ -1,5 +1,7 @@
 #include "train/eval.h"
 
+#include "model/arch.h"
+
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -7,20 +9,11 @@
 
 namespace moe {
 
-void check_dataset_for(const DatasetInfo& ds, const ModelConfig& mc) {
-  if (mc.encoder_decoder() && ds.sentinels <= 0)
-    throw std::invalid_argument("dataset " + ds.dir + ": its tokenizer has no sentinels (<extra_id_N>), which span "
-                                "corruption needs: build it with moe data --t5");
-}
+void check_dataset_for(const DatasetInfo& ds, const ModelConfig& mc) { arch_of(mc).check_dataset(ds, mc); }
 
 std::unique_ptr<BatchSource> model_batches(const DatasetInfo& ds, const ModelConfig& mc, const std::string& shard,
                                            int B, int seq, uint64_t seed) {
-  if (!mc.encoder_decoder()) return lm_batches(shard, B, seq, uint64_t(ds.vocab_size));
-  check_dataset_for(ds, mc);
-  SpanCorruptionSpec sp;
-  sp.inputs_length = seq, sp.sentinel0 = int32_t(ds.vocab_size - 1), sp.max_sentinels = ds.sentinels;
-  sp.eos = mc.eos_id, sp.pad = mc.bos_id, sp.seed = seed;  // bos_id: T5's decoder start (pad)
-  return span_batches(shard, B, sp, uint64_t(ds.vocab_size));
+  return arch_of(mc).batches(ds, mc, shard, B, seq, seed);
 }
 
 EvalResult evaluate(LanguageModel& m, const BatchSource& data, int batches, Compute compute, Comm* comm,

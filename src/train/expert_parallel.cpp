@@ -1,5 +1,7 @@
 #include "train/expert_parallel.h"
 
+#include "model/arch.h"
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -52,17 +54,17 @@ void gather_buffer(const float* part, const ParamLayout& pl, float* full, const 
 
 }  // namespace
 
-std::unique_ptr<Model> gather_model(const Model& part, ExpertGroups& g) {
+std::unique_ptr<LanguageModel> gather_model(const LanguageModel& part, ExpertGroups& g) {
   if (!g.active()) throw std::logic_error("gather_model: no expert parallelism");
   if (g.dp_rank() != 0) return nullptr;
-  std::unique_ptr<Model> full;
-  if (g.ep->rank() == 0) full = std::make_unique<Model>(part.config(), false);
+  std::unique_ptr<LanguageModel> full;
+  if (g.ep->rank() == 0) full = arch_of(part.config()).build(part.config(), BuildArgs{false, {}});
   gather_buffer(part.params().data(), part.layout(), full ? full->params().data() : nullptr,
                 full ? &full->layout() : nullptr, *g.ep);
   return full;
 }
 
-std::unique_ptr<AdamW> gather_optimizer(const AdamW& part, const Model& part_model, const Model* full,
+std::unique_ptr<AdamW> gather_optimizer(const AdamW& part, const LanguageModel& part_model, const LanguageModel* full,
                                         ExpertGroups& g) {
   if (!g.active()) throw std::logic_error("gather_optimizer: no expert parallelism");
   if (g.dp_rank() != 0) return nullptr;

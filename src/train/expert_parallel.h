@@ -3,7 +3,7 @@
 // that the ranks of one expert group hold consecutive slices of every global batch.
 //
 //   ep:  the EP ranks of one data-parallel group: they hold the E/EP-expert parts of
-//        every MoE layer and exchange token rows (MoeBlock::set_expert_group).
+//        every MoE layer and exchange token rows (ExpertSplit::group, given to the model when it is built).
 //   edp: the DP ranks holding the same experts: expert gradients are summed over them
 //        only. Every other gradient is summed over all P ranks. Each rank's loss is
 //        its 1/P share of the global mean, so both sums give the one-process gradient
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "dist/comm.h"
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/optimizer.h"
 
 namespace moe {
@@ -27,7 +27,7 @@ struct ExpertGroups {
   Comm* world = nullptr;
   std::unique_ptr<Comm> ep, edp;
   bool active() const { return EP > 1; }
-  ExpertSplit split() const { return ep ? ExpertSplit{ep->rank(), EP} : ExpertSplit{}; }
+  ExpertSplit split() const { return ep ? ExpertSplit{ep->rank(), EP, ep.get()} : ExpertSplit{}; }
   int dp_rank() const { return world ? world->rank() / EP : 0; }
   std::vector<const Comm*> comms() const { return {world, ep.get(), edp.get()}; }  // for comm_stats_sum
 };
@@ -41,8 +41,8 @@ size_t experts_begin(const ParamLayout& layout);
 
 // The full model and moments gathered from the expert parts, on world rank 0 (null
 // elsewhere). Every rank of data-parallel group 0 takes part; the others return at once.
-std::unique_ptr<Model> gather_model(const Model& part, ExpertGroups& g);
-std::unique_ptr<AdamW> gather_optimizer(const AdamW& part, const Model& part_model, const Model* full,
+std::unique_ptr<LanguageModel> gather_model(const LanguageModel& part, ExpertGroups& g);
+std::unique_ptr<AdamW> gather_optimizer(const AdamW& part, const LanguageModel& part_model, const LanguageModel* full,
                                         ExpertGroups& g);
 
 }  // namespace moe

@@ -10,6 +10,7 @@
 
 #include "data/tokenizer.h"
 #include "io/files.h"
+#include "model/arch.h"
 #include "model/flops.h"
 
 namespace moe {
@@ -60,14 +61,14 @@ std::string model_card(const LanguageModel& m, const TrainerState& st, const nlo
   for (int l = 0; l < c.n_layer; l++)
     if (c.moe_layer(l)) add(layers, layers.empty() ? "" : ",", num(l));
   std::string s;
-  const bool t5 = c.encoder_decoder();
-  add(s, "---\nlibrary_name: moe\ntags:\n- ", t5 ? "text2text-generation" : "text-generation", "\n- ", c.family, "\n");
+  const Arch& arch = arch_of(c);
+  add(s, "---\nlibrary_name: moe\ntags:\n- ", arch.card_tag, "\n- ", c.family, "\n");
   if (c.is_moe()) add(s, "- mixture-of-experts\n");
   add(s, "---\n\n# checkpoint-", num(st.step), "\n\nA ", c.family, "-family ", c.is_moe() ? "Mixture-of-Experts " : "",
       "language model trained with moe ", MOE_VERSION, ".\n\n");
   add(s, "## Architecture\n\n| layers | hidden | heads (kv) | MLP | vocabulary | positions | parameters | active per token |\n"
          "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  add(s, "| ", t5 ? num(c.n_layer) + " + " + num(c.n_dec_layer) : num(c.n_layer), " | ", num(c.n_embd), " | ", num(c.n_head), " (", num(c.n_kv_head), ") | ", num(c.n_inner),
+  add(s, "| ", c.n_dec_layer > 0 ? num(c.n_layer) + " + " + num(c.n_dec_layer) : num(c.n_layer), " | ", num(c.n_embd), " | ", num(c.n_head), " (", num(c.n_kv_head), ") | ", num(c.n_inner),
       " | ", num(c.vocab_size), " | ", num(c.n_ctx), " | ", fmt("%.2fM", pc.total / 1e6), " | ",
       fmt("%.2fM", pc.active / 1e6), " |\n\n");
   if (c.is_moe())
@@ -98,17 +99,7 @@ std::string model_card(const LanguageModel& m, const TrainerState& st, const nlo
     }
     add(s, "\nFields: docs/logs.md in the moe sources.\n");
   }
-  if (t5)
-    add(s, "\nAn encoder-decoder (", num(c.n_layer), " encoder and ", num(c.n_dec_layer), " decoder layers) trained "
-           "on span corruption. Hugging Face: `AutoModelForSeq2SeqLM.from_pretrained(DIR)`.\n");
-  else if (std::string(family_to_write(c).model_type) == kMixtralRawGates)
-    add(s, "\nUse: `moe generate --model DIR`. Its model_type `", kMixtralRawGates, "` is moe's own: the tensors and "
-           "fields are Mixtral's, but the gates are raw top-k probabilities, which HF's `MixtralForCausalLM` "
-           "(always renormalising) does not compute, so transformers refuses it rather than compute another "
-           "function.\n");
-  else
-    add(s, "\nUse: `moe generate --model DIR`; Hugging Face: `AutoModelForCausalLM.from_pretrained(DIR)`",
-        c.is_moe() && !c.moe_all_layers && c.family == "mixtral" ? " (not for a mix of dense and MoE layers).\n" : ".\n");
+  add(s, arch.card_use(c));
   return s;
 }
 
@@ -118,10 +109,7 @@ void hf_extras_write(const std::string& dir, const LanguageModel& m, const Train
   const ModelConfig& c = m.config();
   ojson gen{{"_from_model_config", false}, {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id},
             {"do_sample", true}, {"temperature", 0.8}, {"top_k", 0}, {"top_p", 1.0}, {"max_new_tokens", 200}};
-  if (c.encoder_decoder()) {  // T5: no bos; the decoder starts with pad
-    gen.erase("bos_token_id");
-    gen["decoder_start_token_id"] = c.bos_id, gen["pad_token_id"] = c.pad_id;
-  }
+  if (const auto hook = arch_of(c).hf_generation) hook(c, gen);
   file_write_atomic(dir + "/generation_config.json", gen.dump(2) + "\n");
   const std::string tok_path = dir + "/tokenizer.model";
   if (path_exists(tok_path)) {
@@ -135,15 +123,7 @@ void hf_extras_write(const std::string& dir, const LanguageModel& m, const Train
               {"model_max_length", c.n_ctx}, {"sp_model_kwargs", ojson::object()}};
     for (const auto& [k, v] : special.items()) cfg[k] = v;
     cfg["pad_token"] = tok.pad_id() >= 0 ? piece(tok.pad_id()) : ojson(nullptr);
-    if (c.encoder_decoder()) {  // HF's T5Tokenizer: the sentinels above the pieces, <extra_id_0> the last id
-      const int extra = c.vocab_size - tok.vocab_size();
-      ojson sentinels = ojson::array();
-      for (int i = 0; i < extra; i++) sentinels.push_back("<extra_id_" + std::to_string(i) + ">");
-      cfg["tokenizer_class"] = "T5Tokenizer", cfg["extra_ids"] = extra, cfg["additional_special_tokens"] = sentinels;
-      cfg.erase("add_bos_token"), cfg.erase("add_prefix_space"), cfg.erase("bos_token");
-      special.erase("bos_token");
-      special["additional_special_tokens"] = sentinels;
-    }
+    if (const auto hook = arch_of(c).hf_tokenizer) hook(c, tok.vocab_size(), cfg, special);
     file_write_atomic(dir + "/special_tokens_map.json", special.dump(2) + "\n");
     file_write_atomic(dir + "/tokenizer_config.json", cfg.dump(2) + "\n");
   }

@@ -6,7 +6,7 @@
 #pragma once
 #include <string>
 
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/state.h"
 
 namespace moe {

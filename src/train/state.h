@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "data/loader.h"
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 

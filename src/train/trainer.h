@@ -9,7 +9,7 @@
 #include <string>
 
 #include "dist/comm.h"
-#include "model/model.h"
+#include "model/lm.h"
 #include "train/expert_parallel.h"
 #include "train/optimizer.h"
 #include "train/progress.h"

@@ -17,6 +17,7 @@
 
 #include "cli/cli_util.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "train/state.h"
 
 namespace fs = std::filesystem;

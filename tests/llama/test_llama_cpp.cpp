@@ -19,7 +19,8 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
-#include "model/generate.h"
+#include "model/decoder/model_io.h"
+#include "model/decoder/generate.h"
 
 namespace fs = std::filesystem;
 

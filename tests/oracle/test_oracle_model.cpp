@@ -19,6 +19,7 @@
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "oracle/oracle_check.h"
 #include "ops/clip.h"
 #include "testutil.h"

@@ -13,7 +13,7 @@
 #include <regex>
 
 #include "io/safetensors.h"
-#include "model/t5.h"
+#include "model/t5/t5.h"
 #include "oracle/oracle_check.h"
 #include "ops/clip.h"
 #include "testutil.h"

@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "tensor/dtype.h"
 
 namespace moe {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "testutil.h"
 #include "train/expert_parallel.h"
 #include "train/optimizer.h"

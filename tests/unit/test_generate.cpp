@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "model/generate.h"
-#include "model/model.h"
+#include "model/decoder/generate.h"
+#include "model/decoder/model.h"
 #include "tensor/cpu.h"
 #include "testutil.h"
 

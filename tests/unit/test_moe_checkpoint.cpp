@@ -8,6 +8,7 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "testutil.h"
 
 namespace moe {

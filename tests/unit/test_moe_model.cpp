@@ -6,7 +6,7 @@
 #include <cmath>
 #include <random>
 
-#include "model/model.h"
+#include "model/decoder/model.h"
 
 namespace moe {
 namespace {

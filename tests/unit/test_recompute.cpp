@@ -9,7 +9,7 @@
 
 #include "model/flops.h"
 #include "model/memory.h"
-#include "model/model.h"
+#include "model/decoder/model.h"
 #include "tensor/cpu.h"
 #include "train/optimizer.h"
 

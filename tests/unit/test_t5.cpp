@@ -10,8 +10,10 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/memory.h"
-#include "model/t5.h"
-#include "model/t5_generate.h"
+#include "model/decoder/model.h"
+#include "model/t5/t5.h"
+#include "model/t5/t5_family.h"
+#include "model/t5/t5_generate.h"
 #include "testutil.h"
 
 namespace moe::test {
@@ -99,7 +101,7 @@ TEST(T5Config, SwitchTransformersFields) {
                       {"num_experts", 4}, {"expert_capacity", 6}, {"num_sparse_encoder_layers", 2},
                       {"num_sparse_decoder_layers", 2}, {"router_jitter_noise", 0.0}};
   ModelConfig c = config_from_hf(j, "cfg.json");
-  EXPECT_TRUE(c.hf_switch() && c.encoder_decoder());
+  EXPECT_TRUE(t5_is_switch(c) && t5_family(c));
   EXPECT_EQ(c.n_experts, 4);
   EXPECT_EQ(c.switch_capacity, 6);
   EXPECT_EQ(c.top_k, 1);

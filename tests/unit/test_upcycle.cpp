@@ -12,13 +12,14 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "ops/adamw.h"
 #include "testutil.h"
 #include "train/optimizer.h"
 #include "train/state.h"
 #include "upcycle/expert_init.h"
-#include "upcycle/step0.h"
-#include "upcycle/upcycle.h"
+#include "model/decoder/step0.h"
+#include "model/decoder/upcycle.h"
 
 namespace moe {
 namespace {

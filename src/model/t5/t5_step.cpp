@@ -8,8 +8,9 @@
 #include <string>
 
 #include "model/lin.h"
-#include "model/t5.h"
-#include "model/t5_acts.h"
+#include "model/t5/t5_family.h"
+#include "model/t5/t5.h"
+#include "model/t5/t5_acts.h"
 #include "ops/attention_general.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
@@ -167,7 +168,7 @@ void T5Model::layer_forward(Stack s, int l) {
     blk->set_capacity_factor(ec ? cfg_.enc_capacity_factor : train ? cfg_.capacity_factor : cfg_.eval_capacity_factor);
     // Each sequence a group: the experts choose among its tokens (expert choice), or its
     // tokens fill each expert's capacity in order (HF switch_transformers).
-    if (ec || cfg_.hf_switch()) blk->set_choice_group(T);
+    if (ec || t5_is_switch(cfg_)) blk->set_choice_group(T);
     const int slot = dec ? cfg_.n_layer + l : l;
     blk->set_noise(train ? cfg_.router_jitter : 0.0f, train ? cfg_.expert_dropout : 0.0f,
                    fopt_.dropout_seed * 0x9E3779B97F4A7C15ull + uint64_t(slot + 1), first_row_ * T);

@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "model/t5.h"
+#include "model/t5/t5.h"
 
 namespace moe {
 

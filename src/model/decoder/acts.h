@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "model/model.h"
+#include "model/decoder/model.h"
 
 namespace moe {
 

@@ -14,9 +14,9 @@
 #include <string>
 
 #include "model/lm.h"
-#include "model/t5.h"
+#include "model/t5/t5.h"
 #include "upcycle/step0.h"
-#include "upcycle/upcycle.h"
+#include "upcycle/options.h"
 
 namespace moe {
 

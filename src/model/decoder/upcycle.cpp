@@ -1,4 +1,5 @@
-#include "upcycle/upcycle.h"
+#include "model/decoder/decoder.h"
+#include "model/decoder/upcycle.h"
 
 #include <unistd.h>
 
@@ -14,10 +15,11 @@
 #include "io/st_dir.h"
 #include "io/st_shards.h"
 #include "model/checkpoint.h"
+#include "model/decoder/model_io.h"
 #include "model/flops.h"
-#include "model/model.h"
+#include "model/decoder/model.h"
 #include "tensor/dtype.h"
-#include "upcycle/carry.h"
+#include "model/decoder/carry.h"
 #include "upcycle/expert_init.h"
 
 namespace moe {
@@ -57,13 +59,6 @@ const void* encode(const float* x, size_t n, const OutTensor& t, std::vector<cha
 
 }  // namespace
 
-UpcycleStrategy upcycle_strategy_parse(const std::string& s) {
-  if (s == "copy") return UpcycleStrategy::Copy;
-  if (s == "noise") return UpcycleStrategy::Noise;
-  if (s == "drop") return UpcycleStrategy::Drop;
-  if (s == "granular") return UpcycleStrategy::Granular;
-  bad_option("--strategy \"" + s + "\": expected copy, noise, drop or granular");
-}
 
 struct Upcycler::Impl {
   UpcycleOptions opt;
@@ -113,7 +108,7 @@ Upcycler::Upcycler(const std::string& dense, const UpcycleOptions& opt) : p_(std
   p.opt = opt;
   p.dir = resolve_model_dir(dense);
   p.dc = config_load(p.dir + "/config.json");
-  if (p.dc.encoder_decoder())
+  if (family_of(p.dc.family).arch != &decoder_arch())
     throw std::runtime_error(p.dir + ": a " + p.dc.family + " (encoder-decoder) model: moe upcycle takes decoder-only "
                              "models (gpt2, llama) so far");
   if (p.dc.is_moe())

@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "model/generate.h"
-#include "model/t5.h"
+#include "model/sample.h"
+#include "model/t5/t5.h"
 
 namespace moe {
 

@@ -3,6 +3,7 @@
 // weights are stored [in, out] by HF.
 #include <stdexcept>
 
+#include "model/decoder/decoder.h"
 #include "model/family.h"
 #include "model/hf_json.h"
 
@@ -104,9 +105,13 @@ bool gpt2_is_buffer(const std::string& n) {
 
 }  // namespace
 
+namespace {
+void gpt2_preset(ModelConfig& c, const std::string&) { c.tied = true; }  // GPT-2 ties its head to the embedding
+}  // namespace
+
 const Family& family_gpt2() {
   static const Family f{"gpt2", "GPT2LMHeadModel", gpt2_name, gpt2_transposed, gpt2_from_hf, gpt2_to_hf, gpt2_parts,
-                        gpt2_is_buffer};
+                        gpt2_is_buffer, nullptr, nullptr, &decoder_arch(), nullptr, nullptr, gpt2_preset, "gpt2", "gpt2"};
   return f;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/family.h"
+#include "model/t5/t5_family.h"
 #include "model/hf_json.h"
 
 namespace moe {
@@ -122,7 +123,7 @@ void t5_to_hf(const ModelConfig& c, nlohmann::json& j) {
   j["eos_token_id"] = c.eos_id;
   j["decoder_start_token_id"] = c.bos_id;
   j["use_cache"] = true;
-  if (c.hf_switch()) return;  // switch_to_hf writes the experts' fields
+  if (t5_is_switch(c)) return;  // switch_to_hf writes the experts' fields
   if (c.is_moe()) {
     moe_to_hf(c, j, "num_experts", "num_experts_per_tok", false);
     j["moe_encoder_capacity_factor"] = hf::num(c.enc_capacity_factor);
@@ -188,15 +189,36 @@ int switch_sparse_step(const ModelConfig& c) {
   return -1;
 }
 
+namespace {
+
+// T5 v1.1's shape: d_kv = C / H, untied, eps 1e-6; gated-GELU of about 2.5 C.
+void t5_preset(ModelConfig& c, const std::string& name) {
+  c.n_dec_layer = c.n_layer, c.n_kv_head = c.n_head, c.norm_eps = 1e-6f, c.tied = false;
+  c.n_inner = name == "tiny" ? 160 : 1024;
+}
+
+// Switch-Base's recipe, small: relu experts of 4 C, top-1, 8 experts.
+void switch_preset(ModelConfig& c, const std::string& name) {
+  t5_preset(c, name);
+  c.n_inner = 4 * c.n_embd, c.n_experts = name == "tiny" ? 4 : 8, c.switch_capacity = 64;
+  c.aux_loss_coef = 0.01f, c.z_loss_coef = 1e-3f, c.router_jitter = 0.0f;
+}
+
+}  // namespace
+
 const Family& family_switch() {
   static const Family f{"switch_transformers", "SwitchTransformersForConditionalGeneration", t5_no_role, t5_transposed,
-                        switch_from_hf, switch_to_hf, switch_parts, t5_is_buffer};
+                        switch_from_hf, switch_to_hf, switch_parts, t5_is_buffer, nullptr, nullptr, &t5_arch(),
+                        nullptr, nullptr, switch_preset, nullptr,
+                        "switch_transformers (HF's Switch: T5 with top-1 relu experts, capacity per sequence = "
+                        "--capacity-factor x --seq / E)"};
   return f;
 }
 
 const Family& family_t5() {
   static const Family f{"t5", "T5ForConditionalGeneration", t5_no_role, t5_transposed, t5_from_hf, t5_to_hf,
-                        t5_parts, t5_is_buffer};
+                        t5_parts, t5_is_buffer, nullptr, nullptr, &t5_arch(), nullptr, nullptr, t5_preset, nullptr,
+                        "t5 (encoder-decoder, span corruption)"};
   return f;
 }
 

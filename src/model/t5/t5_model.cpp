@@ -7,9 +7,9 @@
 #include "io/files.h"
 #include "io/st_dir.h"
 #include "model/checkpoint.h"
-#include "model/flops.h"
-#include "model/t5.h"
-#include "model/t5_acts.h"
+#include "model/t5/t5_family.h"
+#include "model/t5/t5.h"
+#include "model/t5/t5_acts.h"
 
 namespace moe {
 
@@ -17,7 +17,7 @@ namespace {
 
 const ModelConfig& checked(const ModelConfig& c) {
   c.validate();
-  if (!c.encoder_decoder())
+  if (!t5_family(c))
     throw std::invalid_argument("T5Model needs a t5 config (this one is " + c.family + ")");
   return c;
 }
@@ -36,7 +36,7 @@ T5Layout t5_layout(const ModelConfig& cfg) {
     o = add(p + "o.weight", {C, Cq});
   };
   const int E = cfg.n_experts, Fe = cfg.expert_inner();
-  const std::string dense = cfg.hf_switch() ? "mlp." : "DenseReluDense.";  // HF switch_transformers' dense MLP: "mlp"
+  const std::string dense = t5_is_switch(cfg) ? "mlp." : "DenseReluDense.";  // HF switch_transformers' dense MLP: "mlp"
   auto mlp = [&](const std::string& p, LayerOffsets& o, int l) {
     if (cfg.moe_layer(l)) {  // HF switch_transformers' names; '*' is the expert index
       o.router = add(p + "mlp.router.classifier.weight", {E, C});
@@ -99,7 +99,7 @@ T5Model::T5Model(const ModelConfig& cfg, bool trainable)
     sp.K = sp.expert_choice ? sp.E : cfg_.top_k;
     sp.renormalize = !sp.expert_choice && cfg_.moe_renormalize;
     sp.capacity_factor = sp.expert_choice ? cfg_.enc_capacity_factor : cfg_.capacity_factor;
-    sp.fixed_capacity = cfg_.hf_switch() ? cfg_.switch_capacity : 0;  // HF's expert_capacity, per sequence
+    sp.fixed_capacity = t5_is_switch(cfg_) ? cfg_.switch_capacity : 0;  // HF's expert_capacity, per sequence
     return std::make_unique<MoeBlock>(sp);
   };
   enc_moe_.resize(cfg_.n_layer);

@@ -1,13 +1,14 @@
 // Model construction: the parameter layout (HF names, our [out, in] shapes), the
 // role offsets, weight init, and the activation arena.
-#include "model/model.h"
+#include "model/decoder/decoder.h"
+#include "model/decoder/model.h"
 
 #include <cmath>
 #include <map>
 #include <random>
 #include <stdexcept>
 
-#include "model/acts.h"
+#include "model/decoder/acts.h"
 
 namespace moe {
 
@@ -29,7 +30,7 @@ struct Carver {
 }  // namespace
 
 ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
-  if (cfg.encoder_decoder())
+  if (family_of(cfg.family).arch != &decoder_arch())
     throw std::invalid_argument("a " + cfg.family + " (encoder-decoder) model: this command takes decoder-only "
                                 "models (gpt2, llama, mixtral) so far");
   ModelLayout m;
@@ -103,6 +104,9 @@ Model::Model(const ModelConfig& cfg, bool trainable, ExpertSplit split)
   if (split_.ranks < 1 || split_.rank < 0 || split_.rank >= split_.ranks || cfg_.n_experts % split_.ranks != 0)
     throw std::invalid_argument("expert parallelism over " + std::to_string(split_.ranks) + " ranks: the " +
                                 std::to_string(cfg_.n_experts) + " experts do not split evenly");
+  if (split_.group && (split_.group->size() != split_.ranks || split_.group->rank() != split_.rank))
+    throw std::invalid_argument("expert parallelism: the group of " + std::to_string(split_.group->size()) +
+                                " ranks does not hold this split's " + std::to_string(split_.ranks) + " parts");
   const int C = cfg_.n_embd;
   {
     ModelLayout ml = model_layout(cfg_, split_);
@@ -118,6 +122,7 @@ Model::Model(const ModelConfig& cfg, bool trainable, ExpertSplit split)
     sp.capacity_factor = cfg_.capacity_factor, sp.renormalize = cfg_.moe_renormalize;
     sp.aux_coef = cfg_.aux_loss_coef, sp.z_coef = cfg_.z_loss_coef;
     moe_[l] = std::make_unique<MoeBlock>(sp);
+    if (split_.group) moe_[l]->set_expert_group(split_.group);  // expert parallelism: the ranks holding the others
   }
   // The buffers were built over the empty layout: size them now.
   params_ = FlatBuffer(layout_);
@@ -126,14 +131,6 @@ Model::Model(const ModelConfig& cfg, bool trainable, ExpertSplit split)
 }
 
 Model::~Model() = default;
-
-void Model::set_expert_group(Comm* ep) {
-  const int P = ep ? ep->size() : 1, r = ep ? ep->rank() : 0;
-  if (P != split_.ranks || r != split_.rank)
-    throw std::logic_error("Model::set_expert_group: the group does not match the model's expert split");
-  for (auto& b : moe_)
-    if (b) b->set_expert_group(ep);
-}
 
 MoeWeights<float> Model::moe_weights(int l) const {
   const LayerOffsets& o = lay_[l];

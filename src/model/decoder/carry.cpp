@@ -1,11 +1,12 @@
-#include "upcycle/carry.h"
+#include "model/decoder/carry.h"
 
 #include <stdexcept>
 
 #include "io/safetensors.h"
 #include "io/st_shards.h"
 #include "model/checkpoint.h"
-#include "model/model.h"
+#include "model/decoder/model_io.h"
+#include "model/decoder/model.h"
 
 namespace moe {
 

@@ -11,6 +11,7 @@
 
 #include "model/config.h"
 #include "model/family.h"
+#include "model/layer_offsets.h"
 #include "model/lm.h"
 #include "moe/moe_layer.h"
 #include "tensor/arena.h"
@@ -21,16 +22,6 @@ namespace moe {
 
 struct LayerActs;
 struct LinearBuffers;  // model/lin.h
-
-// Offsets (in floats) of one layer's tensors in the flat buffers; npos when absent.
-struct LayerOffsets {
-  static constexpr size_t npos = size_t(-1);
-  size_t norm1 = npos, norm1_b = npos, qkv = npos, qkv_b = npos, q = npos, k = npos, v = npos, o = npos,
-         o_b = npos, norm2 = npos, norm2_b = npos, up = npos, up_b = npos, gate = npos, down = npos,
-         down_b = npos;
-  // MoE layers: router (E,C) and experts [E, ...] instead of up/gate/down.
-  size_t router = npos, ew1 = npos, eb1 = npos, ew3 = npos, ew2 = npos, eb2 = npos;
-};
 
 // Every parameter's name (HF, '*' for the expert index of [E, ...] tensors) and
 // shape (ours: linear weights [out, in]) with the role offsets: what a Model of this
@@ -120,9 +111,6 @@ class Model : public LanguageModel {
     for (auto& b : moe_)
       if (b) b->set_group(group);
   }
-  // Expert parallelism: the ranks holding the other parts of the experts (ep's rank and
-  // size must be the split's). MoeBlock::set_expert_group.
-  void set_expert_group(Comm* ep);
 
   // Per-token losses of the last forward (B*T; 0 where ignored).
   const float* token_losses() const { return losses_; }
@@ -138,7 +126,7 @@ class Model : public LanguageModel {
   // Bytes of the activation arena carved for the last forward's (B, T), and of the
   // arena plus the MoE blocks' buffers (0 before the first forward).
   size_t arena_bytes() const { return arena_bytes_; }
-  size_t activation_bytes() const;
+  size_t activation_bytes() const override;
 
  private:
   struct Acts;

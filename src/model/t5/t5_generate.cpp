@@ -1,4 +1,4 @@
-#include "model/t5_generate.h"
+#include "model/t5/t5_generate.h"
 
 #include <algorithm>
 #include <cmath>

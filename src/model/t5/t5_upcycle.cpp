@@ -1,4 +1,5 @@
-#include "upcycle/t5_upcycle.h"
+#include "model/t5/t5_family.h"
+#include "model/t5/t5_upcycle.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,6 +8,7 @@
 
 #include "io/files.h"
 #include "model/checkpoint.h"
+#include "model/arch.h"
 #include "model/config.h"
 #include "ops/linear.h"
 #include "ops/relu.h"
@@ -59,15 +61,15 @@ const LayerOffsets& offsets_of(const T5Model& m, int slot) {
 
 ModelConfig t5_upcycled_config(const ModelConfig& dc, const T5UpcycleOptions& t) {
   const UpcycleOptions& o = t.base;
-  if (!dc.encoder_decoder()) bad("t5 upcycling needs a t5 checkpoint (this one is " + dc.family + ")");
+  if (!t5_family(dc)) bad("t5 upcycling needs a t5 checkpoint (this one is " + dc.family + ")");
   if (dc.is_moe()) bad("--from: already an MoE model (" + std::to_string(dc.n_experts) + " experts)");
   if (o.experts < 1) bad("--experts must be at least 1");
   if (o.top_k < 1 || o.top_k > o.experts)
     bad("--top-k " + std::to_string(o.top_k) + " must be in [1, --experts " + std::to_string(o.experts) + "]");
   if (o.granularity < 1 || dc.n_inner % o.granularity != 0)
     bad("--granularity " + std::to_string(o.granularity) + " must divide the MLP width " + std::to_string(dc.n_inner));
-  if (o.carry_optimizer) bad("--carry-optimizer: not implemented for t5 checkpoints yet");
-  if (o.scale_to_dense) bad("--scale-to-dense: not implemented for t5 checkpoints yet");
+  if (o.carry_optimizer) family_require(dc, Capability::CarryOptimizer);
+  if (o.scale_to_dense) family_require(dc, Capability::ScaleToDense);
   ModelConfig mc = dc;
   mc.n_experts = o.experts, mc.top_k = o.top_k, mc.moe_renormalize = o.renormalize;
   mc.moe_inner = o.granularity > 1 ? dc.n_inner / o.granularity : 0;
@@ -186,7 +188,7 @@ Step0Report t5_step0_check(T5Model& dense, T5Model& moe, const TokenBatch& b) {
       MoeBlock blk(mb->spec());
       blk.set_capacity_factor(mb->spec().expert_choice ? moe.config().enc_capacity_factor
                                                        : moe.config().eval_capacity_factor);
-      if (mb->spec().expert_choice || moe.config().hf_switch()) blk.set_choice_group(s < L ? b.T : b.Td);
+      if (mb->spec().expert_choice || t5_is_switch(moe.config())) blk.set_choice_group(s < L ? b.T : b.Td);
       blk.set_noise(0, 0, 0);
       const LayerOffsets& o = offsets_of(moe, s);
       const float* Q = moe.params().data();

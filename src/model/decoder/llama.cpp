@@ -2,6 +2,7 @@
 // untied lm_head. HF names of LlamaForCausalLM; every weight [out, in].
 #include <stdexcept>
 
+#include "model/decoder/decoder.h"
 #include "model/family.h"
 #include "model/hf_json.h"
 
@@ -119,23 +120,34 @@ const Family& mixtral_label(const ModelConfig& c) {
   return c.moe_renormalize ? family_mixtral() : family_mixtral_raw();
 }
 
+// Llama's presets: grouped-query attention (2 key/value heads); SwiGLU's 3 matrices of
+// F keep the small MLP's parameters near GELU's 2 x 4C.
+void llama_preset(ModelConfig& c, const std::string& name) {
+  c.n_kv_head = 2;
+  if (name == "small") c.n_inner = 1024;
+}
+
 }  // namespace
 
 const Family& family_mixtral_raw() {
   static const Family f{kMixtralRawGates, "MixtralRawGatesForCausalLM", llama_name, llama_transposed,
-                        mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer, "mixtral", nullptr};
+                        mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer, "mixtral", nullptr,
+                        &decoder_arch(), nullptr,
+                        "(moe's own: raw top-k gates, which HF's MixtralForCausalLM does not compute)", nullptr, "llama"};
   return f;
 }
 
 const Family& family_mixtral() {
   static const Family f{"mixtral", "MixtralForCausalLM", llama_name, llama_transposed, mixtral_from_hf,
-                        mixtral_to_hf, llama_parts, llama_is_buffer, nullptr, mixtral_label};
+                        mixtral_to_hf, llama_parts, llama_is_buffer, nullptr, mixtral_label, &decoder_arch(), nullptr,
+                        nullptr, nullptr, "llama"};
   return f;
 }
 
 const Family& family_llama() {
   static const Family f{"llama", "LlamaForCausalLM", llama_name, llama_transposed, llama_from_hf, llama_to_hf,
-                        llama_parts, llama_is_buffer};
+                        llama_parts, llama_is_buffer, nullptr, nullptr, &decoder_arch(), "mixtral", nullptr,
+                        llama_preset, "llama", "llama"};
   return f;
 }
 

@@ -5,9 +5,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "model/acts.h"
+#include "model/decoder/acts.h"
 #include "model/lin.h"
-#include "model/model.h"
+#include "model/decoder/model.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"

@@ -18,12 +18,14 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/lm.h"
-#include "model/model.h"
+#include "model/layer_offsets.h"
 #include "moe/moe_layer.h"
 #include "tensor/dtype.h"
 #include "tensor/flat.h"
 
 namespace moe {
+
+struct LinearBuffers;  // model/lin.h
 
 // Offsets of one block's tensors. `b` uses Model's fields for the parts both have:
 // norm1 + q, k, v, o (self-attention), norm2 (the MLP's norm), gate = wi_0 and up =
