@@ -24,40 +24,15 @@
 #include "tensor/cpu.h"
 #include "train/eval.h"
 #include "train/state.h"
+#include "train/run_setup.h"
 #include "train/trainer.h"
 
 namespace moe::cli {
 
-void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all) {
-  layers->clear();
-  *all = spec == "all";
-  if (spec == "all" || spec == "every-other") return;
-  std::stringstream ss(spec);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      int l = std::stoi(item, &used);
-      if (used != item.size() || l < 0) throw std::invalid_argument(item);
-      layers->push_back(l);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("--moe-layers must be every-other, all, or a comma list of layer indices; got \"" +
-                                  spec + "\"");
-    }
-  }
-}
-
 namespace {
 
-struct MoeOpts {
-  int experts = 0, top_k = 1;
-  std::string layers = "every-other", combine = "renorm", routing = "top-k";
-  float capacity = 1.25f, eval_capacity = 2.0f, aux = 0.01f, z = 1e-3f, jitter = 0.0f, expert_dropout = 0.0f,
-        router_init_scale = 0.1f, encoder_capacity = 2.0f;
-};
-
 struct TrainOpts {
-  MoeOpts moe;
+  MoeFlags moe;
   TrainConfig cfg;
   std::string preset = "small", family = "llama", config_path, init, compute = "f32", recipe;
   std::string compute_why;  // --compute auto: what it chose and why
@@ -76,29 +51,6 @@ const char* kFixedOnResume[] = {"--data", "--preset", "--family", "--config", "-
                                 "--capacity-factor", "--eval-capacity-factor", "--combine", "--aux-coef",
                                 "--z-coef", "--router-jitter", "--expert-dropout", "--routing",
                                 "--router-init-scale", "--encoder-capacity-factor"};
-
-// Turns a dense config into an MoE one (Llama becomes Mixtral) from the flags.
-void apply_moe(ModelConfig& mc, const MoeOpts& o) {
-  mc.n_experts = o.experts;
-  mc.top_k = o.top_k;
-  mc.capacity_factor = o.capacity;
-  mc.eval_capacity_factor = o.eval_capacity;
-  mc.moe_renormalize = o.combine == "renorm";
-  mc.aux_loss_coef = o.aux, mc.z_loss_coef = o.z;
-  mc.router_jitter = o.jitter, mc.expert_dropout = o.expert_dropout;
-  arch_of(mc).fit_moe(mc, o.top_k != 1, o.routing != "top-k");  // e.g. switch_transformers: top-1, raw gates
-  mc.expert_choice = o.routing == "expert-choice";  // T5: the encoder's routing (its decoder's tokens choose)
-  mc.enc_capacity_factor = o.encoder_capacity;
-  mc.router_init_scale = o.router_init_scale;
-  parse_moe_layers(o.layers, &mc.moe_layers, &mc.moe_all_layers);
-  if (const char* moe_type = family_of(mc.family).with_experts) mc.family = moe_type;  // llama: mixtral
-}
-
-MemoryOptions memory_options(const TrainConfig& c) {
-  MemoryOptions mo;
-  mo.bf16 = c.compute == Compute::BF16, mo.recompute = c.recompute, mo.B = c.batch, mo.T = c.seq;
-  return mo;
-}
 
 // After a new run failed: when no checkpoint was written, removes the run directory
 // if this command created it, else the log.jsonl it created.
@@ -120,58 +72,14 @@ void remove_failed_run(const std::string& out, bool out_existed, bool log_existe
   else if (!log_existed) fs::remove(out + "/log.jsonl", ec);
 }
 
-bool given(CLI::App* sub, const char* flag) { return sub->get_option(flag)->count() > 0; }
-
-// The defaults that depend on the model and the run: --seq fits the model's
-// positions, --warmup fits the run. Explicit values are checked instead.
-// `note` gets what changed, printed once the run is known to start.
-void fit_defaults(CLI::App* sub, TrainConfig& c, const ModelConfig& mc, std::string* note) {
-  if (!given(sub, "--seq")) {
-    c.seq = std::min(256, mc.n_ctx);
-  } else if (c.seq > mc.n_ctx) {
-    throw UsageError("--seq " + std::to_string(c.seq) + " exceeds the model's " + std::to_string(mc.n_ctx) +
-                     " positions: give --seq " + std::to_string(mc.n_ctx) + " or less");
-  }
-  if (c.warmup >= c.schedule_offset + c.steps) {
-    if (given(sub, "--warmup"))
-      throw UsageError("--warmup " + std::to_string(c.warmup) + " is not shorter than --steps " +
-                       std::to_string(c.steps) + ": the learning rate would never reach --lr; give a shorter --warmup");
-    const int w = c.steps / 10;
-    *note = "note: the default warmup (" + std::to_string(c.warmup) + " steps) is not shorter than --steps " +
-            std::to_string(c.steps) + ": warmup " + std::to_string(w) + " steps (--warmup sets it)";
-    c.warmup = w;
-  }
-}
-
-// --continue-schedule: this run's learning rate continues the schedule of the run that
-// wrote --init where it stood (its step), instead of warming up again: the schedule, peak
-// and minimum lr and warmup are that run's unless given here; --steps extends its
-// horizon (a wsd decay comes at the end of this run).
-void continue_schedule(CLI::App* sub, TrainOpts& o) {
-  if (o.init.empty()) throw UsageError("--continue-schedule needs --init");
-  const std::string dir = resolve_model_dir(o.init);
-  if (!path_exists(dir + "/trainer_state.json"))
-    throw std::invalid_argument("--continue-schedule: " + dir + " has no trainer_state.json (not a training checkpoint)");
-  const TrainerState prev = trainer_state_load(dir);
-  TrainConfig& c = o.cfg;
-  if (!given(sub, "--schedule")) c.schedule = prev.config.schedule;
-  if (!given(sub, "--lr")) c.lr = prev.config.lr;
-  if (!given(sub, "--min-lr")) c.min_lr = prev.config.min_lr;
-  if (!given(sub, "--warmup")) c.warmup = prev.config.warmup;
-  c.schedule_offset = prev.config.schedule_offset + prev.step;
-  c.schedule_from = dir;
-  std::fprintf(stderr, "schedule: continuing %s at its step %d (%s)\n", dir.c_str(), c.schedule_offset,
-               c.schedule.c_str());
-}
-
-// Validation must hold at least one batch; say how to get one when it does not.
-void check_val_size(const DatasetInfo& ds, const TrainConfig& c) {
-  const uint64_t need = uint64_t(c.batch) * c.seq + 1;
-  if (ds.val_tokens < need)
-    throw std::runtime_error("dataset " + ds.dir + ": its validation split has " + std::to_string(ds.val_tokens) +
-                             " tokens, fewer than one batch of --batch " + std::to_string(c.batch) + " x --seq " +
-                             std::to_string(c.seq) + " (+1); train with a smaller --batch or --seq, or rebuild the "
-                             "dataset with a larger --val-fraction (moe data)");
+// The run-defining flags (train/run_setup.h), with which of them the user gave.
+RunFlags flags(CLI::App* sub, const TrainOpts& o) {
+  RunFlags f;
+  f.moe = o.moe, f.cfg = o.cfg, f.preset = o.preset, f.family = o.family, f.config_path = o.config_path;
+  f.init = o.init, f.init_optimizer = o.init_optimizer, f.continue_data = o.continue_data;
+  f.continue_schedule = o.continue_schedule, f.allow_tokenizer_mismatch = o.allow_tokenizer_mismatch;
+  f.given = [sub](const std::string& flag) { return sub->get_option(flag)->count() > 0; };
+  return f;
 }
 
 // The recipe that reproduces a new run: every training flag with its final value
@@ -194,7 +102,7 @@ nlohmann::ordered_json make_recipe(const TrainOpts& o, const TrainConfig& c) {
   r["save-minutes"] = c.save_minutes, r["keep"] = c.keep, r["log-every"] = c.log_every;
   r["skip-nonfinite"] = c.skip_nonfinite, r["zero"] = o.zero, r["recompute"] = c.recompute;
   if (o.moe.experts > 0) {
-    const MoeOpts& m = o.moe;
+    const MoeFlags& m = o.moe;
     r["experts"] = m.experts, r["top-k"] = m.top_k, r["moe-layers"] = m.layers, r["combine"] = m.combine;
     r["capacity-factor"] = recipe_number(m.capacity), r["eval-capacity-factor"] = recipe_number(m.eval_capacity);
     r["aux-coef"] = recipe_number(m.aux), r["z-coef"] = recipe_number(m.z), r["routing"] = m.routing;
@@ -244,167 +152,10 @@ void run_plan(CLI::App* sub, TrainOpts& o) {
   print_train_plan(mc, what, mo);
 }
 
-void run_train(CLI::App* sub, TrainOpts& o) {
-  if (o.plan) return run_plan(sub, o);
-  if (sub->get_option("--ranks")->count() > 0)
-    throw CLI::ValidationError("--ranks", "only with --plan (to train on P ranks, start moe with mpirun -np P)");
-  if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
-  const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
-  // Under mpirun every rank runs an equal share of each batch: checked before anything
-  // is made (an error on one rank ends the others before they could clean up).
-  const int ranks = launched_by_mpi() ? comm_world().size() : 1;
-  if (!o.resume && o.cfg.batch % ranks != 0)
-    throw UsageError("--batch " + std::to_string(o.cfg.batch) + " must be a multiple of the " + std::to_string(ranks) +
-                     " ranks (each runs an equal share of every batch)");
-  // Expert parallelism: EP ranks split each MoE layer's experts (any EP on resume: the
-  // checkpoint does not depend on the layout).
-  TrainRun run;
-  run.experts = expert_groups_for(o.expert_parallel);
-  const ExpertSplit split = run.experts ? run.experts->split() : ExpertSplit{};
-  if (!o.recipe.empty()) {
-    if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
-    recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
-  }
-  std::string note;
-  if (o.resume) {
-    for (const char* flag : kFixedOnResume)
-      if (sub->get_option(flag)->count() > 0)
-        throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
-                                    "its trainer_state.json); only --steps and the eval/save/log cadence can");
-    if (is_dir(o.cfg.out_dir) && (!launched_by_mpi() || comm_world().rank() == 0)) lock_run(o.cfg.out_dir);
-    OpenedModel opened = open_model(o.cfg.out_dir, split);
-    const std::string dir = opened.dir;
-    run.model = std::move(opened.model);
-    run.opt = std::make_unique<AdamW>(run.model->layout());
-    optimizer_load(*run.opt, *run.model, dir);
-    run.state = trainer_state_load(dir);
-    TrainConfig& c = run.state.config;
-    if (given(sub, "--steps") && o.cfg.steps != c.steps) {
-      // The schedule is a function of the total steps (the cosine's length, the wsd decay's
-      // start): a new total changes the learning rate of the steps still to come.
-      const int at = run.state.step;
-      const float before = lr_at(c, at);
-      TrainConfig n = c;
-      n.steps = o.cfg.steps;
-      std::fprintf(stderr, "note: the learning-rate schedule was for %d steps; --steps %d re-fits it (%s): lr at "
-                   "step %d %.3g -> %.3g\n", c.steps, n.steps, schedule_describe(n).c_str(), at + 1, before,
-                   lr_at(n, at));
-      c.steps = o.cfg.steps;
-    }
-    if (sub->get_option("--eval-every")->count() > 0) c.eval_every = o.cfg.eval_every;
-    if (sub->get_option("--save-every")->count() > 0) c.save_every = o.cfg.save_every;
-    if (given(sub, "--save-minutes")) c.save_minutes = o.cfg.save_minutes;
-    if (sub->get_option("--keep")->count() > 0) c.keep = o.cfg.keep;
-    if (sub->get_option("--log-every")->count() > 0) c.log_every = o.cfg.log_every;
-    if (sub->get_option("--skip-nonfinite")->count() > 0) c.skip_nonfinite = o.cfg.skip_nonfinite;
-    if (sub->get_option("--recompute")->count() > 0) c.recompute = o.cfg.recompute;  // bit-identical either way
-    c.out_dir = o.cfg.out_dir;
-    if (run.state.step >= c.steps)
-      throw UsageError("--steps " + std::to_string(c.steps) + ": " + dir + " is already at step " +
-                       std::to_string(run.state.step) + "; give a larger --steps to continue");
-    std::fprintf(stderr, "resuming %s at step %d of %d\n", dir.c_str(), run.state.step, c.steps);
-  } else {
-    if (o.cfg.data_dir.empty()) throw UsageError("--data is required (a dataset made by moe data)");
-    if (path_exists(o.cfg.out_dir)) {
-      try {
-        resolve_model_dir(o.cfg.out_dir);
-        throw UsageError("--out " + o.cfg.out_dir + " already holds a run: use --resume, or another --out");
-      } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
-      }
-    }
-    o.cfg.compute = compute_from_flag(o.compute, &o.compute_why);
-    if (launched_by_mpi()) {  // one precision on every rank: rank 0's (auto measures in each process)
-      int v = int(o.cfg.compute);
-      comm_world().broadcast(&v, sizeof v, 0);
-      o.cfg.compute = Compute(v);
-    }
-    DatasetInfo ds = dataset_open(o.cfg.data_dir);
-    if (!o.init.empty() && sub->get_option("--experts")->count() > 0)
-      throw std::invalid_argument("--experts with --init: upcycle the checkpoint first (moe upcycle)");
-    int n_model_flags = (sub->get_option("--preset")->count() > 0) + (!o.config_path.empty()) + (!o.init.empty());
-    if (n_model_flags > 1) throw std::invalid_argument("give one of --preset, --config, --init");
-    if (!o.init.empty()) {
-      OpenedModel opened = open_model(o.init, split);
-      run.model = std::move(opened.model);
-      run.state.init_from = opened.dir;
-      if (!o.allow_tokenizer_mismatch)
-        tokenizer_check(opened.dir, ds.tokenizer_sha256, "dataset " + ds.dir,
-                        "build the dataset with moe data --tokenizer " + opened.dir + "/tokenizer.model",
-                        "--allow-tokenizer-mismatch");
-    } else {
-      ModelConfig mc = o.config_path.empty() ? model_preset(o.family, o.preset, int(ds.vocab_size))
-                                             : config_load(o.config_path);
-      if (o.moe.experts > 0) apply_moe(mc, o.moe);
-      if (ds.bos_id >= 0) mc.bos_id = ds.bos_id;
-      if (ds.eos_id >= 0) mc.eos_id = ds.eos_id;
-      arch_of(mc).fit_dataset(mc, ds.pad_id);  // T5: the decoder starts with pad
-      mc.validate();
-      fit_defaults(sub, o.cfg, mc, &note);
-      o.cfg.validate();
-      arch_of(mc).fit_seq(mc, o.cfg.seq, o.moe.capacity);  // switch_transformers: expert_capacity per sequence
-      mc.validate();
-      model_check_memory(mc, memory_options(o.cfg), o.config_path.empty() ? "--preset " + o.preset : o.config_path);
-      if (split.partial()) family_require(mc, Capability::ExpertParallel);
-      run.model = arch_of(mc).build(mc, BuildArgs{true, split});
-      run.model->init_weights(o.cfg.seed);
-    }
-    if (o.continue_schedule) continue_schedule(sub, o);
-    if (!o.init.empty()) {
-      fit_defaults(sub, o.cfg, run.model->config(), &note);
-      o.cfg.validate();
-      // The weights are in; the gradients, moments and activations are not yet.
-      model_check_memory(run.model->config(), memory_options(o.cfg), o.init);
-    }
-    check_val_size(ds, o.cfg);
-    // Fresh moments are made by train() (only this rank's shard under --zero 1).
-    if (o.init_optimizer) {
-      if (o.init.empty()) throw UsageError("--init-optimizer needs --init");
-      run.opt = std::make_unique<AdamW>(run.model->layout());
-      const std::string dir = resolve_model_dir(o.init);
-      if (!path_exists(dir + "/optimizer.safetensors"))
-        throw std::invalid_argument("--init-optimizer: " + dir + " has no optimizer.safetensors");
-      optimizer_load(*run.opt, *run.model, dir);
-      std::fprintf(stderr, "optimizer: AdamW moments from %s/optimizer.safetensors (step %d)\n", dir.c_str(),
-                   run.opt->t());
-    }
-    if (o.continue_data) {
-      if (o.init.empty()) throw UsageError("--continue-data needs --init");
-      const std::string dir = resolve_model_dir(o.init);
-      if (!path_exists(dir + "/trainer_state.json"))
-        throw std::invalid_argument("--continue-data: " + dir + " has no trainer_state.json (not a training checkpoint)");
-      const TrainerState prev = trainer_state_load(dir);
-      namespace fs = std::filesystem;
-      if (fs::weakly_canonical(prev.config.data_dir) != fs::weakly_canonical(o.cfg.data_dir))
-        throw std::invalid_argument("--continue-data: " + dir + " was trained on " + prev.config.data_dir +
-                                    ", not on " + o.cfg.data_dir);
-      if (prev.config.seed != o.cfg.seed || prev.config.seq != o.cfg.seq)
-        throw std::invalid_argument("--continue-data: " + dir + " ran with --seed " + std::to_string(prev.config.seed) +
-                                    " --seq " + std::to_string(prev.config.seq) +
-                                    "; give the same (the data order depends on both)");
-      run.state.loader = prev.loader;
-      std::fprintf(stderr, "data: continuing where %s stopped (epoch %llu)\n", dir.c_str(),
-                   (unsigned long long)prev.loader.epoch);
-    }
-    if (o.cfg.dropout > 0) family_require(run.model->config(), Capability::Dropout);
-    if (o.cfg.recompute) family_require(run.model->config(), Capability::Recompute);
-    check_dataset_for(ds, run.model->config());  // before anything is printed or made
-    run.state.config = o.cfg;
-    if (!launched_by_mpi() || comm_world().rank() == 0) {
-      make_dirs(o.cfg.out_dir);
-      lock_run(o.cfg.out_dir);
-      file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
-    }
-  }
-  run.stop_at = o.stop_at;
-  // Under mpirun: the ranks share every global batch (data parallelism).
-  if (launched_by_mpi()) run.comm = &comm_world();
-  run.zero = o.zero == 1;
-  if (run.zero && !(run.comm && run.comm->size() > 1))
-    std::fprintf(stderr, "note: --zero 1 shards the optimizer over the ranks of mpirun; one process keeps it whole\n");
+// What the run is, on stderr before it starts: the fitted defaults, the model, its MoE
+// layers, how rows are made, the schedule and precision, the CPU and the layout.
+void print_run(const TrainRun& run, const DatasetInfo& ds, const TrainOpts& o, const std::string& note) {
   const TrainConfig& c = run.state.config;
-  const DatasetInfo ds = dataset_open(c.data_dir);
-  run.tokenizer_path = ds.tokenizer_path;
-  if (o.resume) check_val_size(ds, c);
   if (!note.empty()) std::fprintf(stderr, "%s\n", note.c_str());
   const ModelConfig& mc = run.model->config();
   const ConfigText text = describe_config(mc, double(run.model->num_params()));
@@ -440,6 +191,75 @@ void run_train(CLI::App* sub, TrainOpts& o) {
                         : "",
                  threads_get(), threads_get() == 1 ? "" : "s", run.zero ? ", optimizer sharded (ZeRO-1)" : "");
   }
+}
+
+void run_train(CLI::App* sub, TrainOpts& o) {
+  if (o.plan) return run_plan(sub, o);
+  if (sub->get_option("--ranks")->count() > 0)
+    throw CLI::ValidationError("--ranks", "only with --plan (to train on P ranks, start moe with mpirun -np P)");
+  if (o.cfg.out_dir.empty()) throw CLI::RequiredError("--out");
+  const bool out_existed = path_exists(o.cfg.out_dir), log_existed = path_exists(o.cfg.out_dir + "/log.jsonl");
+  // Under mpirun every rank runs an equal share of each batch: checked before anything
+  // is made (an error on one rank ends the others before they could clean up).
+  const int ranks = launched_by_mpi() ? comm_world().size() : 1;
+  if (!o.resume && o.cfg.batch % ranks != 0)
+    throw UsageError("--batch " + std::to_string(o.cfg.batch) + " must be a multiple of the " + std::to_string(ranks) +
+                     " ranks (each runs an equal share of every batch)");
+  // Expert parallelism: EP ranks split each MoE layer's experts (any EP on resume: the
+  // checkpoint does not depend on the layout).
+  TrainRun run;
+  run.experts = expert_groups_for(o.expert_parallel);
+  const ExpertSplit split = run.experts ? run.experts->split() : ExpertSplit{};
+  if (!o.recipe.empty()) {
+    if (o.resume) throw UsageError("--recipe starts a new run; --resume continues one with its own settings");
+    recipe_apply(sub, o.recipe, {"out", "resume", "recipe", "stop-at"});
+  }
+  std::string note;
+  if (o.resume) {
+    for (const char* flag : kFixedOnResume)
+      if (sub->get_option(flag)->count() > 0)
+        throw UsageError(std::string(flag) + " cannot change when resuming (the run's settings are in "
+                                    "its trainer_state.json); only --steps and the eval/save/log cadence can");
+    if (is_dir(o.cfg.out_dir) && (!launched_by_mpi() || comm_world().rank() == 0)) lock_run(o.cfg.out_dir);
+    const std::string dir = resume_run(flags(sub, o), split, run);
+    std::fprintf(stderr, "resuming %s at step %d of %d\n", dir.c_str(), run.state.step,
+                 run.state.config.steps);
+  } else {
+    if (o.cfg.data_dir.empty()) throw UsageError("--data is required (a dataset made by moe data)");
+    if (path_exists(o.cfg.out_dir)) {
+      try {
+        resolve_model_dir(o.cfg.out_dir);
+        throw UsageError("--out " + o.cfg.out_dir + " already holds a run: use --resume, or another --out");
+      } catch (const std::runtime_error&) {  // no checkpoint inside: fine to use
+      }
+    }
+    o.cfg.compute = compute_from_flag(o.compute, &o.compute_why);
+    if (launched_by_mpi()) {  // one precision on every rank: rank 0's (auto measures in each process)
+      int v = int(o.cfg.compute);
+      comm_world().broadcast(&v, sizeof v, 0);
+      o.cfg.compute = Compute(v);
+    }
+    RunFlags f = flags(sub, o);
+    new_run(f, split, run, &note);
+    o.cfg = f.cfg;
+    run.state.config = o.cfg;
+    if (!launched_by_mpi() || comm_world().rank() == 0) {
+      make_dirs(o.cfg.out_dir);
+      lock_run(o.cfg.out_dir);
+      file_write_atomic(o.cfg.out_dir + "/recipe.json", make_recipe(o, o.cfg).dump(2) + "\n");
+    }
+  }
+  run.stop_at = o.stop_at;
+  // Under mpirun: the ranks share every global batch (data parallelism).
+  if (launched_by_mpi()) run.comm = &comm_world();
+  run.zero = o.zero == 1;
+  if (run.zero && !(run.comm && run.comm->size() > 1))
+    std::fprintf(stderr, "note: --zero 1 shards the optimizer over the ranks of mpirun; one process keeps it whole\n");
+  const TrainConfig& c = run.state.config;
+  const DatasetInfo ds = dataset_open(c.data_dir);
+  run.tokenizer_path = ds.tokenizer_path;
+  if (o.resume) check_val_size(ds, c);
+  print_run(run, ds, o, note);
   Progress progress(c.steps, c.log_every);
   TrainSummary s;
   int sig = 0;
@@ -537,7 +357,7 @@ void register_train(CLI::App& app) {
       ->check(InRange(0.0, 1e9));
   sub->add_option("--keep", c.keep, "checkpoints to keep")->check(InRange(1, 100000));
   sub->add_option("--log-every", c.log_every, "steps between plain progress lines")->check(InRange(1, 100000000));
-  MoeOpts& m = o->moe;
+  MoeFlags& m = o->moe;
   sub->add_option("--experts", m.experts, "MoE: experts per MoE layer (0: dense)")->check(InRange(0, 4096));
   sub->add_option("--top-k", m.top_k, "MoE: experts per token (1: Switch)")->check(InRange(1, 4096));
   sub->add_option("--moe-layers", m.layers, "MoE: every-other (default) | all | a list like 1,3");

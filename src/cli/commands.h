@@ -18,7 +18,6 @@ void register_export(CLI::App& app);    // cmd_export.cpp
 void register_report(CLI::App& app);    // cmd_report.cpp
 
 // --moe-layers: "every-other" | "all" | "1,3,5" (cmd_train.cpp; shared with upcycle).
-void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all);
 
 void set_exit_code(int code);
 int exit_code();

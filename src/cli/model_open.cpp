@@ -2,8 +2,6 @@
 
 #include "cli/cli_util.h"
 #include "dist/comm.h"
-#include "model/arch.h"
-#include "model/checkpoint.h"
 
 namespace moe::cli {
 
@@ -13,16 +11,6 @@ std::unique_ptr<ExpertGroups> expert_groups_for(int EP) {
     throw UsageError("--expert-parallel " + std::to_string(EP) + " must divide the " + std::to_string(ranks) +
                      (launched_by_mpi() ? " ranks" : " rank (start moe with mpirun -np P for more)"));
   return EP > 1 ? make_expert_groups(comm_world(), EP) : nullptr;
-}
-
-OpenedModel open_model(const std::string& path, ExpertSplit split) {
-  OpenedModel o;
-  o.dir = resolve_model_dir(path);
-  const ModelConfig c = config_load(o.dir + "/config.json");
-  if (split.partial()) family_require(c, Capability::ExpertParallel, o.dir + ": --expert-parallel");
-  o.model = arch_of(c).load(o.dir, BuildArgs{true, split});
-  model_check_tokenizer(o.dir, o.model->config().vocab_size);
-  return o;
 }
 
 }  // namespace moe::cli

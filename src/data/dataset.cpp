@@ -1,4 +1,5 @@
 #include "data/dataset.h"
+#include "data/dataset_files.h"
 #include "io/failpoint.h"
 
 #include <unistd.h>
@@ -22,6 +23,8 @@ namespace fs = std::filesystem;
 
 namespace moe {
 
+using namespace dataset_files;
+
 namespace {
 
 using ojson = nlohmann::ordered_json;
@@ -29,17 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Changes whenever tokenizer_train's settings change (part of the input hash).
-constexpr int kTokenizerSettingsVersion = 1;
-// Changes whenever the split rule or the automatic choices change (part of the input hash).
-constexpr int kSplitVersion = 2;
 
-constexpr const char* kMeta = "meta.json";
-constexpr const char* kTokenizer = "tokenizer.model";
-constexpr const char* kTrain = "train.bin";
-constexpr const char* kVal = "val.bin";
-
-std::string join(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
 
 void validate(const DataOptions& o) {
   if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
@@ -88,21 +81,7 @@ std::string input_hash(const std::vector<CorpusInput>& inputs, const DataOptions
   return sha256_hex(s);
 }
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return b;
-}
 
-ojson read_json(const std::string& path) {
-  std::string text = file_read(path);
-  ojson j = ojson::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) throw std::runtime_error(path + ": not a JSON object");
-  return j;
-}
 
 // The warning for a validation split too small for a few evaluation batches.
 void add_val_warning(DataSummary& s) {
@@ -293,9 +272,12 @@ DataSummary dataset_build(const DataOptions& o, const std::function<void(const s
 
 namespace {
 
-void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string tok_bytes, std::string tok_sha,
-                const std::string& out, DataSummary& s, const std::function<void(const std::string&)>& say,
-                Clock::time_point t_start, int threads) {
+// The tokenizer: trained on the corpus's lines (the vocabulary from the corpus size unless
+// given; an automatic one adapts when the text cannot support it), or the given one;
+// checked for the ids the dataset needs.
+Tokenizer dataset_tokenizer(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string& tok_bytes,
+                            std::string& tok_sha, const std::string& tok_path, DataSummary& s,
+                            const std::function<void(const std::string&)>& say) {
   // ---- tokenizer
   auto t0 = Clock::now();
   if (o.tokenizer.empty()) {
@@ -342,7 +324,6 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
     tok_sha = sha256_hex(tok_bytes);
     s.tokenizer_trained = true;
   }
-  const std::string tok_path = join(out, kTokenizer);
   Tokenizer tok = Tokenizer::from_bytes(tok_bytes, o.tokenizer.empty() ? tok_path : o.tokenizer);
   if (tok.eos_id() < 0) throw std::runtime_error("tokenizer " + tok.path() + ": has no eos piece (documents are joined with it)");
   if (o.t5 && (tok.pad_id() != 0 || tok.eos_id() != 1))
@@ -353,8 +334,16 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   s.vocab_size = tok.vocab_size() + s.sentinels;  // T5: the sentinels above the pieces
   s.tokenizer_s = seconds_since(t0);
 
+  return tok;
+}
+
+// Every document encoded (chunked, in parallel), joined with eos per input, and split:
+// each input's validation share from the tails of up to kValSegments segments of it.
+void encode_and_split(const DataOptions& o, const std::vector<CorpusInput>& inputs, const Tokenizer& tok,
+                      DataSummary& s, const std::function<void(const std::string&)>& say, int threads,
+                      std::vector<int32_t>& train, std::vector<int32_t>& val) {
   // ---- encode: every document, chunked, in parallel
-  t0 = Clock::now();
+  const auto t0 = Clock::now();
   say("encoding " + std::to_string(s.chars) + " characters");
   struct Chunk {
     size_t input, doc;
@@ -398,7 +387,6 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   if (o.val_fraction <= 0 && val_total < want)
     for (size_t i = 0; i < inputs.size(); i++)
       nv_of[i] = std::max(nv_of[i], std::min<uint64_t>((want * n_of[i] + total - 1) / total, n_of[i] / 2));
-  std::vector<int32_t> train, val;
   size_t c = 0;
   for (size_t i = 0; i < inputs.size(); i++) {
     std::vector<int32_t> stream;  // doc EOS doc EOS ...
@@ -433,120 +421,18 @@ void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, st
   add_val_warning(s);
   s.encode_s = seconds_since(t0);
 
-  // ---- write: tokenizer, shards, then meta.json last
-  file_write_atomic(tok_path, tok_bytes);
-  failpoint("data.write");
-  shard_write(join(out, kTrain), train.data(), train.size(), uint64_t(s.vocab_size));
-  shard_write(join(out, kVal), val.data(), val.size(), uint64_t(s.vocab_size));
-  s.total_s = seconds_since(t_start);
+}
 
-  ojson m;
-  m["format"] = "moe-dataset";
-  m["format_version"] = kDatasetFormatVersion;
-  m["moe_version"] = MOE_VERSION;
-  m["created"] = utc_now();
-  m["input_hash"] = s.input_hash;
-  m["vocab_size"] = s.vocab_size;
-  m["special_ids"] = {{"unk", tok.unk_id()}, {"bos", tok.bos_id()}, {"eos", tok.eos_id()}, {"pad", tok.pad_id()}};
-  if (s.sentinels > 0) m["sentinels"] = s.sentinels;  // <extra_id_0> = vocab_size - 1, <extra_id_1> below it, ...
-  m["tokenizer"] = {{"file", kTokenizer},
-                    {"sha256", tok_sha},
-                    {"trained", s.tokenizer_trained},
-                    {"source", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
-                    {"model_type", s.tokenizer_trained ? ojson("bpe") : ojson(nullptr)}};
-  m["train"] = {{"file", kTrain}, {"tokens", s.train_tokens}, {"bytes_per_token", shard_width_for_vocab(s.vocab_size)}};
-  m["val"] = {{"file", kVal}, {"tokens", s.val_tokens}, {"bytes_per_token", shard_width_for_vocab(s.vocab_size)}};
-  m["documents"] = s.documents;
-  m["bytes"] = s.bytes;
-  m["chars"] = s.chars;
-  m["tokens_per_char"] = double(s.train_tokens + s.val_tokens) / double(s.chars);
-  ojson jin = ojson::array();
-  for (size_t i = 0; i < inputs.size(); i++) {
-    const auto& d = s.inputs[i];
-    ojson srcs = ojson::array();
-    for (const auto& src : inputs[i].sources) srcs.push_back({{"name", src.name}, {"bytes", src.bytes}, {"sha256", src.sha256}});
-    jin.push_back({{"name", d.name},
-                   {"kind", d.kind},
-                   {"documents", d.documents},
-                   {"bytes", d.bytes},
-                   {"chars", d.chars},
-                   {"train_tokens", d.train_tokens},
-                   {"val_tokens", d.val_tokens},
-                   {"sources", srcs}});
-  }
-  m["inputs"] = jin;
-  m["split"] = "val = val_fraction of each input's token stream (documents joined with eos), taken from the tails of up "
-               "to 16 equal segments of it";
-  m["options"] = {{"inputs", o.inputs},
-                  {"tokenizer", o.tokenizer.empty() ? ojson(nullptr) : ojson(o.tokenizer)},
-                  {"vocab_size", o.tokenizer.empty() ? ojson(s.vocab_size) : ojson(nullptr)},
-                  {"vocab_size_auto", s.vocab_auto},
-                  {"t5", o.t5},
-                  {"val_fraction", o.val_fraction > 0 ? ojson(o.val_fraction) : ojson("auto")},
-                  {"split_version", kSplitVersion},
-                  {"clean_version", kCorpusCleanVersion},
-                  {"tokenizer_settings_version", kTokenizerSettingsVersion}};
-  m["timing_s"] = {{"read", s.read_s}, {"tokenizer", s.tokenizer_s}, {"encode", s.encode_s}, {"total", s.total_s}};
-  file_write_atomic(join(out, kMeta), m.dump(2) + "\n");
+void build_into(const DataOptions& o, const std::vector<CorpusInput>& inputs, std::string tok_bytes, std::string tok_sha,
+                const std::string& out, DataSummary& s, const std::function<void(const std::string&)>& say,
+                Clock::time_point t_start, int threads) {
+  const std::string tok_path = join(out, kTokenizer);
+  const Tokenizer tok = dataset_tokenizer(o, inputs, tok_bytes, tok_sha, tok_path, s, say);
+  std::vector<int32_t> train, val;
+  encode_and_split(o, inputs, tok, s, say, threads, train, val);
+  write_dataset(o, inputs, tok, tok_bytes, tok_sha, tok_path, out, s, train, val, t_start);
 }
 
 }  // namespace
-
-DatasetInfo dataset_open(const std::string& dir) {
-  const std::string meta = join(dir, kMeta);
-  if (!fs::exists(meta)) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw std::runtime_error("dataset " + dir + ": no such directory (build one with moe data)");
-    bool empty = fs::directory_iterator(dir, ec) == fs::directory_iterator();
-    if (empty || fs::exists(join(dir, kTrain)) || fs::exists(join(dir, kTokenizer)))
-      throw std::runtime_error("dataset " + dir + ": no meta.json (an incomplete dataset directory: rebuild it with moe data --out " +
-                               dir + " and its --input)");
-    // Anything else, e.g. the user's folder of text: never suggest writing into it.
-    throw std::runtime_error("dataset " + dir + ": not a dataset directory (no meta.json); to make one from the text in it: "
-                             "moe data --input " + dir + " --out DATASET_DIR, then --data DATASET_DIR");
-  }
-  ojson m = read_json(meta);
-  DatasetInfo d;
-  d.dir = dir;
-  try {
-    if (m.at("format").get<std::string>() != "moe-dataset" || m.at("format_version").get<int>() != kDatasetFormatVersion)
-      throw std::runtime_error("format is not moe-dataset version " + std::to_string(kDatasetFormatVersion));
-    d.tokenizer_path = join(dir, kTokenizer);
-    d.train_path = join(dir, kTrain);
-    d.val_path = join(dir, kVal);
-    d.vocab_size = m.at("vocab_size").get<int64_t>();
-    const auto& sp = m.at("special_ids");
-    d.unk_id = sp.at("unk").get<int32_t>();
-    d.bos_id = sp.at("bos").get<int32_t>();
-    d.eos_id = sp.at("eos").get<int32_t>();
-    d.pad_id = sp.at("pad").get<int32_t>();
-    d.train_tokens = m.at("train").at("tokens").get<uint64_t>();
-    d.val_tokens = m.at("val").at("tokens").get<uint64_t>();
-    d.tokenizer_sha256 = m.at("tokenizer").at("sha256").get<std::string>();
-    d.sentinels = m.value("sentinels", 0);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(meta + ": missing or malformed field: " + e.what());
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(meta + ": " + e.what());
-  }
-  if (d.vocab_size <= 0) throw std::runtime_error(meta + ": vocab_size " + std::to_string(d.vocab_size) + ", expected > 0");
-  if (!fs::exists(d.tokenizer_path)) throw std::runtime_error("dataset " + dir + ": tokenizer.model is missing");
-  // The tokenizer is what every checkpoint of the dataset copies: load it now, so a
-  // damaged one fails here, naming the dataset, and not later in another command.
-  if (sha256_file_hex(d.tokenizer_path) != d.tokenizer_sha256)
-    throw std::runtime_error("dataset " + dir + ": tokenizer.model does not match the sha256 in meta.json "
-                             "(changed after moe data; rebuild with moe data --force)");
-  if (d.sentinels < 0 || d.sentinels >= d.vocab_size)
-    throw std::runtime_error(meta + ": sentinels " + std::to_string(d.sentinels) + ", expected 0 or a count below vocab_size");
-  // The tokenizer's pieces, then the sentinels (none but for T5 datasets).
-  tokenizer_open_checked(d.tokenizer_path, meta, d.vocab_size - d.sentinels, d.vocab_size - d.sentinels);
-  for (auto [path, want] : {std::pair{d.train_path, d.train_tokens}, std::pair{d.val_path, d.val_tokens}}) {
-    TokenShard s = TokenShard::open(path, uint64_t(d.vocab_size));
-    if (s.size() != want)
-      throw std::runtime_error("token shard: " + path + ": holds " + std::to_string(s.size()) + " tokens, meta.json says " +
-                               std::to_string(want));
-  }
-  return d;
-}
 
 }  // namespace moe

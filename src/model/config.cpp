@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 
 #include "model/arch.h"
@@ -11,6 +12,25 @@
 #include "model/memory.h"
 
 namespace moe {
+
+void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all) {
+  layers->clear();
+  *all = spec == "all";
+  if (spec == "all" || spec == "every-other") return;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      int l = std::stoi(item, &used);
+      if (used != item.size() || l < 0) throw std::invalid_argument(item);
+      layers->push_back(l);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("--moe-layers must be every-other, all, or a comma list of layer indices; got \"" +
+                                  spec + "\"");
+    }
+  }
+}
 
 bool ModelConfig::moe_layer(int l) const {
   if (n_experts <= 0) return false;

@@ -69,6 +69,10 @@ struct ModelConfig {
   void validate() const;
 };
 
+// --moe-layers: "every-other" (empty list), "all" (*all), or a comma list of indices;
+// throws naming the flag.
+void parse_moe_layers(const std::string& spec, std::vector<int>* layers, bool* all);
+
 // Named presets of a family: "tiny", "small" (see config.cpp for sizes).
 ModelConfig model_preset(const std::string& family, const std::string& name, int vocab_size);
 

@@ -101,6 +101,7 @@ struct Upcycler::Impl {
   }
   const STEntry& entry(const OutTensor& t) const { return *src.find(t.source); }
   void plan();
+  void check_options() const;
 };
 
 Upcycler::Upcycler(const std::string& dense, const UpcycleOptions& opt) : p_(std::make_unique<Impl>()) {
@@ -123,8 +124,9 @@ const std::string& Upcycler::dense_dir() const { return p_->dir; }
 const ModelConfig& Upcycler::dense_config() const { return p_->dc; }
 const ModelConfig& Upcycler::moe_config() const { return p_->mc; }
 
-void Upcycler::Impl::plan() {
-  const int E = opt.experts, G = opt.granularity, K = opt.top_k;
+// The options against each other and the dense model (usage errors).
+void Upcycler::Impl::check_options() const {
+  const int E = opt.experts, G = opt.granularity;
   if (E < 1) bad_option("--experts " + std::to_string(E) + ": expected at least 1");
   if (G < 1) bad_option("--granularity " + std::to_string(G) + ": expected at least 1");
   if (opt.strategy == UpcycleStrategy::Granular && G < 2)
@@ -141,9 +143,14 @@ void Upcycler::Impl::plan() {
     bad_option("--carry-optimizer: " + dir + " has no optimizer.safetensors (a training run's checkpoint-N has one)");
   if (opt.dtype != "keep" && opt.dtype != "f32" && opt.dtype != "bf16" && opt.dtype != "f16")
     bad_option("--dtype \"" + opt.dtype + "\": expected keep, f32, bf16 or f16");
+}
+
+void Upcycler::Impl::plan() {
+  const int E = opt.experts, G = opt.granularity, K = opt.top_k;
+  check_options();
 
   mc = dc;
-  if (mc.family == "llama") mc.family = "mixtral";
+  if (const char* moe_type = family_of(dc.family).with_experts) mc.family = moe_type;  // llama: mixtral
   mc.n_experts = E, mc.top_k = K, mc.moe_renormalize = opt.renormalize;
   mc.moe_layers = opt.layers, mc.moe_all_layers = opt.all_layers;
   mc.moe_inner = G > 1 ? dc.n_inner / G : 0;
