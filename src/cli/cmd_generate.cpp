@@ -70,6 +70,7 @@ void stream_sample(const std::function<void(const std::function<bool(int32_t)>&)
 
 void run_generate(const GenOpts& o) {
   OpenedModel opened = open_model(o.model);
+  family_require(opened.model->config(), Capability::Generate, opened.dir + ": moe generate");
   const std::string& dir = opened.dir;
   const std::string tok_path = o.tokenizer.empty() ? dir + "/tokenizer.model" : o.tokenizer;
   if (!path_exists(tok_path))

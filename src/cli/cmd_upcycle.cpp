@@ -85,6 +85,7 @@ void run_upcycle(UpcycleCli& o) {
   r.encoder_routing = o.encoder_routing, r.encoder_capacity = o.encoder_capacity;
   if (!o.dry_run && (!o.no_check || o.check_only)) r.check_data = check_dataset(o, r.dense_dir);
   const ModelConfig dc = config_load(r.dense_dir + "/config.json");
+  family_require(dc, Capability::Upcycle, r.dense_dir + ": moe upcycle");
   try {
     arch_of(dc).upcycle(r);
   } catch (const UpcyclePlanError& e) {  // what the options ask that the dense model does not allow

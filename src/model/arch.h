@@ -30,10 +30,13 @@ enum class Capability {
   CarryOptimizer,  // moe upcycle --carry-optimizer
   ScaleToDense,    // moe upcycle --scale-to-dense
   ExportGguf,      // moe export --format gguf
+  Generate,        // moe generate (and the generation_config.json of its checkpoints)
+  Upcycle,         // moe upcycle
 };
 inline constexpr Capability kCapabilities[] = {Capability::ExpertParallel, Capability::Recompute,
                                                Capability::Dropout,        Capability::CarryOptimizer,
-                                               Capability::ScaleToDense,   Capability::ExportGguf};
+                                               Capability::ScaleToDense,   Capability::ExportGguf,
+                                               Capability::Generate,       Capability::Upcycle};
 // The flag or command that asks for a capability ("--expert-parallel").
 const char* capability_flag(Capability c);
 inline constexpr unsigned cap_bit(Capability c) { return 1u << unsigned(c); }
@@ -132,7 +135,7 @@ struct Arch {
   const char* card_tag;  // the model card's pipeline tag ("text-generation")
   std::string (*card_use)(const ModelConfig& c);  // the model card's paragraph on how to use it
 
-  // Entry points.
+  // Entry points (called only for a family with Capability::Generate, ::Upcycle).
   std::unique_ptr<TextGenerator> (*generator)(LanguageModel& m, const Tokenizer& tok, const std::string& tok_path,
                                                   const std::string& dir);
   void (*upcycle)(const UpcycleRequest& r);

@@ -3,17 +3,11 @@
 #include <stdexcept>
 
 #include "model/arch.h"
+#include "model/decoder/decoder.h"
 #include "model/family.h"
+#include "model/t5/t5_family.h"
 
 namespace moe {
-
-// Defined in the family folders.
-const Family& family_gpt2();         // model/decoder/gpt2.cpp
-const Family& family_llama();        // model/decoder/llama.cpp
-const Family& family_mixtral();      // model/decoder/llama.cpp
-const Family& family_mixtral_raw();  // model/decoder/llama.cpp
-const Family& family_t5();           // model/t5/t5.cpp
-const Family& family_switch();       // model/t5/t5.cpp
 
 namespace {
 
@@ -85,6 +79,8 @@ const char* capability_flag(Capability c) {
     case Capability::CarryOptimizer: return "--carry-optimizer";
     case Capability::ScaleToDense: return "--scale-to-dense";
     case Capability::ExportGguf: return "--format gguf";
+    case Capability::Generate: return "moe generate";
+    case Capability::Upcycle: return "moe upcycle";
   }
   return "?";
 }

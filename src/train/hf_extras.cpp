@@ -110,7 +110,7 @@ void hf_extras_write(const std::string& dir, const LanguageModel& m, const Train
   ojson gen{{"_from_model_config", false}, {"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_id},
             {"do_sample", true}, {"temperature", 0.8}, {"top_k", 0}, {"top_p", 1.0}, {"max_new_tokens", 200}};
   if (const auto hook = arch_of(c).hf_generation) hook(c, gen);
-  file_write_atomic(dir + "/generation_config.json", gen.dump(2) + "\n");
+  if (family_can(c, Capability::Generate)) file_write_atomic(dir + "/generation_config.json", gen.dump(2) + "\n");
   const std::string tok_path = dir + "/tokenizer.model";
   if (path_exists(tok_path)) {
     Tokenizer tok = Tokenizer::load(tok_path);

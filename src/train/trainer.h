@@ -18,7 +18,7 @@
 namespace moe {
 
 struct TrainRun {
-  std::unique_ptr<LanguageModel> model;  // a Model (decoder-only) or a T5Model
+  std::unique_ptr<LanguageModel> model;  // built by its family (model/arch.h)
   std::unique_ptr<AdamW> opt;  // null: fresh moments, made by train()
   TrainerState state;          // step 0 for a new run; config inside
   std::string tokenizer_path;  // copied into every checkpoint

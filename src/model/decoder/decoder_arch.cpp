@@ -101,7 +101,8 @@ const Arch& decoder_arch() {
   static const Arch a{
       "decoder-only",
       cap_bit(Capability::ExpertParallel) | cap_bit(Capability::Recompute) | cap_bit(Capability::Dropout) |
-          cap_bit(Capability::CarryOptimizer) | cap_bit(Capability::ScaleToDense) | cap_bit(Capability::ExportGguf),
+          cap_bit(Capability::CarryOptimizer) | cap_bit(Capability::ScaleToDense) | cap_bit(Capability::ExportGguf) |
+          cap_bit(Capability::Generate) | cap_bit(Capability::Upcycle),
       decoder_validate,
       "hidden size (n_embd / hidden_size)",
       "layer count (n_layer / num_hidden_layers)",

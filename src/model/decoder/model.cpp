@@ -31,8 +31,8 @@ struct Carver {
 
 ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
   if (family_of(cfg.family).arch != &decoder_arch())
-    throw std::invalid_argument("a " + cfg.family + " (encoder-decoder) model: this command takes decoder-only "
-                                "models (gpt2, llama, mixtral) so far");
+    throw std::invalid_argument("a " + cfg.family + " (" + family_of(cfg.family).arch->kind +
+                                ") model: this command takes decoder-only models (gpt2, llama, mixtral) so far");
   ModelLayout m;
   const Family& fam = family_of(cfg.family);
   const int C = cfg.n_embd, F = cfg.n_inner, V = cfg.vocab_size, D = cfg.head_dim();

@@ -240,7 +240,9 @@ std::unique_ptr<TextGenerator> t5_generator(LanguageModel& lm, const Tokenizer& 
 const Arch& t5_arch() {
   static const Arch a{
       "encoder-decoder",
-      0,  // data parallelism (and ZeRO-1) only: no expert parallelism, recompute, dropout, carried moments or GGUF
+      // Data parallelism (and ZeRO-1) for training; no expert parallelism, recompute, dropout,
+      // carried moments or GGUF.
+      cap_bit(Capability::Generate) | cap_bit(Capability::Upcycle),
       t5_validate,
       "hidden size (d_model)",
       "layer count (num_layers)",
