@@ -73,18 +73,19 @@ void prepare(UpcycleCli& o) {
 // The dense checkpoint's family upcycles it (Arch::upcycle: the decoder families'
 // streamed upcycler, or T5's), after the options are checked against each other.
 void run_upcycle(UpcycleCli& o) {
+  const std::string dense_dir = resolve_model_dir(o.from);
+  const ModelConfig dc = config_load(dense_dir + "/config.json");
   if (o.check_only && o.out.empty()) throw std::invalid_argument("--check-only needs --out (the upcycled checkpoint)");
   if (!o.check_only) {
     if (o.opt.experts == 0) throw CLI::RequiredError("--experts");
     prepare(o);
   }
   UpcycleRequest r;
-  r.from = o.from, r.dense_dir = resolve_model_dir(o.from), r.out = o.out, r.opt = o.opt;
+  r.from = o.from, r.dense_dir = dense_dir, r.out = o.out, r.opt = o.opt;
   r.dry_run = o.dry_run, r.json = o.json, r.force = o.force, r.no_check = o.no_check, r.check_only = o.check_only;
   r.check_batch = o.check_batch, r.check_seq = o.check_seq;
   r.encoder_routing = o.encoder_routing, r.encoder_capacity = o.encoder_capacity;
-  if (!o.dry_run && (!o.no_check || o.check_only)) r.check_data = check_dataset(o, r.dense_dir);
-  const ModelConfig dc = config_load(r.dense_dir + "/config.json");
+  r.check_data = [&o, dense_dir] { return check_dataset(o, dense_dir); };
   family_require(dc, Capability::Upcycle, r.dense_dir + ": moe upcycle");
   try {
     arch_of(dc).upcycle(r);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/family.h"
 #include "model/lm.h"
 
 namespace moe {
@@ -91,12 +92,6 @@ struct Arch {
   const char* kind;   // "decoder-only", "encoder-decoder"
   unsigned caps;      // cap_bit(Capability) of what it supports
 
-  // The family's own config checks (need(ok, what) throws "model config: what"), and the
-  // names its config.json gives the sizes (for the shared checks' messages).
-  void (*validate)(const ModelConfig& c, const std::function<void(bool, const std::string&)>& need);
-  const char* hidden_name;  // "hidden size (n_embd / hidden_size)"
-  const char* layers_name;
-  const char* inner_name;
   // Adapts a new run's config to its dataset's pad id (after the dataset's bos/eos ids
   // are taken), then to the run's sequence length and capacity factor.
   void (*fit_dataset)(ModelConfig& c, int pad_id);
@@ -108,11 +103,9 @@ struct Arch {
   std::unique_ptr<LanguageModel> (*build)(const ModelConfig& c, const BuildArgs& a);
   std::unique_ptr<LanguageModel> (*load)(const std::string& dir, const BuildArgs& a);
 
-  // Arithmetic without allocation (model/memory.h, model/flops.h).
-  double (*param_count)(const ModelConfig& c);  // in floating point: an absurd config cannot overflow
+  // The exact parameter counts (model/flops.h; the config-only arithmetic is the
+  // Family's ConfigRules).
   ParamCounts (*param_counts)(const ModelConfig& c);
-  // Bytes of the activation arena for B x T; *layer gets one layer's share.
-  double (*arena_bytes)(const ModelConfig& c, int B, int T, bool recompute, double* layer);
 
   // Data: the batches of a shard, the dataset check, and the shard tokens a row of
   // --seq tokens reads.
@@ -143,7 +136,9 @@ struct Arch {
   void (*bench_moe)(ModelConfig& c);
 };
 
+// The Arch registry (model/archs.cpp): a family folder's hooks by its name.
 const Arch& arch_of(const ModelConfig& c);
+const Arch& arch_of(const Family& f);
 // Throws std::invalid_argument "<flag>: not implemented for <family> models yet" when
 // c's family lacks the capability (`what`, when given, replaces the flag's name).
 void family_require(const ModelConfig& c, Capability cap, const std::string& what = "");

@@ -5,7 +5,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "model/arch.h"
 #include "model/family.h"
 #include "model/hf_json.h"
 #include "io/files.h"
@@ -55,7 +54,7 @@ void ModelConfig::validate() const {
   };
   at_most(vocab_size, int64_t(1) << 24, "vocab_size");
   at_most(n_ctx, int64_t(1) << 20, "max positions (n_ctx / max_position_embeddings)");
-  const Arch& arch = arch_of(*this);  // the fields are named after the family's config.json
+  const ConfigRules& arch = *family_of(family).rules;  // the fields are named after the family's config.json
   at_most(n_embd, int64_t(1) << 16, arch.hidden_name);
   at_most(n_layer, 1024, arch.layers_name);
   at_most(n_inner, int64_t(1) << 20, arch.inner_name);

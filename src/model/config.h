@@ -1,7 +1,7 @@
 // Model configuration: one decoder-only transformer whose parts are chosen by
 // flags, so the GPT-2 and Llama families share one code path. A family (gpt2.cpp,
 // llama.cpp) sets the flags, knows its Hugging Face config fields and tensor names.
-// The T5 family (t5.cpp) is an encoder-decoder (model/t5.h): the same fields describe
+// The T5 family (model/t5/) is an encoder-decoder (model/t5/t5.h): the same fields describe
 // its encoder (n_layer) and decoder (n_dec_layer) stacks.
 #pragma once
 #include <nlohmann/json.hpp>

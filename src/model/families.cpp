@@ -1,8 +1,7 @@
 // The registry: every model_type moe reads and writes, each defined in its family's
-// folder. A new family adds its folder and its line here.
+// folder. A new model_type adds its line here; a new folder also its line in archs.cpp.
 #include <stdexcept>
 
-#include "model/arch.h"
 #include "model/decoder/decoder.h"
 #include "model/family.h"
 #include "model/t5/t5_family.h"
@@ -67,37 +66,6 @@ const Family& family_of(const std::string& t) {
 const Family& family_to_write(const ModelConfig& c) {
   const Family& f = family_of(c.family);
   return f.writes_as ? f.writes_as(c) : f;
-}
-
-const Arch& arch_of(const ModelConfig& c) { return *family_of(c.family).arch; }
-
-const char* capability_flag(Capability c) {
-  switch (c) {
-    case Capability::ExpertParallel: return "--expert-parallel";
-    case Capability::Recompute: return "--recompute";
-    case Capability::Dropout: return "--dropout";
-    case Capability::CarryOptimizer: return "--carry-optimizer";
-    case Capability::ScaleToDense: return "--scale-to-dense";
-    case Capability::ExportGguf: return "--format gguf";
-    case Capability::Generate: return "moe generate";
-    case Capability::Upcycle: return "moe upcycle";
-  }
-  return "?";
-}
-
-bool family_can(const ModelConfig& c, Capability cap) {
-  const Family& f = family_of(c.family);
-  if (cap == Capability::ExportGguf && !f.gguf_arch) return false;  // llama.cpp's architecture is the model_type's
-  return (f.arch->caps & cap_bit(cap)) != 0;
-}
-
-void family_require(const ModelConfig& c, Capability cap, const std::string& what) {
-  if (family_can(c, cap)) return;
-  std::string have;
-  for (FamilyFn f : kFamilies)
-    if ((f().arch->caps & cap_bit(cap)) && (cap != Capability::ExportGguf || f().gguf_arch) && !f().reads_as) have += (have.empty() ? "" : ", ") + std::string(f().model_type);
-  throw std::invalid_argument((what.empty() ? capability_flag(cap) : what) + ": not implemented for " + c.family +
-                              " models yet (" + arch_of(c).kind + "; it is for " + have + ")");
 }
 
 }  // namespace moe

@@ -9,6 +9,7 @@
 // benchmarks go through it and never ask which family a config is.
 #pragma once
 #include <memory>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -30,6 +31,22 @@ enum class Role {
 };
 
 struct Arch;
+
+// A family folder's rules for a config, without its model: what parsing and checking a
+// config.json and its memory needs (kept apart from Arch, whose hooks reach the whole
+// model, so that the config parsers link alone: tests/fuzz).
+struct ConfigRules {
+  // The family's own checks (need(ok, what) throws "model config: what"), and the names
+  // its config.json gives the sizes (for the shared checks' messages).
+  void (*validate)(const ModelConfig& c, const std::function<void(bool, const std::string&)>& need);
+  const char* hidden_name;  // "hidden size (n_embd / hidden_size)"
+  const char* layers_name;
+  const char* inner_name;
+  // Parameters in floating point (an absurd config cannot overflow), and the bytes of
+  // the activation arena for B x T (*layer: one layer's share), without allocating.
+  double (*param_count)(const ModelConfig& c);
+  double (*arena_bytes)(const ModelConfig& c, int B, int T, bool recompute, double* layer);
+};
 
 // "model.layers.0.block_sparse_moe.experts.*.w1.weight" -> "...experts.3.w1.weight"
 std::string expert_tensor_name(const std::string& pattern, int e);
@@ -53,8 +70,10 @@ struct Family {
   // under (nullptr: this one; Mixtral with raw gates: mixtral_raw_gates).
   const char* reads_as = nullptr;
   const Family& (*writes_as)(const ModelConfig& c) = nullptr;
-  // The family folder's hooks (never null).
-  const Arch* arch = nullptr;
+  // The family folder: its config rules, and its name, which the Arch registry
+  // (model/archs.cpp) binds to its hooks (arch_of).
+  const ConfigRules* rules = nullptr;
+  const char* folder = nullptr;  // "decoder", "t5"
   // The model_type a dense config of this family becomes with experts (llama: mixtral);
   // nullptr: its own.
   const char* with_experts = nullptr;

@@ -1,6 +1,6 @@
 #include "model/memory.h"
 
-#include "model/arch.h"
+#include "model/family.h"
 #include "tensor/cpu.h"
 
 #include <unistd.h>
@@ -13,7 +13,7 @@
 
 namespace moe {
 
-double model_param_count(const ModelConfig& c) { return arch_of(c).param_count(c); }
+double model_param_count(const ModelConfig& c) { return family_of(c.family).rules->param_count(c); }
 
 double model_expert_param_count(const ModelConfig& c) {
   if (!c.is_moe()) return 0;
@@ -42,7 +42,7 @@ void moe_block_bytes(const ModelConfig& c, double N, bool training, bool bf16, i
   f += 4 * R * (2 * C + (2 + swiglu) * Fe) + bf * 2 * R * (C + Fe);  // xg, y, h1, h3, a; bf16 xg, a
   if (training)  // dy, dxg, da, dh1, dh3, dweight, dlogits; bf16 dy, dh1, dh3
     f += 4 * (R * (2 * C + (2 + swiglu) * Fe) + N * K + N * E) + bf * 2 * R * (C + (1 + swiglu) * Fe);
-  if (EP > 1)  // moe_exchange.cpp: returned outputs and input gradients (fp32), send and receive staging
+  if (EP > 1)  // exchange.cpp: returned outputs and input gradients (fp32), send and receive staging
     f += 4 * C * ((training ? 2 : 1) * pairs + 2 * R);
   *shared = f;
 }
@@ -66,7 +66,7 @@ MemoryEstimate model_memory_estimate(const ModelConfig& c, const MemoryOptions& 
   if (o.bf16) m.bf16_copy = 2 * m.n_params_rank;
   m.local_batch = (o.B + P - 1) / P;
   if (m.local_batch > 0 && o.T > 0) {
-    double a = arch_of(c).arena_bytes(c, m.local_batch, o.T, o.recompute, &m.layer_activations);
+    double a = family_of(c.family).rules->arena_bytes(c, m.local_batch, o.T, o.recompute, &m.layer_activations);
     if (c.is_moe()) {
       // Per MoE layer its probabilities and routing; the rest once per block, or once in
       // all with recompute (the blocks share one set, swapped in).

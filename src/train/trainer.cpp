@@ -238,6 +238,7 @@ TrainLoop::TrainLoop(TrainRun& run, Progress& progress)
   N = size_t(cfg.batch) * size_t(train_src_->T() + train_src_->Td());
   end_step = run.stop_at > 0 ? std::min(run.stop_at, cfg.steps) : cfg.steps;
   flops_per_token = m.train_flops_per_token(train_src_->T(), train_src_->Td());
+  last_save = Clock::now();  // --save-minutes counts from here, after the setup
 }
 
 void TrainLoop::validate() {

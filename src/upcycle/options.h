@@ -2,6 +2,7 @@
 // layers, the expert-making strategy (expert_init.h) and what is stored in config.json.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,9 +47,10 @@ struct UpcycleRequest {
   std::string out;
   UpcycleOptions opt;      // checked against each other unless check_only
   bool dry_run = false, json = false, force = false, no_check = false, check_only = false;
-  // The step-0 batch: sequences, tokens, and the dataset it comes from ("" random tokens).
+  // The step-0 batch: sequences, tokens, and the dataset it comes from ("" random
+  // tokens), found when the check runs (--check-data, or the dense run's dataset).
   int check_batch = 4, check_seq = 128;
-  std::string check_data;
+  std::function<std::string()> check_data;
   // Encoder-decoders: the encoder's routing ("expert-choice" or "top-k") and capacity.
   std::string encoder_routing = "expert-choice";
   float encoder_capacity = 2.0f;

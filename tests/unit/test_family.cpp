@@ -27,11 +27,13 @@ TEST(Family, RegistryAnswersEveryHook) {
   for (const Family* f : family_list()) {
     EXPECT_TRUE(seen.insert(f->model_type).second) << f->model_type << " registered twice";
     EXPECT_EQ(&family_of(f->model_type), f);
-    ASSERT_NE(f->arch, nullptr) << f->model_type;
-    const Arch& a = *f->arch;
-    for (const void* hook : {(const void*)a.validate, (const void*)a.fit_dataset, (const void*)a.fit_seq,
+    ASSERT_NE(f->rules, nullptr) << f->model_type;
+    const ConfigRules& r = *f->rules;
+    const Arch& a = arch_of(*f);
+    for (const void* hook : {(const void*)r.validate, (const void*)r.param_count, (const void*)r.arena_bytes,
+                             (const void*)a.fit_dataset, (const void*)a.fit_seq,
                              (const void*)a.fit_moe, (const void*)a.build, (const void*)a.load,
-                             (const void*)a.param_count, (const void*)a.param_counts, (const void*)a.arena_bytes,
+                             (const void*)a.param_counts,
                              (const void*)a.batches, (const void*)a.check_dataset, (const void*)a.row_tokens,
                              (const void*)a.decoder_tokens, (const void*)a.card_use, (const void*)a.generator,
                              (const void*)a.upcycle})
@@ -41,7 +43,7 @@ TEST(Family, RegistryAnswersEveryHook) {
     // The arithmetic hooks agree with the model the build hook makes.
     auto m = a.build(c, BuildArgs{false, {}});
     EXPECT_EQ(a.param_counts(c).total, m->num_params()) << f->model_type;
-    EXPECT_NEAR(a.param_count(c), double(m->num_params()), 0.5) << f->model_type;
+    EXPECT_NEAR(r.param_count(c), double(m->num_params()), 0.5) << f->model_type;
   }
   for (const char* t : {"gpt2", "llama", "mixtral", "mixtral_raw_gates", "t5", "switch_transformers"})
     EXPECT_TRUE(seen.count(t)) << t << " is not registered";
@@ -52,7 +54,7 @@ TEST(Family, RegistryAnswersEveryHook) {
 TEST(Family, CapabilityRefusalsHaveOneFormat) {
   for (const Family* f : family_list()) {
     const ModelConfig c = config_of(*f);
-    const bool decoder = std::string(f->arch->kind) == "decoder-only";
+    const bool decoder = std::string(arch_of(*f).kind) == "decoder-only";
     for (Capability cap : kCapabilities) {
       const std::string flag = capability_flag(cap);
       // Every family generates and upcycles; the rest is the decoders' so far.
@@ -66,7 +68,7 @@ TEST(Family, CapabilityRefusalsHaveOneFormat) {
         family_require(c, cap);
         ADD_FAILURE() << f->model_type << " " << flag << ": not refused";
       } catch (const std::invalid_argument& e) {
-        const std::string want = flag + ": not implemented for " + c.family + " models yet (" + f->arch->kind +
+        const std::string want = flag + ": not implemented for " + c.family + " models yet (" + arch_of(*f).kind +
                                  "; it is for gpt2, llama, mixtral)";
         EXPECT_EQ(std::string(e.what()), want);
       }

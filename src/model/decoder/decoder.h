@@ -13,6 +13,7 @@ namespace moe {
 class Model;
 
 const Arch& decoder_arch();
+const ConfigRules& decoder_rules();
 
 // The folder's families (registered in model/families.cpp).
 const Family& family_gpt2();

@@ -16,15 +16,6 @@ namespace moe {
 
 namespace {
 
-void decoder_validate(const ModelConfig& c, const std::function<void(bool, const std::string&)>& need) {
-  need(c.n_dec_layer == 0 && c.d_kv == 0 && c.pos != PosKind::Relative && c.mlp != MlpKind::Relu &&
-           c.mlp != MlpKind::GeGLU,
-       "decoder-only families have no decoder stack, d_kv, relative positions or T5 MLPs");
-  if (c.n_experts > 0)
-    need(!c.expert_choice,
-         "expert-choice routing is not causal (an expert picks its tokens from the whole batch, so a token's "
-         "output depends on later tokens): a decoder must use tokens-choose top-k routing");
-}
 
 void decoder_fit_dataset(ModelConfig&, int) {}
 void decoder_fit_seq(ModelConfig&, int, float) {}
@@ -103,18 +94,12 @@ const Arch& decoder_arch() {
       cap_bit(Capability::ExpertParallel) | cap_bit(Capability::Recompute) | cap_bit(Capability::Dropout) |
           cap_bit(Capability::CarryOptimizer) | cap_bit(Capability::ScaleToDense) | cap_bit(Capability::ExportGguf) |
           cap_bit(Capability::Generate) | cap_bit(Capability::Upcycle),
-      decoder_validate,
-      "hidden size (n_embd / hidden_size)",
-      "layer count (n_layer / num_hidden_layers)",
-      "MLP width (n_inner / intermediate_size)",
       decoder_fit_dataset,
       decoder_fit_seq,
       decoder_fit_moe,
       decoder_build,
       decoder_load,
-      decoder_param_count,
       decoder_param_counts,
-      decoder_arena_bytes,
       decoder_batches,
       decoder_check_dataset,
       decoder_row_tokens,

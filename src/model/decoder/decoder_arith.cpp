@@ -22,27 +22,6 @@ std::vector<size_t> expert_offsets(const std::vector<LayerOffsets>& layers) {
 bool contains(const std::vector<size_t>& v, size_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 }  // namespace
 
-double decoder_param_count(const ModelConfig& c) {
-  const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, D = double(c.n_embd / std::max(1, c.n_head));
-  const double Cq = c.n_head * D, Ckv = c.n_kv_head * D, b = c.bias ? 1 : 0;
-  const double gated = c.gated_mlp() ? 1 : 0;
-  double n = V * C;                                   // token embedding
-  if (c.pos == PosKind::Learned) n += double(c.n_ctx) * C;
-  for (int l = 0; l < c.n_layer; l++) {
-    n += C * (1 + b) * 2;                             // two norms
-    n += c.fused_qkv ? 3 * C * C + b * 3 * C : (Cq + 2 * Ckv) * C;
-    n += C * Cq + b * C;                              // output projection
-    if (c.moe_layer(l)) {
-      const double E = c.n_experts, Fe = c.expert_inner();
-      n += E * C + E * ((2 + gated) * Fe * C + b * (Fe + C));
-    } else {
-      n += (2 + gated) * F * C + b * (F + C);
-    }
-  }
-  n += C * (1 + b);                                   // final norm
-  if (!c.tied) n += V * C;                            // lm_head
-  return n;
-}
 
 ParamCounts decoder_param_counts(const ModelConfig& c) {
   ParamCounts pc;
@@ -79,24 +58,5 @@ double model_train_flops_per_token(const Model& m, int T) {
 }
 
 double Model::train_flops_per_token(int T, int) const { return model_train_flops_per_token(*this, T); }
-
-// Bytes of the activation arena (model.cpp, ensure_acts) for N = B T tokens, without
-// the 64-byte alignment of each slice (< 64 bytes x ~40 slices). `layer`: one layer's set.
-double decoder_arena_bytes(const ModelConfig& c, int B, int T, bool recompute, double* layer) {
-  const double N = double(B) * T, C = c.n_embd, F = c.n_inner, V = c.vocab_size;
-  const double D = double(c.n_embd / std::max(1, c.n_head)), Cq = c.n_head * D, Ckv = c.n_kv_head * D;
-  const double A = double(B) * c.n_head * double(T) * T;  // attention probabilities
-  const double swiglu = c.gated_mlp() ? 1 : 0, fused = c.fused_qkv ? 1 : 0;
-  // ln1, x_mid, ln2 (N,C); means and rstds; qkv; q, atty; k, v; MLP h1, h2, act; bf16 copies.
-  *layer = 4 * (N * (3 * C + 4 + fused * 3 * C + 2 * Cq + 2 * Ckv + (2 + swiglu) * F) + A) +
-           2 * N * (2 * C + Cq + F);
-  const double sets = recompute ? 1 : c.n_layer;
-  // L+1 residual streams; final norm (+ bf16); logits, losses, lse, dlosses; branch;
-  // backward scratch dres, dtmp, dln, datty, dq, dk, dv, dqkv, dact, dh1, dh2, dout_bf.
-  const double rest = 4 * N * ((c.n_layer + 1) * C + C + 2 + V + 3 + C + 3 * C + 2 * Cq + 2 * Ckv + fused * 3 * C +
-                               (2 + swiglu) * F) +
-                      2 * N * C + 2 * N * std::max({V, 3 * C, F});
-  return sets * *layer + rest;
-}
 
 }  // namespace moe

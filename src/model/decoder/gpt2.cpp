@@ -111,7 +111,7 @@ void gpt2_preset(ModelConfig& c, const std::string&) { c.tied = true; }  // GPT-
 
 const Family& family_gpt2() {
   static const Family f{"gpt2", "GPT2LMHeadModel", gpt2_name, gpt2_transposed, gpt2_from_hf, gpt2_to_hf, gpt2_parts,
-                        gpt2_is_buffer, nullptr, nullptr, &decoder_arch(), nullptr, nullptr, gpt2_preset, "gpt2", "gpt2"};
+                        gpt2_is_buffer, nullptr, nullptr, &decoder_rules(), "decoder", nullptr, nullptr, gpt2_preset, "gpt2", "gpt2"};
   return f;
 }
 

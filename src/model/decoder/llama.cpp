@@ -132,21 +132,21 @@ void llama_preset(ModelConfig& c, const std::string& name) {
 const Family& family_mixtral_raw() {
   static const Family f{kMixtralRawGates, "MixtralRawGatesForCausalLM", llama_name, llama_transposed,
                         mixtral_raw_from_hf, mixtral_to_hf, llama_parts, llama_is_buffer, "mixtral", nullptr,
-                        &decoder_arch(), nullptr,
+                        &decoder_rules(), "decoder", nullptr,
                         "(moe's own: raw top-k gates, which HF's MixtralForCausalLM does not compute)", nullptr, "llama"};
   return f;
 }
 
 const Family& family_mixtral() {
   static const Family f{"mixtral", "MixtralForCausalLM", llama_name, llama_transposed, mixtral_from_hf,
-                        mixtral_to_hf, llama_parts, llama_is_buffer, nullptr, mixtral_label, &decoder_arch(), nullptr,
+                        mixtral_to_hf, llama_parts, llama_is_buffer, nullptr, mixtral_label, &decoder_rules(), "decoder", nullptr,
                         nullptr, nullptr, "llama"};
   return f;
 }
 
 const Family& family_llama() {
   static const Family f{"llama", "LlamaForCausalLM", llama_name, llama_transposed, llama_from_hf, llama_to_hf,
-                        llama_parts, llama_is_buffer, nullptr, nullptr, &decoder_arch(), "mixtral", nullptr,
+                        llama_parts, llama_is_buffer, nullptr, nullptr, &decoder_rules(), "decoder", "mixtral", nullptr,
                         llama_preset, "llama", "llama"};
   return f;
 }

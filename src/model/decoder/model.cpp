@@ -30,8 +30,8 @@ struct Carver {
 }  // namespace
 
 ModelLayout model_layout(const ModelConfig& cfg, ExpertSplit split) {
-  if (family_of(cfg.family).arch != &decoder_arch())
-    throw std::invalid_argument("a " + cfg.family + " (" + family_of(cfg.family).arch->kind +
+  if (&arch_of(cfg) != &decoder_arch())
+    throw std::invalid_argument("a " + cfg.family + " (" + arch_of(cfg).kind +
                                 ") model: this command takes decoder-only models (gpt2, llama, mixtral) so far");
   ModelLayout m;
   const Family& fam = family_of(cfg.family);

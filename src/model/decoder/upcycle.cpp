@@ -109,7 +109,7 @@ Upcycler::Upcycler(const std::string& dense, const UpcycleOptions& opt) : p_(std
   p.opt = opt;
   p.dir = resolve_model_dir(dense);
   p.dc = config_load(p.dir + "/config.json");
-  if (family_of(p.dc.family).arch != &decoder_arch())
+  if (&arch_of(p.dc) != &decoder_arch())
     throw std::runtime_error(p.dir + ": a " + p.dc.family + " (encoder-decoder) model: moe upcycle takes decoder-only "
                              "models (gpt2, llama) so far");
   if (p.dc.is_moe())

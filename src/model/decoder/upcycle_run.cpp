@@ -22,11 +22,12 @@ namespace {
 std::string check_batch(const UpcycleRequest& o, int seq, int V, std::vector<int32_t>& in, std::vector<int32_t>& tgt) {
   const size_t N = size_t(o.check_batch) * seq;
   in.resize(N), tgt.resize(N);
-  if (!o.check_data.empty()) {
-    DatasetInfo ds = dataset_open(o.check_data);
+  const std::string data = o.check_data ? o.check_data() : "";
+  if (!data.empty()) {
+    DatasetInfo ds = dataset_open(data);
     DataLoader val = DataLoader::open(ds.val_path, o.check_batch, seq, uint64_t(V));
     val.next(in.data(), tgt.data());
-    return "validation split of " + o.check_data;
+    return "validation split of " + data;
   }
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, V - 1);

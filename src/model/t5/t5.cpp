@@ -208,7 +208,7 @@ void switch_preset(ModelConfig& c, const std::string& name) {
 
 const Family& family_switch() {
   static const Family f{"switch_transformers", "SwitchTransformersForConditionalGeneration", t5_no_role, t5_transposed,
-                        switch_from_hf, switch_to_hf, switch_parts, t5_is_buffer, nullptr, nullptr, &t5_arch(),
+                        switch_from_hf, switch_to_hf, switch_parts, t5_is_buffer, nullptr, nullptr, &t5_rules(), "t5",
                         nullptr, nullptr, switch_preset, nullptr,
                         "switch_transformers (HF's Switch: T5 with top-1 relu experts, capacity per sequence = "
                         "--capacity-factor x --seq / E)"};
@@ -217,7 +217,7 @@ const Family& family_switch() {
 
 const Family& family_t5() {
   static const Family f{"t5", "T5ForConditionalGeneration", t5_no_role, t5_transposed, t5_from_hf, t5_to_hf,
-                        t5_parts, t5_is_buffer, nullptr, nullptr, &t5_arch(), nullptr, nullptr, t5_preset, nullptr,
+                        t5_parts, t5_is_buffer, nullptr, nullptr, &t5_rules(), "t5", nullptr, nullptr, t5_preset, nullptr,
                         "t5 (encoder-decoder, span corruption)"};
   return f;
 }

@@ -19,33 +19,6 @@ namespace moe {
 
 namespace {
 
-void t5_validate(const ModelConfig& c, const std::function<void(bool, const std::string&)>& need) {
-  auto at_most = [&](int64_t v, int64_t max, const char* field) {
-    need(v <= max, std::string(field) + " is " + std::to_string(v) + ", more than the supported " + std::to_string(max));
-  };
-  at_most(c.n_dec_layer, 1024, "decoder layer count (num_decoder_layers)");
-  need(c.n_dec_layer > 0, "an encoder-decoder model needs decoder layers (num_decoder_layers)");
-  need(c.pos == PosKind::Relative && c.norm == NormKind::RMSNorm && !c.bias && !c.fused_qkv && c.n_kv_head == c.n_head,
-       "t5 parts: relative positions, RMS norm, no biases, separate q/k/v, one key/value head per head");
-  need(c.mlp == MlpKind::Relu || c.mlp == MlpKind::GeGLU, "t5 MLP must be relu or gated-gelu");
-  // The decoder's log-spaced buckets start at max_exact = buckets / 2: HF divides by
-  // log(max_distance / max_exact), which must be positive.
-  need(c.rel_buckets >= 4 && c.rel_buckets <= 4096 && c.rel_buckets % 2 == 0,
-       "relative_attention_num_buckets must be an even number in [4, 4096]");
-  need(c.rel_max_distance > c.rel_buckets / 2 && c.rel_max_distance <= (1 << 20),
-       "relative_attention_max_distance must be above half the buckets (the decoder's exact range) and at most 2^20");
-  need(c.pad_id >= 0 && c.pad_id < c.vocab_size, "pad_token_id must be a token id inside the vocabulary");
-  if (t5_is_switch(c))
-    need(c.is_moe() && c.top_k == 1 && !c.moe_renormalize && !c.expert_choice && c.mlp == MlpKind::Relu &&
-             c.switch_capacity > 0 && (c.moe_inner == 0 || c.moe_inner == c.n_inner),
-         "switch_transformers: num_experts > 0, top-1 routing with raw gates in both stacks, relu experts of d_ff "
-         "and an expert_capacity > 0");
-  if (t5_is_switch(c))
-    need(switch_sparse_step(c) > 0, "switch_transformers: the MoE layers must be every sparse_step-th layer "
-                                    "(i % step == 1) of both stacks");
-  need(c.bos_id >= 0 && c.eos_id >= 0, "decoder_start_token_id and eos_token_id must be token ids inside the vocabulary");
-  at_most(int64_t(c.n_head) * c.head_dim(), int64_t(1) << 20, "attention width (num_heads x d_kv)");
-}
 
 void t5_fit_dataset(ModelConfig& c, int pad_id) {
   if (pad_id >= 0) c.pad_id = c.bos_id = pad_id;  // the decoder starts with pad
@@ -225,8 +198,7 @@ class T5Generator : public TextGenerator {
 
 }  // namespace
 
-bool t5_family(const ModelConfig& c) { return family_of(c.family).arch == &t5_arch(); }
-bool t5_is_switch(const ModelConfig& c) { return c.family == "switch_transformers"; }
+bool t5_family(const ModelConfig& c) { return &arch_of(c) == &t5_arch(); }
 
 std::unique_ptr<TextGenerator> t5_generator(LanguageModel& lm, const Tokenizer& tok, const std::string&,
                                             const std::string& dir) {
@@ -243,18 +215,12 @@ const Arch& t5_arch() {
       // Data parallelism (and ZeRO-1) for training; no expert parallelism, recompute, dropout,
       // carried moments or GGUF.
       cap_bit(Capability::Generate) | cap_bit(Capability::Upcycle),
-      t5_validate,
-      "hidden size (d_model)",
-      "layer count (num_layers)",
-      "MLP width (d_ff)",
       t5_fit_dataset,
       t5_fit_seq,
       t5_fit_moe,
       t5_build,
       t5_load_any,
-      t5_param_count,
       t5_param_counts,
-      t5_arena_bytes,
       t5_batches,
       t5_check_dataset,
       t5_row_tokens,

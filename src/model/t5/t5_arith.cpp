@@ -8,47 +8,6 @@
 
 namespace moe {
 
-namespace {
-
-// Bytes of the activation arena for B rows of Te encoder and Td decoder tokens, without
-// the 64-byte alignment of each slice. `layer`: one layer's set.
-// T5 (T5Model::ensure_acts): per encoder layer and per decoder layer (with its
-// cross-attention), the residual streams, biases, outputs, logits and the scratch.
-double t5_arena_bytes_te_td(const ModelConfig& c, int B, int Te, int Td, double* layer) {
-  const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, H = c.n_head, Cq = H * c.head_dim();
-  const double Ne = double(B) * Te, Nd = double(B) * Td, Nm = std::max(Ne, Nd), Tm = std::max(Te, Td);
-  const double g = c.gated_mlp() ? 1 : 0;
-  auto self = [&](double N, double T) {  // ln1, q, k, v, att, atty, x_mid, ln2, MLP; bf16 copies
-    return 4 * (N * (3 * C + 2 + 4 * Cq + (2 + g) * F) + B * H * T * T) + 2 * N * (2 * C + Cq + F);
-  };
-  const double enc = self(Ne, Te);
-  const double dec = self(Nd, Td) + 4 * (Nd * (2 * C + 1 + 2 * Cq) + 2 * Ne * Cq + B * H * double(Td) * Te) +
-                     2 * Nd * (C + Cq);
-  *layer = std::max(enc, dec);
-  const double rest = 4 * ((c.n_layer + 1) * Ne * C + (c.n_dec_layer + 1) * Nd * C + H * (double(Te) * Te + double(Td) * Td) +
-                           Ne * (C + 1) + Nd * (2 * C + 1) + Nd * (V + 3) + Nm * C * 4 + Nm * Cq * 4 +
-                           B * H * Tm * Tm + Nm * (2 + g) * F + Ne * C) +
-                      2 * (Ne * C + Nd * C + Nm * std::max({V, C, F, Cq}));
-  return c.n_layer * enc + c.n_dec_layer * dec + rest;
-}
-
-}  // namespace
-
-double t5_arena_bytes(const ModelConfig& c, int B, int T, bool, double* layer) {
-  return t5_arena_bytes_te_td(c, B, T, T, layer);  // decoder length: at most the encoder's
-}
-
-// Norms, attention (+ cross in the decoder), MLP, 2 bias tables (t5_layout).
-double t5_param_count(const ModelConfig& c) {
-    const double C = c.n_embd, F = c.n_inner, V = c.vocab_size, Cq = double(c.n_head) * c.head_dim();
-    const double mlp = (c.gated_mlp() ? 3 : 2) * F * C;
-    const double emlp = double(c.n_experts) * ((c.gated_mlp() ? 3 : 2) * double(c.expert_inner()) * C + C);
-    double n = V * C * (c.tied ? 1 : 2) + 2.0 * c.rel_buckets * c.n_head + 2 * C;
-    for (int l = 0; l < c.n_layer; l++) n += 2 * C + 4 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
-    for (int l = 0; l < c.n_dec_layer; l++) n += 3 * C + 8 * C * Cq + (c.moe_layer(l) ? emlp : mlp);
-    return n;
-  }
-
 // A decoder token runs K of E experts, an encoder token on average min(cf, E) (expert choice).
 ParamCounts t5_param_counts(const ModelConfig& c) {
   ParamCounts pc;

@@ -11,6 +11,7 @@
 namespace moe {
 
 const Arch& t5_arch();
+const ConfigRules& t5_rules();
 
 // Whether c is of this folder (t5, switch_transformers), and HF switch_transformers.
 bool t5_family(const ModelConfig& c);

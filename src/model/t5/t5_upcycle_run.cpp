@@ -22,10 +22,11 @@ namespace {
 // else random tokens.
 std::string t5_check_batch(const UpcycleRequest& o, const ModelConfig& dc, TokenBatch& b) {
   const int seq = std::min(o.check_seq, dc.n_ctx);
-  if (!o.check_data.empty()) {
-    const DatasetInfo ds = dataset_open(o.check_data);
+  const std::string data = o.check_data ? o.check_data() : "";
+  if (!data.empty()) {
+    const DatasetInfo ds = dataset_open(data);
     arch_of(dc).batches(ds, dc, ds.val_path, o.check_batch, seq, 0)->batch_at(0, b);
-    return "span corruption of the validation split of " + o.check_data;
+    return "span corruption of the validation split of " + data;
   }
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> tok(0, dc.vocab_size - 1);
