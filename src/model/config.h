@@ -1,6 +1,6 @@
 // Model configuration: one decoder-only transformer whose parts are chosen by
-// flags, so the GPT-2 and Llama families share one code path. A family (gpt2.cpp,
-// llama.cpp) sets the flags, knows its Hugging Face config fields and tensor names.
+// flags, so the GPT-2 and Llama families share one code path. A family (model/decoder/
+// family_gpt2.cpp, family_llama.cpp) sets the flags, knows its Hugging Face config fields and tensor names.
 // The T5 family (model/t5/) is an encoder-decoder (model/t5/t5.h): the same fields describe
 // its encoder (n_layer) and decoder (n_dec_layer) stacks.
 #pragma once

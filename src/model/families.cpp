@@ -1,5 +1,5 @@
 // The registry: every model_type moe reads and writes, each defined in its family's
-// folder. A new model_type adds its line here; a new folder also its line in archs.cpp.
+// folder (model/<folder>/family_*.cpp). A new model_type adds its line here; a new folder also its line in archs.cpp.
 #include <stdexcept>
 
 #include "model/decoder/decoder.h"

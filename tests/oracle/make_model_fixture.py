@@ -108,7 +108,7 @@ def mixtral_config(vocab=64, hidden=32, layers=2, heads=4, kv_heads=2, ffn=None,
               "router_z_loss_coef": z_coef, "moe_capacity_factor": capacity,
               "moe_eval_capacity_factor": eval_capacity, "moe_renormalize": bool(renorm),
               "output_router_logits": False})
-    if not renorm:  # raw gates: HF's Mixtral renormalises, so not its label (src/model/llama.cpp)
+    if not renorm:  # raw gates: HF's Mixtral renormalises, so not its label (src/model/decoder/family_llama.cpp)
         c.update({"architectures": ["MixtralRawGatesForCausalLM"], "model_type": "mixtral_raw_gates"})
     if moe_layers is not None:
         c["moe_layers"] = list(moe_layers)
